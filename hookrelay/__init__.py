@@ -1,0 +1,3 @@
+"""hookrelay: the event-callback gateway for AI jobs."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from hookrelay.cli import main
+
+sys.exit(main())

@@ -1,0 +1,44 @@
+"""The aiohttp application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from hookrelay.api.keys import GATEWAY, SETTINGS
+from hookrelay.api.middleware import auth_middleware, error_middleware
+from hookrelay.api.routes import add_routes
+from hookrelay.gateway import Gateway
+from hookrelay.queue import DeliveryQueue
+from hookrelay.secretbox import SecretBox
+from hookrelay.settings import Settings
+from hookrelay.store import Store
+
+# Room for headers and framing above the payload limit; the payload limit itself is checked
+# by read_json, so an oversized body gets our 413 shape.
+BODY_SLACK_BYTES = 64 * 1024
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Return the API application; Postgres and Redis are opened on startup, closed on cleanup."""
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=settings.max_payload_bytes + BODY_SLACK_BYTES,
+    )
+    app[SETTINGS] = settings
+    add_routes(app)
+    app.cleanup_ctx.append(_gateway_ctx)
+    return app
+
+
+async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    store = await Store.connect(settings.require_database_url())
+    queue = await DeliveryQueue.connect(settings.require_redis_url(), settings.queue_name)
+    app[GATEWAY] = Gateway(settings, store, queue, SecretBox(settings.require_secret_key()))
+    try:
+        yield
+    finally:
+        await queue.close()
+        await store.close()

@@ -1,0 +1,37 @@
+"""Apps: create (with a first key), list, get, change, delete."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hookrelay.api.http import cursor, json_response, page, page_size, principal, read_json
+from hookrelay.api.keys import GATEWAY
+from hookrelay.api.views import app_view
+
+
+async def create_app(request: web.Request) -> web.Response:
+    app, key = await request.app[GATEWAY].create_app(principal(request), await read_json(request))
+    return json_response({**app_view(app), "api_key": key}, status=201)
+
+
+async def list_apps(request: web.Request) -> web.Response:
+    limit = page_size(request)
+    apps = await request.app[GATEWAY].list_apps(principal(request), cursor(request), limit)
+    return json_response(page([app_view(a) for a in apps], limit))
+
+
+async def get_app(request: web.Request) -> web.Response:
+    app = await request.app[GATEWAY].app_for(principal(request), request.match_info["app_id"])
+    return json_response(app_view(app))
+
+
+async def update_app(request: web.Request) -> web.Response:
+    app = await request.app[GATEWAY].update_app(
+        principal(request), request.match_info["app_id"], await read_json(request)
+    )
+    return json_response(app_view(app))
+
+
+async def delete_app(request: web.Request) -> web.Response:
+    await request.app[GATEWAY].delete_app(principal(request), request.match_info["app_id"])
+    return web.Response(status=204)

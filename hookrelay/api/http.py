@@ -1,0 +1,77 @@
+"""Request parsing and JSON answers shared by the handlers."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from hookrelay.api.keys import PRINCIPAL, SETTINGS
+from hookrelay.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from hookrelay.gateway import Principal
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 250
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body, default=_default), status=status, content_type="application/json"
+    )
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    raise TypeError(type(value).__name__)
+
+
+def principal(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+async def read_json(request: web.Request) -> Any:
+    """Read a JSON body: size checked before reading, JSON only, malformed is a 400."""
+    limit = request.app[SETTINGS].max_payload_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType("send the body as application/json")
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+
+
+def page_size(request: web.Request) -> int:
+    raw = request.query.get("limit")
+    if raw is None:
+        return DEFAULT_PAGE_SIZE
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
+    return int(raw)
+
+
+def cursor(request: web.Request) -> str | None:
+    """Decode the opaque `cursor` query parameter into the id it continues from."""
+    raw = request.query.get("cursor")
+    if not raw:
+        return None
+    try:
+        return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise BadRequest("cursor is not one this API gave out") from exc
+
+
+def page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    """A list answer: the items and the cursor of the next page (null on the last)."""
+    next_cursor = None
+    if len(items) == limit and items:
+        next_cursor = base64.urlsafe_b64encode(items[-1]["id"].encode()).decode().rstrip("=")
+    return {"data": items, "next_cursor": next_cursor}

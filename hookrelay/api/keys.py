@@ -1,0 +1,12 @@
+"""Typed keys for what the API keeps on the application and on each request."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hookrelay.gateway import Gateway, Principal
+from hookrelay.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+GATEWAY = web.AppKey("gateway", Gateway)
+PRINCIPAL = web.RequestKey("principal", Principal)

@@ -1,0 +1,70 @@
+"""Errors become the JSON error shape here, once; and every /v1 request is authenticated here."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from hookrelay.api.http import json_response
+from hookrelay.api.keys import GATEWAY, PRINCIPAL
+from hookrelay.errors import HookrelayError, Unauthorized
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_payload",
+    429: "throttled",
+    503: "unavailable",
+}
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except HookrelayError as exc:
+        if exc.status >= 500:
+            log.warning("request failed", path=request.path, code=exc.code, error=exc.message)
+        return json_response(error_body(exc.code, exc.message, exc.details), exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        response = json_response(error_body(code, exc.reason), exc.status)
+        if exc.status == 405 and "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except Exception:
+        log.exception("unhandled error", path=request.path, method=request.method)
+        return json_response(error_body("internal_error", "an internal error occurred"), 500)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Resolve the bearer token of every /v1 request to a principal, or answer 401."""
+    if request.path.startswith("/v1/"):
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("send Authorization: Bearer <token>")
+        principal = await request.app[GATEWAY].authenticate(token.strip())
+        if principal is None:
+            raise Unauthorized("the token is not valid")
+        request[PRINCIPAL] = principal
+    return await handler(request)

@@ -1,0 +1,86 @@
+"""The `hookrelay` command: dev, api, worker, migrate. The only reader of the environment."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from hookrelay.logs import configure_logging
+from hookrelay.settings import ConfigError, Settings
+
+DEFAULT_PORT = 8080
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hookrelay", description="The event-callback gateway for AI jobs."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    dev = commands.add_parser("dev", help="run everything locally on embedded Postgres and Redis")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=DEFAULT_PORT)
+    dev.add_argument("--data-dir", type=Path, default=Path(".hookrelay"))
+    api = commands.add_parser("api", help="run the HTTP API")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=DEFAULT_PORT)
+    commands.add_parser("worker", help="run a delivery worker")
+    commands.add_parser("migrate", help="apply database migrations")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    env = dict(os.environ)
+    if args.command == "dev":
+        env.setdefault("HOOKRELAY_LOG_FORMAT", "console")
+    try:
+        settings = Settings.from_env(env)
+        configure_logging(settings.log_format, settings.log_level)
+        return _run(args, settings)
+    except ConfigError as exc:
+        print(f"hookrelay: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "dev":
+        from hookrelay.dev import run_dev
+
+        return run_dev(settings, args.data_dir, args.host, args.port)
+    _install_uvloop()
+    if args.command == "migrate":
+        from hookrelay.migrate import migrate
+
+        applied = asyncio.run(migrate(settings.require_database_url()))
+        print(
+            f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
+        )
+        return 0
+    if args.command == "api":
+        from aiohttp import web
+
+        from hookrelay.api.app import create_app
+
+        settings.require_database_url(), settings.require_redis_url(), settings.require_secret_key()
+        web.run_app(
+            create_app(settings), host=args.host, port=args.port, print=None, access_log=None
+        )
+        return 0
+    if args.command == "worker":
+        from hookrelay.worker.main import run_worker
+
+        settings.require_database_url(), settings.require_redis_url(), settings.require_secret_key()
+        asyncio.run(run_worker(settings))
+        return 0
+    raise AssertionError(args.command)
+
+
+def _install_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:  # not on every platform; asyncio's own loop works too
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())

@@ -1,0 +1,172 @@
+"""`hookrelay dev`: the whole gateway on one machine, with no configuration.
+
+Starts embedded Postgres and Redis under the data dir (unless URLs are configured), applies the
+migrations, runs the API and a worker as child processes, and stops all of it on Ctrl-C or
+SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from types import FrameType
+
+import structlog
+
+from hookrelay.embedded import EmbeddedPostgres, EmbeddedRedis
+from hookrelay.migrate import migrate
+from hookrelay.settings import LOOPBACK_NETWORKS, Settings
+
+log = structlog.get_logger(__name__)
+
+CHILD_STOP_TIMEOUT_S = 15.0
+API_START_TIMEOUT_S = 30.0
+
+
+def read_or_create(path: Path, make: Callable[[], str]) -> str:
+    """Return the secret kept in `path`, creating it (readable by the owner only) if missing."""
+    if path.exists():
+        return path.read_text().strip()
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """The environment that passes `settings` on to the API and worker processes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKRELAY_")}
+    values = {
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "ADMIN_TOKEN": settings.admin_token,
+        "SECRET_KEY": base64.b64encode(settings.require_secret_key()).decode(),
+        "ALLOWED_CIDRS": ",".join(str(net) for net in settings.allowed_cidrs),
+        "RETRY_SCHEDULE": ",".join(f"{s:g}s" for s in settings.retry_schedule_s),
+        "DELIVERY_TIMEOUT": f"{settings.delivery_timeout_s:g}s",
+        "MAX_PAYLOAD_BYTES": str(settings.max_payload_bytes),
+        "WORKER_CONCURRENCY": str(settings.worker_concurrency),
+        "WORKER_POLL_DELAY": f"{settings.worker_poll_delay_s * 1000:g}ms",
+        "QUEUE_NAME": settings.queue_name,
+        "LOG_FORMAT": settings.log_format,
+        "LOG_LEVEL": settings.log_level,
+    }
+    env.update({f"HOOKRELAY_{k}": v for k, v in values.items() if v})
+    return env
+
+
+class _StopRequested:
+    """Set by SIGINT/SIGTERM; the main loop then shuts everything down in order."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.event.set()
+
+
+def run_dev(settings: Settings, data_dir: Path, host: str, port: int) -> int:
+    """Run the gateway until stopped; return the exit status."""
+    stop = _StopRequested()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    servers: list[EmbeddedPostgres | EmbeddedRedis] = []
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        if not settings.database_url:
+            postgres = EmbeddedPostgres(data_dir / "postgres")
+            servers.append(postgres)
+            settings = replace(settings, database_url=postgres.start())
+            log.info("embedded postgres started", pid=postgres.pid)
+        if not settings.redis_url:
+            redis = EmbeddedRedis(data_dir / "redis")
+            servers.append(redis)
+            settings = replace(settings, redis_url=redis.start())
+            log.info("embedded redis started", pid=redis.pid)
+        settings = replace(
+            settings,
+            admin_token=settings.admin_token
+            or read_or_create(data_dir / "admin_token", lambda: "hra_" + secrets.token_urlsafe(32)),
+            secret_key=settings.secret_key
+            or base64.b64decode(
+                read_or_create(
+                    data_dir / "secret_key", lambda: base64.b64encode(os.urandom(32)).decode()
+                )
+            ),
+        ).with_allowed(*LOOPBACK_NETWORKS)
+        log.warning("dev mode: callback URLs on loopback addresses are allowed")
+        applied = asyncio.run(migrate(settings.require_database_url()))
+        log.info("database ready", migrations_applied=len(applied))
+
+        env = child_environment(settings)
+        python = [sys.executable, "-m", "hookrelay"]
+        children.append(
+            subprocess.Popen([*python, "api", "--host", host, "--port", str(port)], env=env)
+        )
+        children.append(subprocess.Popen([*python, "worker"], env=env))
+        url = f"http://{host}:{port}"
+        _wait_for_api(url, children, stop)
+        _print_banner(url, settings, data_dir)
+        while not stop.event.wait(0.5):
+            for child in children:
+                if child.poll() is not None:
+                    log.error("a hookrelay process exited; stopping", returncode=child.returncode)
+                    return 1
+        return 0
+    finally:
+        _stop_children(children)
+        for server in reversed(servers):
+            server.stop()
+        log.info("hookrelay dev stopped")
+
+
+def _wait_for_api(url: str, children: list[subprocess.Popen[bytes]], stop: _StopRequested) -> None:
+    deadline = time.monotonic() + API_START_TIMEOUT_S
+    while time.monotonic() < deadline and not stop.event.is_set():
+        if any(child.poll() is not None for child in children):
+            raise RuntimeError("the API or worker process exited during startup")
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    if not stop.event.is_set():
+        raise RuntimeError(f"the API did not answer at {url} within {API_START_TIMEOUT_S:g}s")
+
+
+def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + CHILD_STOP_TIMEOUT_S
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _print_banner(url: str, settings: Settings, data_dir: Path) -> None:
+    print(
+        f"\n  hookrelay is running at {url}\n"
+        f"  admin token: {settings.admin_token}\n"
+        f"  data dir:    {data_dir.resolve()}\n"
+        f"  try:         curl -H 'Authorization: Bearer {settings.admin_token}' {url}/v1/apps\n"
+        "  stop:        Ctrl-C\n",
+        flush=True,
+    )

@@ -1,0 +1,34 @@
+"""Parsing of human durations (`250ms`, `15s`, `5m`, `2h`; a bare number means seconds)."""
+
+from __future__ import annotations
+
+import re
+
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """Return the duration `text` names, in seconds."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 250ms, 15s, 5m, 2h)")
+    number, unit = match.groups()
+    return float(number) * _UNIT_SECONDS[unit or "s"]
+
+
+def parse_duration_list(text: str) -> tuple[float, ...]:
+    """Return the comma-separated durations in `text`, in seconds."""
+    parts = [part for part in text.split(",") if part.strip()]
+    if not parts:
+        raise ValueError("an empty list of durations")
+    return tuple(parse_duration(part) for part in parts)
+
+
+def format_duration(seconds: float) -> str:
+    """Return `seconds` in the shortest unit that keeps it whole (`1500ms`, `5m`)."""
+    millis = round(seconds * 1000)
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if millis and millis % size == 0:
+            return f"{millis // size}{unit}"
+    return f"{millis}ms"

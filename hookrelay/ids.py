@@ -1,0 +1,27 @@
+"""Prefixed, time-sortable ids (`evt_` + 12 hex digits of unix ms + 20 random hex digits).
+
+The SQL function `hookrelay_id(prefix)` in the first migration makes the same shape, so ids
+made in Python and in Postgres sort together.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+PREFIXES = ("app_", "key_", "ep_", "evt_", "dlv_", "att_")
+ID_PATTERN = re.compile(r"^(app|key|ep|evt|dlv|att)_[0-9a-f]{32}$")
+
+
+def new_id(prefix: str, now_ms: int | None = None) -> str:
+    """Return a new id with `prefix` (one of PREFIXES)."""
+    if prefix not in PREFIXES:
+        raise ValueError(f"unknown id prefix {prefix!r}")
+    millis = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    return f"{prefix}{millis:012x}{os.urandom(10).hex()}"
+
+
+def is_id(text: str, prefix: str) -> bool:
+    """Tell whether `text` is an id with `prefix`."""
+    return text.startswith(prefix) and ID_PATTERN.match(text) is not None

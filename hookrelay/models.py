@@ -1,0 +1,114 @@
+"""The records hookrelay works with, as plain dataclasses (no driver types past the store)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class App:
+    id: str
+    name: str
+    uid: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: str
+    app_id: str
+    url: str
+    description: str
+    event_types: list[str] | None
+    status: str
+    disabled_reason: str | None
+    signing: str
+    secret_ciphertext: bytes
+    secret_key_id: str
+    headers: dict[str, str]
+    rate_limit_per_s: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    app_id: str
+    type: str
+    job_id: str | None
+    body: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: str
+    app_id: str
+    event_id: str
+    endpoint_id: str
+    status: str
+    attempt_count: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    event_type: str | None = None
+    endpoint_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    id: str
+    attempt_number: int
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    error_kind: str | None
+    error_message: str | None
+    response_headers: dict[str, str] | None
+    response_body: str | None
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A delivery this worker holds the lease on, with all that sending it needs."""
+
+    id: str
+    app_id: str
+    event_id: str
+    endpoint_id: str
+    status: str  # "sending", or "held" when the endpoint is not active
+    attempt_count: int  # the number of this attempt, counting from 1
+    url: str
+    signing: str
+    secret_ciphertext: bytes
+    secret_key_id: str
+    headers: dict[str, str]
+    event_type: str
+    body: str
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """What one attempt did, and the state the delivery moves to."""
+
+    delivery_id: str
+    attempt_number: int
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    error_kind: str | None
+    error_message: str | None
+    response_headers: dict[str, str] | None
+    response_body: str | None
+    next_status: str
+    next_attempt_at: datetime | None
+
+
+JSONDict = dict[str, Any]

@@ -1,0 +1,89 @@
+"""The outbound HTTP client: every connection goes only to an address the SSRF rules allow."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Iterable
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+from hookrelay import __version__
+from hookrelay.errors import UnsafeTarget
+from hookrelay.ssrf import IPNetwork, check_addresses, parse_callback_url
+
+
+class BlockedAddress(OSError):
+    """A connection was refused by the SSRF rules (carried inside aiohttp's connector errors)."""
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves like the default resolver, then refuses unless every answer is allowed.
+
+    aiohttp connects to exactly the addresses returned here, so the checked address is the
+    one used: a second, rebinding lookup never happens.
+    """
+
+    def __init__(self, allowed: Iterable[IPNetwork], inner: AbstractResolver | None = None):
+        self._allowed = tuple(allowed)
+        self._inner = inner or DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        try:
+            check_addresses(host, (r["host"] for r in results), self._allowed)
+        except UnsafeTarget as exc:
+            raise BlockedAddress(exc.message) from exc
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def literal_address_problem(host: str, allowed: Iterable[IPNetwork]) -> str | None:
+    """Check a host that is an IP literal (aiohttp connects to those without resolving)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    try:
+        check_addresses(host, [host.strip("[]")], allowed)
+    except UnsafeTarget as exc:
+        return exc.message
+    return None
+
+
+async def check_callback_url(url: str, allowed: Iterable[IPNetwork]) -> None:
+    """Check a callback URL at registration: its form, then every address it resolves to."""
+    target = parse_callback_url(url)
+    allowed = tuple(allowed)
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UnsafeTarget(f"the host {target.host} does not resolve") from exc
+    check_addresses(target.host, (str(info[4][0]) for info in infos), allowed)
+
+
+def create_session(
+    allowed: Iterable[IPNetwork], timeout_s: float, max_connections: int
+) -> aiohttp.ClientSession:
+    """Return a client session for deliveries: guarded DNS, kept-alive connections, no cookies."""
+    connector = aiohttp.TCPConnector(
+        resolver=GuardedResolver(allowed),
+        limit=max_connections,
+        ttl_dns_cache=30,
+        enable_cleanup_closed=True,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=timeout_s),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+        headers={"User-Agent": f"hookrelay/{__version__}"},
+    )

@@ -1,0 +1,167 @@
+"""One settings object, built at the edge from the environment and passed down explicitly."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal, TypeVar
+
+from hookrelay.durations import parse_duration, parse_duration_list
+
+T = TypeVar("T")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+LogFormat = Literal["json", "console"]
+
+# Delays after the immediate first attempt: about 28 hours of retries in all.
+DEFAULT_RETRY_SCHEDULE_S = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+DELIVERY_TIMEOUT_S = 15.0
+MAX_PAYLOAD_BYTES = 256 * 1024
+RESPONSE_BODY_CAP_BYTES = 4096
+# Concurrent deliveries one worker process runs; most of their time is spent waiting on I/O.
+WORKER_CONCURRENCY = 256
+# How often an idle worker asks Redis for due jobs: the floor of ingest-to-delivery latency.
+WORKER_POLL_DELAY_S = 0.005
+QUEUE_NAME = "hookrelay:deliveries"
+
+LOOPBACK_NETWORKS: tuple[IPNetwork, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
+
+
+class ConfigError(ValueError):
+    """A setting in the environment has a value hookrelay cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about hookrelay; see the README for each variable."""
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    admin_token: str | None = None
+    secret_key: bytes | None = field(default=None, repr=False)
+    allowed_cidrs: tuple[IPNetwork, ...] = ()
+    retry_schedule_s: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE_S
+    delivery_timeout_s: float = DELIVERY_TIMEOUT_S
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    response_body_cap_bytes: int = RESPONSE_BODY_CAP_BYTES
+    worker_concurrency: int = WORKER_CONCURRENCY
+    worker_poll_delay_s: float = WORKER_POLL_DELAY_S
+    queue_name: str = QUEUE_NAME
+    log_format: LogFormat = "json"
+    log_level: str = "info"
+
+    @property
+    def lease_s(self) -> float:
+        """How long a claimed delivery stays claimed: always longer than the HTTP timeout."""
+        return self.delivery_timeout_s + max(5.0, self.delivery_timeout_s * 0.5)
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise ConfigError("HOOKRELAY_DATABASE_URL is not set")
+        return self.database_url
+
+    def require_redis_url(self) -> str:
+        if not self.redis_url:
+            raise ConfigError("HOOKRELAY_REDIS_URL is not set")
+        return self.redis_url
+
+    def require_secret_key(self) -> bytes:
+        if self.secret_key is None:
+            raise ConfigError(
+                "HOOKRELAY_SECRET_KEY is not set (32 random bytes, base64: "
+                "python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())')"
+            )
+        return self.secret_key
+
+    def with_allowed(self, *networks: IPNetwork) -> Settings:
+        """Return a copy that also allows callbacks to `networks`."""
+        extra = tuple(net for net in networks if net not in self.allowed_cidrs)
+        return replace(self, allowed_cidrs=self.allowed_cidrs + extra)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from HOOKRELAY_* variables; raise ConfigError naming a bad one."""
+        defaults = cls()
+
+        def get(name: str) -> str | None:
+            value = env.get(f"HOOKRELAY_{name}")
+            return value.strip() if value and value.strip() else None
+
+        def parsed(name: str, parse: Callable[[str], T], default: T) -> T:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                return parse(raw)
+            except ValueError as exc:
+                raise ConfigError(f"HOOKRELAY_{name}: {exc}") from exc
+
+        log_format = get("LOG_FORMAT") or defaults.log_format
+        if log_format not in ("json", "console"):
+            raise ConfigError("HOOKRELAY_LOG_FORMAT must be json or console")
+        return cls(
+            database_url=get("DATABASE_URL"),
+            redis_url=get("REDIS_URL"),
+            admin_token=get("ADMIN_TOKEN"),
+            secret_key=parsed("SECRET_KEY", parse_secret_key, None),
+            allowed_cidrs=parsed("ALLOWED_CIDRS", parse_cidrs, ()),
+            retry_schedule_s=parsed(
+                "RETRY_SCHEDULE", parse_duration_list, DEFAULT_RETRY_SCHEDULE_S
+            ),
+            delivery_timeout_s=parsed(
+                "DELIVERY_TIMEOUT", _positive(parse_duration), defaults.delivery_timeout_s
+            ),
+            max_payload_bytes=parsed(
+                "MAX_PAYLOAD_BYTES", _positive_int, defaults.max_payload_bytes
+            ),
+            worker_concurrency=parsed(
+                "WORKER_CONCURRENCY", _positive_int, defaults.worker_concurrency
+            ),
+            worker_poll_delay_s=parsed(
+                "WORKER_POLL_DELAY", _positive(parse_duration), defaults.worker_poll_delay_s
+            ),
+            queue_name=get("QUEUE_NAME") or defaults.queue_name,
+            log_format=log_format,  # type: ignore[arg-type]
+            log_level=(get("LOG_LEVEL") or defaults.log_level).lower(),
+        )
+
+
+def parse_secret_key(text: str) -> bytes:
+    """Decode a base64 (standard or URL-safe) key of exactly 32 bytes."""
+    padded = text + "=" * (-len(text) % 4)
+    try:
+        key = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("must be base64") from exc
+    if len(key) != 32:
+        raise ValueError(f"must decode to 32 bytes, not {len(key)}")
+    return key
+
+
+def parse_cidrs(text: str) -> tuple[IPNetwork, ...]:
+    """Parse a comma-separated list of networks (`127.0.0.0/8, ::1/128`)."""
+    return tuple(
+        ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()
+    )
+
+
+def _positive(parse: Callable[[str], float]) -> Callable[[str], float]:
+    def parse_positive(text: str) -> float:
+        value = parse(text)
+        if value <= 0:
+            raise ValueError("must be greater than zero")
+        return value
+
+    return parse_positive
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+    return value

@@ -1,0 +1,298 @@
+"""The one module that runs SQL: named queries from sql/queries.sql over an asyncpg pool."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import fields
+from typing import Any, TypeVar
+
+import asyncpg
+import orjson
+
+from hookrelay.errors import Conflict, DependencyUnavailable, NotFound
+from hookrelay.models import (
+    App,
+    Attempt,
+    AttemptOutcome,
+    ClaimedDelivery,
+    Delivery,
+    Endpoint,
+    Event,
+)
+from hookrelay.sql import queries
+
+T = TypeVar("T")
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+# Errors that mean "Postgres is not reachable right now", not "this request is wrong".
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    TimeoutError,
+)
+
+
+async def _init_connection(connection: asyncpg.Connection) -> None:
+    await connection.set_type_codec(
+        "jsonb", schema="pg_catalog", encoder=_jsonb_encode, decoder=orjson.loads, format="text"
+    )
+
+
+def _jsonb_encode(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _build(cls: type[T], record: asyncpg.Record | None) -> T:
+    """Make a domain record from the columns of `record` that `cls` has."""
+    assert record is not None, "a query that always returns a row returned none"
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{key: value for key, value in record.items() if key in names})
+
+
+class Store:
+    """hookrelay's data, as domain records; wraps driver errors in hookrelay errors."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._sql = queries()
+
+    @classmethod
+    async def connect(cls, database_url: str, min_size: int = 2, max_size: int = 20) -> Store:
+        """Open a pool to `database_url`."""
+        try:
+            pool = await asyncpg.create_pool(
+                database_url, min_size=min_size, max_size=max_size, init=_init_connection
+            )
+        except _UNAVAILABLE as exc:
+            raise DependencyUnavailable("the database is unreachable") from exc
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        try:
+            async with self.pool.acquire() as connection:
+                yield connection
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict("a resource with that identity already exists") from exc
+        except _UNAVAILABLE as exc:
+            raise DependencyUnavailable("the database is unreachable") from exc
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Connection]:
+        async with self._connection() as connection, connection.transaction():
+            yield connection
+
+    async def ping(self) -> None:
+        async with self._connection() as connection:
+            await connection.fetchval(self._sql["ping"])
+
+    # Apps and keys
+
+    async def create_app(
+        self, app_id: str, name: str, uid: str | None, key_hash: bytes, key_prefix: str
+    ) -> App:
+        async with self._connection() as connection:
+            record = await connection.fetchrow(
+                self._sql["insert_app_with_key"], app_id, name, uid, key_hash, key_prefix
+            )
+        return _build(App, record)
+
+    async def get_app(self, ref: str) -> App:
+        """One app by id or uid."""
+        async with self._connection() as connection:
+            record = await connection.fetchrow(self._sql["get_app"], ref)
+        if record is None:
+            raise NotFound("no such app")
+        return _build(App, record)
+
+    async def list_apps(self, after: str | None, limit: int) -> list[App]:
+        async with self._connection() as connection:
+            records = await connection.fetch(self._sql["list_apps"], after, limit)
+        return [_build(App, r) for r in records]
+
+    async def update_app(self, app_id: str, name: str, uid: str | None) -> App:
+        async with self._connection() as connection:
+            record = await connection.fetchrow(self._sql["update_app"], app_id, name, uid)
+        if record is None:
+            raise NotFound("no such app")
+        return _build(App, record)
+
+    async def delete_app(self, app_id: str) -> None:
+        async with self._connection() as connection:
+            if await connection.fetchval(self._sql["delete_app"], app_id) is None:
+                raise NotFound("no such app")
+
+    async def app_id_for_key(self, key_hash: bytes) -> str | None:
+        async with self._connection() as connection:
+            app_id: str | None = await connection.fetchval(self._sql["app_id_for_key"], key_hash)
+        return app_id
+
+    # Endpoints
+
+    async def create_endpoint(self, endpoint: Endpoint) -> Endpoint:
+        async with self._connection() as connection:
+            record = await connection.fetchrow(
+                self._sql["insert_endpoint"],
+                endpoint.id,
+                endpoint.app_id,
+                endpoint.url,
+                endpoint.description,
+                endpoint.event_types,
+                endpoint.signing,
+                endpoint.secret_ciphertext,
+                endpoint.secret_key_id,
+                endpoint.headers,
+                endpoint.rate_limit_per_s,
+            )
+        return _build(Endpoint, record)
+
+    async def get_endpoint(self, app_id: str, endpoint_id: str) -> Endpoint:
+        async with self._connection() as connection:
+            record = await connection.fetchrow(self._sql["get_endpoint"], app_id, endpoint_id)
+        if record is None:
+            raise NotFound("no such endpoint")
+        return _build(Endpoint, record)
+
+    async def list_endpoints(self, app_id: str, after: str | None, limit: int) -> list[Endpoint]:
+        async with self._connection() as connection:
+            records = await connection.fetch(self._sql["list_endpoints"], app_id, after, limit)
+        return [_build(Endpoint, r) for r in records]
+
+    async def update_endpoint(
+        self, app_id: str, endpoint_id: str, change: Callable[[Endpoint], Endpoint]
+    ) -> tuple[Endpoint, list[tuple[str, int]]]:
+        """Apply `change` to the endpoint under a row lock; return it and the deliveries it
+        released from hold (id, attempts made) when it became active."""
+        async with self._transaction() as connection:
+            record = await connection.fetchrow(self._sql["lock_endpoint"], app_id, endpoint_id)
+            if record is None:
+                raise NotFound("no such endpoint")
+            before = _build(Endpoint, record)
+            after = change(before)
+            record = await connection.fetchrow(
+                self._sql["update_endpoint"],
+                app_id,
+                endpoint_id,
+                after.url,
+                after.description,
+                after.event_types,
+                after.status,
+                after.disabled_reason,
+                after.headers,
+                after.rate_limit_per_s,
+            )
+            released: list[tuple[str, int]] = []
+            if after.status == "active" and before.status != "active":
+                rows = await connection.fetch(self._sql["release_held_deliveries"], endpoint_id)
+                released = [(r["id"], r["attempt_count"]) for r in rows]
+        return _build(Endpoint, record), released
+
+    async def disable_endpoint(self, endpoint_id: str, reason: str) -> bool:
+        """Disable an endpoint; False if it already was."""
+        async with self._connection() as connection:
+            found = await connection.fetchval(self._sql["disable_endpoint"], endpoint_id, reason)
+        return found is not None
+
+    async def delete_endpoint(self, app_id: str, endpoint_id: str) -> None:
+        async with self._connection() as connection:
+            found = await connection.fetchval(self._sql["delete_endpoint"], app_id, endpoint_id)
+        if found is None:
+            raise NotFound("no such endpoint")
+
+    # Events
+
+    async def insert_event(self, event: Event) -> list[str]:
+        """Record an event and its deliveries atomically; return the ids of those due now."""
+        async with self._connection() as connection:
+            ids: list[str] = await connection.fetchval(
+                self._sql["insert_event_with_deliveries"],
+                event.id,
+                event.app_id,
+                event.type,
+                event.job_id,
+                event.body,
+                event.created_at,
+            )
+        return ids
+
+    async def get_event(self, app_id: str, event_id: str) -> Event:
+        async with self._connection() as connection:
+            record = await connection.fetchrow(self._sql["get_event"], app_id, event_id)
+        if record is None:
+            raise NotFound("no such event")
+        return _build(Event, record)
+
+    async def list_events(
+        self, app_id: str, before: str | None, event_type: str | None, limit: int
+    ) -> list[Event]:
+        async with self._connection() as connection:
+            records = await connection.fetch(
+                self._sql["list_events"], app_id, before, event_type, limit
+            )
+        return [_build(Event, r) for r in records]
+
+    async def list_event_deliveries(self, event_id: str) -> list[Delivery]:
+        async with self._connection() as connection:
+            records = await connection.fetch(self._sql["list_event_deliveries"], event_id)
+        return [_build(Delivery, r) for r in records]
+
+    # Deliveries
+
+    async def claim_delivery(self, delivery_id: str, lease_s: float) -> ClaimedDelivery | None:
+        """Take the lease on a due delivery; None if it is not due or someone else holds it."""
+        async with self._connection() as connection:
+            record = await connection.fetchrow(self._sql["claim_delivery"], delivery_id, lease_s)
+        return None if record is None else _build(ClaimedDelivery, record)
+
+    async def record_attempt(self, outcome: AttemptOutcome) -> bool:
+        """Record an attempt and the delivery's next state; False if the lease was lost."""
+        async with self._connection() as connection:
+            updated = await connection.fetchval(
+                self._sql["record_attempt"],
+                outcome.delivery_id,
+                outcome.attempt_number,
+                outcome.started_at,
+                outcome.duration_ms,
+                outcome.status_code,
+                outcome.error_kind,
+                outcome.error_message,
+                outcome.response_headers,
+                outcome.response_body,
+                outcome.next_status,
+                outcome.next_attempt_at,
+            )
+        return updated is not None
+
+    async def get_delivery(self, app_id: str, delivery_id: str) -> Delivery:
+        async with self._connection() as connection:
+            record = await connection.fetchrow(self._sql["get_delivery"], app_id, delivery_id)
+        if record is None:
+            raise NotFound("no such delivery")
+        return _build(Delivery, record)
+
+    async def list_deliveries(
+        self,
+        app_id: str,
+        before: str | None,
+        status: str | None,
+        endpoint_id: str | None,
+        event_id: str | None,
+        limit: int,
+    ) -> list[Delivery]:
+        async with self._connection() as connection:
+            records = await connection.fetch(
+                self._sql["list_deliveries"], app_id, before, status, endpoint_id, event_id, limit
+            )
+        return [_build(Delivery, r) for r in records]
+
+    async def list_attempts(self, delivery_id: str) -> list[Attempt]:
+        async with self._connection() as connection:
+            records = await connection.fetch(self._sql["list_attempts"], delivery_id)
+        return [_build(Attempt, r) for r in records]

@@ -1,0 +1,212 @@
+-- Named queries: `-- name --`, a one-line description, then the SQL. hookrelay/store.py is the
+-- only module that runs them.
+
+-- ping --
+-- Check that the database answers.
+SELECT 1;
+
+-- insert_app_with_key --
+-- Create an app and its first key in one statement.
+WITH app AS (
+    INSERT INTO apps (id, name, uid) VALUES ($1, $2, $3)
+    RETURNING id, name, uid, created_at, updated_at
+), key AS (
+    INSERT INTO app_keys (app_id, key_hash, prefix, name)
+    SELECT id, $4, $5, 'default' FROM app
+)
+SELECT * FROM app;
+
+-- get_app --
+-- One app by its id or its uid.
+SELECT id, name, uid, created_at, updated_at FROM apps WHERE id = $1 OR uid = $1 LIMIT 1;
+
+-- list_apps --
+-- Apps in id order after a cursor.
+SELECT id, name, uid, created_at, updated_at FROM apps
+WHERE $1::text IS NULL OR id > $1
+ORDER BY id LIMIT $2;
+
+-- update_app --
+-- Rename an app or change its uid.
+UPDATE apps SET name = $2, uid = $3, updated_at = now() WHERE id = $1
+RETURNING id, name, uid, created_at, updated_at;
+
+-- delete_app --
+-- Delete an app and everything it owns.
+DELETE FROM apps WHERE id = $1 RETURNING id;
+
+-- app_id_for_key --
+-- The app an unrevoked key belongs to.
+SELECT app_id FROM app_keys WHERE key_hash = $1 AND revoked_at IS NULL;
+
+-- insert_endpoint --
+-- Register an endpoint.
+INSERT INTO endpoints (id, app_id, url, description, event_types, signing, secret_ciphertext,
+                       secret_key_id, headers, rate_limit_per_s)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+RETURNING *;
+
+-- get_endpoint --
+-- One endpoint of an app.
+SELECT * FROM endpoints WHERE app_id = $1 AND id = $2;
+
+-- lock_endpoint --
+-- One endpoint of an app, locked for an update.
+SELECT * FROM endpoints WHERE app_id = $1 AND id = $2 FOR UPDATE;
+
+-- list_endpoints --
+-- An app's endpoints in id order after a cursor.
+SELECT * FROM endpoints
+WHERE app_id = $1 AND ($2::text IS NULL OR id > $2)
+ORDER BY id LIMIT $3;
+
+-- update_endpoint --
+-- Write every mutable field of an endpoint.
+UPDATE endpoints
+SET url = $3, description = $4, event_types = $5, status = $6, disabled_reason = $7,
+    headers = $8, rate_limit_per_s = $9, updated_at = now()
+WHERE app_id = $1 AND id = $2
+RETURNING *;
+
+-- delete_endpoint --
+-- Delete an endpoint and its deliveries.
+DELETE FROM endpoints WHERE app_id = $1 AND id = $2 RETURNING id;
+
+-- release_held_deliveries --
+-- Make an endpoint's held deliveries due now (it was resumed).
+UPDATE deliveries SET status = 'pending', next_attempt_at = now(), updated_at = now()
+WHERE endpoint_id = $1 AND status = 'held'
+RETURNING id, attempt_count;
+
+-- insert_event_with_deliveries --
+-- Record an event and one delivery per subscribed endpoint, in one statement.
+WITH event AS (
+    INSERT INTO events (id, app_id, type, job_id, body, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    RETURNING id
+), delivery AS (
+    INSERT INTO deliveries (app_id, event_id, endpoint_id, status, next_attempt_at)
+    SELECT $2, event.id, endpoint.id,
+           CASE WHEN endpoint.status = 'active' THEN 'pending' ELSE 'held' END, $6
+    FROM event, endpoints AS endpoint
+    WHERE endpoint.app_id = $2
+      AND (endpoint.event_types IS NULL OR $3 = ANY (endpoint.event_types))
+    RETURNING id, status
+)
+SELECT coalesce(array_agg(id ORDER BY id) FILTER (WHERE status = 'pending'), '{}')
+       AS pending_delivery_ids
+FROM delivery;
+
+-- get_event --
+-- One event of an app.
+SELECT id, app_id, type, job_id, body, created_at FROM events WHERE app_id = $1 AND id = $2;
+
+-- list_events --
+-- An app's events, newest first, before a cursor, optionally of one type.
+SELECT id, app_id, type, job_id, body, created_at FROM events
+WHERE app_id = $1 AND ($2::text IS NULL OR id < $2) AND ($3::text IS NULL OR type = $3)
+ORDER BY id DESC LIMIT $4;
+
+-- list_event_deliveries --
+-- Every delivery of one event, with its endpoint's URL.
+SELECT d.id, d.app_id, d.event_id, d.endpoint_id, e.url AS endpoint_url, d.status, d.attempt_count,
+       d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at,
+       d.finished_at
+FROM deliveries AS d JOIN endpoints AS e ON e.id = d.endpoint_id
+WHERE d.event_id = $1
+ORDER BY d.id;
+
+-- claim_delivery --
+-- Take a due delivery with a lease, in one conditional update, and return what sending needs.
+-- A delivery whose endpoint is not active is put on hold instead.
+WITH claimed AS (
+    UPDATE deliveries AS d
+    SET status = CASE WHEN endpoint.status = 'active' THEN 'sending' ELSE 'held' END,
+        attempt_count = d.attempt_count
+                        + CASE WHEN endpoint.status = 'active' THEN 1 ELSE 0 END,
+        lease_until = CASE WHEN endpoint.status = 'active'
+                           THEN now() + make_interval(secs => $2) END,
+        updated_at = now()
+    FROM endpoints AS endpoint
+    WHERE d.id = $1
+      AND endpoint.id = d.endpoint_id
+      AND ((d.status IN ('pending', 'retrying') AND d.next_attempt_at <= now() + interval '1 second')
+           OR (d.status = 'sending' AND d.lease_until < now()))
+    RETURNING d.id, d.app_id, d.event_id, d.endpoint_id, d.status, d.attempt_count,
+              endpoint.url, endpoint.signing, endpoint.secret_ciphertext,
+              endpoint.secret_key_id, endpoint.headers
+)
+SELECT claimed.*, event.type AS event_type, event.body
+FROM claimed JOIN events AS event ON event.id = claimed.event_id;
+
+-- record_attempt --
+-- Record one attempt and the delivery's new state, if this worker still holds the lease.
+WITH attempt AS (
+    INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, status_code,
+                          error_kind, error_message, response_headers, response_body)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    ON CONFLICT (delivery_id, attempt_number) DO NOTHING
+)
+UPDATE deliveries
+SET status = $10, next_attempt_at = $11, lease_until = NULL, last_status_code = $5,
+    last_error = $7, updated_at = now(),
+    finished_at = CASE WHEN $10 IN ('succeeded', 'dead') THEN now() END
+WHERE id = $1 AND status = 'sending' AND attempt_count = $2
+RETURNING id;
+
+-- get_delivery --
+-- One delivery of an app.
+SELECT d.id, d.app_id, d.event_id, d.endpoint_id, d.status, d.attempt_count, d.next_attempt_at,
+       d.last_status_code, d.last_error, d.created_at, d.updated_at, d.finished_at,
+       ev.type AS event_type
+FROM deliveries AS d JOIN events AS ev ON ev.id = d.event_id
+WHERE d.app_id = $1 AND d.id = $2;
+
+-- list_deliveries --
+-- An app's deliveries, newest first, before a cursor, with optional filters.
+SELECT d.id, d.app_id, d.event_id, d.endpoint_id, d.status, d.attempt_count, d.next_attempt_at,
+       d.last_status_code, d.last_error, d.created_at, d.updated_at, d.finished_at,
+       ev.type AS event_type
+FROM deliveries AS d JOIN events AS ev ON ev.id = d.event_id
+WHERE d.app_id = $1
+  AND ($2::text IS NULL OR d.id < $2)
+  AND ($3::text IS NULL OR d.status = $3)
+  AND ($4::text IS NULL OR d.endpoint_id = $4)
+  AND ($5::text IS NULL OR d.event_id = $5)
+ORDER BY d.id DESC LIMIT $6;
+
+-- list_attempts --
+-- Every attempt of one delivery, in order.
+SELECT id, attempt_number, started_at, duration_ms, status_code, error_kind, error_message,
+       response_headers, response_body
+FROM attempts WHERE delivery_id = $1 ORDER BY attempt_number;
+
+-- lock_migrations --
+-- Wait for the migration lock, so that two processes never migrate at once.
+SELECT pg_advisory_lock($1);
+
+-- unlock_migrations --
+-- Release the migration lock.
+SELECT pg_advisory_unlock($1);
+
+-- create_schema_migrations --
+-- The table of applied migrations.
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- applied_migrations --
+-- The versions already applied.
+SELECT version FROM schema_migrations;
+
+-- record_migration --
+-- Note a migration as applied.
+INSERT INTO schema_migrations (version, name) VALUES ($1, $2);
+
+-- disable_endpoint --
+-- Stop sending to an endpoint, with the reason.
+UPDATE endpoints SET status = 'disabled', disabled_reason = $2, updated_at = now()
+WHERE id = $1 AND status <> 'disabled'
+RETURNING id;

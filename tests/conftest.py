@@ -1,0 +1,104 @@
+"""Shared fixtures: real servers for the session, a fresh database per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from hookrelay.migrate import migrate
+from hookrelay.settings import LOOPBACK_NETWORKS, Settings
+from tests.servers import postgres_server, redis_server
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VECTORS_DIR = REPO_ROOT.parent / "shared" / "vectors"
+ADMIN_TOKEN = "test-admin-token"
+
+
+def database_url(server_url: str, name: str) -> str:
+    """The URL of database `name` on the server of `server_url`."""
+    base, _, query = server_url.partition("?")
+    base = base.rsplit("/", 1)[0]
+    return f"{base}/{name}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture(scope="session")
+def servers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def postgres_url(servers_dir: Path) -> Iterator[str]:
+    with postgres_server(servers_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url(servers_dir: Path) -> Iterator[str]:
+    with redis_server(servers_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def template_database(postgres_url: str) -> Iterator[str]:
+    """A migrated database that each test's database is cloned from (fast: a file copy)."""
+    import asyncio
+
+    name = f"hookrelay_template_{os.getpid()}"
+
+    async def create() -> None:
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        await migrate(database_url(postgres_url, name))
+
+    async def drop() -> None:
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+    yield name
+    asyncio.run(drop())
+
+
+@pytest.fixture
+async def db_url(postgres_url: str, template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for one test."""
+    name = f"hookrelay_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    finally:
+        await admin.close()
+    yield database_url(postgres_url, name)
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def settings(db_url: str, redis_url: str) -> Settings:
+    """Settings for one test: its own database and queue, millisecond retries, loopback allowed."""
+    return Settings(
+        database_url=db_url,
+        redis_url=redis_url,
+        admin_token=ADMIN_TOKEN,
+        secret_key=os.urandom(32),
+        allowed_cidrs=LOOPBACK_NETWORKS,
+        retry_schedule_s=(0.05, 0.1),
+        delivery_timeout_s=2.0,
+        queue_name=f"hookrelay:test:{uuid.uuid4().hex[:12]}",
+        log_format="console",
+    )

@@ -1,0 +1,52 @@
+"""Integration fixtures: the real API app, a real in-process worker, a real receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from hookrelay.api.app import create_app
+from hookrelay.settings import Settings
+from hookrelay.worker.main import build_worker
+from tests.conftest import ADMIN_TOKEN
+from tests.receiver import Receiver, start_receiver
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+async def api(aiohttp_client: Any, settings: Settings) -> TestClient:  # type: ignore[type-arg]
+    client: TestClient = await aiohttp_client(create_app(settings))  # type: ignore[type-arg]
+    return client
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    receiver = Receiver()
+    runner = await start_receiver(receiver)
+    yield receiver
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def worker(settings: Settings) -> AsyncIterator[None]:
+    """An arq worker running in this test's event loop."""
+    arq_worker = build_worker(settings, handle_signals=False)
+    task = asyncio.create_task(arq_worker.async_run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await arq_worker.close()
+
+
+async def create_app_with_key(api: TestClient, name: str = "acme") -> dict[str, Any]:  # type: ignore[type-arg]
+    response = await api.post("/v1/apps", json={"name": name}, headers=ADMIN)
+    assert response.status == 201, await response.text()
+    body: dict[str, Any] = await response.json()
+    return body

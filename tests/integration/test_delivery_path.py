@@ -1,0 +1,207 @@
+"""Events in, signed webhooks out: the API, a worker, Postgres, Redis and a receiver, all real."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from standardwebhooks.webhooks import Webhook
+
+from tests.integration.conftest import ADMIN, create_app_with_key
+from tests.receiver import Received, Receiver
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def add_endpoint(
+    api: TestClient, app: dict[str, Any], url: str, **fields: Any  # type: ignore[type-arg]
+) -> dict[str, Any]:
+    response = await api.post(
+        f"/v1/apps/{app['id']}/endpoints", json={"url": url, **fields}, headers=bearer(app["api_key"])
+    )
+    assert response.status == 201, await response.text()
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+async def send_event(
+    api: TestClient, app: dict[str, Any], event_type: str, data: dict[str, Any]  # type: ignore[type-arg]
+) -> dict[str, Any]:
+    response = await api.post(
+        f"/v1/apps/{app['id']}/events",
+        json={"type": event_type, "data": data},
+        headers=bearer(app["api_key"]),
+    )
+    assert response.status == 202, await response.text()
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+def verify(secret: str, received: Received) -> dict[str, Any]:
+    payload: dict[str, Any] = Webhook(secret).verify(received.body, received.headers)
+    return payload
+
+
+async def test_event_reaches_each_subscribed_endpoint_signed(
+    api: TestClient, receiver: Receiver  # type: ignore[type-arg]
+) -> None:
+    app = await create_app_with_key(api)
+    every = await add_endpoint(api, app, f"{receiver.url}/all")
+    completed = await add_endpoint(
+        api, app, f"{receiver.url}/completed", event_types=["job.completed"]
+    )
+    await add_endpoint(api, app, f"{receiver.url}/failed", event_types=["job.failed"])
+
+    event = await send_event(api, app, "job.completed", {"job_id": "job_1", "output": {"n": 1}})
+
+    await receiver.wait_for(1, "/all")
+    await receiver.wait_for(1, "/completed")
+    for endpoint, path in ((every, "/all"), (completed, "/completed")):
+        [received] = receiver.at(path)
+        payload = verify(endpoint["secret"], received)
+        assert received.headers["webhook-id"] == event["id"]
+        assert payload["type"] == "job.completed"
+        assert payload["data"] == {"job_id": "job_1", "output": {"n": 1}}
+        assert set(json.loads(received.body)) == {"type", "timestamp", "data"}
+    assert receiver.at("/failed") == []
+
+
+async def test_delivery_is_listed_as_succeeded_with_its_attempt(
+    api: TestClient, receiver: Receiver  # type: ignore[type-arg]
+) -> None:
+    app = await create_app_with_key(api)
+    endpoint = await add_endpoint(api, app, f"{receiver.url}/hook")
+    event = await send_event(api, app, "image.ready", {"url": "https://cdn.example/1.png"})
+    await receiver.wait_for(1)
+
+    detail = await _wait_for_delivery_status(api, app, event["id"], "succeeded")
+    [delivery] = detail["deliveries"]
+    assert delivery["endpoint_id"] == endpoint["id"]
+    response = await api.get(
+        f"/v1/apps/{app['id']}/deliveries/{delivery['id']}", headers=bearer(app["api_key"])
+    )
+    body = await response.json()
+    assert body["event_id"] == event["id"]
+    [attempt] = body["attempts"]
+    assert attempt["status_code"] == 200
+    assert attempt["error_kind"] is None
+    assert attempt["response_body"] == "ok"
+
+
+async def test_failed_attempt_is_recorded_and_retried(
+    api: TestClient, receiver: Receiver  # type: ignore[type-arg]
+) -> None:
+    answers = iter([500, 200])
+
+    async def flaky(_: Received) -> web.Response:
+        return web.Response(status=next(answers), text="busy")
+
+    receiver.respond = flaky
+    app = await create_app_with_key(api)
+    endpoint = await add_endpoint(api, app, f"{receiver.url}/hook")
+    event = await send_event(api, app, "job.started", {"job_id": "job_2"})
+
+    detail = await _wait_for_delivery_status(api, app, event["id"], "succeeded")
+    [delivery] = detail["deliveries"]
+    response = await api.get(
+        f"/v1/apps/{app['id']}/deliveries/{delivery['id']}", headers=bearer(app["api_key"])
+    )
+    attempts = (await response.json())["attempts"]
+    assert [(a["attempt_number"], a["status_code"], a["error_kind"]) for a in attempts] == [
+        (1, 500, "http_status"),
+        (2, 200, None),
+    ]
+    first, second = receiver.at("/hook")
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == event["id"]
+    assert first.body == second.body
+    verify(endpoint["secret"], second)
+
+
+async def test_delivery_is_dead_after_the_last_attempt(
+    api: TestClient, receiver: Receiver  # type: ignore[type-arg]
+) -> None:
+    async def broken(_: Received) -> web.Response:
+        return web.Response(status=503, text="down")
+
+    receiver.respond = broken
+    app = await create_app_with_key(api)
+    await add_endpoint(api, app, f"{receiver.url}/hook")
+    event = await send_event(api, app, "job.queued", {"job_id": "job_3"})
+
+    detail = await _wait_for_delivery_status(api, app, event["id"], "dead")
+    # The test schedule has two retries after the first attempt.
+    assert detail["deliveries"][0]["attempt_count"] == 3
+    assert len(receiver.at("/hook")) == 3
+
+
+async def test_paused_endpoint_holds_deliveries_until_resumed(
+    api: TestClient, receiver: Receiver  # type: ignore[type-arg]
+) -> None:
+    app = await create_app_with_key(api)
+    endpoint = await add_endpoint(api, app, f"{receiver.url}/hook")
+    path = f"/v1/apps/{app['id']}/endpoints/{endpoint['id']}"
+    response = await api.patch(path, json={"status": "paused"}, headers=bearer(app["api_key"]))
+    assert response.status == 200
+    event = await send_event(api, app, "job.queued", {"job_id": "job_4"})
+    await _wait_for_delivery_status(api, app, event["id"], "held")
+    assert receiver.requests == []
+
+    response = await api.patch(path, json={"status": "active"}, headers=bearer(app["api_key"]))
+    assert response.status == 200
+    await receiver.wait_for(1)
+    await _wait_for_delivery_status(api, app, event["id"], "succeeded")
+
+
+async def test_ingest_rejects_invalid_job_payload_and_stores_nothing(
+    api: TestClient, receiver: Receiver  # type: ignore[type-arg]
+) -> None:
+    app = await create_app_with_key(api)
+    await add_endpoint(api, app, f"{receiver.url}/hook")
+    response = await api.post(
+        f"/v1/apps/{app['id']}/events",
+        json={"type": "job.progress", "data": {"job_id": "job_5", "percent": 150}},
+        headers=bearer(app["api_key"]),
+    )
+    assert response.status == 422
+    error = (await response.json())["error"]
+    assert error["code"] == "invalid_payload"
+    assert error["details"][0]["path"] == "$.data.percent"
+    listed = await api.get(f"/v1/apps/{app['id']}/events", headers=bearer(app["api_key"]))
+    assert (await listed.json())["data"] == []
+
+
+async def test_app_key_cannot_see_another_app(api: TestClient) -> None:  # type: ignore[type-arg]
+    mine = await create_app_with_key(api, "mine")
+    theirs = await create_app_with_key(api, "theirs")
+    for path in (f"/v1/apps/{theirs['id']}", f"/v1/apps/{theirs['id']}/events"):
+        response = await api.get(path, headers=bearer(mine["api_key"]))
+        assert response.status == 404
+        assert (await response.json())["error"]["code"] == "not_found"
+    response = await api.get("/v1/apps", headers=ADMIN)
+    assert {a["id"] for a in (await response.json())["data"]} == {mine["id"], theirs["id"]}
+
+
+async def _wait_for_delivery_status(
+    api: TestClient, app: dict[str, Any], event_id: str, status: str, timeout_s: float = 10.0  # type: ignore[type-arg]
+) -> dict[str, Any]:
+    import asyncio
+
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        response = await api.get(
+            f"/v1/apps/{app['id']}/events/{event_id}", headers=bearer(app["api_key"])
+        )
+        body: dict[str, Any] = orjson.loads(await response.read())
+        if body["deliveries"] and all(d["status"] == status for d in body["deliveries"]):
+            return body
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"deliveries did not become {status}: {body['deliveries']}")
+        await asyncio.sleep(0.02)
