@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,9 +28,17 @@ def database_url(server_url: str, name: str) -> str:
     return f"{base}/{name}" + (f"?{query}" if query else "")
 
 
+def server_tempdir() -> Path:
+    """A folder for embedded servers outside pytest's tmp_path: pytest resets that tree to mode
+    0700 when any session starts, which locks out Postgres's own user when we run as root."""
+    return Path(tempfile.mkdtemp(prefix="hookrelay-test-"))
+
+
 @pytest.fixture(scope="session")
-def servers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("servers")
+def servers_dir() -> Iterator[Path]:
+    folder = server_tempdir()
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -22,10 +22,15 @@ def bearer(key: str) -> dict[str, str]:
 
 
 async def add_endpoint(
-    api: TestClient, app: dict[str, Any], url: str, **fields: Any  # type: ignore[type-arg]
+    api: TestClient,
+    app: dict[str, Any],
+    url: str,
+    **fields: Any,  # type: ignore[type-arg]
 ) -> dict[str, Any]:
     response = await api.post(
-        f"/v1/apps/{app['id']}/endpoints", json={"url": url, **fields}, headers=bearer(app["api_key"])
+        f"/v1/apps/{app['id']}/endpoints",
+        json={"url": url, **fields},
+        headers=bearer(app["api_key"]),
     )
     assert response.status == 201, await response.text()
     body: dict[str, Any] = await response.json()
@@ -33,7 +38,10 @@ async def add_endpoint(
 
 
 async def send_event(
-    api: TestClient, app: dict[str, Any], event_type: str, data: dict[str, Any]  # type: ignore[type-arg]
+    api: TestClient,
+    app: dict[str, Any],
+    event_type: str,
+    data: dict[str, Any],  # type: ignore[type-arg]
 ) -> dict[str, Any]:
     response = await api.post(
         f"/v1/apps/{app['id']}/events",
@@ -51,7 +59,8 @@ def verify(secret: str, received: Received) -> dict[str, Any]:
 
 
 async def test_event_reaches_each_subscribed_endpoint_signed(
-    api: TestClient, receiver: Receiver  # type: ignore[type-arg]
+    api: TestClient,
+    receiver: Receiver,  # type: ignore[type-arg]
 ) -> None:
     app = await create_app_with_key(api)
     every = await add_endpoint(api, app, f"{receiver.url}/all")
@@ -75,7 +84,8 @@ async def test_event_reaches_each_subscribed_endpoint_signed(
 
 
 async def test_delivery_is_listed_as_succeeded_with_its_attempt(
-    api: TestClient, receiver: Receiver  # type: ignore[type-arg]
+    api: TestClient,
+    receiver: Receiver,  # type: ignore[type-arg]
 ) -> None:
     app = await create_app_with_key(api)
     endpoint = await add_endpoint(api, app, f"{receiver.url}/hook")
@@ -97,7 +107,8 @@ async def test_delivery_is_listed_as_succeeded_with_its_attempt(
 
 
 async def test_failed_attempt_is_recorded_and_retried(
-    api: TestClient, receiver: Receiver  # type: ignore[type-arg]
+    api: TestClient,
+    receiver: Receiver,  # type: ignore[type-arg]
 ) -> None:
     answers = iter([500, 200])
 
@@ -126,7 +137,8 @@ async def test_failed_attempt_is_recorded_and_retried(
 
 
 async def test_delivery_is_dead_after_the_last_attempt(
-    api: TestClient, receiver: Receiver  # type: ignore[type-arg]
+    api: TestClient,
+    receiver: Receiver,  # type: ignore[type-arg]
 ) -> None:
     async def broken(_: Received) -> web.Response:
         return web.Response(status=503, text="down")
@@ -143,7 +155,8 @@ async def test_delivery_is_dead_after_the_last_attempt(
 
 
 async def test_paused_endpoint_holds_deliveries_until_resumed(
-    api: TestClient, receiver: Receiver  # type: ignore[type-arg]
+    api: TestClient,
+    receiver: Receiver,  # type: ignore[type-arg]
 ) -> None:
     app = await create_app_with_key(api)
     endpoint = await add_endpoint(api, app, f"{receiver.url}/hook")
@@ -161,7 +174,8 @@ async def test_paused_endpoint_holds_deliveries_until_resumed(
 
 
 async def test_ingest_rejects_invalid_job_payload_and_stores_nothing(
-    api: TestClient, receiver: Receiver  # type: ignore[type-arg]
+    api: TestClient,
+    receiver: Receiver,  # type: ignore[type-arg]
 ) -> None:
     app = await create_app_with_key(api)
     await add_endpoint(api, app, f"{receiver.url}/hook")
@@ -190,7 +204,11 @@ async def test_app_key_cannot_see_another_app(api: TestClient) -> None:  # type:
 
 
 async def _wait_for_delivery_status(
-    api: TestClient, app: dict[str, Any], event_id: str, status: str, timeout_s: float = 10.0  # type: ignore[type-arg]
+    api: TestClient,
+    app: dict[str, Any],
+    event_id: str,
+    status: str,
+    timeout_s: float = 10.0,  # type: ignore[type-arg]
 ) -> dict[str, Any]:
     import asyncio
 

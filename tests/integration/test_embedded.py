@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 import redis
 
 from hookrelay.embedded import EmbeddedPostgres, EmbeddedRedis
+from tests.conftest import server_tempdir
 
 
 def _fetch(url: str, *queries: str) -> object:
@@ -45,22 +47,30 @@ def _running_on(path: Path) -> list[psutil.Process]:
 
 
 @pytest.fixture
-def pg(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(tmp_path / "data")
-    yield server
-    server.stop()
-    assert _running_on(tmp_path) == []
+def root_dir() -> Iterator[Path]:
+    """Where a test's servers keep their data (outside pytest's tmp_path; see server_tempdir)."""
+    path = server_tempdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
-def rd(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path / "redis")
+def pg(root_dir: Path) -> Iterator[EmbeddedPostgres]:
+    server = EmbeddedPostgres(root_dir / "data")
     yield server
     server.stop()
-    assert _running_on(tmp_path) == []
+    assert _running_on(root_dir) == []
 
 
-def test_postgres_starts_answers_and_stops(pg: EmbeddedPostgres, tmp_path: Path) -> None:
+@pytest.fixture
+def rd(root_dir: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(root_dir / "redis")
+    yield server
+    server.stop()
+    assert _running_on(root_dir) == []
+
+
+def test_postgres_starts_answers_and_stops(pg: EmbeddedPostgres, root_dir: Path) -> None:
     url = pg.start()
     assert url.startswith("postgresql://postgres@127.0.0.1:") and url.endswith("/hookrelay")
     assert pg.url_for("postgres").endswith("/postgres")
@@ -71,7 +81,7 @@ def test_postgres_starts_answers_and_stops(pg: EmbeddedPostgres, tmp_path: Path)
     pid = pg.pid
     pg.stop()
     assert pg.pid is None and not psutil.pid_exists(pid)
-    assert _running_on(tmp_path / "data") == []
+    assert _running_on(root_dir / "data") == []
     pg.stop()  # idempotent
 
 
@@ -83,13 +93,13 @@ def test_postgres_data_survives_restart(pg: EmbeddedPostgres) -> None:
     assert _fetch(url, "select v from t") == "kept"
 
 
-def test_postgres_leftover_from_killed_owner(tmp_path: Path) -> None:
-    first = EmbeddedPostgres(tmp_path / "data")
+def test_postgres_leftover_from_killed_owner(root_dir: Path) -> None:
+    first = EmbeddedPostgres(root_dir / "data")
     first.start()
     old_pid = first.pid
     assert old_pid is not None
     # `first` is forgotten without stop(), as when its owner was killed.
-    second = EmbeddedPostgres(tmp_path / "data")
+    second = EmbeddedPostgres(root_dir / "data")
     try:
         url = second.start()
         assert not psutil.pid_exists(old_pid)
@@ -99,7 +109,7 @@ def test_postgres_leftover_from_killed_owner(tmp_path: Path) -> None:
         assert _fetch(url, "select 2") == 2
     finally:
         second.stop()
-    assert _running_on(tmp_path) == []
+    assert _running_on(root_dir) == []
 
 
 def test_redis_set_get_and_survives_restart(rd: EmbeddedRedis) -> None:
@@ -117,13 +127,13 @@ def test_redis_set_get_and_survives_restart(rd: EmbeddedRedis) -> None:
         assert client.get("k") == b"v"
 
 
-def test_redis_leftover_from_killed_owner(tmp_path: Path) -> None:
-    first = EmbeddedRedis(tmp_path / "redis")
+def test_redis_leftover_from_killed_owner(root_dir: Path) -> None:
+    first = EmbeddedRedis(root_dir / "redis")
     with redis.Redis.from_url(first.start()) as client:
         client.set("k", "v")
     old_pid = first.pid
     assert old_pid is not None
-    second = EmbeddedRedis(tmp_path / "redis")
+    second = EmbeddedRedis(root_dir / "redis")
     try:
         url = second.start()
         assert not psutil.pid_exists(old_pid)
@@ -132,4 +142,4 @@ def test_redis_leftover_from_killed_owner(tmp_path: Path) -> None:
             assert client.get("k") == b"v"
     finally:
         second.stop()
-    assert _running_on(tmp_path) == []
+    assert _running_on(root_dir) == []

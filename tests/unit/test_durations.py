@@ -1,0 +1,89 @@
+"""Human durations: parsing, lists, and formatting back."""
+
+from __future__ import annotations
+
+import pytest
+
+from hookrelay.durations import format_duration, parse_duration, parse_duration_list
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("250ms", 0.25),
+        ("15s", 15.0),
+        ("5m", 300.0),
+        ("2h", 7200.0),
+        ("1d", 86400.0),
+        ("7", 7.0),
+        ("0", 0.0),
+        ("1.5s", 1.5),
+        ("0.5", 0.5),
+        ("  15s  ", 15.0),
+        ("5 m", 300.0),
+        ("\t2h\n", 7200.0),
+    ],
+)
+def test_parse_duration_reads_number_and_unit(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    "text", ["", "   ", "5x", "-1s", "ms", "s", "1.s", ".5s", "5 s s", "5S", "1h30m", "five"]
+)
+def test_parse_duration_refuses_what_is_not_a_duration(text: str) -> None:
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("50ms,100ms", (0.05, 0.1)),
+        ("5s, 5m ,2h", (5.0, 300.0, 7200.0)),
+        ("1", (1.0,)),
+        ("1s,,2s,", (1.0, 2.0)),
+    ],
+)
+def test_parse_duration_list_reads_each_comma_separated_duration(
+    text: str, seconds: tuple[float, ...]
+) -> None:
+    assert parse_duration_list(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", " ", ",", " , "])
+def test_parse_duration_list_refuses_an_empty_list(text: str) -> None:
+    with pytest.raises(ValueError, match="empty list"):
+        parse_duration_list(text)
+
+
+def test_parse_duration_list_refuses_a_bad_element() -> None:
+    with pytest.raises(ValueError, match="soon"):
+        parse_duration_list("5s,soon,1h")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.25, "250ms"),
+        (1.5, "1500ms"),
+        (15.0, "15s"),
+        (90.0, "90s"),
+        (300.0, "5m"),
+        (7200.0, "2h"),
+        (86400.0, "24h"),
+        (0.0, "0ms"),
+    ],
+)
+def test_format_duration_uses_the_largest_whole_unit(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+@pytest.mark.parametrize("text", ["250ms", "1500ms", "15s", "90s", "5m", "2h", "36h"])
+def test_format_of_parse_round_trips(text: str) -> None:
+    assert format_duration(parse_duration(text)) == text
+
+
+@pytest.mark.parametrize("seconds", [0.001, 0.05, 1.0, 59.0, 61.0, 3600.0, 36000.0, 86400.0])
+def test_parse_of_format_round_trips(seconds: float) -> None:
+    assert parse_duration(format_duration(seconds)) == pytest.approx(seconds)
