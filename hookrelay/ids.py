@@ -24,4 +24,4 @@ def new_id(prefix: str, now_ms: int | None = None) -> str:
 
 def is_id(text: str, prefix: str) -> bool:
     """Tell whether `text` is an id with `prefix`."""
-    return text.startswith(prefix) and ID_PATTERN.match(text) is not None
+    return text.startswith(prefix) and ID_PATTERN.fullmatch(text) is not None

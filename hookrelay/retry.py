@@ -38,8 +38,10 @@ def jittered(delay_s: float, rng: random.Random) -> float:
 
 
 def clamp_retry_after(retry_after_s: float, delay_s: float) -> float:
-    """Honour a receiver's Retry-After within [scheduled delay, 2x scheduled delay] and the cap."""
-    return min(max(retry_after_s, delay_s), 2 * delay_s, RETRY_AFTER_CAP_S)
+    """Honour a receiver's Retry-After within [scheduled delay, 2x scheduled delay]; the cap
+    limits how far Retry-After may push, never bringing a retry before its schedule."""
+    ceiling = max(delay_s, min(2 * delay_s, RETRY_AFTER_CAP_S))
+    return min(max(retry_after_s, delay_s), ceiling)
 
 
 def decide(
@@ -70,7 +72,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     from email.utils import parsedate_to_datetime
 

@@ -40,9 +40,10 @@ class ConfigError(ValueError):
 class Settings:
     """Everything configurable about hookrelay; see the README for each variable."""
 
-    database_url: str | None = None
-    redis_url: str | None = None
-    admin_token: str | None = None
+    # repr=False: URLs may hold passwords, and no token may reach a log line.
+    database_url: str | None = field(default=None, repr=False)
+    redis_url: str | None = field(default=None, repr=False)
+    admin_token: str | None = field(default=None, repr=False)
     secret_key: bytes | None = field(default=None, repr=False)
     allowed_cidrs: tuple[IPNetwork, ...] = ()
     retry_schedule_s: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE_S
@@ -80,7 +81,7 @@ class Settings:
 
     def with_allowed(self, *networks: IPNetwork) -> Settings:
         """Return a copy that also allows callbacks to `networks`."""
-        extra = tuple(net for net in networks if net not in self.allowed_cidrs)
+        extra = tuple(dict.fromkeys(net for net in networks if net not in self.allowed_cidrs))
         return replace(self, allowed_cidrs=self.allowed_cidrs + extra)
 
     @classmethod

@@ -21,7 +21,9 @@ MAX_URL_LENGTH = 2048
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Local-use NAT64 may embed the IPv4 address anywhere in the prefix: refuse the whole range.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 
 
@@ -38,7 +40,7 @@ def parse_callback_url(url: str) -> CallbackTarget:
     """Check a callback URL's form (not yet its addresses); raise UnsafeTarget saying why."""
     if len(url) > MAX_URL_LENGTH:
         raise UnsafeTarget(f"the URL is longer than {MAX_URL_LENGTH} characters")
-    if any(ch in url for ch in "\r\n\t\x00 "):
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
         raise UnsafeTarget("the URL contains whitespace or control characters")
     try:
         parts: SplitResult = urlsplit(url)
@@ -53,7 +55,11 @@ def parse_callback_url(url: str) -> CallbackTarget:
     host = parts.hostname
     if not host:
         raise UnsafeTarget("the URL has no host")
-    return CallbackTarget(scheme, host, port or (443 if scheme == "https" else 80))
+    if port == 0:
+        raise UnsafeTarget("the URL names port 0")
+    return CallbackTarget(
+        scheme, host, port if port is not None else (443 if scheme == "https" else 80)
+    )
 
 
 def address_problem(address: IPAddress, allowed: Iterable[IPNetwork] = ()) -> str | None:
@@ -65,6 +71,11 @@ def address_problem(address: IPAddress, allowed: Iterable[IPNetwork] = ()) -> st
         if embedded is not None:
             problem = address_problem(embedded, allowed)
             return f"wraps {embedded}, which {problem}" if problem else None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _LOCAL_NAT64:
+            return "is in the local-use NAT64 range"
+        if address.is_site_local:
+            return "is a site-local address"
     if address.is_unspecified:
         return "is unspecified"
     if address.is_loopback:
@@ -90,9 +101,7 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
         return address.sixtofour
     if address.teredo is not None:
         return address.teredo[1]
-    if any(address in network for network in _NAT64) or (
-        address in _IPV4_COMPATIBLE and int(address) > 1
-    ):
+    if address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 

@@ -125,7 +125,7 @@ def test_parse_migrations_ignores_files_that_are_not_sql(tmp_path: Path) -> None
 )
 def test_badly_named_migration_raises(tmp_path: Path, name: str) -> None:
     write(tmp_path, {"0002_ok.sql": "SELECT 2;", name: "SELECT 1;"})
-    with pytest.raises(ValueError, match="is not named NNNN_name.sql"):
+    with pytest.raises(ValueError, match=r"is not named NNNN_name\.sql"):
         parse_migrations(tmp_path)
 
 

@@ -1,0 +1,327 @@
+"""Which callback URLs and addresses may be reached: URL form, address ranges, resolver answers."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from hookrelay.errors import InvalidPayload, UnsafeTarget
+from hookrelay.settings import LOOPBACK_NETWORKS
+from hookrelay.ssrf import (
+    MAX_URL_LENGTH,
+    CallbackTarget,
+    address_problem,
+    check_addresses,
+    parse_callback_url,
+)
+
+
+def teredo(
+    client: str, server: str = "65.54.227.120", flags: int = 0x8000, port: int = 40000
+) -> str:
+    """The Teredo address (2001::/32) of a client IPv4: it is stored XOR 0xffffffff."""
+    client_bits = int(ipaddress.IPv4Address(client)) ^ 0xFFFFFFFF
+    value = (
+        (0x20010000 << 96)
+        | (int(ipaddress.IPv4Address(server)) << 64)
+        | (flags << 48)
+        | ((port ^ 0xFFFF) << 32)
+        | client_bits
+    )
+    return str(ipaddress.IPv6Address(value))
+
+
+def ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(text)
+
+
+# parse_callback_url
+
+
+@pytest.mark.parametrize(
+    ("url", "target"),
+    [
+        ("http://example.com", CallbackTarget("http", "example.com", 80)),
+        ("https://example.com/hook?x=1", CallbackTarget("https", "example.com", 443)),
+        ("https://example.com:8443/hook", CallbackTarget("https", "example.com", 8443)),
+        ("http://example.com:8080", CallbackTarget("http", "example.com", 8080)),
+        ("HTTPS://Example.COM/Hook", CallbackTarget("https", "example.com", 443)),
+        ("http://93.184.216.34/", CallbackTarget("http", "93.184.216.34", 80)),
+        (
+            "https://[2606:4700:4700::1111]:444/",
+            CallbackTarget("https", "2606:4700:4700::1111", 444),
+        ),
+    ],
+)
+def test_parse_callback_url_accepts_http_and_https(url: str, target: CallbackTarget) -> None:
+    assert parse_callback_url(url) == target
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/file",
+        "javascript:alert(1)",
+        "file:///etc/passwd",
+        "gopher://example.com:70/",
+        "ws://example.com/socket",
+        "data:text/plain,hello",
+        "example.com/hook",
+        "//example.com/hook",
+    ],
+)
+def test_parse_callback_url_refuses_other_schemes(url: str) -> None:
+    with pytest.raises(UnsafeTarget, match="http or https"):
+        parse_callback_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://u:p@example.com",
+        "http://u@example.com",
+        "http://:p@example.com",
+        "https://@example.com/",
+        "http://example.com\\@127.0.0.1/",
+    ],
+)
+def test_parse_callback_url_refuses_credentials(url: str) -> None:
+    with pytest.raises(UnsafeTarget, match="credentials"):
+        parse_callback_url(url)
+
+
+@pytest.mark.parametrize("url", ["http://", "https:///hook", "http://:8080/"])
+def test_parse_callback_url_refuses_a_url_without_host(url: str) -> None:
+    with pytest.raises(UnsafeTarget, match="no host"):
+        parse_callback_url(url)
+
+
+def test_parse_callback_url_refuses_a_url_that_is_too_long() -> None:
+    url = "https://example.com/" + "a" * MAX_URL_LENGTH
+    with pytest.raises(UnsafeTarget, match="longer than"):
+        parse_callback_url(url)
+
+
+def test_parse_callback_url_accepts_a_url_of_exactly_the_maximum_length() -> None:
+    prefix = "https://example.com/"
+    url = prefix + "a" * (MAX_URL_LENGTH - len(prefix))
+    assert parse_callback_url(url).host == "example.com"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/a b",
+        " http://example.com/",
+        "http://example.com/\r\nX-Injected: 1",
+        "http://example.com/\n",
+        "http://example.com/\r",
+        "http://exam\tple.com/",
+        "http://example.com/\x00",
+    ],
+    ids=["space", "leading-space", "crlf", "lf", "cr", "tab", "nul"],
+)
+def test_parse_callback_url_refuses_whitespace_and_line_breaks(url: str) -> None:
+    with pytest.raises(UnsafeTarget, match="whitespace or control"):
+        parse_callback_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/\x0b",
+        "http://example.com/\x0c",
+        "http://exa\x1bmple.com/",
+        "http://example.com/\x7f",
+    ],
+    ids=["vt", "ff", "esc", "del"],
+)
+def test_parse_callback_url_refuses_other_control_characters(url: str) -> None:
+    with pytest.raises(UnsafeTarget):
+        parse_callback_url(url)
+
+
+@pytest.mark.parametrize("url", ["https://example.com:99999/", "https://example.com:abc/"])
+def test_parse_callback_url_refuses_a_bad_port(url: str) -> None:
+    with pytest.raises(UnsafeTarget, match="malformed"):
+        parse_callback_url(url)
+
+
+def test_parse_callback_url_refuses_port_zero() -> None:
+    with pytest.raises(UnsafeTarget):
+        parse_callback_url("http://example.com:0/")
+
+
+def test_unsafe_target_is_reported_as_invalid_payload() -> None:
+    with pytest.raises(InvalidPayload) as caught:
+        parse_callback_url("ftp://example.com")
+    assert caught.value.status == 422
+    assert caught.value.code == "unsafe_url"
+
+
+# address_problem
+
+TEREDO_LOOPBACK = "2001:0:4136:e378:8000:63bf:80ff:fffe"
+
+REFUSED = [
+    # IPv4
+    "127.0.0.1",
+    "127.255.255.254",
+    "10.0.0.1",
+    "10.255.255.255",
+    "172.16.0.1",
+    "172.31.255.255",
+    "192.168.1.1",
+    "169.254.169.254",
+    "169.254.0.1",
+    "100.64.0.1",
+    "100.127.255.254",
+    "0.0.0.0",
+    "0.1.2.3",
+    "224.0.0.1",
+    "239.255.255.250",
+    "240.0.0.1",
+    "255.255.255.255",
+    "198.18.0.1",
+    "198.19.255.254",
+    "192.0.0.1",
+    "192.0.2.1",
+    "198.51.100.1",
+    "203.0.113.1",
+    # IPv6
+    "::1",
+    "::",
+    "fe80::1",
+    "fc00::1",
+    "fd12::1",
+    "ff02::1",
+    "ff05::1:3",
+    "2001:db8::1",
+    "100::1",
+    "::ffff:0:7f00:1",
+    # IPv4 wrapped in IPv6
+    "::ffff:127.0.0.1",
+    "::ffff:10.0.0.1",
+    "::ffff:169.254.169.254",
+    "::ffff:0.0.0.0",
+    "::127.0.0.1",
+    "::10.0.0.1",
+    "64:ff9b::7f00:1",
+    "64:ff9b::a00:1",
+    "64:ff9b::a9fe:a9fe",
+    "64:ff9b::6440:1",
+    "64:ff9b:1::7f00:1",
+    "2002:7f00:1::1",
+    "2002:a00:1::1",
+    "2002:a9fe:a9fe::1",
+    TEREDO_LOOPBACK,
+    teredo("10.0.0.1"),
+    teredo("169.254.169.254"),
+]
+
+ALLOWED = [
+    "8.8.8.8",
+    "1.1.1.1",
+    "93.184.216.34",
+    "2606:4700:4700::1111",
+    "2001:4860:4860::8888",
+    "::ffff:8.8.8.8",
+    "64:ff9b::808:808",
+    "2002:808:808::1",
+    teredo("8.8.8.8"),
+]
+
+
+def test_teredo_helper_makes_the_known_form_for_loopback() -> None:
+    assert teredo("127.0.0.1") == TEREDO_LOOPBACK
+    address = ipaddress.IPv6Address(TEREDO_LOOPBACK)
+    assert address.teredo == (
+        ipaddress.IPv4Address("65.54.227.120"),
+        ipaddress.IPv4Address("127.0.0.1"),
+    )
+
+
+def test_refused_table_is_large() -> None:
+    assert len(REFUSED) >= 30
+
+
+@pytest.mark.parametrize("address", REFUSED)
+def test_address_is_refused(address: str) -> None:
+    assert address_problem(ip(address)) is not None
+
+
+@pytest.mark.parametrize("address", ALLOWED)
+def test_public_address_passes(address: str) -> None:
+    assert address_problem(ip(address)) is None
+
+
+@pytest.mark.parametrize(
+    ("address", "words"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("169.254.169.254", "link-local"),
+        ("100.64.0.1", "carrier-grade NAT"),
+        ("10.0.0.1", "private"),
+        ("224.0.0.1", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("::ffff:127.0.0.1", "wraps 127.0.0.1, which is a loopback address"),
+        ("2002:a00:1::1", "wraps 10.0.0.1"),
+        (TEREDO_LOOPBACK, "wraps 127.0.0.1"),
+    ],
+)
+def test_address_problem_says_why(address: str, words: str) -> None:
+    problem = address_problem(ip(address))
+    assert problem is not None
+    assert words in problem
+
+
+@pytest.mark.parametrize("address", ["fec0::1", "feff:ffff::1"])
+def test_site_local_ipv6_is_refused(address: str) -> None:
+    assert address_problem(ip(address)) is not None
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"])
+def test_allowed_network_lets_a_loopback_address_through(address: str) -> None:
+    assert address_problem(ip(address), LOOPBACK_NETWORKS) is None
+
+
+def test_allowed_network_does_not_let_other_private_addresses_through() -> None:
+    assert address_problem(ip("10.0.0.1"), LOOPBACK_NETWORKS) is not None
+
+
+def test_allowed_private_network_lets_its_addresses_through() -> None:
+    assert address_problem(ip("10.1.2.3"), [ipaddress.ip_network("10.0.0.0/8")]) is None
+
+
+# check_addresses
+
+
+def test_check_addresses_accepts_only_public_answers() -> None:
+    check_addresses("example.com", ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"], ())
+
+
+@pytest.mark.parametrize("unsafe", ["127.0.0.1", "10.0.0.1", "::1", "169.254.169.254"])
+def test_check_addresses_refuses_a_host_if_any_address_is_unsafe(unsafe: str) -> None:
+    with pytest.raises(UnsafeTarget, match=f"rebind.example resolves to {unsafe}"):
+        check_addresses("rebind.example", ["8.8.8.8", unsafe, "1.1.1.1"], ())
+
+
+def test_check_addresses_refuses_an_empty_answer() -> None:
+    with pytest.raises(UnsafeTarget, match="does not resolve"):
+        check_addresses("nothing.example", [], ())
+
+
+def test_check_addresses_refuses_an_empty_generator() -> None:
+    with pytest.raises(UnsafeTarget, match="does not resolve"):
+        check_addresses("nothing.example", iter(()), ())
+
+
+def test_check_addresses_ignores_a_zone_id() -> None:
+    with pytest.raises(UnsafeTarget, match="link-local"):
+        check_addresses("local.example", ["fe80::1%eth0"], ())
+
+
+def test_check_addresses_honours_allowed_networks() -> None:
+    check_addresses("localhost", ["127.0.0.1", "::1"], LOOPBACK_NETWORKS)
