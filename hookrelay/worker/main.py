@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import signal
 from typing import Any
 
 import structlog
@@ -38,7 +38,7 @@ async def deliver(ctx: dict[str, Any], delivery_id: str) -> None:
     await deliverer.deliver(delivery_id)
 
 
-def build_worker(settings: Settings, handle_signals: bool = True) -> Worker:
+def build_worker(settings: Settings) -> Worker:
     """Return an arq worker for hookrelay's queue, configured from `settings`."""
 
     async def startup(ctx: dict[str, Any]) -> None:
@@ -78,17 +78,47 @@ def build_worker(settings: Settings, handle_signals: bool = True) -> Worker:
         # Past the lease a job's delivery can be claimed by another worker anyway.
         job_timeout=settings.lease_s,
         health_check_interval=HEALTH_CHECK_INTERVAL_S,
-        handle_signals=handle_signals,
-        job_completion_wait=SHUTDOWN_GRACE_S,
+        # Signals are handled by run_worker, which stops gracefully (see stop_worker).
+        handle_signals=False,
         log_results=False,
     )
 
 
-async def run_worker(settings: Settings) -> None:
-    """Run a worker until SIGINT or SIGTERM."""
-    worker = build_worker(settings)
+async def stop_worker(worker: Worker, main: asyncio.Task[None], grace_s: float) -> None:
+    """Stop taking jobs, give in-flight deliveries `grace_s` to finish, cancel the rest, close.
+
+    A cancelled delivery keeps its lease; when the lease expires it is sent again.
+    """
+    # In burst mode with no jobs left to start, arq's main loop waits for the running jobs and
+    # returns by itself, between Redis calls rather than in the middle of one.
+    worker.allow_pick_jobs = False
+    worker.burst = True
+    worker.max_burst_jobs = 0
     try:
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker.async_run()
-    finally:
-        await worker.close()
+        await asyncio.wait_for(asyncio.shield(main), grace_s)
+    except TimeoutError:
+        log.warning("deliveries still running after the grace period; cancelling them")
+        for task in worker.tasks.values():
+            task.cancel()
+        main.cancel()
+    except Exception:
+        log.exception("the worker loop failed")
+    await asyncio.gather(main, *worker.tasks.values(), return_exceptions=True)
+    # arq's close() awaits these tasks again and would re-raise a cancellation.
+    worker.tasks.clear()
+    await worker.close()
+
+
+async def run_worker(settings: Settings) -> None:
+    """Run a worker until SIGINT or SIGTERM, then stop it gracefully."""
+    worker = build_worker(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    main = asyncio.create_task(worker.async_run())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([main, stopping], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    log.info("worker stopping", in_flight=sum(not t.done() for t in worker.tasks.values()))
+    await stop_worker(worker, main, SHUTDOWN_GRACE_S)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from hookrelay.api.app import create_app
 from hookrelay.settings import Settings
-from hookrelay.worker.main import build_worker
+from hookrelay.worker.main import build_worker, stop_worker
 from tests.conftest import ADMIN_TOKEN
 from tests.receiver import Receiver, start_receiver
 
@@ -36,13 +35,10 @@ async def receiver() -> AsyncIterator[Receiver]:
 @pytest.fixture
 async def worker(settings: Settings) -> AsyncIterator[None]:
     """An arq worker running in this test's event loop."""
-    arq_worker = build_worker(settings, handle_signals=False)
-    task = asyncio.create_task(arq_worker.async_run())
+    arq_worker = build_worker(settings)
+    main = asyncio.create_task(arq_worker.async_run())
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    await arq_worker.close()
+    await stop_worker(arq_worker, main, grace_s=5.0)
 
 
 async def create_app_with_key(api: TestClient, name: str = "acme") -> dict[str, Any]:  # type: ignore[type-arg]
