@@ -14,6 +14,7 @@ import pytest
 
 from hookrelay.migrate import migrate
 from hookrelay.settings import LOOPBACK_NETWORKS, Settings
+from tests.receiver import Receiver, start_receiver
 from tests.servers import postgres_server, redis_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -112,3 +113,12 @@ def settings(db_url: str, redis_url: str) -> Settings:
         queue_name=f"hookrelay:test:{uuid.uuid4().hex[:12]}",
         log_format="console",
     )
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A real HTTP receiver on a free loopback port."""
+    receiver = Receiver()
+    runner = await start_receiver(receiver)
+    yield receiver
+    await runner.cleanup()

@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import server_tempdir
-from tests.receiver import Receiver, start_receiver
+from tests.receiver import Receiver
 
 pytestmark = pytest.mark.acceptance
 
@@ -110,14 +110,6 @@ def gateway() -> Iterator[DevGateway]:
     if dev.process is not None and dev.process.poll() is None:
         dev.stop()
     shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
-    runner = await start_receiver(receiver)
-    yield receiver
-    await runner.cleanup()
 
 
 async def call(

@@ -13,7 +13,6 @@ from hookrelay.api.app import create_app
 from hookrelay.settings import Settings
 from hookrelay.worker.main import build_worker, stop_worker
 from tests.conftest import ADMIN_TOKEN
-from tests.receiver import Receiver, start_receiver
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -22,14 +21,6 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 async def api(aiohttp_client: Any, settings: Settings) -> TestClient:  # type: ignore[type-arg]
     client: TestClient = await aiohttp_client(create_app(settings))  # type: ignore[type-arg]
     return client
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver()
-    runner = await start_receiver(receiver)
-    yield receiver
-    await runner.cleanup()
 
 
 @pytest.fixture
