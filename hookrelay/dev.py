@@ -46,24 +46,17 @@ def read_or_create(path: Path, make: Callable[[], str]) -> str:
 
 
 def child_environment(settings: Settings) -> dict[str, str]:
-    """The environment that passes `settings` on to the API and worker processes."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKRELAY_")}
-    values = {
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "ADMIN_TOKEN": settings.admin_token,
+    """The environment of the API and worker processes: the caller's, plus what dev filled in."""
+    env = dict(os.environ)
+    filled_in = {
+        "DATABASE_URL": settings.require_database_url(),
+        "REDIS_URL": settings.require_redis_url(),
+        "ADMIN_TOKEN": settings.admin_token or "",
         "SECRET_KEY": base64.b64encode(settings.require_secret_key()).decode(),
         "ALLOWED_CIDRS": ",".join(str(net) for net in settings.allowed_cidrs),
-        "RETRY_SCHEDULE": ",".join(f"{s:g}s" for s in settings.retry_schedule_s),
-        "DELIVERY_TIMEOUT": f"{settings.delivery_timeout_s:g}s",
-        "MAX_PAYLOAD_BYTES": str(settings.max_payload_bytes),
-        "WORKER_CONCURRENCY": str(settings.worker_concurrency),
-        "WORKER_POLL_DELAY": f"{settings.worker_poll_delay_s * 1000:g}ms",
-        "QUEUE_NAME": settings.queue_name,
         "LOG_FORMAT": settings.log_format,
-        "LOG_LEVEL": settings.log_level,
     }
-    env.update({f"HOOKRELAY_{k}": v for k, v in values.items() if v})
+    env.update({f"HOOKRELAY_{name}": value for name, value in filled_in.items()})
     return env
 
 

@@ -10,13 +10,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import structlog
 
 from hookrelay import signing
 from hookrelay.errors import Forbidden, InvalidPayload, NotFound
+from hookrelay.events import build_event
 from hookrelay.ids import new_id
 from hookrelay.models import App, Attempt, Delivery, Endpoint, Event
+from hookrelay.operational import is_operational
 from hookrelay.outbound import check_callback_url
 from hookrelay.queue import DeliveryQueue
 from hookrelay.schemas import validate_event_data, validate_request
@@ -57,10 +58,6 @@ ADMIN = Principal(app_id=None)
 def hash_app_key(key: str) -> bytes:
     """App keys are 32 random bytes, so one SHA-256 is a safe way to store them."""
     return hashlib.sha256(key.encode()).digest()
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Gateway:
@@ -225,22 +222,17 @@ class Gateway:
         app_id = await self.app_id_for(principal, ref)
         body = validate_request("event_create", body)
         event_type: str = body["type"]
+        if is_operational(event_type):
+            raise InvalidPayload(
+                f"{event_type} is reserved for events hookrelay itself reports",
+                [{"path": "$.type", "message": "is a reserved operational event type"}],
+            )
         data: dict[str, Any] = body["data"]
         job_id = _job_id(body, data)
         if job_id is not None and event_type.startswith("job.") and "job_id" not in data:
             data = {**data, "job_id": job_id}
         validate_event_data(event_type, data)
-        now = datetime.now(UTC)
-        event = Event(
-            id=new_id("evt_"),
-            app_id=app_id,
-            type=event_type,
-            job_id=job_id,
-            body=orjson.dumps(
-                {"type": event_type, "timestamp": rfc3339(now), "data": data}
-            ).decode(),
-            created_at=now,
-        )
+        event = build_event(app_id, event_type, data, job_id, datetime.now(UTC))
         due = await self.store.insert_event(event)
         log.info("event accepted", app_id=app_id, event_id=event.id, deliveries=len(due))
         await self._enqueue([(delivery_id, 0) for delivery_id in due])

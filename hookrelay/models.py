@@ -85,11 +85,13 @@ class ClaimedDelivery:
     endpoint_id: str
     status: str  # "sending", or "held" when the endpoint is not active
     attempt_count: int  # the number of this attempt, counting from 1
+    previous_status: str  # "sending" when an expired lease was taken over: a redelivery
     url: str
     signing: str
     secret_ciphertext: bytes
     secret_key_id: str
     headers: dict[str, str]
+    rate_limit_per_s: int | None
     event_type: str
     body: str
 
@@ -109,6 +111,23 @@ class AttemptOutcome:
     response_body: str | None
     next_status: str
     next_attempt_at: datetime | None
+    disable_endpoint: bool = False  # the receiver answered 410 Gone
+
+
+@dataclass(frozen=True)
+class HealthPolicy:
+    """When an endpoint that keeps failing is disabled."""
+
+    disable_after_failing_s: float
+    disable_after_dead: int
+
+
+@dataclass(frozen=True)
+class RecordedAttempt:
+    """What recording an attempt changed."""
+
+    delivery_status: str
+    endpoint_disabled_reason: str | None  # set when this attempt disabled the endpoint
 
 
 JSONDict = dict[str, Any]

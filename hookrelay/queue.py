@@ -7,12 +7,14 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool
 from redis.exceptions import RedisError
 
 from hookrelay.errors import DependencyUnavailable
 
 DELIVER_TASK = "deliver"
+REDIS_CONNECT_TIMEOUT_S = 2.0
 
 
 def job_serializer(job: dict[str, Any]) -> bytes:
@@ -25,13 +27,17 @@ def job_deserializer(data: bytes) -> dict[str, Any]:
     return result
 
 
-def redis_settings(redis_url: str) -> RedisSettings:
-    settings = RedisSettings.from_dsn(redis_url)
-    # Fail fast and let the sweeper catch up, rather than hang a request on a dead Redis.
-    settings.conn_timeout = 2
-    settings.conn_retries = 1
-    settings.conn_retry_delay = 0
-    return settings
+def open_redis(redis_url: str, queue_name: str) -> ArqRedis:
+    """An arq Redis client that connects lazily and fails fast while Redis is down."""
+    pool = ConnectionPool.from_url(
+        redis_url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S, socket_keepalive=True
+    )
+    return ArqRedis(
+        pool,
+        job_serializer=job_serializer,
+        job_deserializer=job_deserializer,
+        default_queue_name=queue_name,
+    )
 
 
 def delivery_job_id(delivery_id: str, attempts_made: int) -> str:
@@ -40,27 +46,22 @@ def delivery_job_id(delivery_id: str, attempts_made: int) -> str:
 
 
 class DeliveryQueue:
-    """Enqueues delivery jobs on one arq queue."""
+    """Enqueues delivery jobs: first attempts on one arq queue, retries on another, so that a
+    failing endpoint's retries never hold up anyone's first attempt."""
 
-    def __init__(self, redis: ArqRedis, queue_name: str) -> None:
+    def __init__(self, redis: ArqRedis, queue_name: str, retry_queue_name: str) -> None:
         self.redis = redis
         self.queue_name = queue_name
+        self.retry_queue_name = retry_queue_name
 
     @classmethod
-    async def connect(cls, redis_url: str, queue_name: str) -> DeliveryQueue:
-        try:
-            redis = await create_pool(
-                redis_settings(redis_url),
-                job_serializer=job_serializer,
-                job_deserializer=job_deserializer,
-                default_queue_name=queue_name,
-            )
-        except (RedisError, OSError) as exc:
-            raise DependencyUnavailable("redis is unreachable") from exc
-        return cls(redis, queue_name)
+    def connect(cls, redis_url: str, queue_name: str, retry_queue_name: str) -> DeliveryQueue:
+        """A queue on `redis_url`; it connects on first use, so a process starts while Redis is
+        down and reconnects by itself when Redis is back."""
+        return cls(open_redis(redis_url, queue_name), queue_name, retry_queue_name)
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        await self.redis.aclose(close_connection_pool=True)
 
     async def ping(self) -> None:
         try:
@@ -70,17 +71,19 @@ class DeliveryQueue:
 
     async def enqueue(
         self, deliveries: list[tuple[str, int]], defer_until: datetime | None = None
-    ) -> None:
-        """Enqueue one job per (delivery id, attempts made so far)."""
-        await asyncio.gather(
+    ) -> int:
+        """Enqueue one job per (delivery id, attempts made so far); return how many were new
+        (a job that already exists is left as it is)."""
+        jobs = await asyncio.gather(
             *(
                 self.redis.enqueue_job(
                     DELIVER_TASK,
                     delivery_id,
                     _job_id=delivery_job_id(delivery_id, attempts),
-                    _queue_name=self.queue_name,
+                    _queue_name=self.queue_name if attempts == 0 else self.retry_queue_name,
                     _defer_until=defer_until,
                 )
                 for delivery_id, attempts in deliveries
             )
         )
+        return sum(job is not None for job in jobs)

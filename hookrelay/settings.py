@@ -24,7 +24,20 @@ RESPONSE_BODY_CAP_BYTES = 4096
 WORKER_CONCURRENCY = 256
 # How often an idle worker asks Redis for due jobs: the floor of ingest-to-delivery latency.
 WORKER_POLL_DELAY_S = 0.005
+# Retries run in their own lane, so a failing endpoint's retries never delay first attempts.
+RETRY_CONCURRENCY = 64
+# Deliveries to one endpoint that one worker process runs at once: a slow endpoint cannot take
+# the whole pool.
+ENDPOINT_CONCURRENCY = 32
 QUEUE_NAME = "hookrelay:deliveries"
+# The sweeper re-enqueues work that is due but may have lost its job; a delivery must be overdue
+# this long first, so that it does not race the API's own enqueue.
+SWEEP_INTERVAL_S = 2.0
+SWEEP_GRACE_S = 5.0
+# An endpoint is disabled after failing this long without a success, or after this many
+# deliveries in a row were dead-lettered.
+DISABLE_AFTER_FAILING_S = 5 * 86400.0
+DISABLE_AFTER_DEAD = 20
 
 LOOPBACK_NETWORKS: tuple[IPNetwork, ...] = (
     ipaddress.ip_network("127.0.0.0/8"),
@@ -52,9 +65,19 @@ class Settings:
     response_body_cap_bytes: int = RESPONSE_BODY_CAP_BYTES
     worker_concurrency: int = WORKER_CONCURRENCY
     worker_poll_delay_s: float = WORKER_POLL_DELAY_S
+    retry_concurrency: int = RETRY_CONCURRENCY
+    endpoint_concurrency: int = ENDPOINT_CONCURRENCY
     queue_name: str = QUEUE_NAME
+    sweep_interval_s: float = SWEEP_INTERVAL_S
+    sweep_grace_s: float = SWEEP_GRACE_S
+    disable_after_failing_s: float = DISABLE_AFTER_FAILING_S
+    disable_after_dead: int = DISABLE_AFTER_DEAD
     log_format: LogFormat = "json"
     log_level: str = "info"
+
+    @property
+    def retry_queue_name(self) -> str:
+        return f"{self.queue_name}:retries"
 
     @property
     def lease_s(self) -> float:
@@ -126,7 +149,25 @@ class Settings:
             worker_poll_delay_s=parsed(
                 "WORKER_POLL_DELAY", _positive(parse_duration), defaults.worker_poll_delay_s
             ),
+            retry_concurrency=parsed(
+                "RETRY_CONCURRENCY", _positive_int, defaults.retry_concurrency
+            ),
+            endpoint_concurrency=parsed(
+                "ENDPOINT_CONCURRENCY", _positive_int, defaults.endpoint_concurrency
+            ),
             queue_name=get("QUEUE_NAME") or defaults.queue_name,
+            sweep_interval_s=parsed(
+                "SWEEP_INTERVAL", _positive(parse_duration), defaults.sweep_interval_s
+            ),
+            sweep_grace_s=parsed("SWEEP_GRACE", parse_duration, defaults.sweep_grace_s),
+            disable_after_failing_s=parsed(
+                "DISABLE_AFTER_FAILING",
+                _positive(parse_duration),
+                defaults.disable_after_failing_s,
+            ),
+            disable_after_dead=parsed(
+                "DISABLE_AFTER_DEAD", _positive_int, defaults.disable_after_dead
+            ),
             log_format=log_format,  # type: ignore[arg-type]
             log_level=(get("LOG_LEVEL") or defaults.log_level).lower(),
         )

@@ -19,7 +19,10 @@ from hookrelay.models import (
     Delivery,
     Endpoint,
     Event,
+    HealthPolicy,
+    RecordedAttempt,
 )
+from hookrelay.operational import is_operational
 from hookrelay.sql import queries
 
 T = TypeVar("T")
@@ -61,14 +64,13 @@ class Store:
         self._sql = queries()
 
     @classmethod
-    async def connect(cls, database_url: str, min_size: int = 2, max_size: int = 20) -> Store:
-        """Open a pool to `database_url`."""
-        try:
-            pool = await asyncpg.create_pool(
-                database_url, min_size=min_size, max_size=max_size, init=_init_connection
-            )
-        except _UNAVAILABLE as exc:
-            raise DependencyUnavailable("the database is unreachable") from exc
+    async def open(cls, database_url: str, max_size: int = 20) -> Store:
+        """A store whose pool connects on first use, so that a process starts (and answers 503)
+        while Postgres is down, and reconnects by itself when it is back."""
+        pool = asyncpg.create_pool(
+            database_url, min_size=0, max_size=max_size, init=_init_connection
+        )
+        await pool  # with min_size 0 this opens no connection, so it cannot fail
         return cls(pool)
 
     async def close(self) -> None:
@@ -211,15 +213,19 @@ class Store:
     async def insert_event(self, event: Event) -> list[str]:
         """Record an event and its deliveries atomically; return the ids of those due now."""
         async with self._connection() as connection:
-            ids: list[str] = await connection.fetchval(
-                self._sql["insert_event_with_deliveries"],
-                event.id,
-                event.app_id,
-                event.type,
-                event.job_id,
-                event.body,
-                event.created_at,
-            )
+            return await self._insert_event(connection, event)
+
+    async def _insert_event(self, connection: Connection, event: Event) -> list[str]:
+        ids: list[str] = await connection.fetchval(
+            self._sql["insert_event_with_deliveries"],
+            event.id,
+            event.app_id,
+            event.type,
+            event.job_id,
+            event.body,
+            event.created_at,
+            is_operational(event.type),
+        )
         return ids
 
     async def get_event(self, app_id: str, event_id: str) -> Event:
@@ -251,10 +257,27 @@ class Store:
             record = await connection.fetchrow(self._sql["claim_delivery"], delivery_id, lease_s)
         return None if record is None else _build(ClaimedDelivery, record)
 
-    async def record_attempt(self, outcome: AttemptOutcome) -> bool:
-        """Record an attempt and the delivery's next state; False if the lease was lost."""
+    async def release_delivery(self, delivery_id: str, attempt: int, delay_s: float) -> bool:
+        """Undo a claim without using up the attempt; due again after `delay_s`."""
         async with self._connection() as connection:
-            updated = await connection.fetchval(
+            found = await connection.fetchval(
+                self._sql["release_delivery"], delivery_id, attempt, delay_s
+            )
+        return found is not None
+
+    async def record_attempt(
+        self,
+        outcome: AttemptOutcome,
+        policy: HealthPolicy,
+        follow_up: Callable[[RecordedAttempt], list[Event]],
+    ) -> tuple[RecordedAttempt | None, list[str]]:
+        """Record an attempt, the delivery's next state and the endpoint's health; in the same
+        transaction, record the events `follow_up` derives from that (operational events).
+
+        Returns None if the lease was lost, and the ids of the deliveries now due.
+        """
+        async with self._transaction() as connection:
+            record = await connection.fetchrow(
                 self._sql["record_attempt"],
                 outcome.delivery_id,
                 outcome.attempt_number,
@@ -267,8 +290,38 @@ class Store:
                 outcome.response_body,
                 outcome.next_status,
                 outcome.next_attempt_at,
+                outcome.next_status == "succeeded",
+                outcome.disable_endpoint,
+                policy.disable_after_dead,
+                policy.disable_after_failing_s,
             )
-        return updated is not None
+            if record is None:
+                return None, []
+            recorded = RecordedAttempt(record["status"], record["disabled_reason"])
+            due: list[str] = []
+            for event in follow_up(recorded):
+                due += await self._insert_event(connection, event)
+        return recorded, due
+
+    # The sweeper
+
+    async def sweep(
+        self, lock_key: int, grace_s: float, limit: int
+    ) -> list[tuple[str, int]] | None:
+        """Return deliveries that are overdue or whose lease expired, as (id, attempts made);
+        None if another sweeper holds the lock."""
+        async with self._transaction() as connection:
+            if not await connection.fetchval(self._sql["lock_sweeper"], lock_key):
+                return None
+            due = await connection.fetch(self._sql["due_deliveries"], grace_s, limit)
+            expired = await connection.fetch(self._sql["expired_leases"], limit)
+        return [(r["id"], r["attempt_count"]) for r in (*due, *expired)]
+
+    async def oldest_due_age(self) -> float | None:
+        """Seconds the oldest due delivery has waited; None if nothing is due."""
+        async with self._connection() as connection:
+            age: float | None = await connection.fetchval(self._sql["oldest_due_age"])
+        return age
 
     async def get_delivery(self, app_id: str, delivery_id: str) -> Delivery:
         async with self._connection() as connection:

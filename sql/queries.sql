@@ -90,7 +90,8 @@ WITH event AS (
            CASE WHEN endpoint.status = 'active' THEN 'pending' ELSE 'held' END, $6
     FROM event, endpoints AS endpoint
     WHERE endpoint.app_id = $2
-      AND (endpoint.event_types IS NULL OR $3 = ANY (endpoint.event_types))
+      -- Operational events ($7) reach only the endpoints that name them.
+      AND ((endpoint.event_types IS NULL AND NOT $7) OR $3 = ANY (endpoint.event_types))
     RETURNING id, status
 )
 SELECT coalesce(array_agg(id ORDER BY id) FILTER (WHERE status = 'pending'), '{}')
@@ -117,9 +118,10 @@ WHERE d.event_id = $1
 ORDER BY d.id;
 
 -- claim_delivery --
--- Take a due delivery with a lease, in one conditional update, and return what sending needs.
--- A delivery whose endpoint is not active is put on hold instead.
-WITH claimed AS (
+-- Lease a due delivery (or one whose lease expired); hold it instead if its endpoint is not active.
+WITH previous AS (
+    SELECT id, status FROM deliveries WHERE id = $1 FOR UPDATE
+), claimed AS (
     UPDATE deliveries AS d
     SET status = CASE WHEN endpoint.status = 'active' THEN 'sending' ELSE 'held' END,
         attempt_count = d.attempt_count
@@ -127,32 +129,71 @@ WITH claimed AS (
         lease_until = CASE WHEN endpoint.status = 'active'
                            THEN now() + make_interval(secs => $2) END,
         updated_at = now()
-    FROM endpoints AS endpoint
-    WHERE d.id = $1
+    FROM endpoints AS endpoint, previous
+    WHERE d.id = previous.id
       AND endpoint.id = d.endpoint_id
       AND ((d.status IN ('pending', 'retrying') AND d.next_attempt_at <= now() + interval '1 second')
            OR (d.status = 'sending' AND d.lease_until < now()))
     RETURNING d.id, d.app_id, d.event_id, d.endpoint_id, d.status, d.attempt_count,
-              endpoint.url, endpoint.signing, endpoint.secret_ciphertext,
-              endpoint.secret_key_id, endpoint.headers
+              previous.status AS previous_status, endpoint.url, endpoint.signing,
+              endpoint.secret_ciphertext, endpoint.secret_key_id, endpoint.headers,
+              endpoint.rate_limit_per_s
 )
 SELECT claimed.*, event.type AS event_type, event.body
 FROM claimed JOIN events AS event ON event.id = claimed.event_id;
 
 -- record_attempt --
--- Record one attempt and the delivery's new state, if this worker still holds the lease.
+-- Record an attempt and the delivery's next state if the lease is still ours; keep endpoint health.
+-- $12: the attempt succeeded; $13: the receiver asked to be disabled (410 Gone);
+-- $14: dead deliveries in a row that disable an endpoint; $15: seconds of failing that do.
+-- The endpoint row is written only when its health changes, so a healthy endpoint under load
+-- is never a hot row.
 WITH attempt AS (
     INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, status_code,
                           error_kind, error_message, response_headers, response_body)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
     ON CONFLICT (delivery_id, attempt_number) DO NOTHING
+), delivery AS (
+    UPDATE deliveries
+    SET status = $10, next_attempt_at = $11, lease_until = NULL, last_status_code = $5,
+        last_error = $7, updated_at = now(),
+        finished_at = CASE WHEN $10 IN ('succeeded', 'dead') THEN now() END
+    WHERE id = $1 AND status = 'sending' AND attempt_count = $2
+    RETURNING id, endpoint_id, status
+), health AS (
+    SELECT endpoint.id, endpoint.status,
+           CASE WHEN $12 THEN NULL ELSE coalesce(endpoint.failing_since, $3) END AS failing_since,
+           CASE WHEN $12 THEN 0
+                WHEN delivery.status = 'dead' THEN endpoint.consecutive_dead + 1
+                ELSE endpoint.consecutive_dead END AS consecutive_dead
+    FROM delivery JOIN endpoints AS endpoint ON endpoint.id = delivery.endpoint_id
+), verdict AS (
+    SELECT health.*,
+           CASE WHEN health.status <> 'active' THEN NULL
+                WHEN $13 THEN 'the receiver answered 410 Gone'
+                WHEN health.consecutive_dead >= $14
+                    THEN health.consecutive_dead || ' deliveries in a row were dead-lettered'
+                WHEN health.failing_since <= now() - make_interval(secs => $15)
+                    THEN 'every attempt has failed since ' || health.failing_since
+           END AS disable_reason
+    FROM health
+), endpoint AS (
+    UPDATE endpoints AS e
+    SET failing_since = verdict.failing_since,
+        consecutive_dead = verdict.consecutive_dead,
+        status = CASE WHEN verdict.disable_reason IS NULL THEN e.status ELSE 'disabled' END,
+        disabled_reason = coalesce(verdict.disable_reason, e.disabled_reason),
+        disabled_at = CASE WHEN verdict.disable_reason IS NULL THEN e.disabled_at ELSE now() END,
+        updated_at = now()
+    FROM verdict
+    WHERE e.id = verdict.id
+      AND (e.failing_since IS DISTINCT FROM verdict.failing_since
+           OR e.consecutive_dead <> verdict.consecutive_dead
+           OR verdict.disable_reason IS NOT NULL)
+    RETURNING e.id, verdict.disable_reason
 )
-UPDATE deliveries
-SET status = $10, next_attempt_at = $11, lease_until = NULL, last_status_code = $5,
-    last_error = $7, updated_at = now(),
-    finished_at = CASE WHEN $10 IN ('succeeded', 'dead') THEN now() END
-WHERE id = $1 AND status = 'sending' AND attempt_count = $2
-RETURNING id;
+SELECT delivery.id, delivery.status, (SELECT disable_reason FROM endpoint) AS disabled_reason
+FROM delivery;
 
 -- get_delivery --
 -- One delivery of an app.
@@ -205,8 +246,35 @@ SELECT version FROM schema_migrations;
 -- Note a migration as applied.
 INSERT INTO schema_migrations (version, name) VALUES ($1, $2);
 
--- disable_endpoint --
--- Stop sending to an endpoint, with the reason.
-UPDATE endpoints SET status = 'disabled', disabled_reason = $2, updated_at = now()
-WHERE id = $1 AND status <> 'disabled'
+-- release_delivery --
+-- Give a claim back without using up an attempt (a rate or concurrency limit was reached).
+UPDATE deliveries
+SET status = CASE WHEN attempt_count = 1 THEN 'pending' ELSE 'retrying' END,
+    attempt_count = attempt_count - 1, lease_until = NULL,
+    next_attempt_at = now() + make_interval(secs => $3), updated_at = now()
+WHERE id = $1 AND status = 'sending' AND attempt_count = $2
 RETURNING id;
+
+-- lock_sweeper --
+-- Let one sweeper at a time scan, across every worker (held until the transaction ends).
+SELECT pg_try_advisory_xact_lock($1);
+
+-- due_deliveries --
+-- Deliveries due for a while that may have no job (Redis lost it): oldest first.
+SELECT id, attempt_count FROM deliveries
+WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now() - make_interval(secs => $1)
+ORDER BY next_attempt_at, id
+LIMIT $2;
+
+-- expired_leases --
+-- Deliveries whose worker stopped before it recorded the attempt.
+SELECT id, attempt_count FROM deliveries
+WHERE status = 'sending' AND lease_until < now()
+ORDER BY lease_until
+LIMIT $1;
+
+-- oldest_due_age --
+-- Seconds since the oldest due delivery became due (the queue's lag); NULL when none is due.
+SELECT extract(epoch FROM now() - min(next_attempt_at))::float8
+FROM deliveries
+WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now();

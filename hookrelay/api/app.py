@@ -34,8 +34,10 @@ def create_app(settings: Settings) -> web.Application:
 
 async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    store = await Store.connect(settings.require_database_url())
-    queue = await DeliveryQueue.connect(settings.require_redis_url(), settings.queue_name)
+    store = await Store.open(settings.require_database_url())
+    queue = DeliveryQueue.connect(
+        settings.require_redis_url(), settings.queue_name, settings.retry_queue_name
+    )
     app[GATEWAY] = Gateway(settings, store, queue, SecretBox(settings.require_secret_key()))
     try:
         yield

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hookrelay.api.handlers import apps, deliveries, endpoints, events, health
+from hookrelay.api.handlers import apps, deliveries, endpoints, events, health, metrics
 
 APP = "/v1/apps/{app_id}"
 
@@ -14,6 +14,7 @@ def add_routes(app: web.Application) -> None:
         [
             web.get("/healthz", health.healthz),
             web.get("/readyz", health.readyz),
+            web.get("/metrics", metrics.metrics),
             web.post("/v1/apps", apps.create_app),
             web.get("/v1/apps", apps.list_apps),
             web.get(APP, apps.get_app),

@@ -12,19 +12,24 @@ import structlog
 from yarl import URL
 
 from hookrelay import retry
-from hookrelay.models import AttemptOutcome, ClaimedDelivery
+from hookrelay.metrics import DeliveryMetrics
+from hookrelay.models import AttemptOutcome, ClaimedDelivery, HealthPolicy
+from hookrelay.operational import events_after_attempt
 from hookrelay.outbound import BlockedAddress, literal_address_problem
 from hookrelay.queue import DeliveryQueue
 from hookrelay.secretbox import SecretBox
 from hookrelay.settings import Settings
 from hookrelay.signing import SigningKey, webhook_headers
 from hookrelay.store import Store
+from hookrelay.worker.limits import EndpointLimits
 
 log = structlog.get_logger(__name__)
 
 # Response headers worth keeping with an attempt (the rest is noise for someone debugging).
 KEPT_RESPONSE_HEADERS = ("content-type", "retry-after", "server", "x-request-id", "location")
 MAX_HEADER_VALUE_CHARS = 256
+# How long a delivery waits when its endpoint already has its share of this process's jobs.
+CONCURRENCY_RETRY_S = 0.5
 
 
 @lru_cache(maxsize=4096)
@@ -33,6 +38,14 @@ def _signing_keys(
 ) -> list[SigningKey]:
     """Decrypt and decode an endpoint's secret once, not on every attempt."""
     return [SigningKey.from_secret(box.decrypt(ciphertext, key_id, endpoint_id))]
+
+
+class Deferred(Exception):
+    """The delivery may not start yet (an endpoint limit); try again after `delay_s`."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__(f"deferred by {delay_s:.3f}s")
+        self.delay_s = delay_s
 
 
 class Deliverer:
@@ -45,6 +58,8 @@ class Deliverer:
         queue: DeliveryQueue,
         box: SecretBox,
         session: aiohttp.ClientSession,
+        limits: EndpointLimits,
+        metrics: DeliveryMetrics,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
@@ -52,10 +67,16 @@ class Deliverer:
         self.queue = queue
         self.box = box
         self.session = session
+        self.limits = limits
+        self.metrics = metrics
         self.rng = rng or random.Random()
+        self.health = HealthPolicy(settings.disable_after_failing_s, settings.disable_after_dead)
 
     async def deliver(self, delivery_id: str) -> None:
-        """Make one attempt at `delivery_id` if it is due and nobody else holds it."""
+        """Make one attempt at `delivery_id` if it is due and nobody else holds it.
+
+        Raises Deferred (having given the claim back) when an endpoint limit says not yet.
+        """
         claim = await self.store.claim_delivery(delivery_id, self.settings.lease_s)
         if claim is None:
             return  # not due, already claimed, or finished: another job got there first
@@ -68,26 +89,63 @@ class Deliverer:
         if claim.status == "held":
             bound.info("delivery held: endpoint not active")
             return
-        outcome, disable = await self._attempt(claim)
-        if not await self.store.record_attempt(outcome):
+        if claim.previous_status == "sending":
+            self.metrics.count("hookrelay_redeliveries_total")
+            bound.warning("redelivering: the previous attempt's lease expired")
+        wait_s = await self._limit_wait_s(claim)
+        if wait_s > 0:
+            await self.store.release_delivery(claim.id, claim.attempt_count, wait_s)
+            self.metrics.count("hookrelay_deferred_total")
+            raise Deferred(wait_s)
+        try:
+            outcome = await self._attempt(claim)
+        finally:
+            self.limits.finish(claim.endpoint_id)
+        now = datetime.now(UTC)
+        recorded, due = await self.store.record_attempt(
+            outcome,
+            self.health,
+            lambda recorded: events_after_attempt(
+                claim, recorded, outcome.status_code, outcome.error_message, now
+            ),
+        )
+        if recorded is None:
             bound.warning("lease lost before the attempt was recorded")
             return
+        self.metrics.attempt(recorded.delivery_status, outcome.duration_ms / 1000)
         bound.info(
             "delivery attempted",
-            status=outcome.next_status,
+            status=recorded.delivery_status,
             status_code=outcome.status_code,
             error_kind=outcome.error_kind,
             duration_ms=outcome.duration_ms,
         )
-        if disable:
-            await self.store.disable_endpoint(claim.endpoint_id, "the receiver answered 410 Gone")
-            bound.warning("endpoint disabled: 410 Gone")
-        if outcome.next_status == "retrying":
+        if recorded.endpoint_disabled_reason is not None:
+            bound.warning("endpoint disabled", reason=recorded.endpoint_disabled_reason)
+        if recorded.delivery_status == "retrying":
             await self.queue.enqueue(
                 [(claim.id, claim.attempt_count)], defer_until=outcome.next_attempt_at
             )
+        if due:
+            await self.queue.enqueue([(delivery_id, 0) for delivery_id in due])
 
-    async def _attempt(self, claim: ClaimedDelivery) -> tuple[AttemptOutcome, bool]:
+    async def _limit_wait_s(self, claim: ClaimedDelivery) -> float:
+        """0 if the endpoint's limits let this delivery start now (a concurrency slot is then
+        taken), else how long to put it off."""
+        if not self.limits.try_start(claim.endpoint_id):
+            return CONCURRENCY_RETRY_S * self.rng.uniform(0.5, 1.5)
+        if claim.rate_limit_per_s is None:
+            return 0.0
+        try:
+            wait_s = await self.limits.rate_wait_s(claim.endpoint_id, claim.rate_limit_per_s)
+        except Exception:
+            self.limits.finish(claim.endpoint_id)
+            raise
+        if wait_s > 0:
+            self.limits.finish(claim.endpoint_id)
+        return wait_s
+
+    async def _attempt(self, claim: ClaimedDelivery) -> AttemptOutcome:
         body = claim.body.encode()
         keys = _signing_keys(
             self.box, claim.secret_ciphertext, claim.secret_key_id, claim.endpoint_id
@@ -145,7 +203,7 @@ class Deliverer:
             now=now,
             rng=self.rng,
         )
-        outcome = AttemptOutcome(
+        return AttemptOutcome(
             delivery_id=claim.id,
             attempt_number=claim.attempt_count,
             started_at=started_at,
@@ -157,5 +215,5 @@ class Deliverer:
             response_body=response_body,
             next_status=decision.status,
             next_attempt_at=decision.next_attempt_at,
+            disable_endpoint=decision.disable_endpoint,
         )
-        return outcome, decision.disable_endpoint

@@ -1,27 +1,36 @@
-"""The worker process: an arq worker whose one task delivers one delivery."""
+"""The worker process: two arq lanes (first attempts, retries), the sweeper and the metrics
+flusher, sharing one store, one HTTP client and one set of endpoint limits.
+
+Nothing here exits because Postgres or Redis went away: a lane whose loop fails is rebuilt after
+a backoff, the sweeper backs off, and jobs that fail leave their delivery due for the sweeper.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from arq import Worker
-from arq.worker import func
+from arq.worker import Retry, func
 
+from hookrelay.metrics import DeliveryMetrics, metrics_key
 from hookrelay.outbound import create_session
 from hookrelay.queue import (
     DELIVER_TASK,
     DeliveryQueue,
     job_deserializer,
     job_serializer,
-    redis_settings,
+    open_redis,
 )
 from hookrelay.secretbox import SecretBox
 from hookrelay.settings import Settings
 from hookrelay.store import Store
-from hookrelay.worker.delivery import Deliverer
+from hookrelay.worker.delivery import Deferred, Deliverer
+from hookrelay.worker.limits import EndpointLimits
+from hookrelay.worker.sweeper import sweep_forever
 
 log = structlog.get_logger(__name__)
 
@@ -29,62 +38,83 @@ log = structlog.get_logger(__name__)
 HEALTH_CHECK_INTERVAL_S = 5
 # On SIGTERM, in-flight deliveries get this long to finish before they are cancelled (their
 # leases then expire and the sweeper sends them again).
-SHUTDOWN_GRACE_S = 10
+SHUTDOWN_GRACE_S = 10.0
+# A lane whose loop failed (Redis down) is rebuilt after a backoff growing up to this.
+MAX_RESTART_BACKOFF_S = 10.0
+METRICS_FLUSH_INTERVAL_S = 1.0
+# A deferred job may be put off many times (a slow or rate-limited endpoint); arq's own limit on
+# tries must never be what stops it.
+MAX_JOB_TRIES = 1_000_000
 
 
 async def deliver(ctx: dict[str, Any], delivery_id: str) -> None:
     """The arq task: the job carries only a delivery id; all state is in Postgres."""
     deliverer: Deliverer = ctx["deliverer"]
-    await deliverer.deliver(delivery_id)
+    try:
+        await deliverer.deliver(delivery_id)
+    except Deferred as deferred:
+        raise Retry(defer=deferred.delay_s) from None
 
 
-def build_worker(settings: Settings) -> Worker:
-    """Return an arq worker for hookrelay's queue, configured from `settings`."""
+@dataclass
+class WorkerResources:
+    """What the lanes of one worker process share."""
 
-    async def startup(ctx: dict[str, Any]) -> None:
-        store = await Store.connect(
-            settings.require_database_url(), max_size=min(50, settings.worker_concurrency)
+    settings: Settings
+    store: Store
+    queue: DeliveryQueue
+    deliverer: Deliverer
+    metrics: DeliveryMetrics
+
+    @classmethod
+    async def open(cls, settings: Settings) -> WorkerResources:
+        store = await Store.open(
+            settings.require_database_url(),
+            max_size=min(50, settings.worker_concurrency + settings.retry_concurrency),
         )
-        queue = DeliveryQueue(ctx["redis"], settings.queue_name)
+        queue = DeliveryQueue.connect(
+            settings.require_redis_url(), settings.queue_name, settings.retry_queue_name
+        )
         session = create_session(
-            settings.allowed_cidrs, settings.delivery_timeout_s, settings.worker_concurrency
+            settings.allowed_cidrs,
+            settings.delivery_timeout_s,
+            settings.worker_concurrency + settings.retry_concurrency,
         )
-        ctx["store"], ctx["session"] = store, session
-        ctx["deliverer"] = Deliverer(
-            settings, store, queue, SecretBox(settings.require_secret_key()), session
-        )
-        log.info(
-            "worker started", queue=settings.queue_name, concurrency=settings.worker_concurrency
-        )
+        metrics = DeliveryMetrics()
+        limits = EndpointLimits(queue.redis, settings.queue_name, settings.endpoint_concurrency)
+        box = SecretBox(settings.require_secret_key())
+        deliverer = Deliverer(settings, store, queue, box, session, limits, metrics)
+        return cls(settings, store, queue, deliverer, metrics)
 
-    async def shutdown(ctx: dict[str, Any]) -> None:
-        if "session" in ctx:
-            await ctx["session"].close()
-        if "store" in ctx:
-            await ctx["store"].close()
-        log.info("worker stopped")
+    async def close(self) -> None:
+        await self.deliverer.session.close()
+        await self.queue.close()
+        await self.store.close()
 
+
+def build_worker(resources: WorkerResources, queue_name: str, max_jobs: int) -> Worker:
+    """Return an arq worker for one lane (queue)."""
+    settings = resources.settings
     return Worker(
-        functions=[func(deliver, name=DELIVER_TASK, max_tries=3)],
-        queue_name=settings.queue_name,
-        redis_settings=redis_settings(settings.require_redis_url()),
-        on_startup=startup,
-        on_shutdown=shutdown,
+        functions=[func(deliver, name=DELIVER_TASK, max_tries=MAX_JOB_TRIES)],
+        queue_name=queue_name,
+        redis_pool=open_redis(settings.require_redis_url(), queue_name),
+        ctx={"deliverer": resources.deliverer},
         job_serializer=job_serializer,
         job_deserializer=job_deserializer,
         keep_result=0,
         poll_delay=settings.worker_poll_delay_s,
-        max_jobs=settings.worker_concurrency,
+        max_jobs=max_jobs,
         # Past the lease a job's delivery can be claimed by another worker anyway.
         job_timeout=settings.lease_s,
         health_check_interval=HEALTH_CHECK_INTERVAL_S,
-        # Signals are handled by run_worker, which stops gracefully (see stop_worker).
+        # Signals are handled by run_worker, which stops gracefully (see stop_lane).
         handle_signals=False,
         log_results=False,
     )
 
 
-async def stop_worker(worker: Worker, main: asyncio.Task[None], grace_s: float) -> None:
+async def stop_lane(worker: Worker, main: asyncio.Task[None], grace_s: float) -> None:
     """Stop taking jobs, give in-flight deliveries `grace_s` to finish, cancel the rest, close.
 
     A cancelled delivery keeps its lease; when the lease expires it is sent again.
@@ -102,23 +132,128 @@ async def stop_worker(worker: Worker, main: asyncio.Task[None], grace_s: float) 
             task.cancel()
         main.cancel()
     except Exception:
-        log.exception("the worker loop failed")
+        pass  # the lane had already failed; run_lane logged it
     await asyncio.gather(main, *worker.tasks.values(), return_exceptions=True)
     # arq's close() awaits these tasks again and would re-raise a cancellation.
     worker.tasks.clear()
-    await worker.close()
+    try:
+        await worker.close()
+    except Exception as exc:
+        log.warning("closing a lane failed", error=repr(exc))
+
+
+class Lane:
+    """One arq queue, worked until stopped; rebuilt whenever its loop fails."""
+
+    def __init__(self, resources: WorkerResources, queue_name: str, max_jobs: int) -> None:
+        self.resources = resources
+        self.queue_name = queue_name
+        self.max_jobs = max_jobs
+        self._stopping = asyncio.Event()
+        self._current: tuple[Worker, asyncio.Task[None]] | None = None
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            worker = build_worker(self.resources, self.queue_name, self.max_jobs)
+            main = asyncio.create_task(worker.async_run())
+            self._current = (worker, main)
+            try:
+                await asyncio.shield(main)
+            except asyncio.CancelledError:
+                if self._stopping.is_set():
+                    return
+                raise
+            except Exception as exc:
+                log.warning(
+                    "worker lane failed; restarting",
+                    queue=self.queue_name,
+                    error=repr(exc),
+                    retry_in_s=backoff,
+                )
+            finally:
+                if not self._stopping.is_set():
+                    self._current = None
+                    await stop_lane(worker, main, grace_s=0)
+            if self._stopping.is_set():
+                return
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_RESTART_BACKOFF_S)
+
+    async def stop(self, grace_s: float) -> None:
+        self._stopping.set()
+        if self._current is not None:
+            worker, main = self._current
+            await stop_lane(worker, main, grace_s)
+
+
+async def flush_metrics_forever(resources: WorkerResources) -> None:
+    key = metrics_key(resources.settings.queue_name)
+    while True:
+        await asyncio.sleep(METRICS_FLUSH_INTERVAL_S)
+        try:
+            await resources.metrics.flush(resources.queue.redis, key)
+        except Exception as exc:
+            log.debug("metrics flush failed; kept for the next one", error=repr(exc))
+
+
+class WorkerProcess:
+    """Both lanes and the background loops of one `hookrelay worker` process."""
+
+    def __init__(self, resources: WorkerResources) -> None:
+        settings = resources.settings
+        self.resources = resources
+        self.lanes = [
+            Lane(self.resources, settings.queue_name, settings.worker_concurrency),
+            Lane(self.resources, settings.retry_queue_name, settings.retry_concurrency),
+        ]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        settings = self.resources.settings
+        self._tasks = [asyncio.create_task(lane.run()) for lane in self.lanes]
+        self._tasks.append(
+            asyncio.create_task(
+                sweep_forever(
+                    self.resources.store,
+                    self.resources.queue,
+                    self.resources.metrics,
+                    settings.sweep_interval_s,
+                    settings.sweep_grace_s,
+                )
+            )
+        )
+        self._tasks.append(asyncio.create_task(flush_metrics_forever(self.resources)))
+        log.info(
+            "worker started",
+            queue=settings.queue_name,
+            concurrency=settings.worker_concurrency,
+            retry_concurrency=settings.retry_concurrency,
+        )
+
+    async def stop(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
+        await asyncio.gather(*(lane.stop(grace_s) for lane in self.lanes))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await self.resources.metrics.flush(
+                self.resources.queue.redis, metrics_key(self.resources.settings.queue_name)
+            )
+        except Exception as exc:
+            log.debug("final metrics flush failed", error=repr(exc))
+        await self.resources.close()
+        log.info("worker stopped")
 
 
 async def run_worker(settings: Settings) -> None:
     """Run a worker until SIGINT or SIGTERM, then stop it gracefully."""
-    worker = build_worker(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    main = asyncio.create_task(worker.async_run())
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait([main, stopping], return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    log.info("worker stopping", in_flight=sum(not t.done() for t in worker.tasks.values()))
-    await stop_worker(worker, main, SHUTDOWN_GRACE_S)
+    process = WorkerProcess(await WorkerResources.open(settings))
+    process.start()
+    await stop.wait()
+    log.info("worker stopping")
+    await process.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from hookrelay.api.app import create_app
 from hookrelay.settings import Settings
-from hookrelay.worker.main import build_worker, stop_worker
+from hookrelay.worker.main import WorkerProcess, WorkerResources
 from tests.conftest import ADMIN_TOKEN
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -26,10 +25,10 @@ async def api(aiohttp_client: Any, settings: Settings) -> TestClient:  # type: i
 @pytest.fixture
 async def worker(settings: Settings) -> AsyncIterator[None]:
     """An arq worker running in this test's event loop."""
-    arq_worker = build_worker(settings)
-    main = asyncio.create_task(arq_worker.async_run())
+    process = WorkerProcess(await WorkerResources.open(settings))
+    process.start()
     yield
-    await stop_worker(arq_worker, main, grace_s=5.0)
+    await process.stop(grace_s=5.0)
 
 
 async def create_app_with_key(api: TestClient, name: str = "acme") -> dict[str, Any]:  # type: ignore[type-arg]

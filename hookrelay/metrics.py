@@ -1,0 +1,87 @@
+"""Delivery metrics: counted in each worker process, summed in Redis, shown by the API.
+
+Each Redis hash field is one Prometheus sample name (`name{labels}`), so rendering needs no
+parsing; counters and the cumulative histogram buckets only ever grow.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from redis.asyncio import Redis
+
+ATTEMPT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+DESCRIPTIONS = {
+    "hookrelay_deliveries_total": ("counter", "Delivery attempts by the state they led to."),
+    "hookrelay_attempt_duration_seconds": ("histogram", "Time from request sent to answer read."),
+    "hookrelay_sweeper_reenqueued_total": (
+        "counter",
+        "Deliveries the sweeper enqueued again (overdue, or their lease expired).",
+    ),
+    "hookrelay_redeliveries_total": ("counter", "Deliveries sent again after a lease expired."),
+    "hookrelay_deferred_total": ("counter", "Deliveries put off by an endpoint's limits."),
+    "hookrelay_queue_lag_seconds": ("gauge", "Age of the oldest delivery that is due."),
+}
+
+
+def metrics_key(queue_name: str) -> str:
+    return f"{queue_name}:metrics"
+
+
+class DeliveryMetrics:
+    """In-process counts since the last flush."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._sums: defaultdict[str, float] = defaultdict(float)
+
+    def attempt(self, outcome: str, duration_s: float) -> None:
+        self._counts[f'hookrelay_deliveries_total{{outcome="{outcome}"}}'] += 1
+        name = "hookrelay_attempt_duration_seconds"
+        for bound in ATTEMPT_BUCKETS_S:
+            if duration_s <= bound:
+                self._counts[f'{name}_bucket{{le="{bound:g}"}}'] += 1
+        self._counts[f'{name}_bucket{{le="+Inf"}}'] += 1
+        self._counts[f"{name}_count"] += 1
+        self._sums[f"{name}_sum"] += duration_s
+
+    def count(self, name: str, by: int = 1) -> None:
+        self._counts[name] += by
+
+    async def flush(self, redis: Redis, key: str) -> None:
+        """Add what was counted to the shared totals in Redis, in one round trip."""
+        counts, sums = self._counts, self._sums
+        if not counts and not sums:
+            return
+        self._counts, self._sums = Counter(), defaultdict(float)
+        try:
+            async with redis.pipeline(transaction=False) as pipe:
+                for field, value in counts.items():
+                    pipe.hincrby(key, field, value)
+                for field, total in sums.items():
+                    pipe.hincrbyfloat(key, field, total)
+                await pipe.execute()
+        except Exception:
+            # Keep the counts for the next flush rather than lose them to a Redis hiccup.
+            self._counts.update(counts)
+            for field, total in sums.items():
+                self._sums[field] += total
+            raise
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def render(samples: dict[str, float], queue_lag_s: float | None) -> str:
+    """Render samples (field name → value) in the Prometheus text format."""
+    samples = dict(samples)
+    samples["hookrelay_queue_lag_seconds"] = queue_lag_s or 0.0
+    lines = []
+    for name, (kind, text) in DESCRIPTIONS.items():
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+        own = (f for f in samples if f == name or f.startswith((name + "{", name + "_")))
+        for field in sorted(own):
+            lines.append(f"{field} {_number(samples[field])}")
+    return "\n".join(lines) + "\n"
