@@ -12,7 +12,10 @@ from hookrelay.metrics import metrics_key, render
 async def metrics(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     try:
-        raw = await gateway.queue.redis.hgetall(metrics_key(gateway.settings.queue_name))
+        # redis-py types hgetall as sync-or-async; on the asyncio client it is a coroutine.
+        raw: dict[bytes, bytes] = await gateway.queue.redis.hgetall(  # type: ignore[misc]
+            metrics_key(gateway.settings.queue_name)
+        )
     except Exception as exc:
         raise DependencyUnavailable("redis is unreachable") from exc
     samples = {field.decode(): float(value) for field, value in raw.items()}
