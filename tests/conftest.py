@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
@@ -100,8 +101,16 @@ async def db_url(postgres_url: str, template_database: str) -> AsyncIterator[str
 
 
 @pytest.fixture
-def settings(db_url: str, redis_url: str) -> Settings:
-    """Settings for one test: its own database and queue, millisecond retries, loopback allowed."""
+def settings(request: pytest.FixtureRequest, db_url: str, redis_url: str) -> Settings:
+    """Settings for one test: its own database and queue, millisecond retries, loopback allowed.
+
+    A test changes them with `@pytest.mark.settings(field=value, ...)`.
+    """
+    marker = request.node.get_closest_marker("settings")
+    return replace(base_settings(db_url, redis_url), **(marker.kwargs if marker else {}))
+
+
+def base_settings(db_url: str, redis_url: str) -> Settings:
     return Settings(
         database_url=db_url,
         redis_url=redis_url,
@@ -111,6 +120,8 @@ def settings(db_url: str, redis_url: str) -> Settings:
         retry_schedule_s=(0.05, 0.1),
         delivery_timeout_s=2.0,
         queue_name=f"hookrelay:test:{uuid.uuid4().hex[:12]}",
+        sweep_interval_s=0.25,
+        sweep_grace_s=1.0,
         log_format="console",
     )
 

@@ -23,6 +23,10 @@ return 0
 """
 
 
+# Deliveries that may start back to back before the spacing applies.
+RATE_BURST = 1
+
+
 class EndpointLimits:
     """Decides whether a delivery to an endpoint may start now."""
 
@@ -48,10 +52,11 @@ class EndpointLimits:
     async def rate_wait_s(self, endpoint_id: str, per_second: int) -> float:
         """Take a slot of the endpoint's rate limit: 0 if granted, else seconds until one frees.
 
-        At most `per_second` deliveries start in any one second, in bursts of up to that many.
+        Deliveries start at least 1/`per_second` apart (no bursts), so no one-second window
+        holds more than `per_second` of them.
         """
         interval_ms = 1000.0 / per_second
         wait_ms = await self._gcra(
-            keys=[f"{self._key_prefix}:rate:{endpoint_id}"], args=[interval_ms, per_second]
+            keys=[f"{self._key_prefix}:rate:{endpoint_id}"], args=[interval_ms, RATE_BURST]
         )
         return float(wait_ms) / 1000.0

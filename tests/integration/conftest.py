@@ -11,9 +11,6 @@ from aiohttp.test_utils import TestClient
 from hookrelay.api.app import create_app
 from hookrelay.settings import Settings
 from hookrelay.worker.main import WorkerProcess, WorkerResources
-from tests.conftest import ADMIN_TOKEN
-
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 @pytest.fixture
@@ -29,10 +26,3 @@ async def worker(settings: Settings) -> AsyncIterator[None]:
     process.start()
     yield
     await process.stop(grace_s=5.0)
-
-
-async def create_app_with_key(api: TestClient, name: str = "acme") -> dict[str, Any]:  # type: ignore[type-arg]
-    response = await api.post("/v1/apps", json={"name": name}, headers=ADMIN)
-    assert response.status == 201, await response.text()
-    body: dict[str, Any] = await response.json()
-    return body

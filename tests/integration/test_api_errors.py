@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.integration.conftest import ADMIN, create_app_with_key
+from tests.integration.api_calls import ADMIN, create_app_with_key
 
 Client = TestClient  # type: ignore[type-arg]
 

@@ -3,59 +3,23 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
-import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from standardwebhooks.webhooks import Webhook
 
-from tests.integration.conftest import ADMIN, create_app_with_key
+from tests.integration.api_calls import (
+    ADMIN,
+    add_endpoint,
+    bearer,
+    create_app_with_key,
+    send_event,
+    verify,
+    wait_for_delivery_status,
+)
 from tests.receiver import Received, Receiver
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-async def add_endpoint(
-    api: TestClient,
-    app: dict[str, Any],
-    url: str,
-    **fields: Any,  # type: ignore[type-arg]
-) -> dict[str, Any]:
-    response = await api.post(
-        f"/v1/apps/{app['id']}/endpoints",
-        json={"url": url, **fields},
-        headers=bearer(app["api_key"]),
-    )
-    assert response.status == 201, await response.text()
-    body: dict[str, Any] = await response.json()
-    return body
-
-
-async def send_event(
-    api: TestClient,
-    app: dict[str, Any],
-    event_type: str,
-    data: dict[str, Any],  # type: ignore[type-arg]
-) -> dict[str, Any]:
-    response = await api.post(
-        f"/v1/apps/{app['id']}/events",
-        json={"type": event_type, "data": data},
-        headers=bearer(app["api_key"]),
-    )
-    assert response.status == 202, await response.text()
-    body: dict[str, Any] = await response.json()
-    return body
-
-
-def verify(secret: str, received: Received) -> dict[str, Any]:
-    payload: dict[str, Any] = Webhook(secret).verify(received.body, received.headers)
-    return payload
 
 
 async def test_event_reaches_each_subscribed_endpoint_signed(
@@ -92,7 +56,7 @@ async def test_delivery_is_listed_as_succeeded_with_its_attempt(
     event = await send_event(api, app, "image.ready", {"url": "https://cdn.example/1.png"})
     await receiver.wait_for(1)
 
-    detail = await _wait_for_delivery_status(api, app, event["id"], "succeeded")
+    detail = await wait_for_delivery_status(api, app, event["id"], "succeeded")
     [delivery] = detail["deliveries"]
     assert delivery["endpoint_id"] == endpoint["id"]
     response = await api.get(
@@ -120,7 +84,7 @@ async def test_failed_attempt_is_recorded_and_retried(
     endpoint = await add_endpoint(api, app, f"{receiver.url}/hook")
     event = await send_event(api, app, "job.started", {"job_id": "job_2"})
 
-    detail = await _wait_for_delivery_status(api, app, event["id"], "succeeded")
+    detail = await wait_for_delivery_status(api, app, event["id"], "succeeded")
     [delivery] = detail["deliveries"]
     response = await api.get(
         f"/v1/apps/{app['id']}/deliveries/{delivery['id']}", headers=bearer(app["api_key"])
@@ -148,7 +112,7 @@ async def test_delivery_is_dead_after_the_last_attempt(
     await add_endpoint(api, app, f"{receiver.url}/hook")
     event = await send_event(api, app, "job.queued", {"job_id": "job_3"})
 
-    detail = await _wait_for_delivery_status(api, app, event["id"], "dead")
+    detail = await wait_for_delivery_status(api, app, event["id"], "dead")
     # The test schedule has two retries after the first attempt.
     assert detail["deliveries"][0]["attempt_count"] == 3
     assert len(receiver.at("/hook")) == 3
@@ -164,13 +128,13 @@ async def test_paused_endpoint_holds_deliveries_until_resumed(
     response = await api.patch(path, json={"status": "paused"}, headers=bearer(app["api_key"]))
     assert response.status == 200
     event = await send_event(api, app, "job.queued", {"job_id": "job_4"})
-    await _wait_for_delivery_status(api, app, event["id"], "held")
+    await wait_for_delivery_status(api, app, event["id"], "held")
     assert receiver.requests == []
 
     response = await api.patch(path, json={"status": "active"}, headers=bearer(app["api_key"]))
     assert response.status == 200
     await receiver.wait_for(1)
-    await _wait_for_delivery_status(api, app, event["id"], "succeeded")
+    await wait_for_delivery_status(api, app, event["id"], "succeeded")
 
 
 async def test_ingest_rejects_invalid_job_payload_and_stores_nothing(
@@ -201,25 +165,3 @@ async def test_app_key_cannot_see_another_app(api: TestClient) -> None:  # type:
         assert (await response.json())["error"]["code"] == "not_found"
     response = await api.get("/v1/apps", headers=ADMIN)
     assert {a["id"] for a in (await response.json())["data"]} == {mine["id"], theirs["id"]}
-
-
-async def _wait_for_delivery_status(
-    api: TestClient,
-    app: dict[str, Any],
-    event_id: str,
-    status: str,
-    timeout_s: float = 10.0,  # type: ignore[type-arg]
-) -> dict[str, Any]:
-    import asyncio
-
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        response = await api.get(
-            f"/v1/apps/{app['id']}/events/{event_id}", headers=bearer(app["api_key"])
-        )
-        body: dict[str, Any] = orjson.loads(await response.read())
-        if body["deliveries"] and all(d["status"] == status for d in body["deliveries"]):
-            return body
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"deliveries did not become {status}: {body['deliveries']}")
-        await asyncio.sleep(0.02)

@@ -1,0 +1,83 @@
+"""Calls to the API that many integration tests make."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from aiohttp.test_utils import TestClient
+from standardwebhooks.webhooks import Webhook
+
+from tests.conftest import ADMIN_TOKEN
+from tests.receiver import Received
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+async def create_app_with_key(api: TestClient, name: str = "acme") -> dict[str, Any]:  # type: ignore[type-arg]
+    response = await api.post("/v1/apps", json={"name": name}, headers=ADMIN)
+    assert response.status == 201, await response.text()
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def add_endpoint(
+    api: TestClient,
+    app: dict[str, Any],
+    url: str,
+    **fields: Any,  # type: ignore[type-arg]
+) -> dict[str, Any]:
+    response = await api.post(
+        f"/v1/apps/{app['id']}/endpoints",
+        json={"url": url, **fields},
+        headers=bearer(app["api_key"]),
+    )
+    assert response.status == 201, await response.text()
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+async def send_event(
+    api: TestClient,
+    app: dict[str, Any],
+    event_type: str,
+    data: dict[str, Any],  # type: ignore[type-arg]
+) -> dict[str, Any]:
+    response = await api.post(
+        f"/v1/apps/{app['id']}/events",
+        json={"type": event_type, "data": data},
+        headers=bearer(app["api_key"]),
+    )
+    assert response.status == 202, await response.text()
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+def verify(secret: str, received: Received) -> dict[str, Any]:
+    payload: dict[str, Any] = Webhook(secret).verify(received.body, received.headers)
+    return payload
+
+
+async def wait_for_delivery_status(
+    api: TestClient,
+    app: dict[str, Any],
+    event_id: str,
+    status: str,
+    timeout_s: float = 10.0,  # type: ignore[type-arg]
+) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        response = await api.get(
+            f"/v1/apps/{app['id']}/events/{event_id}", headers=bearer(app["api_key"])
+        )
+        body: dict[str, Any] = orjson.loads(await response.read())
+        if body["deliveries"] and all(d["status"] == status for d in body["deliveries"]):
+            return body
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"deliveries did not become {status}: {body['deliveries']}")
+        await asyncio.sleep(0.02)
