@@ -151,6 +151,7 @@ class _Server:
     def __init__(self, log_path: Path) -> None:
         self._log_path = log_path
         self._proc: _Popen | None = None
+        # Chosen at the first start and kept, so a restarted server keeps its URL.
         self._port: int | None = None
 
     @property
@@ -182,7 +183,7 @@ class _Server:
 
     def stop(self, timeout_s: float = 15.0) -> None:
         """Stop the server and wait for it to exit; SIGKILL it if it is late. Idempotent."""
-        proc, self._proc, self._port = self._proc, None, None
+        proc, self._proc = self._proc, None
         if proc is None:
             return
         if proc.poll() is None:
@@ -233,7 +234,7 @@ class EmbeddedPostgres(_Server):
             initdb += ["--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions"]
             if _popen(initdb, self._log_path, self.pgdata, owner).wait() != 0:
                 raise self._failure("initdb failed")
-        port = self._port = _free_port()
+        port = self._port = self._port or _free_port()
         argv = [str(bin_dir / "postgres"), "-D", str(self.pgdata), "-h", _HOST, "-p", str(port)]
         argv += ["-k", str(socket_dir), "-c", "max_connections=200"]
         self._proc = _popen(argv, self._log_path, self.pgdata, owner)
@@ -289,7 +290,7 @@ class EmbeddedRedis(_Server):
         server = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         _stop_leftover(self._pidfile, self.data_dir, self._stop_signal)
-        port = self._port = _free_port()
+        port = self._port = self._port or _free_port()
         argv = [str(server), "--bind", _HOST, "--port", str(port), "--daemonize", "no"]
         argv += ["--dir", str(self.data_dir), "--pidfile", str(self._pidfile)]
         argv += ["--logfile", str(self._log_path), "--save", ""]

@@ -31,11 +31,12 @@ Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 # Errors that mean "Postgres is not reachable right now", not "this request is wrong".
 _UNAVAILABLE = (
     OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
-    asyncpg.AdminShutdownError,
     TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    # Shutting down, starting up, crashed: Postgres is there but will not serve.
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.TooManyConnectionsError,
 )
 
 
