@@ -1,0 +1,90 @@
+"""The metrics text format and the operational events an attempt's outcome calls for."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from hookrelay.metrics import DeliveryMetrics, render
+from hookrelay.models import ClaimedDelivery, RecordedAttempt
+from hookrelay.operational import events_after_attempt
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def claim(event_type: str = "job.completed", attempt: int = 1) -> ClaimedDelivery:
+    return ClaimedDelivery(
+        id="dlv_1",
+        app_id="app_1",
+        event_id="evt_1",
+        endpoint_id="ep_1",
+        status="sending",
+        attempt_count=attempt,
+        previous_status="pending",
+        url="https://example.com/hook",
+        signing="hmac",
+        secret_ciphertext=b"",
+        secret_key_id="k",
+        headers={},
+        rate_limit_per_s=None,
+        event_type=event_type,
+        body="{}",
+    )
+
+
+def test_attempt_durations_fill_cumulative_buckets() -> None:
+    metrics = DeliveryMetrics()
+    metrics.attempt("succeeded", 0.004)
+    metrics.attempt("retrying", 0.3)
+    counts = dict(metrics._counts)
+    assert counts['hookrelay_attempt_duration_seconds_bucket{le="0.005"}'] == 1
+    assert counts['hookrelay_attempt_duration_seconds_bucket{le="0.5"}'] == 2
+    assert counts['hookrelay_attempt_duration_seconds_bucket{le="+Inf"}'] == 2
+    assert counts['hookrelay_deliveries_total{outcome="retrying"}'] == 1
+
+
+def test_render_writes_help_type_and_whole_numbers() -> None:
+    text = render({'hookrelay_deliveries_total{outcome="dead"}': 1234567.0}, queue_lag_s=2.5)
+    assert "# TYPE hookrelay_deliveries_total counter" in text
+    assert 'hookrelay_deliveries_total{outcome="dead"} 1234567\n' in text
+    assert "hookrelay_queue_lag_seconds 2.5\n" in text
+
+
+def test_render_reports_zero_lag_when_nothing_is_due() -> None:
+    assert "hookrelay_queue_lag_seconds 0\n" in render({}, queue_lag_s=None)
+
+
+def test_dead_delivery_reports_delivery_dead() -> None:
+    [event] = events_after_attempt(
+        claim(attempt=8), RecordedAttempt("dead", None), 500, "the receiver answered 500", NOW
+    )
+    body = orjson.loads(event.body)
+    assert event.type == body["type"] == "delivery.dead"
+    assert body["data"]["attempts"] == 8
+    assert body["data"]["last_error"] == "the receiver answered 500"
+    assert event.app_id == "app_1"
+
+
+def test_success_after_failures_reports_recovered_but_a_first_success_does_not() -> None:
+    [event] = events_after_attempt(
+        claim(attempt=3), RecordedAttempt("succeeded", None), 200, None, NOW
+    )
+    assert event.type == "delivery.recovered"
+    assert events_after_attempt(claim(), RecordedAttempt("succeeded", None), 200, None, NOW) == []
+
+
+def test_disabling_reports_endpoint_disabled_with_the_reason() -> None:
+    events = events_after_attempt(
+        claim(), RecordedAttempt("dead", "the receiver answered 410 Gone"), 410, "gone", NOW
+    )
+    assert [e.type for e in events] == ["delivery.dead", "endpoint.disabled"]
+    assert orjson.loads(events[1].body)["data"]["reason"] == "the receiver answered 410 Gone"
+
+
+@pytest.mark.parametrize("event_type", ["delivery.dead", "delivery.recovered", "endpoint.disabled"])
+def test_deliveries_of_operational_events_report_nothing(event_type: str) -> None:
+    assert (
+        events_after_attempt(claim(event_type), RecordedAttempt("dead", "x"), 500, "e", NOW) == []
+    )
