@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import shutil
+import signal
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -262,3 +263,27 @@ async def _wait_until_finished(cluster: Cluster, count: int, timeout_s: float = 
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+async def test_sigterm_lets_an_in_flight_delivery_finish(
+    make_cluster: ClusterFactory, receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    cluster = await make_cluster(delivery_timeout="5s")
+    await cluster.start_api()
+    worker = cluster.start_worker()
+    client = Client(session, cluster.url)
+    await client.create_app()
+    await client.add_endpoint(f"{receiver.url}/hook")
+
+    async def slow(_: Received) -> web.Response:
+        await asyncio.sleep(1.5)
+        return web.Response(text="ok")
+
+    receiver.respond = slow
+    status, _ = await client.send(1)
+    assert status == 202
+    await receiver.wait_for(1)
+    worker.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(worker.wait, 15) == 0
+    [delivery] = await cluster.fetch("SELECT status, attempt_count FROM deliveries")
+    assert (delivery["status"], delivery["attempt_count"]) == ("succeeded", 1)
