@@ -30,7 +30,8 @@ from hookrelay.settings import LOOPBACK_NETWORKS, Settings
 
 log = structlog.get_logger(__name__)
 
-CHILD_STOP_TIMEOUT_S = 15.0
+# Longer than a worker's own shutdown grace (the delivery timeout plus a margin).
+CHILD_STOP_TIMEOUT_S = 30.0
 API_START_TIMEOUT_S = 30.0
 
 

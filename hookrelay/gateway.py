@@ -137,6 +137,7 @@ class Gateway:
         """Register an endpoint; return it and its signing secret."""
         app_id = await self.app_id_for(principal, ref)
         body = validate_request("endpoint_create", body)
+        check_custom_headers(body.get("headers"))
         await check_callback_url(body["url"], self.settings.allowed_cidrs)
         scheme = body.get("signing", "hmac")
         secret = (
@@ -188,6 +189,7 @@ class Gateway:
         """Change an endpoint; resuming it releases the deliveries held while it was not active."""
         app_id = await self.app_id_for(principal, ref)
         body = validate_request("endpoint_update", body)
+        check_custom_headers(body.get("headers"))
         if "url" in body:
             await check_callback_url(body["url"], self.settings.allowed_cidrs)
 
@@ -283,6 +285,39 @@ class Gateway:
         app_id = await self.app_id_for(principal, ref)
         delivery = await self.store.get_delivery(app_id, delivery_id)
         return delivery, await self.store.list_attempts(delivery.id)
+
+
+# Headers hookrelay sets itself, and hop-by-hop headers: an endpoint's own headers may not
+# replace them, in any spelling.
+RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "content-type",
+        "content-encoding",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "proxy-connection",
+        "accept-encoding",
+    }
+)
+
+
+def check_custom_headers(headers: dict[str, str] | None) -> None:
+    """Refuse custom endpoint headers that would replace one hookrelay sets."""
+    for name in headers or {}:
+        lowered = name.lower()
+        if lowered in RESERVED_HEADERS or lowered.startswith("webhook-"):
+            raise InvalidPayload(
+                f"the header {name} is set by hookrelay and cannot be overridden",
+                [{"path": f"$.headers.{name}", "message": "is a reserved header"}],
+            )
 
 
 def _job_id(body: dict[str, Any], data: dict[str, Any]) -> str | None:

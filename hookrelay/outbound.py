@@ -85,5 +85,7 @@ def create_session(
         timeout=aiohttp.ClientTimeout(total=timeout_s),
         cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,
-        headers={"User-Agent": f"hookrelay/{__version__}"},
+        # identity: hookrelay stores the first bytes of each answer as text, so it asks for an
+        # answer it can read without decompressing.
+        headers={"User-Agent": f"hookrelay/{__version__}", "Accept-Encoding": "identity"},
     )

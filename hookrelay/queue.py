@@ -8,13 +8,14 @@ from typing import Any
 
 import orjson
 from arq.connections import ArqRedis
-from redis.asyncio import ConnectionPool
+from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import RedisError
 
 from hookrelay.errors import DependencyUnavailable
 
 DELIVER_TASK = "deliver"
-REDIS_CONNECT_TIMEOUT_S = 2.0
+REDIS_TIMEOUT_S = 5.0
+REDIS_MAX_CONNECTIONS = 64
 
 
 def job_serializer(job: dict[str, Any]) -> bytes:
@@ -29,8 +30,15 @@ def job_deserializer(data: bytes) -> dict[str, Any]:
 
 def open_redis(redis_url: str, queue_name: str) -> ArqRedis:
     """An arq Redis client that connects lazily and fails fast while Redis is down."""
-    pool = ConnectionPool.from_url(
-        redis_url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S, socket_keepalive=True
+    # Bounded: a fan-out enqueues many jobs at once, and they wait for a connection rather than
+    # open one each. Timeouts make a hung Redis an error instead of a stuck job.
+    pool = BlockingConnectionPool.from_url(
+        redis_url,
+        max_connections=REDIS_MAX_CONNECTIONS,
+        timeout=REDIS_TIMEOUT_S,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+        socket_timeout=REDIS_TIMEOUT_S,
+        socket_keepalive=True,
     )
     return ArqRedis(
         pool,
@@ -69,6 +77,20 @@ class DeliveryQueue:
         except (RedisError, OSError) as exc:
             raise DependencyUnavailable("redis is unreachable") from exc
 
+    async def enqueue_reserved(self, delivery_id: str, attempts_made: int, delay_s: float) -> None:
+        """Enqueue a job for a delivery whose rate-limit slot is reserved `delay_s` from now."""
+        await self.redis.enqueue_job(
+            DELIVER_TASK,
+            delivery_id,
+            slot_reserved=True,
+            _job_id=f"{delivery_job_id(delivery_id, attempts_made)}:slot",
+            _queue_name=self._lane(attempts_made),
+            _defer_by=delay_s,
+        )
+
+    def _lane(self, attempts_made: int) -> str:
+        return self.queue_name if attempts_made == 0 else self.retry_queue_name
+
     async def enqueue(
         self, deliveries: list[tuple[str, int]], defer_until: datetime | None = None
     ) -> int:
@@ -80,7 +102,7 @@ class DeliveryQueue:
                     DELIVER_TASK,
                     delivery_id,
                     _job_id=delivery_job_id(delivery_id, attempts),
-                    _queue_name=self.queue_name if attempts == 0 else self.retry_queue_name,
+                    _queue_name=self._lane(attempts),
                     _defer_until=defer_until,
                 )
                 for delivery_id, attempts in deliveries

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import fields
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -26,6 +27,20 @@ from hookrelay.operational import is_operational
 from hookrelay.sql import queries
 
 T = TypeVar("T")
+# A query waits at most this long for a free connection before the caller is told the database
+# is unavailable.
+ACQUIRE_TIMEOUT_S = 10.0
+SweepCursor = tuple[datetime, str]
+# Where a scan of overdue deliveries starts: before every (next_attempt_at, id).
+SWEEP_START: SweepCursor = (datetime.min.replace(tzinfo=UTC), "")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    work: list[tuple[str, int]]  # (delivery id, attempts made) to enqueue
+    next_cursor: SweepCursor  # where the next scan of overdue deliveries continues
+
+
 Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 # Errors that mean "Postgres is not reachable right now", not "this request is wrong".
@@ -80,7 +95,7 @@ class Store:
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Connection]:
         try:
-            async with self.pool.acquire() as connection:
+            async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as connection:
                 yield connection
         except asyncpg.UniqueViolationError as exc:
             raise Conflict("a resource with that identity already exists") from exc
@@ -197,12 +212,6 @@ class Store:
                 released = [(r["id"], r["attempt_count"]) for r in rows]
         return _build(Endpoint, record), released
 
-    async def disable_endpoint(self, endpoint_id: str, reason: str) -> bool:
-        """Disable an endpoint; False if it already was."""
-        async with self._connection() as connection:
-            found = await connection.fetchval(self._sql["disable_endpoint"], endpoint_id, reason)
-        return found is not None
-
     async def delete_endpoint(self, app_id: str, endpoint_id: str) -> None:
         async with self._connection() as connection:
             found = await connection.fetchval(self._sql["delete_endpoint"], app_id, endpoint_id)
@@ -270,53 +279,65 @@ class Store:
         self,
         outcome: AttemptOutcome,
         policy: HealthPolicy,
-        follow_up: Callable[[RecordedAttempt], list[Event]],
+        follow_up: Callable[[RecordedAttempt], list[Event]] | None,
     ) -> tuple[RecordedAttempt | None, list[str]]:
         """Record an attempt, the delivery's next state and the endpoint's health; in the same
         transaction, record the events `follow_up` derives from that (operational events).
+        Without `follow_up` it is one statement and no transaction.
 
-        Returns None if the lease was lost, and the ids of the deliveries now due.
+        Returns None if the lease was lost (or the endpoint deleted meanwhile), and the ids of
+        the deliveries now due.
         """
-        async with self._transaction() as connection:
-            record = await connection.fetchrow(
-                self._sql["record_attempt"],
-                outcome.delivery_id,
-                outcome.attempt_number,
-                outcome.started_at,
-                outcome.duration_ms,
-                outcome.status_code,
-                outcome.error_kind,
-                outcome.error_message,
-                outcome.response_headers,
-                outcome.response_body,
-                outcome.next_status,
-                outcome.next_attempt_at,
-                outcome.next_status == "succeeded",
-                outcome.disable_endpoint,
-                policy.disable_after_dead,
-                policy.disable_after_failing_s,
-            )
-            if record is None:
-                return None, []
-            recorded = RecordedAttempt(record["status"], record["disabled_reason"])
-            due: list[str] = []
-            for event in follow_up(recorded):
-                due += await self._insert_event(connection, event)
+        args = (
+            outcome.delivery_id,
+            outcome.attempt_number,
+            outcome.started_at,
+            outcome.duration_ms,
+            outcome.status_code,
+            outcome.error_kind,
+            outcome.error_message,
+            outcome.response_headers,
+            outcome.response_body,
+            outcome.next_status,
+            outcome.next_attempt_at,
+            outcome.next_status == "succeeded",
+            outcome.disable_endpoint,
+            policy.disable_after_dead,
+            policy.disable_after_failing_s,
+        )
+        scope = self._connection() if follow_up is None else self._transaction()
+        try:
+            async with scope as connection:
+                record = await connection.fetchrow(self._sql["record_attempt"], *args)
+                if record is None:
+                    return None, []
+                recorded = RecordedAttempt(record["status"], record["disabled_reason"])
+                due: list[str] = []
+                for event in follow_up(recorded) if follow_up is not None else ():
+                    due += await self._insert_event(connection, event)
+        except asyncpg.ForeignKeyViolationError:
+            return None, []  # the endpoint (and its deliveries) was deleted during the attempt
         return recorded, due
 
     # The sweeper
 
     async def sweep(
-        self, lock_key: int, grace_s: float, limit: int
-    ) -> list[tuple[str, int]] | None:
-        """Return deliveries that are overdue or whose lease expired, as (id, attempts made);
-        None if another sweeper holds the lock."""
+        self, interval_s: float, grace_s: float, limit: int, after: SweepCursor
+    ) -> Sweep | None:
+        """Find what may have lost its job: overdue deliveries (one page, after `after`), expired
+        leases, and held deliveries of active endpoints (those are made due). None if another
+        worker's sweep is recent."""
         async with self._transaction() as connection:
-            if not await connection.fetchval(self._sql["lock_sweeper"], lock_key):
+            if await connection.fetchval(self._sql["take_sweep_turn"], interval_s) is None:
                 return None
-            due = await connection.fetch(self._sql["due_deliveries"], grace_s, limit)
+            due = await connection.fetch(self._sql["due_deliveries"], grace_s, *after, limit)
             expired = await connection.fetch(self._sql["expired_leases"], limit)
-        return [(r["id"], r["attempt_count"]) for r in (*due, *expired)]
+            released = await connection.fetch(self._sql["release_stale_holds"], limit)
+        cursor = (due[-1]["next_attempt_at"], due[-1]["id"]) if len(due) == limit else None
+        return Sweep(
+            work=[(r["id"], r["attempt_count"]) for r in (*due, *expired, *released)],
+            next_cursor=cursor or SWEEP_START,
+        )
 
     async def oldest_due_age(self) -> float | None:
         """Seconds the oldest due delivery has waited; None if nothing is due."""

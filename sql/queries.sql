@@ -61,10 +61,14 @@ WHERE app_id = $1 AND ($2::text IS NULL OR id > $2)
 ORDER BY id LIMIT $3;
 
 -- update_endpoint --
--- Write every mutable field of an endpoint.
+-- Write every mutable field of an endpoint; re-enabling it starts its health afresh.
 UPDATE endpoints
 SET url = $3, description = $4, event_types = $5, status = $6, disabled_reason = $7,
-    headers = $8, rate_limit_per_s = $9, updated_at = now()
+    headers = $8, rate_limit_per_s = $9, updated_at = now(),
+    failing_since = CASE WHEN $6 = 'active' AND status <> 'active' THEN NULL ELSE failing_since END,
+    consecutive_dead = CASE WHEN $6 = 'active' AND status <> 'active' THEN 0
+                            ELSE consecutive_dead END,
+    disabled_at = CASE WHEN $6 = 'active' THEN NULL ELSE disabled_at END
 WHERE app_id = $1 AND id = $2
 RETURNING *;
 
@@ -146,8 +150,9 @@ FROM claimed JOIN events AS event ON event.id = claimed.event_id;
 -- Record an attempt and the delivery's next state if the lease is still ours; keep endpoint health.
 -- $12: the attempt succeeded; $13: the receiver asked to be disabled (410 Gone);
 -- $14: dead deliveries in a row that disable an endpoint; $15: seconds of failing that do.
--- The endpoint row is written only when its health changes, so a healthy endpoint under load
--- is never a hot row.
+-- The endpoint's new health is computed from its current row (re-read if a concurrent attempt
+-- changed it), and the row is written only when its health changes, so a healthy endpoint
+-- under load is never a hot row.
 WITH attempt AS (
     INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, status_code,
                           error_kind, error_message, response_headers, response_body)
@@ -160,39 +165,35 @@ WITH attempt AS (
         finished_at = CASE WHEN $10 IN ('succeeded', 'dead') THEN now() END
     WHERE id = $1 AND status = 'sending' AND attempt_count = $2
     RETURNING id, endpoint_id, status
-), health AS (
-    SELECT endpoint.id, endpoint.status,
-           CASE WHEN $12 THEN NULL ELSE coalesce(endpoint.failing_since, $3) END AS failing_since,
-           CASE WHEN $12 THEN 0
-                WHEN delivery.status = 'dead' THEN endpoint.consecutive_dead + 1
-                ELSE endpoint.consecutive_dead END AS consecutive_dead
-    FROM delivery JOIN endpoints AS endpoint ON endpoint.id = delivery.endpoint_id
-), verdict AS (
-    SELECT health.*,
-           CASE WHEN health.status <> 'active' THEN NULL
-                WHEN $13 THEN 'the receiver answered 410 Gone'
-                WHEN health.consecutive_dead >= $14
-                    THEN health.consecutive_dead || ' deliveries in a row were dead-lettered'
-                WHEN health.failing_since <= now() - make_interval(secs => $15)
-                    THEN 'every attempt has failed since ' || health.failing_since
-           END AS disable_reason
-    FROM health
 ), endpoint AS (
     UPDATE endpoints AS e
-    SET failing_since = verdict.failing_since,
-        consecutive_dead = verdict.consecutive_dead,
-        status = CASE WHEN verdict.disable_reason IS NULL THEN e.status ELSE 'disabled' END,
-        disabled_reason = coalesce(verdict.disable_reason, e.disabled_reason),
-        disabled_at = CASE WHEN verdict.disable_reason IS NULL THEN e.disabled_at ELSE now() END,
+    SET failing_since = CASE WHEN $12 THEN NULL ELSE coalesce(e.failing_since, $3) END,
+        consecutive_dead = CASE WHEN $12 THEN 0
+                                WHEN delivery.status = 'dead' THEN e.consecutive_dead + 1
+                                ELSE e.consecutive_dead END,
+        status = CASE WHEN endpoint_disable_reason(e.status, e.consecutive_dead, e.failing_since,
+                                                   $12, $13, delivery.status = 'dead', $3, $14, $15)
+                      IS NULL THEN e.status ELSE 'disabled' END,
+        disabled_reason = coalesce(
+            endpoint_disable_reason(e.status, e.consecutive_dead, e.failing_since,
+                                    $12, $13, delivery.status = 'dead', $3, $14, $15),
+            e.disabled_reason),
+        disabled_at = CASE WHEN endpoint_disable_reason(e.status, e.consecutive_dead,
+                                                        e.failing_since, $12, $13,
+                                                        delivery.status = 'dead', $3, $14, $15)
+                           IS NULL THEN e.disabled_at ELSE now() END,
         updated_at = now()
-    FROM verdict
-    WHERE e.id = verdict.id
-      AND (e.failing_since IS DISTINCT FROM verdict.failing_since
-           OR e.consecutive_dead <> verdict.consecutive_dead
-           OR verdict.disable_reason IS NOT NULL)
-    RETURNING e.id, verdict.disable_reason
+    FROM delivery
+    WHERE e.id = delivery.endpoint_id
+      AND CASE WHEN $12 THEN e.failing_since IS NOT NULL OR e.consecutive_dead <> 0
+               ELSE e.failing_since IS NULL OR delivery.status = 'dead'
+                    OR endpoint_disable_reason(e.status, e.consecutive_dead, e.failing_since,
+                                               $12, $13, delivery.status = 'dead', $3, $14, $15)
+                       IS NOT NULL END
+    -- disabled_at = now() marks an endpoint this very statement disabled.
+    RETURNING e.id, CASE WHEN e.disabled_at = now() THEN e.disabled_reason END AS disabled_reason
 )
-SELECT delivery.id, delivery.status, (SELECT disable_reason FROM endpoint) AS disabled_reason
+SELECT delivery.id, delivery.status, (SELECT disabled_reason FROM endpoint) AS disabled_reason
 FROM delivery;
 
 -- get_delivery --
@@ -255,16 +256,14 @@ SET status = CASE WHEN attempt_count = 1 THEN 'pending' ELSE 'retrying' END,
 WHERE id = $1 AND status = 'sending' AND attempt_count = $2
 RETURNING id;
 
--- lock_sweeper --
--- Let one sweeper at a time scan, across every worker (held until the transaction ends).
-SELECT pg_try_advisory_xact_lock($1);
-
 -- due_deliveries --
--- Deliveries due for a while that may have no job (Redis lost it): oldest first.
-SELECT id, attempt_count FROM deliveries
+-- Deliveries overdue by $1 seconds that may have no job (Redis lost it), after a cursor
+-- ($2, $3: next_attempt_at and id), so a backlog is scanned page by page.
+SELECT id, attempt_count, next_attempt_at FROM deliveries
 WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now() - make_interval(secs => $1)
+  AND (next_attempt_at, id) > ($2, $3)
 ORDER BY next_attempt_at, id
-LIMIT $2;
+LIMIT $4;
 
 -- expired_leases --
 -- Deliveries whose worker stopped before it recorded the attempt.
@@ -278,3 +277,23 @@ LIMIT $1;
 SELECT extract(epoch FROM now() - min(next_attempt_at))::float8
 FROM deliveries
 WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now();
+
+-- take_sweep_turn --
+-- Start a sweep if none began within the interval ($1 seconds); the row stays locked until the
+-- transaction ends, so one sweep runs at a time and one per interval.
+UPDATE sweeper SET swept_at = now()
+WHERE id = 1 AND swept_at <= now() - make_interval(secs => $1)
+RETURNING swept_at;
+
+-- release_stale_holds --
+-- Held deliveries whose endpoint is active again (an ingest or claim that raced a resume).
+UPDATE deliveries AS d
+SET status = 'pending', next_attempt_at = now(), updated_at = now()
+FROM (
+    SELECT held.id FROM deliveries AS held
+    JOIN endpoints AS endpoint ON endpoint.id = held.endpoint_id
+    WHERE held.status = 'held' AND endpoint.status = 'active'
+    LIMIT $1
+) AS stale
+WHERE d.id = stale.id AND d.status = 'held'
+RETURNING d.id, d.attempt_count;

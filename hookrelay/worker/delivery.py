@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from yarl import URL
 
 from hookrelay import retry
 from hookrelay.metrics import DeliveryMetrics
-from hookrelay.models import AttemptOutcome, ClaimedDelivery, HealthPolicy
+from hookrelay.models import AttemptOutcome, ClaimedDelivery, Event, HealthPolicy, RecordedAttempt
 from hookrelay.operational import events_after_attempt
 from hookrelay.outbound import BlockedAddress, literal_address_problem
 from hookrelay.queue import DeliveryQueue
@@ -40,12 +41,23 @@ def _signing_keys(
     return [SigningKey.from_secret(box.decrypt(ciphertext, key_id, endpoint_id))]
 
 
-class Deferred(Exception):
-    """The delivery may not start yet (an endpoint limit); try again after `delay_s`."""
+def _printable(text: str) -> str:
+    """Text Postgres can store: no NUL characters (a binary answer can hold them)."""
+    return text.replace("\x00", "\ufffd")
 
-    def __init__(self, delay_s: float) -> None:
+
+class Deferred(Exception):
+    """The delivery may not start yet; try again after `delay_s`.
+
+    `slot_reserved`: a slot of the endpoint's rate limit is reserved for that moment, so the
+    next try must not take another.
+    """
+
+    def __init__(self, delay_s: float, attempts_made: int, slot_reserved: bool) -> None:
         super().__init__(f"deferred by {delay_s:.3f}s")
         self.delay_s = delay_s
+        self.attempts_made = attempts_made
+        self.slot_reserved = slot_reserved
 
 
 class Deliverer:
@@ -72,7 +84,7 @@ class Deliverer:
         self.rng = rng or random.Random()
         self.health = HealthPolicy(settings.disable_after_failing_s, settings.disable_after_dead)
 
-    async def deliver(self, delivery_id: str) -> None:
+    async def deliver(self, delivery_id: str, slot_reserved: bool = False) -> None:
         """Make one attempt at `delivery_id` if it is due and nobody else holds it.
 
         Raises Deferred (having given the claim back) when an endpoint limit says not yet.
@@ -80,6 +92,7 @@ class Deliverer:
         claim = await self.store.claim_delivery(delivery_id, self.settings.lease_s)
         if claim is None:
             return  # not due, already claimed, or finished: another job got there first
+        claimed_at = time.monotonic()
         bound = log.bind(
             delivery_id=claim.id,
             event_id=claim.event_id,
@@ -92,22 +105,33 @@ class Deliverer:
         if claim.previous_status == "sending":
             self.metrics.count("hookrelay_redeliveries_total")
             bound.warning("redelivering: the previous attempt's lease expired")
-        wait_s = await self._limit_wait_s(claim)
-        if wait_s > 0:
-            await self.store.release_delivery(claim.id, claim.attempt_count, wait_s)
-            self.metrics.count("hookrelay_deferred_total")
-            raise Deferred(wait_s)
+        if not self.limits.try_start(claim.endpoint_id):
+            await self._defer(
+                claim, CONCURRENCY_RETRY_S * self.rng.uniform(0.5, 1.5), slot_reserved
+            )
         try:
-            outcome = await self._attempt(claim)
+            if claim.rate_limit_per_s is not None and not slot_reserved:
+                wait_s = await self.limits.reserve_rate_slot(
+                    claim.endpoint_id, claim.rate_limit_per_s
+                )
+                if wait_s > 0:
+                    await self._defer(claim, wait_s, slot_reserved=True)
+            outcome = await self._attempt(claim, claimed_at)
         finally:
             self.limits.finish(claim.endpoint_id)
         now = datetime.now(UTC)
-        recorded, due = await self.store.record_attempt(
-            outcome,
-            self.health,
-            lambda recorded: events_after_attempt(
+        # A first attempt that succeeded cannot lead to an operational event: record it in one
+        # statement, outside a transaction (the common case, so the cheapest).
+        quiet = outcome.next_status == "succeeded" and claim.attempt_count == 1
+
+        def follow_up(recorded: RecordedAttempt) -> list[Event]:
+            return events_after_attempt(
                 claim, recorded, outcome.status_code, outcome.error_message, now
-            ),
+            )
+
+        # Shielded: once the receiver has answered, cancelling the job must not lose the record.
+        recorded, due = await asyncio.shield(
+            self.store.record_attempt(outcome, self.health, None if quiet else follow_up)
         )
         if recorded is None:
             bound.warning("lease lost before the attempt was recorded")
@@ -129,23 +153,13 @@ class Deliverer:
         if due:
             await self.queue.enqueue([(delivery_id, 0) for delivery_id in due])
 
-    async def _limit_wait_s(self, claim: ClaimedDelivery) -> float:
-        """0 if the endpoint's limits let this delivery start now (a concurrency slot is then
-        taken), else how long to put it off."""
-        if not self.limits.try_start(claim.endpoint_id):
-            return CONCURRENCY_RETRY_S * self.rng.uniform(0.5, 1.5)
-        if claim.rate_limit_per_s is None:
-            return 0.0
-        try:
-            wait_s = await self.limits.rate_wait_s(claim.endpoint_id, claim.rate_limit_per_s)
-        except Exception:
-            self.limits.finish(claim.endpoint_id)
-            raise
-        if wait_s > 0:
-            self.limits.finish(claim.endpoint_id)
-        return wait_s
+    async def _defer(self, claim: ClaimedDelivery, delay_s: float, slot_reserved: bool) -> None:
+        """Give the claim back without using up the attempt, and raise Deferred."""
+        await self.store.release_delivery(claim.id, claim.attempt_count, delay_s)
+        self.metrics.count("hookrelay_deferred_total")
+        raise Deferred(delay_s, claim.attempt_count - 1, slot_reserved)
 
-    async def _attempt(self, claim: ClaimedDelivery) -> AttemptOutcome:
+    async def _attempt(self, claim: ClaimedDelivery, claimed_at: float) -> AttemptOutcome:
         body = claim.body.encode()
         keys = _signing_keys(
             self.box, claim.secret_ciphertext, claim.secret_key_id, claim.endpoint_id
@@ -166,8 +180,15 @@ class Deliverer:
         try:
             if problem is not None:
                 raise BlockedAddress(problem)
+            # The request must end while the lease holds, with time left to record it.
+            lease_left_s = self.settings.lease_s - (time.monotonic() - claimed_at)
+            timeout_s = max(0.1, min(self.settings.delivery_timeout_s, lease_left_s - 2.0))
             async with self.session.post(
-                claim.url, data=body, headers=headers, allow_redirects=False
+                claim.url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as response:
                 status_code = response.status
                 response_headers = {
@@ -176,7 +197,7 @@ class Deliverer:
                     if name in response.headers
                 }
                 raw = await response.content.read(self.settings.response_body_cap_bytes)
-                response_body = raw.decode("utf-8", errors="replace")
+                response_body = _printable(raw.decode("utf-8", errors="replace"))
         except BlockedAddress as exc:
             error_kind, error_message = "unsafe_target", str(exc)
         except TimeoutError:
@@ -188,9 +209,9 @@ class Deliverer:
             else:
                 error_kind, error_message = "connect", str(exc.os_error)
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionError) as exc:
-            error_kind, error_message = "reset", str(exc) or type(exc).__name__
+            error_kind, error_message = "reset", _printable(str(exc)) or type(exc).__name__
         except aiohttp.ClientError as exc:
-            error_kind, error_message = "http_error", str(exc) or type(exc).__name__
+            error_kind, error_message = "http_error", _printable(str(exc)) or type(exc).__name__
         duration_ms = round((time.perf_counter() - started) * 1000)
         if status_code is not None and not retry.is_success(status_code):
             error_kind, error_message = "http_status", f"the receiver answered {status_code}"

@@ -6,25 +6,19 @@ from collections import Counter
 
 from redis.asyncio import Redis
 
-# GCRA (a token bucket kept as one timestamp per endpoint): returns 0 and takes a slot when one
-# is free, else the milliseconds until one will be. Redis's own clock keeps workers in step.
-_GCRA = """
+# Each call reserves the endpoint's next start slot (slots are 1/rate apart) and returns the
+# milliseconds until it, 0 if it is now. Redis's own clock keeps every worker in step, and
+# reserving, rather than asking "may I now?", lets a backlog wait once each for its own slot
+# instead of waking together to ask again.
+_RESERVE_SLOT = """
 local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local allowed_at = tat - interval * (burst - 1)
-if now < allowed_at then return allowed_at - now end
-local new_tat = tat + interval
-redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now) + 1000)
-return 0
+local slot = tonumber(redis.call('GET', KEYS[1]) or now)
+if slot < now then slot = now end
+redis.call('SET', KEYS[1], slot + interval, 'PX', math.ceil(slot + interval - now) + 1000)
+return slot - now
 """
-
-
-# Deliveries that may start back to back before the spacing applies.
-RATE_BURST = 1
 
 
 class EndpointLimits:
@@ -35,7 +29,7 @@ class EndpointLimits:
         self._key_prefix = key_prefix
         self._concurrency = concurrency
         self._running: Counter[str] = Counter()
-        self._gcra = redis.register_script(_GCRA)
+        self._reserve_slot = redis.register_script(_RESERVE_SLOT)
 
     def try_start(self, endpoint_id: str) -> bool:
         """Take one of the endpoint's concurrency slots in this process, if one is free."""
@@ -49,14 +43,13 @@ class EndpointLimits:
         if self._running[endpoint_id] <= 0:
             del self._running[endpoint_id]
 
-    async def rate_wait_s(self, endpoint_id: str, per_second: int) -> float:
-        """Take a slot of the endpoint's rate limit: 0 if granted, else seconds until one frees.
+    async def reserve_rate_slot(self, endpoint_id: str, per_second: int) -> float:
+        """Reserve the endpoint's next start slot; return the seconds until it (0: now).
 
-        Deliveries start at least 1/`per_second` apart (no bursts), so no one-second window
-        holds more than `per_second` of them.
+        Deliveries start at least 1/`per_second` apart, so no one-second window holds more
+        than `per_second` of them.
         """
-        interval_ms = 1000.0 / per_second
-        wait_ms = await self._gcra(
-            keys=[f"{self._key_prefix}:rate:{endpoint_id}"], args=[interval_ms, RATE_BURST]
+        wait_ms = await self._reserve_slot(
+            keys=[f"{self._key_prefix}:rate:{endpoint_id}"], args=[1000.0 / per_second]
         )
         return float(wait_ms) / 1000.0

@@ -30,15 +30,18 @@ from hookrelay.settings import Settings
 from hookrelay.store import Store
 from hookrelay.worker.delivery import Deferred, Deliverer
 from hookrelay.worker.limits import EndpointLimits
-from hookrelay.worker.sweeper import sweep_forever
+from hookrelay.worker.sweeper import Sweeper
 
 log = structlog.get_logger(__name__)
 
 # How often the worker writes its health-check key to Redis.
 HEALTH_CHECK_INTERVAL_S = 5
-# On SIGTERM, in-flight deliveries get this long to finish before they are cancelled (their
-# leases then expire and the sweeper sends them again).
-SHUTDOWN_GRACE_S = 10.0
+# On SIGTERM, in-flight deliveries get this long past the HTTP timeout to finish; any still
+# running are cancelled (their leases expire and the sweeper sends them again).
+SHUTDOWN_GRACE_MARGIN_S = 5.0
+# arq cancels a job this long after its lease ran out; by then the HTTP request has long timed
+# out and only recording the attempt can still be running.
+JOB_TIMEOUT_MARGIN_S = 5.0
 # A lane whose loop failed (Redis down) is rebuilt after a backoff growing up to this.
 MAX_RESTART_BACKOFF_S = 10.0
 METRICS_FLUSH_INTERVAL_S = 1.0
@@ -47,12 +50,19 @@ METRICS_FLUSH_INTERVAL_S = 1.0
 MAX_JOB_TRIES = 1_000_000
 
 
-async def deliver(ctx: dict[str, Any], delivery_id: str) -> None:
-    """The arq task: the job carries only a delivery id; all state is in Postgres."""
+async def deliver(ctx: dict[str, Any], delivery_id: str, slot_reserved: bool = False) -> None:
+    """The arq task: the job carries a delivery id (all state is in Postgres), and whether a
+    slot of its endpoint's rate limit is already reserved for it."""
     deliverer: Deliverer = ctx["deliverer"]
     try:
-        await deliverer.deliver(delivery_id)
+        await deliverer.deliver(delivery_id, slot_reserved)
     except Deferred as deferred:
+        if deferred.slot_reserved and not slot_reserved:
+            # A new job (an id of its own) that knows its slot is reserved; this one ends.
+            await deliverer.queue.enqueue_reserved(
+                delivery_id, deferred.attempts_made, deferred.delay_s
+            )
+            return
         raise Retry(defer=deferred.delay_s) from None
 
 
@@ -105,8 +115,7 @@ def build_worker(resources: WorkerResources, queue_name: str, max_jobs: int) -> 
         keep_result=0,
         poll_delay=settings.worker_poll_delay_s,
         max_jobs=max_jobs,
-        # Past the lease a job's delivery can be claimed by another worker anyway.
-        job_timeout=settings.lease_s,
+        job_timeout=settings.lease_s + JOB_TIMEOUT_MARGIN_S,
         health_check_interval=HEALTH_CHECK_INTERVAL_S,
         # Signals are handled by run_worker, which stops gracefully (see stop_lane).
         handle_signals=False,
@@ -212,17 +221,13 @@ class WorkerProcess:
     def start(self) -> None:
         settings = self.resources.settings
         self._tasks = [asyncio.create_task(lane.run()) for lane in self.lanes]
-        self._tasks.append(
-            asyncio.create_task(
-                sweep_forever(
-                    self.resources.store,
-                    self.resources.queue,
-                    self.resources.metrics,
-                    settings.sweep_interval_s,
-                    settings.sweep_grace_s,
-                )
-            )
+        sweeper = Sweeper(
+            self.resources.store,
+            self.resources.queue,
+            settings.sweep_interval_s,
+            settings.sweep_grace_s,
         )
+        self._tasks.append(asyncio.create_task(sweeper.run(self.resources.metrics)))
         self._tasks.append(asyncio.create_task(flush_metrics_forever(self.resources)))
         log.info(
             "worker started",
@@ -231,7 +236,9 @@ class WorkerProcess:
             retry_concurrency=settings.retry_concurrency,
         )
 
-    async def stop(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
+    async def stop(self, grace_s: float | None = None) -> None:
+        if grace_s is None:
+            grace_s = self.resources.settings.delivery_timeout_s + SHUTDOWN_GRACE_MARGIN_S
         await asyncio.gather(*(lane.stop(grace_s) for lane in self.lanes))
         for task in self._tasks:
             task.cancel()

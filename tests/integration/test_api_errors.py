@@ -143,3 +143,15 @@ async def test_readyz_reports_dependencies(api: Client) -> None:
     response = await api.get("/readyz")
     assert response.status == 200
     assert await response.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
+
+
+@pytest.mark.parametrize("name", ["Host", "content-length", "Webhook-Signature", "TE"])
+async def test_endpoint_headers_cannot_replace_reserved_ones(api: Client, name: str) -> None:
+    app = await create_app_with_key(api)
+    response = await api.post(
+        f"/v1/apps/{app['id']}/endpoints",
+        json={"url": "http://127.0.0.1:9/x", "headers": {name: "x"}},
+        headers={"Authorization": f"Bearer {app['api_key']}"},
+    )
+    assert response.status == 422
+    assert (await response.json())["error"]["details"][0]["path"] == f"$.headers.{name}"

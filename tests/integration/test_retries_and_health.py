@@ -281,3 +281,84 @@ async def test_an_expired_lease_is_redelivered_and_counted(
     assert "hookrelay_redeliveries_total 1" in text
     assert 'hookrelay_deliveries_total{outcome="succeeded"} 1' in text
     assert "hookrelay_queue_lag_seconds" in text
+
+
+async def test_a_binary_answer_with_nul_bytes_is_recorded(api: Client, receiver: Receiver) -> None:
+    async def binary(_: Received) -> web.Response:
+        return web.Response(body=b"ok\x00\x01\x02", content_type="application/octet-stream")
+
+    receiver.respond = binary
+    app = await create_app_with_key(api)
+    await add_endpoint(api, app, f"{receiver.url}/hook")
+    event = await send_event(api, app, "image.ready", {"n": 1})
+    detail = await wait_for_delivery_status(api, app, event["id"], "succeeded")
+    [attempt] = (await get_json(api, app, f"/deliveries/{detail['deliveries'][0]['id']}"))[
+        "attempts"
+    ]
+    assert attempt["response_body"].startswith("ok\ufffd")
+    assert receiver.requests[0].headers["Accept-Encoding"] == "identity"
+
+
+@pytest.mark.settings(disable_after_dead=2, retry_schedule_s=(0.02,))
+async def test_concurrent_dead_letters_are_all_counted(api: Client, receiver: Receiver) -> None:
+    receiver.respond = answer(500)
+    app = await create_app_with_key(api)
+    endpoint = await add_endpoint(api, app, f"{receiver.url}/down", event_types=["job.queued"])
+    await add_endpoint(api, app, f"{receiver.url}/ops", event_types=["endpoint.disabled"])
+    events = await asyncio.gather(
+        *(send_event(api, app, "job.queued", {"job_id": f"j{n}"}) for n in range(2))
+    )
+    for event in events:
+        await wait_for_delivery_status(api, app, event["id"], "dead")
+    got = await get_json(api, app, f"/endpoints/{endpoint['id']}")
+    assert got["status"] == "disabled"
+    await asyncio.sleep(0.3)
+    # One endpoint.disabled, not one per racing attempt (the ops endpoint fails too, so count
+    # distinct events, not attempts).
+    assert len({r.headers["webhook-id"] for r in receiver.at("/ops")}) == 1
+
+
+@pytest.mark.settings(disable_after_dead=1, retry_schedule_s=(0.02,))
+async def test_re_enabling_an_endpoint_starts_its_health_afresh(
+    api: Client, receiver: Receiver
+) -> None:
+    answers = iter([500, 500, 500, 200])
+
+    async def recovering(_: Received) -> web.Response:
+        return web.Response(status=next(answers))
+
+    receiver.respond = recovering
+    app = await create_app_with_key(api)
+    endpoint = await add_endpoint(api, app, f"{receiver.url}/hook")
+    first = await send_event(api, app, "job.queued", {"job_id": "j1"})
+    await wait_for_delivery_status(api, app, first["id"], "dead")
+    assert (await get_json(api, app, f"/endpoints/{endpoint['id']}"))["status"] == "disabled"
+
+    path = f"/v1/apps/{app['id']}/endpoints/{endpoint['id']}"
+    response = await api.patch(path, json={"status": "active"}, headers=bearer(app["api_key"]))
+    assert response.status == 200
+    # One failure, then a success: a fresh endpoint is not disabled by a single failure.
+    second = await send_event(api, app, "job.queued", {"job_id": "j2"})
+    await wait_for_delivery_status(api, app, second["id"], "succeeded")
+    assert (await get_json(api, app, f"/endpoints/{endpoint['id']}"))["status"] == "active"
+
+
+async def test_sweeper_releases_a_hold_that_raced_a_resume(
+    settings: Settings, api: Client, receiver: Receiver
+) -> None:
+    import asyncpg
+
+    app = await create_app_with_key(api)
+    await add_endpoint(api, app, f"{receiver.url}/hook")
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        event = build_event(app["id"], "image.ready", {"n": 1}, None, datetime.now(UTC))
+        store = await Store.open(settings.require_database_url())
+        await store.insert_event(event)
+        await store.close()
+        # As if the ingest had seen the endpoint paused just before a resume committed.
+        await connection.execute("UPDATE deliveries SET status = 'held'")
+    finally:
+        await connection.close()
+    await receiver.wait_for(1, timeout_s=10)
+    await wait_for_delivery_status(api, app, event.id, "succeeded")
