@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
-import asyncio
+import time
 from datetime import datetime
 from typing import Any
 
 import orjson
 from arq.connections import ArqRedis
+from arq.constants import job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
 from redis.asyncio import BlockingConnectionPool
 from redis.exceptions import RedisError
 
 from hookrelay.errors import DependencyUnavailable
 
 DELIVER_TASK = "deliver"
+# Jobs written per Redis round trip when enqueueing many (a fan-out, a sweep, a bulk replay).
+ENQUEUE_BATCH = 500
+
+# What arq's enqueue_job does for one job (skip it if the job or its result exists; else store
+# the job and add it to its queue), done here for many jobs in one round trip.
+_ENQUEUE_MANY = """
+local job_prefix, result_prefix, expires_ms = ARGV[1], ARGV[2], ARGV[3]
+local added = 0
+for i = 4, #ARGV, 4 do
+    local job_id, queue, score, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+    if redis.call('EXISTS', job_prefix .. job_id, result_prefix .. job_id) == 0 then
+        redis.call('PSETEX', job_prefix .. job_id, expires_ms, payload)
+        redis.call('ZADD', queue, score, job_id)
+        added = added + 1
+    end
+end
+return added
+"""
 REDIS_TIMEOUT_S = 5.0
 REDIS_MAX_CONNECTIONS = 64
 
@@ -61,6 +81,7 @@ class DeliveryQueue:
         self.redis = redis
         self.queue_name = queue_name
         self.retry_queue_name = retry_queue_name
+        self._enqueue_many = redis.register_script(_ENQUEUE_MANY)
 
     @classmethod
     def connect(cls, redis_url: str, queue_name: str, retry_queue_name: str) -> DeliveryQueue:
@@ -94,18 +115,21 @@ class DeliveryQueue:
     async def enqueue(
         self, deliveries: list[tuple[str, int]], defer_until: datetime | None = None
     ) -> int:
-        """Enqueue one job per (delivery id, attempts made so far); return how many were new
-        (a job that already exists is left as it is)."""
-        jobs = await asyncio.gather(
-            *(
-                self.redis.enqueue_job(
-                    DELIVER_TASK,
-                    delivery_id,
-                    _job_id=delivery_job_id(delivery_id, attempts),
-                    _queue_name=self._lane(attempts),
-                    _defer_until=defer_until,
+        """Enqueue one job per (delivery id, attempts made so far), in one round trip per
+        batch; return how many were new (a job that already exists is left as it is)."""
+        now_ms = round(time.time() * 1000)
+        score = now_ms if defer_until is None else round(defer_until.timestamp() * 1000)
+        # arq drops a job that has not started within this long (the sweeper would enqueue the
+        # delivery again).
+        expires_ms = max(score - now_ms, 0) + self.redis.expires_extra_ms
+        added = 0
+        for start in range(0, len(deliveries), ENQUEUE_BATCH):
+            args: list[Any] = [job_key_prefix, result_key_prefix, expires_ms]
+            for delivery_id, attempts in deliveries[start : start + ENQUEUE_BATCH]:
+                payload = serialize_job(
+                    DELIVER_TASK, (delivery_id,), {}, None, now_ms, serializer=job_serializer
                 )
-                for delivery_id, attempts in deliveries
-            )
-        )
-        return sum(job is not None for job in jobs)
+                args += [delivery_job_id(delivery_id, attempts), self._lane(attempts), score]
+                args.append(payload)
+            added += int(await self._enqueue_many(args=args))
+        return added
