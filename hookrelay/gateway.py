@@ -6,39 +6,47 @@ import base64
 import hashlib
 import hmac
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import structlog
 
 from hookrelay import signing
-from hookrelay.errors import Forbidden, InvalidPayload, NotFound
+from hookrelay.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from hookrelay.events import build_event
 from hookrelay.ids import new_id
-from hookrelay.models import App, Attempt, Delivery, Endpoint, Event
+from hookrelay.models import (
+    App,
+    AppKey,
+    Attempt,
+    AttemptFilter,
+    Delivery,
+    DeliveryFilter,
+    Endpoint,
+    Event,
+    EventFilter,
+    ReplayResult,
+)
 from hookrelay.operational import is_operational
 from hookrelay.outbound import check_callback_url
 from hookrelay.queue import DeliveryQueue
 from hookrelay.schemas import validate_event_data, validate_request
 from hookrelay.secretbox import SecretBox
 from hookrelay.settings import Settings
-from hookrelay.store import Store
+from hookrelay.store import Idempotency, Store
 
 log = structlog.get_logger(__name__)
 
 APP_KEY_PREFIX = "hrk_"
 APP_KEY_BYTES = 32
 KEY_PREFIX_SHOWN = 12  # characters of a key kept in clear, to tell keys apart in listings
-
-
-@dataclass(frozen=True)
-class DeliveryFilter:
-    """What a delivery listing may be narrowed to."""
-
-    status: str | None = None
-    endpoint_id: str | None = None
-    event_id: str | None = None
+# An Idempotency-Key binds its first answer for this long.
+IDEMPOTENCY_TTL_S = 24 * 3600.0
+# Deliveries replayed per transaction in a bulk replay.
+REPLAY_BATCH = 2000
 
 
 @dataclass(frozen=True)
@@ -103,13 +111,35 @@ class Gateway:
         if not principal.is_admin:
             raise Forbidden("only the admin token may create apps")
         body = validate_request("app_create", body)
-        key = APP_KEY_PREFIX + base64.urlsafe_b64encode(os.urandom(APP_KEY_BYTES)).decode()
-        key = key.rstrip("=")
+        key = _new_app_key()
         app = await self.store.create_app(
             new_id("app_"), body["name"], body.get("uid"), hash_app_key(key), key[:KEY_PREFIX_SHOWN]
         )
         log.info("app created", app_id=app.id)
         return app, key
+
+    async def create_app_key(self, principal: Principal, ref: str, body: Any) -> tuple[AppKey, str]:
+        """Add a key to an app; return it and the key itself (shown once)."""
+        app_id = await self.app_id_for(principal, ref)
+        body = validate_request("app_key_create", body)
+        key = _new_app_key()
+        created = await self.store.create_app_key(
+            app_id, hash_app_key(key), key[:KEY_PREFIX_SHOWN], body.get("name", "")
+        )
+        log.info("app key created", app_id=app_id, key_id=created.id)
+        return created, key
+
+    async def list_app_keys(
+        self, principal: Principal, ref: str, after: str | None, limit: int
+    ) -> list[AppKey]:
+        app_id = await self.app_id_for(principal, ref)
+        return await self.store.list_app_keys(app_id, after, limit)
+
+    async def revoke_app_key(self, principal: Principal, ref: str, key_id: str) -> AppKey:
+        app_id = await self.app_id_for(principal, ref)
+        revoked = await self.store.revoke_app_key(app_id, key_id)
+        log.info("app key revoked", app_id=app_id, key_id=key_id)
+        return revoked
 
     async def list_apps(self, principal: Principal, after: str | None, limit: int) -> list[App]:
         if principal.app_id is not None:
@@ -140,11 +170,7 @@ class Gateway:
         check_custom_headers(body.get("headers"))
         await check_callback_url(body["url"], self.settings.allowed_cidrs)
         scheme = body.get("signing", "hmac")
-        secret = (
-            signing.generate_hmac_secret()
-            if scheme == "hmac"
-            else signing.generate_ed25519_secret()
-        )
+        secret = _new_secret(scheme)
         endpoint_id = new_id("ep_")
         ciphertext, key_id = self.box.encrypt(secret, endpoint_id)
         now = datetime.now(UTC)
@@ -164,6 +190,7 @@ class Gateway:
                 rate_limit_per_s=body.get("rate_limit_per_s"),
                 created_at=now,
                 updated_at=now,
+                public_key=_public_key(secret),
             )
         )
         log.info("endpoint created", app_id=app_id, endpoint_id=endpoint.id)
@@ -212,6 +239,26 @@ class Gateway:
             await self._enqueue(released)
         return endpoint
 
+    async def rotate_secret(
+        self, principal: Principal, ref: str, endpoint_id: str
+    ) -> tuple[Endpoint, str]:
+        """Give an endpoint a new secret; the old one keeps signing beside it for the grace
+        period, so receivers can switch without missing a delivery."""
+        app_id = await self.app_id_for(principal, ref)
+        endpoint = await self.store.get_endpoint(app_id, endpoint_id)
+        secret = _new_secret(endpoint.signing)
+        ciphertext, key_id = self.box.encrypt(secret, endpoint.id)
+        rotated = await self.store.rotate_endpoint_secret(
+            app_id,
+            endpoint.id,
+            ciphertext,
+            key_id,
+            _public_key(secret),
+            self.settings.secret_rotation_grace_s,
+        )
+        log.info("endpoint secret rotated", app_id=app_id, endpoint_id=endpoint.id)
+        return rotated, secret
+
     async def delete_endpoint(self, principal: Principal, ref: str, endpoint_id: str) -> None:
         app_id = await self.app_id_for(principal, ref)
         await self.store.delete_endpoint(app_id, endpoint_id)
@@ -219,26 +266,53 @@ class Gateway:
 
     # Events
 
-    async def ingest_event(self, principal: Principal, ref: str, body: Any) -> Event:
-        """Validate and record an event with its deliveries, then enqueue those due now."""
+    async def ingest(
+        self,
+        principal: Principal,
+        ref: str,
+        bodies: list[Any],
+        idempotency_key: str | None,
+        render: Callable[[list[Event]], Any],
+    ) -> Any:
+        """Validate and record events (all or none) with their deliveries, then enqueue those
+        due now; return `render(events)`, or the first answer given to `idempotency_key`."""
         app_id = await self.app_id_for(principal, ref)
-        body = validate_request("event_create", body)
-        event_type: str = body["type"]
-        if is_operational(event_type):
-            raise InvalidPayload(
-                f"{event_type} is reserved for events hookrelay itself reports",
-                [{"path": "$.type", "message": "is a reserved operational event type"}],
-            )
-        data: dict[str, Any] = body["data"]
-        job_id = _job_id(body, data)
-        if job_id is not None and event_type.startswith("job.") and "job_id" not in data:
-            data = {**data, "job_id": job_id}
-        validate_event_data(event_type, data)
-        event = build_event(app_id, event_type, data, job_id, datetime.now(UTC))
-        due = await self.store.insert_event(event)
-        log.info("event accepted", app_id=app_id, event_id=event.id, deliveries=len(due))
-        await self._enqueue([(delivery_id, 0) for delivery_id in due])
-        return event
+        now = datetime.now(UTC)
+        events = [
+            self._event_from(app_id, body, now, f"$.events[{n}]" if len(bodies) > 1 else "$")
+            for n, body in enumerate(bodies)
+        ]
+        idempotency = None
+        if idempotency_key is not None:
+            digest = hashlib.sha256(orjson.dumps(bodies, option=orjson.OPT_SORT_KEYS)).digest()
+            idempotency = Idempotency(idempotency_key, digest, IDEMPOTENCY_TTL_S)
+        answer, due = await self.store.insert_events_once(events, idempotency, render(events))
+        if due:
+            log.info("events accepted", app_id=app_id, events=len(events), deliveries=len(due))
+            await self._enqueue([(delivery_id, 0) for delivery_id in due])
+        return answer
+
+    def _event_from(self, app_id: str, body: Any, now: datetime, path: str) -> Event:
+        try:
+            body = validate_request("event_create", body)
+            event_type: str = body["type"]
+            if is_operational(event_type):
+                raise InvalidPayload(
+                    f"{event_type} is reserved for events hookrelay itself reports",
+                    [{"path": "$.type", "message": "is a reserved operational event type"}],
+                )
+            data: dict[str, Any] = body["data"]
+            job_id = _job_id(body, data)
+            if job_id is not None and event_type.startswith("job.") and "job_id" not in data:
+                data = {**data, "job_id": job_id}
+            validate_event_data(event_type, data)
+        except InvalidPayload as exc:
+            if path != "$" and isinstance(exc.details, list):
+                exc.details = [
+                    {**d, "path": path + d["path"][1:]} for d in exc.details if isinstance(d, dict)
+                ]
+            raise
+        return build_event(app_id, event_type, data, job_id, now)
 
     async def _enqueue(self, deliveries: list[tuple[str, int]]) -> None:
         """Enqueue after commit; if Redis is down the rows stay due and the sweeper sends them."""
@@ -258,25 +332,23 @@ class Gateway:
         return event, await self.store.list_event_deliveries(event.id)
 
     async def list_events(
-        self, principal: Principal, ref: str, before: str | None, event_type: str | None, limit: int
+        self, principal: Principal, ref: str, filters: EventFilter, before: str | None, limit: int
     ) -> list[Event]:
         app_id = await self.app_id_for(principal, ref)
-        return await self.store.list_events(app_id, before, event_type, limit)
+        return await self.store.list_events(app_id, filters, before, limit)
 
-    # Deliveries
+    # Deliveries and replays
 
     async def list_deliveries(
         self,
         principal: Principal,
         ref: str,
-        before: str | None,
         filters: DeliveryFilter,
+        before: str | None,
         limit: int,
     ) -> list[Delivery]:
         app_id = await self.app_id_for(principal, ref)
-        return await self.store.list_deliveries(
-            app_id, before, filters.status, filters.endpoint_id, filters.event_id, limit
-        )
+        return await self.store.list_deliveries(app_id, filters, before, limit)
 
     async def get_delivery(
         self, principal: Principal, ref: str, delivery_id: str
@@ -284,7 +356,55 @@ class Gateway:
         """One delivery with every attempt made at it."""
         app_id = await self.app_id_for(principal, ref)
         delivery = await self.store.get_delivery(app_id, delivery_id)
-        return delivery, await self.store.list_attempts(delivery.id)
+        return delivery, await self.store.delivery_attempts(delivery.id)
+
+    async def list_attempts(
+        self, principal: Principal, ref: str, filters: AttemptFilter, before: str | None, limit: int
+    ) -> list[Attempt]:
+        app_id = await self.app_id_for(principal, ref)
+        return await self.store.list_attempts(app_id, filters, before, limit)
+
+    async def replay_delivery(self, principal: Principal, ref: str, delivery_id: str) -> str:
+        """Send a delivery's event to its endpoint again, as a new delivery; return its id."""
+        app_id = await self.app_id_for(principal, ref)
+        delivery = await self.store.get_delivery(app_id, delivery_id)
+        await self._refuse_if_disabled(app_id, delivery.endpoint_id)
+        new_id, status = await self.store.replay_delivery(app_id, delivery.id)
+        if status == "pending":
+            await self._enqueue([(new_id, 0)])
+        log.info("delivery replayed", app_id=app_id, delivery_id=delivery.id, replay_id=new_id)
+        return new_id
+
+    async def replay_deliveries(
+        self, principal: Principal, ref: str, filters: DeliveryFilter, dry_run: bool
+    ) -> ReplayResult:
+        """Replay every delivery matching `filters` (disabled endpoints' excepted), in batches
+        that each commit and enqueue on their own, so that memory and locks stay small."""
+        app_id = await self.app_id_for(principal, ref)
+        if filters.endpoint_id is not None:
+            await self._refuse_if_disabled(app_id, filters.endpoint_id)
+        counted = await self.store.count_deliveries(app_id, filters)
+        if dry_run:
+            return counted
+        replayed, cursor = 0, None
+        while True:
+            cursor, count, due = await self.store.replay_batch(
+                app_id, filters, cursor, REPLAY_BATCH
+            )
+            replayed += count
+            await self._enqueue([(delivery_id, 0) for delivery_id in due])
+            if cursor is None:
+                break
+        log.info("deliveries replayed", app_id=app_id, replayed=replayed)
+        return ReplayResult(matched=counted.matched, replayed=replayed)
+
+    async def _refuse_if_disabled(self, app_id: str, endpoint_id: str) -> None:
+        endpoint = await self.store.get_endpoint(app_id, endpoint_id)
+        if endpoint.status == "disabled":
+            raise Conflict(
+                "the endpoint is disabled; enable it (PATCH status active) before replaying",
+                {"endpoint_id": endpoint_id, "disabled_reason": endpoint.disabled_reason},
+            )
 
 
 # Headers hookrelay sets itself, and hop-by-hop headers: an endpoint's own headers may not
@@ -307,6 +427,22 @@ RESERVED_HEADERS = frozenset(
         "accept-encoding",
     }
 )
+
+
+def _new_app_key() -> str:
+    return APP_KEY_PREFIX + base64.urlsafe_b64encode(os.urandom(APP_KEY_BYTES)).decode().rstrip("=")
+
+
+def _new_secret(scheme: str) -> str:
+    if scheme == "ed25519":
+        return signing.generate_ed25519_secret()
+    return signing.generate_hmac_secret()
+
+
+def _public_key(secret: str) -> str | None:
+    if secret.startswith(signing.ED25519_SECRET_PREFIX):
+        return signing.public_key_of(secret)
+    return None
 
 
 def check_custom_headers(headers: dict[str, str] | None) -> None:

@@ -22,6 +22,12 @@ def new_id(prefix: str, now_ms: int | None = None) -> str:
     return f"{prefix}{millis:012x}{os.urandom(10).hex()}"
 
 
+def id_bound(prefix: str, moment_ms: int) -> str:
+    """The smallest id with `prefix` made at or after unix millisecond `moment_ms`: ids sort by
+    time, so `id >= id_bound(...)` selects by creation time through the primary key."""
+    return f"{prefix}{moment_ms:012x}"
+
+
 def is_id(text: str, prefix: str) -> bool:
     """Tell whether `text` is an id with `prefix`."""
     return text.startswith(prefix) and ID_PATTERN.fullmatch(text) is not None

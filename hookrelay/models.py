@@ -32,6 +32,20 @@ class Endpoint:
     rate_limit_per_s: int | None
     created_at: datetime
     updated_at: datetime
+    public_key: str | None = None  # whpk_ key of an Ed25519 endpoint
+    previous_secret_expires_at: datetime | None = None  # a rotated-out secret signs until then
+
+
+@dataclass(frozen=True)
+class AppKey:
+    """An app's API key as listed: its prefix only, never the key or its hash."""
+
+    id: str
+    app_id: str
+    prefix: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -60,11 +74,13 @@ class Delivery:
     finished_at: datetime | None
     event_type: str | None = None
     endpoint_url: str | None = None
+    replay_of: str | None = None
 
 
 @dataclass(frozen=True)
 class Attempt:
     id: str
+    delivery_id: str
     attempt_number: int
     started_at: datetime
     duration_ms: int
@@ -92,6 +108,8 @@ class ClaimedDelivery:
     secret_key_id: str
     headers: dict[str, str]
     rate_limit_per_s: int | None
+    previous_secret_ciphertext: bytes | None  # set while a rotated-out secret still signs
+    previous_secret_key_id: str | None
     event_type: str
     body: str
 
@@ -128,6 +146,41 @@ class RecordedAttempt:
 
     delivery_status: str
     endpoint_disabled_reason: str | None  # set when this attempt disabled the endpoint
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    """What a delivery listing (or a bulk replay) is narrowed to; None means any."""
+
+    status: str | None = None
+    endpoint_id: str | None = None
+    event_type: str | None = None
+    event_id: str | None = None
+    job_id: str | None = None
+    since: datetime | None = None  # created at or after
+    until: datetime | None = None  # created before
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    type: str | None = None
+    job_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AttemptFilter:
+    delivery_id: str | None = None
+    endpoint_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    matched: int
+    replayed: int
 
 
 JSONDict = dict[str, Any]

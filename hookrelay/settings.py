@@ -38,6 +38,10 @@ SWEEP_GRACE_S = 5.0
 # deliveries in a row were dead-lettered.
 DISABLE_AFTER_FAILING_S = 5 * 86400.0
 DISABLE_AFTER_DEAD = 20
+# After a secret rotation the old secret signs beside the new one for this long.
+SECRET_ROTATION_GRACE_S = 24 * 3600.0
+# Events (with their deliveries and attempts) are kept this long.
+RETENTION_S = 30 * 86400.0
 
 LOOPBACK_NETWORKS: tuple[IPNetwork, ...] = (
     ipaddress.ip_network("127.0.0.0/8"),
@@ -72,6 +76,8 @@ class Settings:
     sweep_grace_s: float = SWEEP_GRACE_S
     disable_after_failing_s: float = DISABLE_AFTER_FAILING_S
     disable_after_dead: int = DISABLE_AFTER_DEAD
+    secret_rotation_grace_s: float = SECRET_ROTATION_GRACE_S
+    retention_s: float = RETENTION_S
     log_format: LogFormat = "json"
     log_level: str = "info"
 
@@ -168,6 +174,10 @@ class Settings:
             disable_after_dead=parsed(
                 "DISABLE_AFTER_DEAD", _positive_int, defaults.disable_after_dead
             ),
+            secret_rotation_grace_s=parsed(
+                "SECRET_ROTATION_GRACE", parse_duration, defaults.secret_rotation_grace_s
+            ),
+            retention_s=parsed("RETENTION", _positive(parse_duration), defaults.retention_s),
             log_format=log_format,  # type: ignore[arg-type]
             log_level=(get("LOG_LEVEL") or defaults.log_level).lower(),
         )

@@ -12,16 +12,22 @@ import asyncpg
 import orjson
 
 from hookrelay.errors import Conflict, DependencyUnavailable, NotFound
+from hookrelay.ids import id_bound
 from hookrelay.models import (
     App,
+    AppKey,
     Attempt,
+    AttemptFilter,
     AttemptOutcome,
     ClaimedDelivery,
     Delivery,
+    DeliveryFilter,
     Endpoint,
     Event,
+    EventFilter,
     HealthPolicy,
     RecordedAttempt,
+    ReplayResult,
 )
 from hookrelay.operational import is_operational
 from hookrelay.sql import queries
@@ -33,6 +39,15 @@ ACQUIRE_TIMEOUT_S = 10.0
 SweepCursor = tuple[datetime, str]
 # Where a scan of overdue deliveries starts: before every (next_attempt_at, id).
 SWEEP_START: SweepCursor = (datetime.min.replace(tzinfo=UTC), "")
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An Idempotency-Key sent with a request, and how long it binds."""
+
+    key: str
+    request_hash: bytes
+    ttl_s: float
 
 
 @dataclass(frozen=True)
@@ -116,11 +131,34 @@ class Store:
     async def create_app(
         self, app_id: str, name: str, uid: str | None, key_hash: bytes, key_prefix: str
     ) -> App:
-        async with self._connection() as connection:
-            record = await connection.fetchrow(
-                self._sql["insert_app_with_key"], app_id, name, uid, key_hash, key_prefix
+        """Create an app and its first key, together."""
+        async with self._transaction() as connection:
+            record = await connection.fetchrow(self._sql["insert_app"], app_id, name, uid)
+            await connection.execute(
+                self._sql["insert_app_key"], app_id, key_hash, key_prefix, "default"
             )
         return _build(App, record)
+
+    async def create_app_key(
+        self, app_id: str, key_hash: bytes, key_prefix: str, name: str
+    ) -> AppKey:
+        async with self._connection() as connection:
+            record = await connection.fetchrow(
+                self._sql["insert_app_key"], app_id, key_hash, key_prefix, name
+            )
+        return _build(AppKey, record)
+
+    async def list_app_keys(self, app_id: str, after: str | None, limit: int) -> list[AppKey]:
+        async with self._connection() as connection:
+            records = await connection.fetch(self._sql["list_app_keys"], app_id, after, limit)
+        return [_build(AppKey, r) for r in records]
+
+    async def revoke_app_key(self, app_id: str, key_id: str) -> AppKey:
+        async with self._connection() as connection:
+            record = await connection.fetchrow(self._sql["revoke_app_key"], app_id, key_id)
+        if record is None:
+            raise NotFound("no such key")
+        return _build(AppKey, record)
 
     async def get_app(self, ref: str) -> App:
         """One app by id or uid."""
@@ -168,6 +206,7 @@ class Store:
                 endpoint.secret_key_id,
                 endpoint.headers,
                 endpoint.rate_limit_per_s,
+                endpoint.public_key,
             )
         return _build(Endpoint, record)
 
@@ -212,6 +251,29 @@ class Store:
                 released = [(r["id"], r["attempt_count"]) for r in rows]
         return _build(Endpoint, record), released
 
+    async def rotate_endpoint_secret(
+        self,
+        app_id: str,
+        endpoint_id: str,
+        ciphertext: bytes,
+        key_id: str,
+        public_key: str | None,
+        grace_s: float,
+    ) -> Endpoint:
+        async with self._connection() as connection:
+            record = await connection.fetchrow(
+                self._sql["rotate_endpoint_secret"],
+                app_id,
+                endpoint_id,
+                ciphertext,
+                key_id,
+                public_key,
+                grace_s,
+            )
+        if record is None:
+            raise NotFound("no such endpoint")
+        return _build(Endpoint, record)
+
     async def delete_endpoint(self, app_id: str, endpoint_id: str) -> None:
         async with self._connection() as connection:
             found = await connection.fetchval(self._sql["delete_endpoint"], app_id, endpoint_id)
@@ -223,18 +285,52 @@ class Store:
     async def insert_event(self, event: Event) -> list[str]:
         """Record an event and its deliveries atomically; return the ids of those due now."""
         async with self._connection() as connection:
-            return await self._insert_event(connection, event)
+            return await self._insert_events(connection, [event])
 
-    async def _insert_event(self, connection: Connection, event: Event) -> list[str]:
+    async def insert_events_once(
+        self, events: list[Event], idempotency: Idempotency | None, answer: Any
+    ) -> tuple[Any, list[str]]:
+        """Record events and their deliveries in one transaction, at most once per
+        Idempotency-Key: a key seen before returns its first answer and records nothing (a
+        different request under the same key is a Conflict). Returns the answer and the ids of
+        the deliveries due now."""
+        if idempotency is None:
+            async with self._connection() as connection:
+                return answer, await self._insert_events(connection, events)
+        key = (events[0].app_id, idempotency.key)
+        while True:
+            async with self._transaction() as connection:
+                if await connection.fetchval(
+                    self._sql["insert_idempotency_key"], *key, idempotency.request_hash
+                ):
+                    due = await self._insert_events(connection, events)
+                    await connection.execute(self._sql["save_idempotent_response"], *key, answer)
+                    return answer, due
+                first = await connection.fetchrow(
+                    self._sql["get_idempotency_key"], *key, idempotency.ttl_s
+                )
+                if first is None:
+                    continue  # its request failed and rolled back meanwhile: try again
+                if not first["live"]:
+                    await connection.execute(self._sql["delete_idempotency_key"], *key)
+                    continue
+            if first["request_hash"] != idempotency.request_hash:
+                raise Conflict(
+                    "this Idempotency-Key was used with a different request",
+                    {"idempotency_key": idempotency.key},
+                )
+            return first["response"], []
+
+    async def _insert_events(self, connection: Connection, events: list[Event]) -> list[str]:
         ids: list[str] = await connection.fetchval(
-            self._sql["insert_event_with_deliveries"],
-            event.id,
-            event.app_id,
-            event.type,
-            event.job_id,
-            event.body,
-            event.created_at,
-            is_operational(event.type),
+            self._sql["insert_events_with_deliveries"],
+            [e.id for e in events],
+            events[0].app_id,
+            [e.type for e in events],
+            [e.job_id for e in events],
+            [e.body for e in events],
+            [e.created_at for e in events],
+            [is_operational(e.type) for e in events],
         )
         return ids
 
@@ -246,11 +342,19 @@ class Store:
         return _build(Event, record)
 
     async def list_events(
-        self, app_id: str, before: str | None, event_type: str | None, limit: int
+        self, app_id: str, filters: EventFilter, before: str | None, limit: int
     ) -> list[Event]:
+        where, args = _where(
+            3,
+            ("ev.id < ${}", before),
+            ("ev.type = ${}", filters.type),
+            ("ev.job_id = ${}", filters.job_id),
+            ("ev.id >= ${}", _bound("evt_", filters.since)),
+            ("ev.id < ${}", _bound("evt_", filters.until)),
+        )
         async with self._connection() as connection:
             records = await connection.fetch(
-                self._sql["list_events"], app_id, before, event_type, limit
+                self._sql["list_events"].format(filters=where), app_id, limit, *args
             )
         return [_build(Event, r) for r in records]
 
@@ -313,8 +417,9 @@ class Store:
                     return None, []
                 recorded = RecordedAttempt(record["status"], record["disabled_reason"])
                 due: list[str] = []
-                for event in follow_up(recorded) if follow_up is not None else ():
-                    due += await self._insert_event(connection, event)
+                events = follow_up(recorded) if follow_up is not None else []
+                if events:
+                    due = await self._insert_events(connection, events)
         except asyncpg.ForeignKeyViolationError:
             return None, []  # the endpoint (and its deliveries) was deleted during the attempt
         return recorded, due
@@ -339,6 +444,29 @@ class Store:
             next_cursor=cursor or SWEEP_START,
         )
 
+    # Retention
+
+    async def take_retention_turn(self, interval_s: float) -> bool:
+        """True if no pruning pass began within `interval_s` (this caller's pass begins)."""
+        async with self._connection() as connection:
+            return (
+                await connection.fetchval(self._sql["take_retention_turn"], interval_s) is not None
+            )
+
+    async def prune_events(self, before_id: str, limit: int) -> int:
+        """Delete up to `limit` events with ids below `before_id`, with their deliveries and
+        attempts; return how many events went."""
+        async with self._connection() as connection:
+            status = await connection.execute(self._sql["prune_events"], before_id, limit)
+        return int(status.split()[-1])
+
+    async def prune_idempotency_keys(self, older_than_s: float, limit: int) -> int:
+        async with self._connection() as connection:
+            status = await connection.execute(
+                self._sql["prune_idempotency_keys"], older_than_s, limit
+            )
+        return int(status.split()[-1])
+
     async def oldest_due_age(self) -> float | None:
         """Seconds the oldest due delivery has waited; None if nothing is due."""
         async with self._connection() as connection:
@@ -353,21 +481,97 @@ class Store:
         return _build(Delivery, record)
 
     async def list_deliveries(
-        self,
-        app_id: str,
-        before: str | None,
-        status: str | None,
-        endpoint_id: str | None,
-        event_id: str | None,
-        limit: int,
+        self, app_id: str, filters: DeliveryFilter, before: str | None, limit: int
     ) -> list[Delivery]:
+        where, args = _delivery_where(filters, before)
         async with self._connection() as connection:
             records = await connection.fetch(
-                self._sql["list_deliveries"], app_id, before, status, endpoint_id, event_id, limit
+                self._sql["list_deliveries"].format(filters=where), app_id, limit, *args
             )
         return [_build(Delivery, r) for r in records]
 
-    async def list_attempts(self, delivery_id: str) -> list[Attempt]:
+    async def count_deliveries(self, app_id: str, filters: DeliveryFilter) -> ReplayResult:
+        """How many deliveries match, and how many of them a replay would send."""
+        where, args = _delivery_where(filters, None, first=2)
         async with self._connection() as connection:
-            records = await connection.fetch(self._sql["list_attempts"], delivery_id)
+            record = await connection.fetchrow(
+                self._sql["count_deliveries"].format(filters=where), app_id, *args
+            )
+        assert record is not None
+        return ReplayResult(record["matched"], record["replayable"])
+
+    async def replay_batch(
+        self, app_id: str, filters: DeliveryFilter, before: str | None, limit: int
+    ) -> tuple[str | None, int, list[str]]:
+        """Replay the next batch (newest first, from `before`) of matching deliveries as new
+        deliveries; return the cursor for the next batch (None when done), how many were
+        replayed, and the new deliveries due now."""
+        where, args = _delivery_where(filters, before)
+        async with self._connection() as connection:
+            record = await connection.fetchrow(
+                self._sql["replay_deliveries"].format(filters=where), app_id, limit, *args
+            )
+        assert record is not None
+        done = record["replayed"] < limit
+        return (None if done else record["last_id"]), record["replayed"], record["due"]
+
+    async def replay_delivery(self, app_id: str, delivery_id: str) -> tuple[str, str]:
+        """A new delivery of the same event to the same endpoint; (its id, its status)."""
+        async with self._connection() as connection:
+            record = await connection.fetchrow(self._sql["replay_delivery"], app_id, delivery_id)
+        if record is None:
+            raise NotFound("no such delivery")
+        return record["id"], record["status"]
+
+    async def list_attempts(
+        self, app_id: str, filters: AttemptFilter, before: str | None, limit: int
+    ) -> list[Attempt]:
+        where, args = _where(
+            3,
+            ("a.id < ${}", before),
+            ("a.delivery_id = ${}", filters.delivery_id),
+            ("d.endpoint_id = ${}", filters.endpoint_id),
+            ("a.id >= ${}", _bound("att_", filters.since)),
+            ("a.id < ${}", _bound("att_", filters.until)),
+        )
+        async with self._connection() as connection:
+            records = await connection.fetch(
+                self._sql["list_attempts"].format(filters=where), app_id, limit, *args
+            )
         return [_build(Attempt, r) for r in records]
+
+    async def delivery_attempts(self, delivery_id: str) -> list[Attempt]:
+        async with self._connection() as connection:
+            records = await connection.fetch(self._sql["delivery_attempts"], delivery_id)
+        return [_build(Attempt, r) for r in records]
+
+
+def _where(first: int, *conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """AND-clauses for the conditions whose value is given, numbering parameters from
+    `first`: each distinct combination is its own prepared statement with its own plan."""
+    clauses, args = [], []
+    for template, value in conditions:
+        if value is not None:
+            args.append(value)
+            clauses.append(" AND " + template.format(first + len(args) - 1))
+    return "".join(clauses), args
+
+
+def _delivery_where(
+    filters: DeliveryFilter, before: str | None, first: int = 3
+) -> tuple[str, list[Any]]:
+    return _where(
+        first,
+        ("d.id < ${}", before),
+        ("d.status = ${}", filters.status),
+        ("d.endpoint_id = ${}", filters.endpoint_id),
+        ("d.event_id = ${}", filters.event_id),
+        ("ev.type = ${}", filters.event_type),
+        ("ev.job_id = ${}", filters.job_id),
+        ("d.id >= ${}", _bound("dlv_", filters.since)),
+        ("d.id < ${}", _bound("dlv_", filters.until)),
+    )
+
+
+def _bound(prefix: str, moment: datetime | None) -> str | None:
+    return None if moment is None else id_bound(prefix, round(moment.timestamp() * 1000))

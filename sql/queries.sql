@@ -5,17 +5,6 @@
 -- Check that the database answers.
 SELECT 1;
 
--- insert_app_with_key --
--- Create an app and its first key in one statement.
-WITH app AS (
-    INSERT INTO apps (id, name, uid) VALUES ($1, $2, $3)
-    RETURNING id, name, uid, created_at, updated_at
-), key AS (
-    INSERT INTO app_keys (app_id, key_hash, prefix, name)
-    SELECT id, $4, $5, 'default' FROM app
-)
-SELECT * FROM app;
-
 -- get_app --
 -- One app by its id or its uid.
 SELECT id, name, uid, created_at, updated_at FROM apps WHERE id = $1 OR uid = $1 LIMIT 1;
@@ -42,8 +31,8 @@ SELECT app_id FROM app_keys WHERE key_hash = $1 AND revoked_at IS NULL;
 -- insert_endpoint --
 -- Register an endpoint.
 INSERT INTO endpoints (id, app_id, url, description, event_types, signing, secret_ciphertext,
-                       secret_key_id, headers, rate_limit_per_s)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                       secret_key_id, headers, rate_limit_per_s, public_key)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 RETURNING *;
 
 -- get_endpoint --
@@ -82,35 +71,15 @@ UPDATE deliveries SET status = 'pending', next_attempt_at = now(), updated_at = 
 WHERE endpoint_id = $1 AND status = 'held'
 RETURNING id, attempt_count;
 
--- insert_event_with_deliveries --
--- Record an event and one delivery per subscribed endpoint, in one statement.
-WITH event AS (
-    INSERT INTO events (id, app_id, type, job_id, body, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6)
-    RETURNING id
-), delivery AS (
-    INSERT INTO deliveries (app_id, event_id, endpoint_id, status, next_attempt_at)
-    SELECT $2, event.id, endpoint.id,
-           CASE WHEN endpoint.status = 'active' THEN 'pending' ELSE 'held' END, $6
-    FROM event, endpoints AS endpoint
-    WHERE endpoint.app_id = $2
-      -- Operational events ($7) reach only the endpoints that name them.
-      AND ((endpoint.event_types IS NULL AND NOT $7) OR $3 = ANY (endpoint.event_types))
-    RETURNING id, status
-)
-SELECT coalesce(array_agg(id ORDER BY id) FILTER (WHERE status = 'pending'), '{}')
-       AS pending_delivery_ids
-FROM delivery;
-
 -- get_event --
 -- One event of an app.
 SELECT id, app_id, type, job_id, body, created_at FROM events WHERE app_id = $1 AND id = $2;
 
 -- list_events --
--- An app's events, newest first, before a cursor, optionally of one type.
-SELECT id, app_id, type, job_id, body, created_at FROM events
-WHERE app_id = $1 AND ($2::text IS NULL OR id < $2) AND ($3::text IS NULL OR type = $3)
-ORDER BY id DESC LIMIT $4;
+-- An app's events, newest first; {filters} becomes the AND-clauses of the filters given.
+SELECT ev.id, ev.app_id, ev.type, ev.job_id, ev.body, ev.created_at FROM events AS ev
+WHERE ev.app_id = $1 {filters}
+ORDER BY ev.id DESC LIMIT $2;
 
 -- list_event_deliveries --
 -- Every delivery of one event, with its endpoint's URL.
@@ -141,7 +110,12 @@ WITH previous AS (
     RETURNING d.id, d.app_id, d.event_id, d.endpoint_id, d.status, d.attempt_count,
               previous.status AS previous_status, endpoint.url, endpoint.signing,
               endpoint.secret_ciphertext, endpoint.secret_key_id, endpoint.headers,
-              endpoint.rate_limit_per_s
+              endpoint.rate_limit_per_s,
+              -- A rotated-out secret signs too, until its grace period ends.
+              CASE WHEN endpoint.previous_secret_expires_at > now()
+                   THEN endpoint.previous_secret_ciphertext END AS previous_secret_ciphertext,
+              CASE WHEN endpoint.previous_secret_expires_at > now()
+                   THEN endpoint.previous_secret_key_id END AS previous_secret_key_id
 )
 SELECT claimed.*, event.type AS event_type, event.body
 FROM claimed JOIN events AS event ON event.id = claimed.event_id;
@@ -205,23 +179,21 @@ FROM deliveries AS d JOIN events AS ev ON ev.id = d.event_id
 WHERE d.app_id = $1 AND d.id = $2;
 
 -- list_deliveries --
--- An app's deliveries, newest first, before a cursor, with optional filters.
+-- An app's deliveries, newest first; {filters} becomes the AND-clauses of the filters given.
 SELECT d.id, d.app_id, d.event_id, d.endpoint_id, d.status, d.attempt_count, d.next_attempt_at,
        d.last_status_code, d.last_error, d.created_at, d.updated_at, d.finished_at,
-       ev.type AS event_type
+       d.replay_of, ev.type AS event_type
 FROM deliveries AS d JOIN events AS ev ON ev.id = d.event_id
-WHERE d.app_id = $1
-  AND ($2::text IS NULL OR d.id < $2)
-  AND ($3::text IS NULL OR d.status = $3)
-  AND ($4::text IS NULL OR d.endpoint_id = $4)
-  AND ($5::text IS NULL OR d.event_id = $5)
-ORDER BY d.id DESC LIMIT $6;
+WHERE d.app_id = $1 {filters}
+ORDER BY d.id DESC LIMIT $2;
 
 -- list_attempts --
--- Every attempt of one delivery, in order.
-SELECT id, attempt_number, started_at, duration_ms, status_code, error_kind, error_message,
-       response_headers, response_body
-FROM attempts WHERE delivery_id = $1 ORDER BY attempt_number;
+-- Attempts at an app's deliveries, newest first; {filters} becomes the AND-clauses given.
+SELECT a.id, a.delivery_id, a.attempt_number, a.started_at, a.duration_ms, a.status_code,
+       a.error_kind, a.error_message, a.response_headers, a.response_body
+FROM attempts AS a JOIN deliveries AS d ON d.id = a.delivery_id
+WHERE d.app_id = $1 {filters}
+ORDER BY a.id DESC LIMIT $2;
 
 -- lock_migrations --
 -- Wait for the migration lock, so that two processes never migrate at once.
@@ -297,3 +269,144 @@ FROM (
 ) AS stale
 WHERE d.id = stale.id AND d.status = 'held'
 RETURNING d.id, d.attempt_count;
+
+-- insert_events_with_deliveries --
+-- Record events ($3..$8 are arrays, one element per event) and one delivery per subscribed endpoint each, in one statement.
+WITH event AS (
+    INSERT INTO events (id, app_id, type, job_id, body, created_at)
+    SELECT id, $2, type, job_id, body, created_at
+    FROM unnest($1::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+         AS new (id, type, job_id, body, created_at)
+    RETURNING id, type, created_at
+), flags AS (
+    SELECT * FROM unnest($1::text[], $7::boolean[]) AS flag (id, operational)
+), delivery AS (
+    INSERT INTO deliveries (app_id, event_id, endpoint_id, status, next_attempt_at)
+    SELECT $2, event.id, endpoint.id,
+           CASE WHEN endpoint.status = 'active' THEN 'pending' ELSE 'held' END, event.created_at
+    FROM event
+    JOIN flags ON flags.id = event.id
+    JOIN endpoints AS endpoint ON endpoint.app_id = $2
+    -- Operational events reach only the endpoints that name them.
+    WHERE (endpoint.event_types IS NULL AND NOT flags.operational)
+       OR event.type = ANY (endpoint.event_types)
+    RETURNING id, status
+)
+SELECT coalesce(array_agg(id ORDER BY id) FILTER (WHERE status = 'pending'), '{}')
+       AS pending_delivery_ids
+FROM delivery;
+
+-- insert_app_key --
+-- Add a key to an app.
+INSERT INTO app_keys (app_id, key_hash, prefix, name) VALUES ($1, $2, $3, $4)
+RETURNING id, app_id, prefix, name, created_at, revoked_at;
+
+-- list_app_keys --
+-- An app's keys (never their hashes), in id order after a cursor.
+SELECT id, app_id, prefix, name, created_at, revoked_at FROM app_keys
+WHERE app_id = $1 AND ($2::text IS NULL OR id > $2)
+ORDER BY id LIMIT $3;
+
+-- revoke_app_key --
+-- Revoke one of an app's keys.
+UPDATE app_keys SET revoked_at = coalesce(revoked_at, now())
+WHERE app_id = $1 AND id = $2
+RETURNING id, app_id, prefix, name, created_at, revoked_at;
+
+-- insert_idempotency_key --
+-- Take an Idempotency-Key for a request (nothing returned if the key is taken).
+INSERT INTO idempotency_keys (app_id, key, request_hash) VALUES ($1, $2, $3)
+ON CONFLICT (app_id, key) DO NOTHING
+RETURNING key;
+
+-- get_idempotency_key --
+-- The request an Idempotency-Key was first used for, and the answer it got.
+SELECT request_hash, response, created_at > now() - make_interval(secs => $3) AS live
+FROM idempotency_keys WHERE app_id = $1 AND key = $2;
+
+-- delete_idempotency_key --
+-- Forget an Idempotency-Key that has expired.
+DELETE FROM idempotency_keys WHERE app_id = $1 AND key = $2;
+
+-- save_idempotent_response --
+-- Keep the answer to the request that took an Idempotency-Key.
+UPDATE idempotency_keys SET response = $3 WHERE app_id = $1 AND key = $2;
+
+-- replay_delivery --
+-- A new delivery of the same event to the same endpoint (a fresh chain of attempts).
+INSERT INTO deliveries (app_id, event_id, endpoint_id, status, next_attempt_at, replay_of)
+SELECT d.app_id, d.event_id, d.endpoint_id,
+       CASE WHEN endpoint.status = 'active' THEN 'pending' ELSE 'held' END, now(), d.id
+FROM deliveries AS d JOIN endpoints AS endpoint ON endpoint.id = d.endpoint_id
+WHERE d.app_id = $1 AND d.id = $2
+RETURNING id, status;
+
+-- rotate_endpoint_secret --
+-- Give an endpoint a new secret; the old one keeps signing beside it for $6 seconds.
+UPDATE endpoints
+SET previous_secret_ciphertext = secret_ciphertext,
+    previous_secret_key_id = secret_key_id,
+    previous_secret_expires_at = now() + make_interval(secs => $6),
+    secret_ciphertext = $3, secret_key_id = $4, public_key = $5, updated_at = now()
+WHERE app_id = $1 AND id = $2
+RETURNING *;
+
+-- take_retention_turn --
+-- Start a pruning pass if none began within $1 seconds (one pass at a time, across workers).
+UPDATE retention SET pruned_at = now()
+WHERE id = 1 AND pruned_at <= now() - make_interval(secs => $1)
+RETURNING pruned_at;
+
+-- prune_events --
+-- Delete up to $2 events older than the id bound $1 (ids sort by time); their deliveries and attempts go with them.
+DELETE FROM events
+WHERE id IN (SELECT id FROM events WHERE id < $1 ORDER BY id LIMIT $2);
+
+-- prune_idempotency_keys --
+-- Delete up to $2 Idempotency-Keys older than $1 seconds.
+DELETE FROM idempotency_keys
+WHERE (app_id, key) IN (
+    SELECT app_id, key FROM idempotency_keys
+    WHERE created_at < now() - make_interval(secs => $1)
+    LIMIT $2
+);
+
+-- insert_app --
+-- Create an app.
+INSERT INTO apps (id, name, uid) VALUES ($1, $2, $3)
+RETURNING id, name, uid, created_at, updated_at;
+
+-- count_deliveries --
+-- How many of an app's deliveries match the filters, and how many of those could be replayed.
+SELECT count(*) AS matched,
+       count(*) FILTER (WHERE endpoint.status <> 'disabled') AS replayable
+FROM deliveries AS d
+JOIN events AS ev ON ev.id = d.event_id
+JOIN endpoints AS endpoint ON endpoint.id = d.endpoint_id
+WHERE d.app_id = $1 {filters};
+
+-- replay_deliveries --
+-- Replay the next batch (newest first, $2 at most) of an app's deliveries that match the filters, skipping disabled endpoints.
+WITH batch AS (
+    SELECT d.id, d.event_id, d.endpoint_id, endpoint.status AS endpoint_status
+    FROM deliveries AS d
+    JOIN events AS ev ON ev.id = d.event_id
+    JOIN endpoints AS endpoint ON endpoint.id = d.endpoint_id
+    WHERE d.app_id = $1 AND endpoint.status <> 'disabled' {filters}
+    ORDER BY d.id DESC LIMIT $2
+), replayed AS (
+    INSERT INTO deliveries (app_id, event_id, endpoint_id, status, next_attempt_at, replay_of)
+    SELECT $1, event_id, endpoint_id,
+           CASE WHEN endpoint_status = 'active' THEN 'pending' ELSE 'held' END, now(), id
+    FROM batch
+    RETURNING id, status
+)
+SELECT (SELECT min(id) FROM batch) AS last_id,
+       (SELECT count(*) FROM replayed) AS replayed,
+       coalesce((SELECT array_agg(id) FROM replayed WHERE status = 'pending'), '{}') AS due;
+
+-- delivery_attempts --
+-- Every attempt at one delivery, in order.
+SELECT id, delivery_id, attempt_number, started_at, duration_ms, status_code, error_kind,
+       error_message, response_headers, response_body
+FROM attempts WHERE delivery_id = $1 ORDER BY attempt_number;

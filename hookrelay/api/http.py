@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -47,6 +48,29 @@ async def read_json(request: web.Request) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+
+
+def query_time(request: web.Request, name: str) -> datetime | None:
+    """An RFC 3339 time from the query string (`2026-01-02T03:04:05Z`), or None."""
+    raw = request.query.get(name)
+    return None if not raw else parse_time(raw, name)
+
+
+def parse_time(raw: str, name: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be an RFC 3339 time, like 2026-01-02T03:04:05Z") from exc
+    if moment.tzinfo is None:
+        raise BadRequest(f"{name} must name its time zone (Z or +hh:mm)")
+    return moment
+
+
+def query_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
+    raw = request.query.get(name) or None
+    if raw is not None and raw not in choices:
+        raise BadRequest(f"{name} must be one of {', '.join(choices)}")
+    return raw
 
 
 def page_size(request: web.Request) -> int:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hookrelay.api.handlers import apps, deliveries, endpoints, events, health, metrics
+from hookrelay.api.handlers import apps, deliveries, endpoints, events, health, keys, metrics
 
 APP = "/v1/apps/{app_id}"
+ENDPOINT = APP + "/endpoints/{endpoint_id}"
 
 
 def add_routes(app: web.Application) -> None:
@@ -20,16 +21,25 @@ def add_routes(app: web.Application) -> None:
             web.get(APP, apps.get_app),
             web.patch(APP, apps.update_app),
             web.delete(APP, apps.delete_app),
+            web.post(f"{APP}/keys", keys.create_key),
+            web.get(f"{APP}/keys", keys.list_keys),
+            web.delete(f"{APP}/keys/{{key_id}}", keys.revoke_key),
             web.post(f"{APP}/endpoints", endpoints.create_endpoint),
             web.get(f"{APP}/endpoints", endpoints.list_endpoints),
-            web.get(f"{APP}/endpoints/{{endpoint_id}}", endpoints.get_endpoint),
-            web.patch(f"{APP}/endpoints/{{endpoint_id}}", endpoints.update_endpoint),
-            web.delete(f"{APP}/endpoints/{{endpoint_id}}", endpoints.delete_endpoint),
-            web.get(f"{APP}/endpoints/{{endpoint_id}}/secret", endpoints.get_endpoint_secret),
+            web.get(f"{ENDPOINT}", endpoints.get_endpoint),
+            web.patch(f"{ENDPOINT}", endpoints.update_endpoint),
+            web.delete(f"{ENDPOINT}", endpoints.delete_endpoint),
+            web.get(f"{ENDPOINT}/secret", endpoints.get_endpoint_secret),
+            web.post(f"{ENDPOINT}/rotate-secret", endpoints.rotate_secret),
+            web.post(f"{ENDPOINT}/recover", deliveries.recover_endpoint),
             web.post(f"{APP}/events", events.create_event),
+            web.post(f"{APP}/events/batch", events.create_events),
             web.get(f"{APP}/events", events.list_events),
             web.get(f"{APP}/events/{{event_id}}", events.get_event),
             web.get(f"{APP}/deliveries", deliveries.list_deliveries),
+            web.post(f"{APP}/deliveries/replay", deliveries.replay_deliveries),
             web.get(f"{APP}/deliveries/{{delivery_id}}", deliveries.get_delivery),
+            web.post(f"{APP}/deliveries/{{delivery_id}}/replay", deliveries.replay_delivery),
+            web.get(f"{APP}/attempts", deliveries.list_attempts),
         ]
     )

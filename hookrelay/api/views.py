@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from hookrelay.models import App, Attempt, Delivery, Endpoint, Event
+from hookrelay.models import App, AppKey, Attempt, Delivery, Endpoint, Event
 
 
 def app_view(app: App) -> dict[str, Any]:
@@ -31,8 +31,20 @@ def endpoint_view(endpoint: Endpoint) -> dict[str, Any]:
         "signing": endpoint.signing,
         "headers": endpoint.headers,
         "rate_limit_per_s": endpoint.rate_limit_per_s,
+        "public_key": endpoint.public_key,
+        "previous_secret_expires_at": endpoint.previous_secret_expires_at,
         "created_at": endpoint.created_at,
         "updated_at": endpoint.updated_at,
+    }
+
+
+def app_key_view(key: AppKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "name": key.name,
+        "prefix": key.prefix,
+        "created_at": key.created_at,
+        "revoked_at": key.revoked_at,
     }
 
 
@@ -61,6 +73,7 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
         "created_at": delivery.created_at,
         "updated_at": delivery.updated_at,
         "finished_at": delivery.finished_at,
+        "replay_of": delivery.replay_of,
     }
     if delivery.event_type is not None:
         view["event_type"] = delivery.event_type
@@ -72,6 +85,7 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
 def attempt_view(attempt: Attempt) -> dict[str, Any]:
     return {
         "id": attempt.id,
+        "delivery_id": attempt.delivery_id,
         "attempt_number": attempt.attempt_number,
         "started_at": attempt.started_at,
         "duration_ms": attempt.duration_ms,

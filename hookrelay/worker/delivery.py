@@ -34,11 +34,25 @@ CONCURRENCY_RETRY_S = 0.5
 
 
 @lru_cache(maxsize=4096)
-def _signing_keys(
-    box: SecretBox, ciphertext: bytes, key_id: str, endpoint_id: str
-) -> list[SigningKey]:
+def _signing_key(box: SecretBox, ciphertext: bytes, key_id: str, endpoint_id: str) -> SigningKey:
     """Decrypt and decode an endpoint's secret once, not on every attempt."""
-    return [SigningKey.from_secret(box.decrypt(ciphertext, key_id, endpoint_id))]
+    return SigningKey.from_secret(box.decrypt(ciphertext, key_id, endpoint_id))
+
+
+def signing_keys(box: SecretBox, claim: ClaimedDelivery) -> list[SigningKey]:
+    """The keys that sign a delivery: the endpoint's secret, and a rotated-out one still in its
+    grace period (receivers then find one signature per secret)."""
+    keys = [_signing_key(box, claim.secret_ciphertext, claim.secret_key_id, claim.endpoint_id)]
+    if claim.previous_secret_ciphertext is not None and claim.previous_secret_key_id:
+        keys.append(
+            _signing_key(
+                box,
+                claim.previous_secret_ciphertext,
+                claim.previous_secret_key_id,
+                claim.endpoint_id,
+            )
+        )
+    return keys
 
 
 def _printable(text: str) -> str:
@@ -161,9 +175,7 @@ class Deliverer:
 
     async def _attempt(self, claim: ClaimedDelivery, claimed_at: float) -> AttemptOutcome:
         body = claim.body.encode()
-        keys = _signing_keys(
-            self.box, claim.secret_ciphertext, claim.secret_key_id, claim.endpoint_id
-        )
+        keys = signing_keys(self.box, claim)
         headers = {
             **claim.headers,
             "content-type": "application/json",

@@ -30,6 +30,7 @@ from hookrelay.settings import Settings
 from hookrelay.store import Store
 from hookrelay.worker.delivery import Deferred, Deliverer
 from hookrelay.worker.limits import EndpointLimits
+from hookrelay.worker.retention import prune_forever
 from hookrelay.worker.sweeper import Sweeper
 
 log = structlog.get_logger(__name__)
@@ -228,6 +229,9 @@ class WorkerProcess:
             settings.sweep_grace_s,
         )
         self._tasks.append(asyncio.create_task(sweeper.run(self.resources.metrics)))
+        self._tasks.append(
+            asyncio.create_task(prune_forever(self.resources.store, settings.retention_s))
+        )
         self._tasks.append(asyncio.create_task(flush_metrics_forever(self.resources)))
         log.info(
             "worker started",

@@ -31,3 +31,6 @@ CREATE TABLE retention (
     pruned_at    timestamptz NOT NULL
 );
 INSERT INTO retention (id, pruned_at) VALUES (1, '-infinity');
+
+-- Event listings filtered by type.
+CREATE INDEX events_app_type_idx ON events (app_id, type, id);

@@ -48,7 +48,8 @@ async def test_every_named_query_prepares_against_the_schema(db_url: str) -> Non
     try:
         for name, sql in queries().items():
             try:
-                await connection.prepare(sql)
+                # Listing queries take their optional filters in place of {filters}.
+                await connection.prepare(sql.replace("{filters}", ""))
             except asyncpg.PostgresError as exc:
                 raise AssertionError(f"query {name} does not prepare: {exc}") from exc
     finally:

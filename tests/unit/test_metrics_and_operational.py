@@ -29,6 +29,8 @@ def claim(event_type: str = "job.completed", attempt: int = 1) -> ClaimedDeliver
         secret_key_id="k",
         headers={},
         rate_limit_per_s=None,
+        previous_secret_ciphertext=None,
+        previous_secret_key_id=None,
         event_type=event_type,
         body="{}",
     )

@@ -20,6 +20,10 @@ VALID_REQUESTS: dict[str, dict[str, Any]] = {
     "endpoint_create": {"url": "https://example.com/hooks"},
     "endpoint_update": {"status": "paused"},
     "event_create": {"type": "job.completed", "data": {"job_id": "job_1"}},
+    "app_key_create": {},
+    "event_batch": {"events": [{"type": "image.ready", "data": {}}]},
+    "recover": {"since": "2026-01-01T00:00:00Z"},
+    "replay": {},
 }
 
 # Fuller valid bodies, using every optional field.
@@ -43,6 +47,17 @@ FULL_REQUESTS: dict[str, dict[str, Any]] = {
         "rate_limit_per_s": None,
     },
     "event_create": {"type": "image.ready", "data": {}, "job_id": "gen:2024-06-01.abc_1"},
+    "app_key_create": {"name": "ci"},
+    "event_batch": {"events": [{"type": "image.ready", "data": {}}] * 3},
+    "recover": {"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z", "dry_run": True},
+    "replay": {
+        "status": "dead",
+        "endpoint_id": "ep_1",
+        "event_type": "job.completed",
+        "since": "2026-01-01T00:00:00Z",
+        "until": "2026-01-02T00:00:00Z",
+        "dry_run": False,
+    },
 }
 
 

@@ -1,30 +1,43 @@
-"""Deliveries: list with filters, get with attempts."""
+"""Deliveries: list with filters, get with attempts, replay one or many; attempts."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
-from hookrelay.api.http import cursor, json_response, page, page_size, principal
+from hookrelay.api.http import (
+    cursor,
+    json_response,
+    page,
+    page_size,
+    parse_time,
+    principal,
+    query_choice,
+    query_time,
+    read_json,
+)
 from hookrelay.api.keys import GATEWAY
 from hookrelay.api.views import attempt_view, delivery_view
-from hookrelay.errors import BadRequest
-from hookrelay.gateway import DeliveryFilter
+from hookrelay.models import AttemptFilter, DeliveryFilter
+from hookrelay.schemas import validate_request
 
 DELIVERY_STATUSES = ("pending", "sending", "retrying", "succeeded", "dead", "held", "cancelled")
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
-    status = request.query.get("status") or None
-    if status is not None and status not in DELIVERY_STATUSES:
-        raise BadRequest(f"status must be one of {', '.join(DELIVERY_STATUSES)}")
     filters = DeliveryFilter(
-        status=status,
+        status=query_choice(request, "status", DELIVERY_STATUSES),
         endpoint_id=request.query.get("endpoint_id") or None,
+        event_type=request.query.get("event_type") or None,
         event_id=request.query.get("event_id") or None,
+        job_id=request.query.get("job_id") or None,
+        since=query_time(request, "since"),
+        until=query_time(request, "until"),
     )
     limit = page_size(request)
     deliveries = await request.app[GATEWAY].list_deliveries(
-        principal(request), request.match_info["app_id"], cursor(request), filters, limit
+        principal(request), request.match_info["app_id"], filters, cursor(request), limit
     )
     return json_response(page([delivery_view(d) for d in deliveries], limit))
 
@@ -36,3 +49,54 @@ async def get_delivery(request: web.Request) -> web.Response:
     return json_response(
         {**delivery_view(delivery), "attempts": [attempt_view(a) for a in attempts]}
     )
+
+
+async def replay_delivery(request: web.Request) -> web.Response:
+    new_id = await request.app[GATEWAY].replay_delivery(
+        principal(request), request.match_info["app_id"], request.match_info["delivery_id"]
+    )
+    return json_response({"id": new_id, "replay_of": request.match_info["delivery_id"]}, 202)
+
+
+def _replay_filter(body: dict[str, Any], **fixed: Any) -> DeliveryFilter:
+    return DeliveryFilter(
+        status=fixed.get("status", body.get("status", "dead")),
+        endpoint_id=fixed.get("endpoint_id", body.get("endpoint_id")),
+        event_type=body.get("event_type"),
+        since=parse_time(body["since"], "since") if body.get("since") else None,
+        until=parse_time(body["until"], "until") if body.get("until") else None,
+    )
+
+
+async def replay_deliveries(request: web.Request) -> web.Response:
+    body = validate_request("replay", await read_json(request))
+    result = await request.app[GATEWAY].replay_deliveries(
+        principal(request),
+        request.match_info["app_id"],
+        _replay_filter(body),
+        bool(body.get("dry_run", False)),
+    )
+    return json_response({"matched": result.matched, "replayed": result.replayed}, 202)
+
+
+async def recover_endpoint(request: web.Request) -> web.Response:
+    body = validate_request("recover", await read_json(request))
+    filters = _replay_filter(body, status="dead", endpoint_id=request.match_info["endpoint_id"])
+    result = await request.app[GATEWAY].replay_deliveries(
+        principal(request), request.match_info["app_id"], filters, bool(body.get("dry_run"))
+    )
+    return json_response({"matched": result.matched, "replayed": result.replayed}, 202)
+
+
+async def list_attempts(request: web.Request) -> web.Response:
+    filters = AttemptFilter(
+        delivery_id=request.query.get("delivery_id") or None,
+        endpoint_id=request.query.get("endpoint_id") or None,
+        since=query_time(request, "since"),
+        until=query_time(request, "until"),
+    )
+    limit = page_size(request)
+    attempts = await request.app[GATEWAY].list_attempts(
+        principal(request), request.match_info["app_id"], filters, cursor(request), limit
+    )
+    return json_response(page([attempt_view(a) for a in attempts], limit))

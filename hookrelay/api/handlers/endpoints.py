@@ -47,6 +47,13 @@ async def get_endpoint_secret(request: web.Request) -> web.Response:
     return json_response(_secret_view(gateway.endpoint_secret(endpoint)))
 
 
+async def rotate_secret(request: web.Request) -> web.Response:
+    endpoint, secret = await request.app[GATEWAY].rotate_secret(
+        principal(request), request.match_info["app_id"], request.match_info["endpoint_id"]
+    )
+    return json_response({**endpoint_view(endpoint), **_secret_view(secret)})
+
+
 async def update_endpoint(request: web.Request) -> web.Response:
     endpoint = await request.app[GATEWAY].update_endpoint(
         principal(request),
