@@ -396,7 +396,7 @@ class Gateway:
             if cursor is None:
                 break
         log.info("deliveries replayed", app_id=app_id, replayed=replayed)
-        return ReplayResult(matched=counted.matched, replayed=replayed)
+        return ReplayResult(counted.matched, replayed, counted.replayable)
 
     async def _refuse_if_disabled(self, app_id: str, endpoint_id: str) -> None:
         endpoint = await self.store.get_endpoint(app_id, endpoint_id)

@@ -179,8 +179,9 @@ class AttemptFilter:
 
 @dataclass(frozen=True)
 class ReplayResult:
-    matched: int
-    replayed: int
+    matched: int  # deliveries that match the filter
+    replayed: int  # new deliveries made (0 in a dry run)
+    replayable: int  # matched deliveries whose endpoint is not disabled
 
 
 JSONDict = dict[str, Any]

@@ -354,7 +354,7 @@ class Store:
         )
         async with self._connection() as connection:
             records = await connection.fetch(
-                self._sql["list_events"].format(filters=where), app_id, limit, *args
+                self._sql["list_events"].replace("{filters}", where), app_id, limit, *args
             )
         return [_build(Event, r) for r in records]
 
@@ -486,7 +486,7 @@ class Store:
         where, args = _delivery_where(filters, before)
         async with self._connection() as connection:
             records = await connection.fetch(
-                self._sql["list_deliveries"].format(filters=where), app_id, limit, *args
+                self._sql["list_deliveries"].replace("{filters}", where), app_id, limit, *args
             )
         return [_build(Delivery, r) for r in records]
 
@@ -495,10 +495,10 @@ class Store:
         where, args = _delivery_where(filters, None, first=2)
         async with self._connection() as connection:
             record = await connection.fetchrow(
-                self._sql["count_deliveries"].format(filters=where), app_id, *args
+                self._sql["count_deliveries"].replace("{filters}", where), app_id, *args
             )
         assert record is not None
-        return ReplayResult(record["matched"], record["replayable"])
+        return ReplayResult(record["matched"], 0, record["replayable"])
 
     async def replay_batch(
         self, app_id: str, filters: DeliveryFilter, before: str | None, limit: int
@@ -509,7 +509,7 @@ class Store:
         where, args = _delivery_where(filters, before)
         async with self._connection() as connection:
             record = await connection.fetchrow(
-                self._sql["replay_deliveries"].format(filters=where), app_id, limit, *args
+                self._sql["replay_deliveries"].replace("{filters}", where), app_id, limit, *args
             )
         assert record is not None
         done = record["replayed"] < limit
@@ -536,7 +536,7 @@ class Store:
         )
         async with self._connection() as connection:
             records = await connection.fetch(
-                self._sql["list_attempts"].format(filters=where), app_id, limit, *args
+                self._sql["list_attempts"].replace("{filters}", where), app_id, limit, *args
             )
         return [_build(Attempt, r) for r in records]
 

@@ -173,7 +173,7 @@ FROM delivery;
 -- get_delivery --
 -- One delivery of an app.
 SELECT d.id, d.app_id, d.event_id, d.endpoint_id, d.status, d.attempt_count, d.next_attempt_at,
-       d.last_status_code, d.last_error, d.created_at, d.updated_at, d.finished_at,
+       d.last_status_code, d.last_error, d.created_at, d.updated_at, d.finished_at, d.replay_of,
        ev.type AS event_type
 FROM deliveries AS d JOIN events AS ev ON ev.id = d.event_id
 WHERE d.app_id = $1 AND d.id = $2;

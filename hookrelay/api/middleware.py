@@ -67,4 +67,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if principal is None:
             raise Unauthorized("the token is not valid")
         request[PRINCIPAL] = principal
+        ref = request.match_info.get("app_id")
+        if ref is not None and principal.app_id is not None and ref != principal.app_id:
+            # Before the handler reads anything: another app's resources do not exist, whatever
+            # the request's body would have said (a uid naming one's own app passes).
+            await request.app[GATEWAY].app_for(principal, ref)
     return await handler(request)

@@ -68,15 +68,20 @@ async def wait_for_delivery_status(
     app: dict[str, Any],
     event_id: str,
     status: str,
-    timeout_s: float = 10.0,  # type: ignore[type-arg]
+    timeout_s: float = 10.0,
+    endpoint_id: str | None = None,
 ) -> dict[str, Any]:
+    """Wait until every delivery of the event (to `endpoint_id`, if given) has `status`."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         response = await api.get(
             f"/v1/apps/{app['id']}/events/{event_id}", headers=bearer(app["api_key"])
         )
         body: dict[str, Any] = orjson.loads(await response.read())
-        if body["deliveries"] and all(d["status"] == status for d in body["deliveries"]):
+        deliveries = [
+            d for d in body["deliveries"] if endpoint_id is None or d["endpoint_id"] == endpoint_id
+        ]
+        if deliveries and all(d["status"] == status for d in deliveries):
             return body
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"deliveries did not become {status}: {body['deliveries']}")

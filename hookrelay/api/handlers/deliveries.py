@@ -19,8 +19,17 @@ from hookrelay.api.http import (
 )
 from hookrelay.api.keys import GATEWAY
 from hookrelay.api.views import attempt_view, delivery_view
-from hookrelay.models import AttemptFilter, DeliveryFilter
+from hookrelay.models import AttemptFilter, DeliveryFilter, ReplayResult
 from hookrelay.schemas import validate_request
+
+
+def replay_view(result: ReplayResult) -> dict[str, int]:
+    return {
+        "matched": result.matched,
+        "replayed": result.replayed,
+        "replayable": result.replayable,
+    }
+
 
 DELIVERY_STATUSES = ("pending", "sending", "retrying", "succeeded", "dead", "held", "cancelled")
 
@@ -76,7 +85,7 @@ async def replay_deliveries(request: web.Request) -> web.Response:
         _replay_filter(body),
         bool(body.get("dry_run", False)),
     )
-    return json_response({"matched": result.matched, "replayed": result.replayed}, 202)
+    return json_response(replay_view(result), 202)
 
 
 async def recover_endpoint(request: web.Request) -> web.Response:
@@ -85,7 +94,7 @@ async def recover_endpoint(request: web.Request) -> web.Response:
     result = await request.app[GATEWAY].replay_deliveries(
         principal(request), request.match_info["app_id"], filters, bool(body.get("dry_run"))
     )
-    return json_response({"matched": result.matched, "replayed": result.replayed}, 202)
+    return json_response(replay_view(result), 202)
 
 
 async def list_attempts(request: web.Request) -> web.Response:
