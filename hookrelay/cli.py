@@ -29,6 +29,14 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=DEFAULT_PORT)
     commands.add_parser("worker", help="run a delivery worker")
     commands.add_parser("migrate", help="apply database migrations")
+    bench = commands.add_parser("bench", help="run a benchmark and print its figures")
+    benches = bench.add_subparsers(dest="bench", required=True)
+    admin = benches.add_parser("admin", help="dead letters among a million deliveries; replay")
+    admin.add_argument("--deliveries", type=int, default=1_000_000)
+    admin.add_argument("--replay", type=int, default=100_000)
+    admin.add_argument("--workers", type=int, default=2)
+    admin.add_argument("--samples", type=int, default=200)
+    admin.add_argument("--output", type=Path, default=Path("bench-results/admin.json"))
     receive = commands.add_parser("receive", help="run a local receiver that verifies webhooks")
     receive.add_argument("--host", default="127.0.0.1")
     receive.add_argument("--port", type=int, default=9000)
@@ -56,6 +64,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from hookrelay.dev import run_dev
 
         return run_dev(settings, args.data_dir, args.host, args.port)
+    if args.command == "bench":
+        from hookrelay.bench import admin
+
+        return admin.main(args.deliveries, args.replay, args.workers, args.samples, args.output)
     if args.command == "receive":
         from hookrelay.receive import run_receiver
 

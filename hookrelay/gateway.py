@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -289,7 +289,7 @@ class Gateway:
         answer, due = await self.store.insert_events_once(events, idempotency, render(events))
         if due:
             log.info("events accepted", app_id=app_id, events=len(events), deliveries=len(due))
-            await self._enqueue([(delivery_id, 0) for delivery_id in due])
+            await self._enqueue_new(due)
         return answer
 
     def _event_from(self, app_id: str, body: Any, now: datetime, path: str) -> Event:
@@ -316,10 +316,16 @@ class Gateway:
 
     async def _enqueue(self, deliveries: list[tuple[str, int]]) -> None:
         """Enqueue after commit; if Redis is down the rows stay due and the sweeper sends them."""
-        if not deliveries:
-            return
+        if deliveries:
+            await self._safely(self.queue.enqueue(deliveries))
+
+    async def _enqueue_new(self, delivery_ids: list[str]) -> None:
+        if delivery_ids:
+            await self._safely(self.queue.enqueue_first_attempts(delivery_ids))
+
+    async def _safely(self, enqueueing: Awaitable[int]) -> None:
         try:
-            await self.queue.enqueue(deliveries)
+            await enqueueing
         except Exception as exc:  # Redis trouble of any kind: the rows are safe in Postgres
             log.warning("enqueue failed; the sweeper will pick these up", error=repr(exc))
 
@@ -392,7 +398,7 @@ class Gateway:
                 app_id, filters, cursor, REPLAY_BATCH
             )
             replayed += count
-            await self._enqueue([(delivery_id, 0) for delivery_id in due])
+            await self._enqueue_new(due)
             if cursor is None:
                 break
         log.info("deliveries replayed", app_id=app_id, replayed=replayed)

@@ -18,6 +18,9 @@ from hookrelay.errors import DependencyUnavailable
 DELIVER_TASK = "deliver"
 # Jobs written per Redis round trip when enqueueing many (a fan-out, a sweep, a bulk replay).
 ENQUEUE_BATCH = 500
+# New deliveries per job: arq's own cost per job (about ten Redis round trips) is shared by a
+# batch, which a worker then sends concurrently.
+JOB_BATCH = 25
 
 # What arq's enqueue_job does for one job (skip it if the job or its result exists; else store
 # the job and add it to its queue), done here for many jobs in one round trip.
@@ -115,21 +118,53 @@ class DeliveryQueue:
     async def enqueue(
         self, deliveries: list[tuple[str, int]], defer_until: datetime | None = None
     ) -> int:
-        """Enqueue one job per (delivery id, attempts made so far), in one round trip per
-        batch; return how many were new (a job that already exists is left as it is)."""
+        """Enqueue one job per (delivery id, attempts made so far); return how many were new
+        (a job that already exists is left as it is)."""
+        return await self._write(
+            [
+                (delivery_job_id(delivery_id, attempts), self._lane(attempts), delivery_id)
+                for delivery_id, attempts in deliveries
+            ],
+            defer_until,
+        )
+
+    async def enqueue_first_attempts(self, delivery_ids: list[str]) -> int:
+        """Enqueue new deliveries due now, up to JOB_BATCH per job: a fan-out or a bulk replay
+        costs the workers one job per batch rather than one per delivery."""
+        jobs: list[tuple[str, str, str | list[str]]] = []
+        for start in range(0, len(delivery_ids), JOB_BATCH):
+            batch = delivery_ids[start : start + JOB_BATCH]
+            if len(batch) == 1:
+                jobs.append((delivery_job_id(batch[0], 0), self.queue_name, batch[0]))
+            else:
+                job_id = f"{delivery_job_id(batch[0], 0)}:x{len(batch)}"
+                jobs.append((job_id, self.queue_name, batch))
+        return await self._write(jobs, None)
+
+    async def due_waiting(self) -> int:
+        """Jobs due now that no worker has finished, across both lanes."""
+        now_ms = round(time.time() * 1000)
+        total = 0
+        for lane in (self.queue_name, self.retry_queue_name):
+            total += int(await self.redis.zcount(lane, "-inf", now_ms))
+        return total
+
+    async def _write(
+        self, jobs: list[tuple[str, str, str | list[str]]], defer_until: datetime | None
+    ) -> int:
+        """Write (job id, queue, delivery id or ids) jobs, ENQUEUE_BATCH per round trip."""
         now_ms = round(time.time() * 1000)
         score = now_ms if defer_until is None else round(defer_until.timestamp() * 1000)
         # arq drops a job that has not started within this long (the sweeper would enqueue the
         # delivery again).
         expires_ms = max(score - now_ms, 0) + self.redis.expires_extra_ms
         added = 0
-        for start in range(0, len(deliveries), ENQUEUE_BATCH):
+        for start in range(0, len(jobs), ENQUEUE_BATCH):
             args: list[Any] = [job_key_prefix, result_key_prefix, expires_ms]
-            for delivery_id, attempts in deliveries[start : start + ENQUEUE_BATCH]:
+            for job_id, queue, deliveries in jobs[start : start + ENQUEUE_BATCH]:
                 payload = serialize_job(
-                    DELIVER_TASK, (delivery_id,), {}, None, now_ms, serializer=job_serializer
+                    DELIVER_TASK, (deliveries,), {}, None, now_ms, serializer=job_serializer
                 )
-                args += [delivery_job_id(delivery_id, attempts), self._lane(attempts), score]
-                args.append(payload)
+                args += [job_id, queue, score, payload]
             added += int(await self._enqueue_many(args=args))
         return added

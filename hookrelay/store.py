@@ -52,7 +52,10 @@ class Idempotency:
 
 @dataclass(frozen=True)
 class Sweep:
-    work: list[tuple[str, int]]  # (delivery id, attempts made) to enqueue
+    # (delivery id, attempts made): due for a while; their jobs may be lost, or just waiting
+    overdue: list[tuple[str, int]]
+    # (delivery id, attempts made): expired leases and released holds, which have no job
+    jobless: list[tuple[str, int]]
     next_cursor: SweepCursor  # where the next scan of overdue deliveries continues
 
 
@@ -74,6 +77,14 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
     await connection.set_type_codec(
         "jsonb", schema="pg_catalog", encoder=_jsonb_encode, decoder=orjson.loads, format="text"
     )
+
+
+async def _reset_connection(connection: asyncpg.Connection) -> None:
+    """Given back to the pool: hookrelay leaves no session state behind (no SET, LISTEN, cursor
+    or session lock on pooled connections), so asyncpg's default reset query, a round trip on
+    every release, is skipped; only an unfinished transaction is rolled back."""
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
 
 
 def _jsonb_encode(value: Any) -> str:
@@ -99,7 +110,11 @@ class Store:
         """A store whose pool connects on first use, so that a process starts (and answers 503)
         while Postgres is down, and reconnects by itself when it is back."""
         pool = asyncpg.create_pool(
-            database_url, min_size=0, max_size=max_size, init=_init_connection
+            database_url,
+            min_size=0,
+            max_size=max_size,
+            init=_init_connection,
+            reset=_reset_connection,
         )
         await pool  # with min_size 0 this opens no connection, so it cannot fail
         return cls(pool)
@@ -440,7 +455,8 @@ class Store:
             released = await connection.fetch(self._sql["release_stale_holds"], limit)
         cursor = (due[-1]["next_attempt_at"], due[-1]["id"]) if len(due) == limit else None
         return Sweep(
-            work=[(r["id"], r["attempt_count"]) for r in (*due, *expired, *released)],
+            overdue=[(r["id"], r["attempt_count"]) for r in due],
+            jobless=[(r["id"], r["attempt_count"]) for r in (*expired, *released)],
             next_cursor=cursor or SWEEP_START,
         )
 

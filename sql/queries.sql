@@ -103,7 +103,9 @@ WITH previous AS (
                            THEN now() + make_interval(secs => $2) END,
         updated_at = now()
     FROM endpoints AS endpoint, previous
-    WHERE d.id = previous.id
+    -- d.id = $1 as well as = previous.id: the CTE hides the key from the planner, which would
+    -- otherwise scan every due delivery for the one row.
+    WHERE d.id = $1 AND previous.id = $1
       AND endpoint.id = d.endpoint_id
       AND ((d.status IN ('pending', 'retrying') AND d.next_attempt_at <= now() + interval '1 second')
            OR (d.status = 'sending' AND d.lease_until < now()))

@@ -97,12 +97,18 @@ class Deliverer:
         self.metrics = metrics
         self.rng = rng or random.Random()
         self.health = HealthPolicy(settings.disable_after_failing_s, settings.disable_after_dead)
+        # Deliveries this process runs at once, across both lanes and batched jobs.
+        self._running = asyncio.Semaphore(settings.worker_concurrency + settings.retry_concurrency)
 
     async def deliver(self, delivery_id: str, slot_reserved: bool = False) -> None:
         """Make one attempt at `delivery_id` if it is due and nobody else holds it.
 
         Raises Deferred (having given the claim back) when an endpoint limit says not yet.
         """
+        async with self._running:
+            await self._deliver(delivery_id, slot_reserved)
+
+    async def _deliver(self, delivery_id: str, slot_reserved: bool) -> None:
         claim = await self.store.claim_delivery(delivery_id, self.settings.lease_s)
         if claim is None:
             return  # not due, already claimed, or finished: another job got there first
@@ -165,7 +171,7 @@ class Deliverer:
                 [(claim.id, claim.attempt_count)], defer_until=outcome.next_attempt_at
             )
         if due:
-            await self.queue.enqueue([(delivery_id, 0) for delivery_id in due])
+            await self.queue.enqueue_first_attempts(due)
 
     async def _defer(self, claim: ClaimedDelivery, delay_s: float, slot_reserved: bool) -> None:
         """Give the claim back without using up the attempt, and raise Deferred."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -51,20 +52,40 @@ METRICS_FLUSH_INTERVAL_S = 1.0
 MAX_JOB_TRIES = 1_000_000
 
 
-async def deliver(ctx: dict[str, Any], delivery_id: str, slot_reserved: bool = False) -> None:
-    """The arq task: the job carries a delivery id (all state is in Postgres), and whether a
-    slot of its endpoint's rate limit is already reserved for it."""
+async def deliver(
+    ctx: dict[str, Any], delivery: str | list[str], slot_reserved: bool = False
+) -> None:
+    """The arq task. A job carries only ids (all state is in Postgres): one delivery, or a
+    batch of new ones sent concurrently; and whether a rate-limit slot is already reserved."""
     deliverer: Deliverer = ctx["deliverer"]
-    try:
-        await deliverer.deliver(delivery_id, slot_reserved)
-    except Deferred as deferred:
-        if deferred.slot_reserved and not slot_reserved:
-            # A new job (an id of its own) that knows its slot is reserved; this one ends.
-            await deliverer.queue.enqueue_reserved(
-                delivery_id, deferred.attempts_made, deferred.delay_s
-            )
-            return
-        raise Retry(defer=deferred.delay_s) from None
+    if isinstance(delivery, str):
+        try:
+            await deliverer.deliver(delivery, slot_reserved)
+        except Deferred as deferred:
+            if deferred.slot_reserved and not slot_reserved:
+                # A new job (an id of its own) that knows its slot is reserved; this one ends.
+                await deliverer.queue.enqueue_reserved(
+                    delivery, deferred.attempts_made, deferred.delay_s
+                )
+                return
+            raise Retry(defer=deferred.delay_s) from None
+        return
+    outcomes = await asyncio.gather(
+        *(deliverer.deliver(delivery_id) for delivery_id in delivery), return_exceptions=True
+    )
+    for delivery_id, outcome in zip(delivery, outcomes, strict=True):
+        if isinstance(outcome, Deferred):
+            # Put off alone, in a job of its own; the rest of the batch is done.
+            if outcome.slot_reserved:
+                await deliverer.queue.enqueue_reserved(
+                    delivery_id, outcome.attempts_made, outcome.delay_s
+                )
+            else:
+                later = datetime.now(UTC) + timedelta(seconds=outcome.delay_s)
+                await deliverer.queue.enqueue([(delivery_id, outcome.attempts_made)], later)
+        elif isinstance(outcome, BaseException):
+            # The delivery stays due in Postgres; the sweeper enqueues it again.
+            log.warning("delivery failed", delivery_id=delivery_id, error=repr(outcome))
 
 
 @dataclass
@@ -214,7 +235,9 @@ class WorkerProcess:
         settings = resources.settings
         self.resources = resources
         self.lanes = [
-            Lane(self.resources, settings.queue_name, settings.worker_concurrency),
+            # A first-attempt job may carry a batch of deliveries (see JOB_BATCH); the deliverer
+            # bounds how many run at once, whatever the jobs.
+            Lane(self.resources, settings.queue_name, max(8, settings.worker_concurrency // 4)),
             Lane(self.resources, settings.retry_queue_name, settings.retry_concurrency),
         ]
         self._tasks: list[asyncio.Task[None]] = []

@@ -47,7 +47,13 @@ class Sweeper:
         if sweep is None:
             return None
         self.cursor = sweep.next_cursor
-        return await self.queue.enqueue(sweep.work) if sweep.work else 0
+        work = sweep.jobless
+        # Overdue deliveries with jobs still queued are a backlog, not a loss: only when no due
+        # job waits in Redis (it was flushed or restarted empty, or the jobs expired) are they
+        # enqueued again. That keeps a busy queue free of duplicate jobs.
+        if sweep.overdue and await self.queue.due_waiting() == 0:
+            work = work + sweep.overdue
+        return await self.queue.enqueue(work) if work else 0
 
     async def run(self, metrics: DeliveryMetrics) -> None:
         """Scan every interval until cancelled; never stop on a failure, only back off."""
