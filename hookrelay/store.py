@@ -380,11 +380,13 @@ class Store:
 
     # Deliveries
 
-    async def claim_delivery(self, delivery_id: str, lease_s: float) -> ClaimedDelivery | None:
-        """Take the lease on a due delivery; None if it is not due or someone else holds it."""
+    async def claim_deliveries(
+        self, delivery_ids: list[str], lease_s: float
+    ) -> list[ClaimedDelivery]:
+        """Take the lease on those deliveries that are due and not held by anyone else."""
         async with self._connection() as connection:
-            record = await connection.fetchrow(self._sql["claim_delivery"], delivery_id, lease_s)
-        return None if record is None else _build(ClaimedDelivery, record)
+            records = await connection.fetch(self._sql["claim_deliveries"], delivery_ids, lease_s)
+        return [_build(ClaimedDelivery, r) for r in records]
 
     async def release_delivery(self, delivery_id: str, attempt: int, delay_s: float) -> bool:
         """Undo a claim without using up the attempt; due again after `delay_s`."""
@@ -393,6 +395,31 @@ class Store:
                 self._sql["release_delivery"], delivery_id, attempt, delay_s
             )
         return found is not None
+
+    async def record_successes(self, outcomes: list[AttemptOutcome]) -> set[str]:
+        """Record first attempts that succeeded, in one statement; return the ids recorded (a
+        delivery whose lease was lost meanwhile is not)."""
+        try:
+            async with self._connection() as connection:
+                ids: list[str] = await connection.fetchval(
+                    self._sql["record_successes"],
+                    [o.delivery_id for o in outcomes],
+                    [o.attempt_number for o in outcomes],
+                    [o.started_at for o in outcomes],
+                    [o.duration_ms for o in outcomes],
+                    [o.status_code for o in outcomes],
+                    [o.response_headers for o in outcomes],
+                    [o.response_body for o in outcomes],
+                )
+        except asyncpg.ForeignKeyViolationError:
+            if len(outcomes) == 1:
+                return set()  # its endpoint was deleted during the attempt: the lease is void
+            # One endpoint was deleted meanwhile: record the others one by one.
+            recorded: set[str] = set()
+            for outcome in outcomes:
+                recorded |= await self.record_successes([outcome])
+            return recorded
+        return set(ids)
 
     async def record_attempt(
         self,

@@ -90,38 +90,6 @@ FROM deliveries AS d JOIN endpoints AS e ON e.id = d.endpoint_id
 WHERE d.event_id = $1
 ORDER BY d.id;
 
--- claim_delivery --
--- Lease a due delivery (or one whose lease expired); hold it instead if its endpoint is not active.
-WITH previous AS (
-    SELECT id, status FROM deliveries WHERE id = $1 FOR UPDATE
-), claimed AS (
-    UPDATE deliveries AS d
-    SET status = CASE WHEN endpoint.status = 'active' THEN 'sending' ELSE 'held' END,
-        attempt_count = d.attempt_count
-                        + CASE WHEN endpoint.status = 'active' THEN 1 ELSE 0 END,
-        lease_until = CASE WHEN endpoint.status = 'active'
-                           THEN now() + make_interval(secs => $2) END,
-        updated_at = now()
-    FROM endpoints AS endpoint, previous
-    -- d.id = $1 as well as = previous.id: the CTE hides the key from the planner, which would
-    -- otherwise scan every due delivery for the one row.
-    WHERE d.id = $1 AND previous.id = $1
-      AND endpoint.id = d.endpoint_id
-      AND ((d.status IN ('pending', 'retrying') AND d.next_attempt_at <= now() + interval '1 second')
-           OR (d.status = 'sending' AND d.lease_until < now()))
-    RETURNING d.id, d.app_id, d.event_id, d.endpoint_id, d.status, d.attempt_count,
-              previous.status AS previous_status, endpoint.url, endpoint.signing,
-              endpoint.secret_ciphertext, endpoint.secret_key_id, endpoint.headers,
-              endpoint.rate_limit_per_s,
-              -- A rotated-out secret signs too, until its grace period ends.
-              CASE WHEN endpoint.previous_secret_expires_at > now()
-                   THEN endpoint.previous_secret_ciphertext END AS previous_secret_ciphertext,
-              CASE WHEN endpoint.previous_secret_expires_at > now()
-                   THEN endpoint.previous_secret_key_id END AS previous_secret_key_id
-)
-SELECT claimed.*, event.type AS event_type, event.body
-FROM claimed JOIN events AS event ON event.id = claimed.event_id;
-
 -- record_attempt --
 -- Record an attempt and the delivery's next state if the lease is still ours; keep endpoint health.
 -- $12: the attempt succeeded; $13: the receiver asked to be disabled (410 Gone);
@@ -412,3 +380,67 @@ SELECT (SELECT min(id) FROM batch) AS last_id,
 SELECT id, delivery_id, attempt_number, started_at, duration_ms, status_code, error_kind,
        error_message, response_headers, response_body
 FROM attempts WHERE delivery_id = $1 ORDER BY attempt_number;
+
+-- claim_deliveries --
+-- Lease the deliveries among $1 that are due (or whose lease expired); hold any whose endpoint is not active.
+-- Rows are locked in id order, so concurrent claims of overlapping batches cannot deadlock,
+-- and `d.id = ANY ($1)` keeps the update on the primary key.
+WITH previous AS (
+    SELECT id, status FROM deliveries WHERE id = ANY ($1) ORDER BY id FOR UPDATE
+), claimed AS (
+    UPDATE deliveries AS d
+    SET status = CASE WHEN endpoint.status = 'active' THEN 'sending' ELSE 'held' END,
+        attempt_count = d.attempt_count
+                        + CASE WHEN endpoint.status = 'active' THEN 1 ELSE 0 END,
+        lease_until = CASE WHEN endpoint.status = 'active'
+                           THEN now() + make_interval(secs => $2) END,
+        updated_at = now()
+    FROM endpoints AS endpoint, previous
+    WHERE d.id = ANY ($1) AND previous.id = d.id
+      AND endpoint.id = d.endpoint_id
+      AND ((d.status IN ('pending', 'retrying') AND d.next_attempt_at <= now() + interval '1 second')
+           OR (d.status = 'sending' AND d.lease_until < now()))
+    RETURNING d.id, d.app_id, d.event_id, d.endpoint_id, d.status, d.attempt_count,
+              previous.status AS previous_status, endpoint.url, endpoint.signing,
+              endpoint.secret_ciphertext, endpoint.secret_key_id, endpoint.headers,
+              endpoint.rate_limit_per_s,
+              -- A rotated-out secret signs too, until its grace period ends.
+              CASE WHEN endpoint.previous_secret_expires_at > now()
+                   THEN endpoint.previous_secret_ciphertext END AS previous_secret_ciphertext,
+              CASE WHEN endpoint.previous_secret_expires_at > now()
+                   THEN endpoint.previous_secret_key_id END AS previous_secret_key_id
+)
+SELECT claimed.*, event.type AS event_type, event.body
+FROM claimed JOIN events AS event ON event.id = claimed.event_id;
+
+-- record_successes --
+-- Record first attempts that succeeded (arrays, one element each) whose lease is still ours.
+-- A success also ends an endpoint's run of failures, if it had one.
+WITH outcome AS (
+    SELECT *
+    FROM unnest($1::text[], $2::integer[], $3::timestamptz[], $4::integer[], $5::integer[],
+                $6::jsonb[], $7::text[])
+         AS o (delivery_id, attempt_number, started_at, duration_ms, status_code,
+               response_headers, response_body)
+), delivery AS (
+    UPDATE deliveries AS d
+    SET status = 'succeeded', next_attempt_at = NULL, lease_until = NULL,
+        last_status_code = o.status_code, last_error = NULL, updated_at = now(),
+        finished_at = now()
+    FROM outcome AS o
+    WHERE d.id = o.delivery_id AND d.status = 'sending' AND d.attempt_count = o.attempt_number
+    RETURNING d.id, d.endpoint_id
+), attempt AS (
+    INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, status_code,
+                          response_headers, response_body)
+    SELECT delivery_id, attempt_number, started_at, duration_ms, status_code, response_headers,
+           response_body
+    FROM outcome
+    ON CONFLICT (delivery_id, attempt_number) DO NOTHING
+), healthy AS (
+    UPDATE endpoints AS e
+    SET failing_since = NULL, consecutive_dead = 0, updated_at = now()
+    WHERE e.id IN (SELECT endpoint_id FROM delivery)
+      AND (e.failing_since IS NOT NULL OR e.consecutive_dead <> 0)
+)
+SELECT coalesce(array_agg(id), '{}') FROM delivery;

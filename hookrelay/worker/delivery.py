@@ -22,14 +22,16 @@ from hookrelay.secretbox import SecretBox
 from hookrelay.settings import Settings
 from hookrelay.signing import SigningKey, webhook_headers
 from hookrelay.store import Store
-from hookrelay.worker.limits import EndpointLimits
+from hookrelay.worker.limits import EndpointLimits, Slots
 
 log = structlog.get_logger(__name__)
 
 # Response headers worth keeping with an attempt (the rest is noise for someone debugging).
 KEPT_RESPONSE_HEADERS = ("content-type", "retry-after", "server", "x-request-id", "location")
 MAX_HEADER_VALUE_CHARS = 256
-# How long a delivery waits when its endpoint already has its share of this process's jobs.
+# A delivery whose endpoint already has its share of this process's deliveries waits this long
+# for one to finish (enough for a fast endpoint), then is put off for about CONCURRENCY_RETRY_S.
+CONCURRENCY_WAIT_S = 0.25
 CONCURRENCY_RETRY_S = 0.5
 
 
@@ -60,6 +62,19 @@ def _printable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
+Sent = tuple[ClaimedDelivery, AttemptOutcome]
+
+
+def _bound_log(claim: ClaimedDelivery) -> structlog.stdlib.BoundLogger:
+    bound: structlog.stdlib.BoundLogger = log.bind(
+        delivery_id=claim.id,
+        event_id=claim.event_id,
+        endpoint_id=claim.endpoint_id,
+        attempt=claim.attempt_count,
+    )
+    return bound
+
+
 class Deferred(Exception):
     """The delivery may not start yet; try again after `delay_s`.
 
@@ -67,8 +82,11 @@ class Deferred(Exception):
     next try must not take another.
     """
 
-    def __init__(self, delay_s: float, attempts_made: int, slot_reserved: bool) -> None:
+    def __init__(
+        self, delivery_id: str, delay_s: float, attempts_made: int, slot_reserved: bool
+    ) -> None:
         super().__init__(f"deferred by {delay_s:.3f}s")
+        self.delivery_id = delivery_id
         self.delay_s = delay_s
         self.attempts_made = attempts_made
         self.slot_reserved = slot_reserved
@@ -98,34 +116,51 @@ class Deliverer:
         self.rng = rng or random.Random()
         self.health = HealthPolicy(settings.disable_after_failing_s, settings.disable_after_dead)
         # Deliveries this process runs at once, across both lanes and batched jobs.
-        self._running = asyncio.Semaphore(settings.worker_concurrency + settings.retry_concurrency)
+        self._running = Slots(settings.worker_concurrency + settings.retry_concurrency)
 
-    async def deliver(self, delivery_id: str, slot_reserved: bool = False) -> None:
-        """Make one attempt at `delivery_id` if it is due and nobody else holds it.
+    async def deliver(self, delivery_ids: list[str], slot_reserved: bool = False) -> list[Deferred]:
+        """Make one attempt at each delivery that is due and that nobody else holds: one
+        statement claims them all, their requests run concurrently, and the first attempts that
+        succeeded (most of them) are recorded together in one statement.
 
-        Raises Deferred (having given the claim back) when an endpoint limit says not yet.
+        Returns the deliveries an endpoint limit put off (their claims given back).
         """
-        async with self._running:
-            await self._deliver(delivery_id, slot_reserved)
+        async with self._running.take(len(delivery_ids)):
+            claims = await self.store.claim_deliveries(delivery_ids, self.settings.lease_s)
+            claimed_at = time.monotonic()
+            sent = await asyncio.gather(
+                *(self._send(claim, claimed_at, slot_reserved) for claim in claims),
+                return_exceptions=True,
+            )
+            deferred = [result for result in sent if isinstance(result, Deferred)]
+            quiet: list[Sent] = []
+            others: list[Sent] = []
+            for result in sent:
+                if isinstance(result, tuple):
+                    claim, outcome = result
+                    first_success = outcome.next_status == "succeeded" and claim.attempt_count == 1
+                    (quiet if first_success else others).append(result)
+            # Shielded: once receivers have answered, cancelling the job must not lose records.
+            await asyncio.shield(
+                asyncio.gather(self._record_quiet(quiet), *(self._record(c, o) for c, o in others))
+            )
+            for result in sent:
+                if isinstance(result, BaseException) and not isinstance(result, Deferred):
+                    raise result
+            return deferred
 
-    async def _deliver(self, delivery_id: str, slot_reserved: bool) -> None:
-        claim = await self.store.claim_delivery(delivery_id, self.settings.lease_s)
-        if claim is None:
-            return  # not due, already claimed, or finished: another job got there first
-        claimed_at = time.monotonic()
-        bound = log.bind(
-            delivery_id=claim.id,
-            event_id=claim.event_id,
-            endpoint_id=claim.endpoint_id,
-            attempt=claim.attempt_count,
-        )
+    async def _send(
+        self, claim: ClaimedDelivery, claimed_at: float, slot_reserved: bool
+    ) -> tuple[ClaimedDelivery, AttemptOutcome] | None:
+        """Send one claimed delivery; None if it was put on hold. Raises Deferred."""
+        bound = _bound_log(claim)
         if claim.status == "held":
             bound.info("delivery held: endpoint not active")
-            return
+            return None
         if claim.previous_status == "sending":
             self.metrics.count("hookrelay_redeliveries_total")
             bound.warning("redelivering: the previous attempt's lease expired")
-        if not self.limits.try_start(claim.endpoint_id):
+        if not await self.limits.start(claim.endpoint_id, CONCURRENCY_WAIT_S):
             await self._defer(
                 claim, CONCURRENCY_RETRY_S * self.rng.uniform(0.5, 1.5), slot_reserved
             )
@@ -136,23 +171,39 @@ class Deliverer:
                 )
                 if wait_s > 0:
                     await self._defer(claim, wait_s, slot_reserved=True)
-            outcome = await self._attempt(claim, claimed_at)
+            return claim, await self._attempt(claim, claimed_at)
         finally:
             self.limits.finish(claim.endpoint_id)
+
+    async def _record_quiet(self, sent: list[tuple[ClaimedDelivery, AttemptOutcome]]) -> None:
+        """Record first attempts that succeeded, all in one statement (no event can follow)."""
+        if not sent:
+            return
+        recorded = await self.store.record_successes([outcome for _, outcome in sent])
+        for claim, outcome in sent:
+            if claim.id not in recorded:
+                _bound_log(claim).warning("lease lost before the attempt was recorded")
+                continue
+            self.metrics.attempt("succeeded", outcome.duration_ms / 1000)
+            _bound_log(claim).info(
+                "delivery attempted",
+                status="succeeded",
+                status_code=outcome.status_code,
+                duration_ms=outcome.duration_ms,
+            )
+
+    async def _record(self, claim: ClaimedDelivery, outcome: AttemptOutcome) -> None:
+        """Record any other attempt, with the endpoint's health and the operational events it
+        calls for, in one transaction; then schedule the retry."""
         now = datetime.now(UTC)
-        # A first attempt that succeeded cannot lead to an operational event: record it in one
-        # statement, outside a transaction (the common case, so the cheapest).
-        quiet = outcome.next_status == "succeeded" and claim.attempt_count == 1
+        bound = _bound_log(claim)
 
         def follow_up(recorded: RecordedAttempt) -> list[Event]:
             return events_after_attempt(
                 claim, recorded, outcome.status_code, outcome.error_message, now
             )
 
-        # Shielded: once the receiver has answered, cancelling the job must not lose the record.
-        recorded, due = await asyncio.shield(
-            self.store.record_attempt(outcome, self.health, None if quiet else follow_up)
-        )
+        recorded, due = await self.store.record_attempt(outcome, self.health, follow_up)
         if recorded is None:
             bound.warning("lease lost before the attempt was recorded")
             return
@@ -177,7 +228,7 @@ class Deliverer:
         """Give the claim back without using up the attempt, and raise Deferred."""
         await self.store.release_delivery(claim.id, claim.attempt_count, delay_s)
         self.metrics.count("hookrelay_deferred_total")
-        raise Deferred(delay_s, claim.attempt_count - 1, slot_reserved)
+        raise Deferred(claim.id, delay_s, claim.attempt_count - 1, slot_reserved)
 
     async def _attempt(self, claim: ClaimedDelivery, claimed_at: float) -> AttemptOutcome:
         body = claim.body.encode()

@@ -29,7 +29,7 @@ from hookrelay.queue import (
 from hookrelay.secretbox import SecretBox
 from hookrelay.settings import Settings
 from hookrelay.store import Store
-from hookrelay.worker.delivery import Deferred, Deliverer
+from hookrelay.worker.delivery import Deliverer
 from hookrelay.worker.limits import EndpointLimits
 from hookrelay.worker.retention import prune_forever
 from hookrelay.worker.sweeper import Sweeper
@@ -56,36 +56,24 @@ async def deliver(
     ctx: dict[str, Any], delivery: str | list[str], slot_reserved: bool = False
 ) -> None:
     """The arq task. A job carries only ids (all state is in Postgres): one delivery, or a
-    batch of new ones sent concurrently; and whether a rate-limit slot is already reserved."""
+    batch of new ones sent together; and whether a rate-limit slot is already reserved."""
     deliverer: Deliverer = ctx["deliverer"]
-    if isinstance(delivery, str):
-        try:
-            await deliverer.deliver(delivery, slot_reserved)
-        except Deferred as deferred:
-            if deferred.slot_reserved and not slot_reserved:
-                # A new job (an id of its own) that knows its slot is reserved; this one ends.
-                await deliverer.queue.enqueue_reserved(
-                    delivery, deferred.attempts_made, deferred.delay_s
-                )
-                return
-            raise Retry(defer=deferred.delay_s) from None
-        return
-    outcomes = await asyncio.gather(
-        *(deliverer.deliver(delivery_id) for delivery_id in delivery), return_exceptions=True
+    single = isinstance(delivery, str)
+    deferred = await deliverer.deliver(
+        [delivery] if isinstance(delivery, str) else delivery, slot_reserved
     )
-    for delivery_id, outcome in zip(delivery, outcomes, strict=True):
-        if isinstance(outcome, Deferred):
+    for put_off in deferred:
+        if put_off.slot_reserved and not slot_reserved:
+            # A new job (an id of its own) that knows its slot is reserved.
+            await deliverer.queue.enqueue_reserved(
+                put_off.delivery_id, put_off.attempts_made, put_off.delay_s
+            )
+        elif single:
+            raise Retry(defer=put_off.delay_s)
+        else:
             # Put off alone, in a job of its own; the rest of the batch is done.
-            if outcome.slot_reserved:
-                await deliverer.queue.enqueue_reserved(
-                    delivery_id, outcome.attempts_made, outcome.delay_s
-                )
-            else:
-                later = datetime.now(UTC) + timedelta(seconds=outcome.delay_s)
-                await deliverer.queue.enqueue([(delivery_id, outcome.attempts_made)], later)
-        elif isinstance(outcome, BaseException):
-            # The delivery stays due in Postgres; the sweeper enqueues it again.
-            log.warning("delivery failed", delivery_id=delivery_id, error=repr(outcome))
+            later = datetime.now(UTC) + timedelta(seconds=put_off.delay_s)
+            await deliverer.queue.enqueue([(put_off.delivery_id, put_off.attempts_made)], later)
 
 
 @dataclass

@@ -268,8 +268,8 @@ async def test_an_expired_lease_is_redelivered_and_counted(
         event = build_event(app["id"], "image.ready", {"n": 1}, None, datetime.now(UTC))
         [delivery_id] = await store.insert_event(event)
         # A worker that claimed the delivery and died before sending it.
-        claimed = await store.claim_delivery(delivery_id, lease_s=0.5)
-        assert claimed is not None and claimed.status == "sending"
+        [claimed] = await store.claim_deliveries([delivery_id], lease_s=0.5)
+        assert claimed.status == "sending"
     finally:
         await store.close()
     await receiver.wait_for(1, timeout_s=10)
