@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test test-fast lint format typecheck bench lock clean
+.PHONY: install dev test test-fast lint format bench-admin lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## Dead letters among a million deliveries, and a replay of 100,000 (prints its figures).
+bench-admin: $(STAMP)
+	$(BIN)/hookrelay bench admin
 
 ## Re-pin every dependency to its newest allowed version.
 lock:
