@@ -8,7 +8,6 @@ import base64
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -18,16 +17,11 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from hookrelay.bench.stack import free_port
 from hookrelay.embedded import EmbeddedPostgres, EmbeddedRedis
 from hookrelay.migrate import migrate
 
 ADMIN_TOKEN = "acceptance-admin-token"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Cluster:

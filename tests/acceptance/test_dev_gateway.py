@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,18 +18,13 @@ import psutil
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from hookrelay.bench.stack import free_port
 from tests.conftest import server_tempdir
 from tests.receiver import Receiver
 
 pytestmark = pytest.mark.acceptance
 
 START_TIMEOUT_S = 90.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class DevGateway:

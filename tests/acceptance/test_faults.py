@@ -81,6 +81,18 @@ async def wait_until_all_received(
         await asyncio.sleep(0.1)
 
 
+async def serve_one_endpoint(
+    cluster: Cluster, session: aiohttp.ClientSession, url: str
+) -> tuple[Any, Any, Client]:
+    """Start the API and a worker; make an app with one endpoint at `url`."""
+    api = await cluster.start_api()
+    worker = cluster.start_worker()
+    client = Client(session, cluster.url)
+    await client.create_app()
+    await client.add_endpoint(url)
+    return api, worker, client
+
+
 def duplicates(receiver: Receiver) -> int:
     return len(receiver.requests) - len({r.headers["webhook-id"] for r in receiver.requests})
 
@@ -130,11 +142,7 @@ async def test_flushed_and_restarted_redis_loses_no_event(
     make_cluster: ClusterFactory, receiver: Receiver, session: aiohttp.ClientSession
 ) -> None:
     cluster = await make_cluster()
-    api = await cluster.start_api()
-    worker = cluster.start_worker()
-    client = Client(session, cluster.url)
-    await client.create_app()
-    await client.add_endpoint(f"{receiver.url}/hook")
+    api, worker, client = await serve_one_endpoint(cluster, session, f"{receiver.url}/hook")
 
     stream = Stream(client)
     sending = asyncio.create_task(stream.run(rate=40, seconds=5))
@@ -155,11 +163,7 @@ async def test_stopped_postgres_answers_503_and_loses_no_accepted_event(
     make_cluster: ClusterFactory, receiver: Receiver, session: aiohttp.ClientSession
 ) -> None:
     cluster = await make_cluster()
-    api = await cluster.start_api()
-    worker = cluster.start_worker()
-    client = Client(session, cluster.url)
-    await client.create_app()
-    await client.add_endpoint(f"{receiver.url}/hook")
+    api, worker, client = await serve_one_endpoint(cluster, session, f"{receiver.url}/hook")
 
     stream = Stream(client)
     sending = asyncio.create_task(stream.run(rate=30, seconds=8))
