@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 import structlog
+from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import DefaultResolver
 
 from hookrelay import signing
 from hookrelay.errors import Conflict, Forbidden, InvalidPayload, NotFound
@@ -72,12 +74,19 @@ class Gateway:
     """The operations behind the HTTP API."""
 
     def __init__(
-        self, settings: Settings, store: Store, queue: DeliveryQueue, box: SecretBox
+        self,
+        settings: Settings,
+        store: Store,
+        queue: DeliveryQueue,
+        box: SecretBox,
+        resolver: AbstractResolver | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.queue = queue
         self.box = box
+        # Names of callback hosts are resolved with this (tests give one they control).
+        self.resolver = resolver or DefaultResolver()
 
     # Who is calling
 
@@ -168,7 +177,7 @@ class Gateway:
         app_id = await self.app_id_for(principal, ref)
         body = validate_request("endpoint_create", body)
         check_custom_headers(body.get("headers"))
-        await check_callback_url(body["url"], self.settings.allowed_cidrs)
+        await check_callback_url(body["url"], self.settings.allowed_cidrs, self.resolver)
         scheme = body.get("signing", "hmac")
         secret = _new_secret(scheme)
         endpoint_id = new_id("ep_")
@@ -218,7 +227,7 @@ class Gateway:
         body = validate_request("endpoint_update", body)
         check_custom_headers(body.get("headers"))
         if "url" in body:
-            await check_callback_url(body["url"], self.settings.allowed_cidrs)
+            await check_callback_url(body["url"], self.settings.allowed_cidrs, self.resolver)
 
         def change(endpoint: Endpoint) -> Endpoint:
             status = body.get("status", endpoint.status)

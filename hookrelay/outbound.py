@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterable
@@ -58,24 +57,28 @@ def literal_address_problem(host: str, allowed: Iterable[IPNetwork]) -> str | No
     return None
 
 
-async def check_callback_url(url: str, allowed: Iterable[IPNetwork]) -> None:
-    """Check a callback URL at registration: its form, then every address it resolves to."""
+async def check_callback_url(
+    url: str, allowed: Iterable[IPNetwork], resolver: AbstractResolver
+) -> None:
+    """Check a callback URL at registration: its form, then every address it resolves to
+    (IPv4 and IPv6; a literal address resolves to itself, in whatever spelling it came)."""
     target = parse_callback_url(url)
-    allowed = tuple(allowed)
-    loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+        results = await resolver.resolve(target.host, target.port, socket.AF_UNSPEC)
+    except (OSError, UnicodeError) as exc:
         raise UnsafeTarget(f"the host {target.host} does not resolve") from exc
-    check_addresses(target.host, (str(info[4][0]) for info in infos), allowed)
+    check_addresses(target.host, (r["host"] for r in results), allowed)
 
 
 def create_session(
-    allowed: Iterable[IPNetwork], timeout_s: float, max_connections: int
+    allowed: Iterable[IPNetwork],
+    timeout_s: float,
+    max_connections: int,
+    resolver: AbstractResolver | None = None,
 ) -> aiohttp.ClientSession:
     """Return a client session for deliveries: guarded DNS, kept-alive connections, no cookies."""
     connector = aiohttp.TCPConnector(
-        resolver=GuardedResolver(allowed),
+        resolver=GuardedResolver(allowed, resolver),
         limit=max_connections,
         ttl_dns_cache=30,
         enable_cleanup_closed=True,

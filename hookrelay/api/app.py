@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 
 from hookrelay.api.keys import GATEWAY, SETTINGS
 from hookrelay.api.middleware import auth_middleware, error_middleware
@@ -20,7 +22,7 @@ from hookrelay.store import Store
 BODY_SLACK_BYTES = 64 * 1024
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, resolver: AbstractResolver | None = None) -> web.Application:
     """Return the API application; Postgres and Redis are opened on startup, closed on cleanup."""
     app = web.Application(
         middlewares=[error_middleware, auth_middleware],
@@ -28,17 +30,20 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     add_routes(app)
-    app.cleanup_ctx.append(_gateway_ctx)
+    app.cleanup_ctx.append(partial(_gateway_ctx, resolver=resolver))
     return app
 
 
-async def _gateway_ctx(app: web.Application) -> AsyncIterator[None]:
+async def _gateway_ctx(
+    app: web.Application, resolver: AbstractResolver | None
+) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = await Store.open(settings.require_database_url())
     queue = DeliveryQueue.connect(
         settings.require_redis_url(), settings.queue_name, settings.retry_queue_name
     )
-    app[GATEWAY] = Gateway(settings, store, queue, SecretBox(settings.require_secret_key()))
+    box = SecretBox(settings.require_secret_key())
+    app[GATEWAY] = Gateway(settings, store, queue, box, resolver)
     try:
         yield
     finally:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from aiohttp.abc import AbstractResolver
 from arq import Worker
 from arq.worker import Retry, func
 
@@ -87,7 +88,9 @@ class WorkerResources:
     metrics: DeliveryMetrics
 
     @classmethod
-    async def open(cls, settings: Settings) -> WorkerResources:
+    async def open(
+        cls, settings: Settings, resolver: AbstractResolver | None = None
+    ) -> WorkerResources:
         store = await Store.open(
             settings.require_database_url(),
             max_size=min(50, settings.worker_concurrency + settings.retry_concurrency),
@@ -99,6 +102,7 @@ class WorkerResources:
             settings.allowed_cidrs,
             settings.delivery_timeout_s,
             settings.worker_concurrency + settings.retry_concurrency,
+            resolver,
         )
         metrics = DeliveryMetrics()
         limits = EndpointLimits(queue.redis, settings.queue_name, settings.endpoint_concurrency)

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp.abc import AbstractResolver
 from aiohttp.test_utils import TestClient
 
 from hookrelay.api.app import create_app
@@ -14,15 +15,23 @@ from hookrelay.worker.main import WorkerProcess, WorkerResources
 
 
 @pytest.fixture
-async def api(aiohttp_client: Any, settings: Settings) -> TestClient:  # type: ignore[type-arg]
-    client: TestClient = await aiohttp_client(create_app(settings))  # type: ignore[type-arg]
+def resolver() -> AbstractResolver | None:
+    """The resolver for callback hosts: the system's, unless a test module gives its own."""
+    return None
+
+
+@pytest.fixture
+async def api(
+    aiohttp_client: Any, settings: Settings, resolver: AbstractResolver | None
+) -> TestClient:  # type: ignore[type-arg]
+    client: TestClient = await aiohttp_client(create_app(settings, resolver))  # type: ignore[type-arg]
     return client
 
 
 @pytest.fixture
-async def worker(settings: Settings) -> AsyncIterator[None]:
+async def worker(settings: Settings, resolver: AbstractResolver | None) -> AsyncIterator[None]:
     """An arq worker running in this test's event loop."""
-    process = WorkerProcess(await WorkerResources.open(settings))
+    process = WorkerProcess(await WorkerResources.open(settings, resolver))
     process.start()
     yield
     await process.stop(grace_s=5.0)
