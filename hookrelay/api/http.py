@@ -15,6 +15,9 @@ from hookrelay.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from hookrelay.gateway import Principal
 
 DEFAULT_PAGE_SIZE = 50
+# Deeper documents are refused: nothing hookrelay accepts needs them, and they cost stack and
+# time in every consumer downstream.
+MAX_JSON_DEPTH = 32
 MAX_PAGE_SIZE = 250
 
 
@@ -45,9 +48,27 @@ async def read_json(request: web.Request) -> Any:
     if len(raw) > limit:
         raise PayloadTooLarge(f"the body is larger than {limit} bytes")
     try:
-        return orjson.loads(raw)
+        document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+    if nesting_depth(document) > MAX_JSON_DEPTH:
+        raise BadRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+    return document
+
+
+def nesting_depth(document: Any) -> int:
+    """How deeply objects and arrays nest in `document` (a scalar is 0), without recursion."""
+    deepest = 0
+    pending = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        children = value.values() if isinstance(value, dict) else value
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            pending.extend(
+                (child, depth + 1) for child in children if isinstance(child, dict | list)
+            )
+    return deepest
 
 
 def query_time(request: web.Request, name: str) -> datetime | None:

@@ -155,3 +155,42 @@ async def test_endpoint_headers_cannot_replace_reserved_ones(api: Client, name: 
     )
     assert response.status == 422
     assert (await response.json())["error"]["details"][0]["path"] == f"$.headers.{name}"
+
+
+async def test_deeply_nested_json_is_400_and_stores_nothing(api: Client) -> None:
+    app = await create_app_with_key(api)
+    data: dict[str, object] = {}
+    for _ in range(40):
+        data = {"x": data}
+    response = await api.post(
+        f"/v1/apps/{app['id']}/events",
+        json={"type": "image.ready", "data": data},
+        headers={"Authorization": f"Bearer {app['api_key']}"},
+    )
+    assert response.status == 400
+    assert "deeper" in (await response.json())["error"]["message"]
+    listed = await api.get(
+        f"/v1/apps/{app['id']}/events", headers={"Authorization": f"Bearer {app['api_key']}"}
+    )
+    assert (await listed.json())["data"] == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("event_types", [f"type.n{n}" for n in range(101)]),
+        ("headers", {f"X-H{n}": "v" for n in range(21)}),
+        ("headers", {"X-Long": "v" * 1025}),
+        ("headers", {"X-Bad": "a\r\nInjected: yes"}),
+        ("description", "d" * 1025),
+    ],
+)
+async def test_endpoint_limits_are_enforced(api: Client, field: str, value: object) -> None:
+    app = await create_app_with_key(api)
+    response = await api.post(
+        f"/v1/apps/{app['id']}/endpoints",
+        json={"url": "http://127.0.0.1:9/x", field: value},
+        headers={"Authorization": f"Bearer {app['api_key']}"},
+    )
+    assert response.status == 422
+    assert (await response.json())["error"]["details"][0]["path"].startswith(f"$.{field}")

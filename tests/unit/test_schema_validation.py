@@ -261,3 +261,15 @@ def test_endpoint_signing_must_be_hmac_or_ed25519(signing: str) -> None:
 def test_unknown_request_schema_name_raises_key_error() -> None:
     with pytest.raises(KeyError):
         validate_request("no_such_request", {})
+
+
+def test_nesting_depth_counts_objects_and_arrays() -> None:
+    from hookrelay.api.http import nesting_depth
+
+    assert nesting_depth(1) == 0
+    assert nesting_depth({}) == 1
+    assert nesting_depth({"a": [1, {"b": []}]}) == 4
+    deep: object = []
+    for _ in range(10_000):
+        deep = [deep]
+    assert nesting_depth(deep) == 10_001  # no recursion limit on the way
