@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=DEFAULT_PORT)
     commands.add_parser("worker", help="run a delivery worker")
     commands.add_parser("migrate", help="apply database migrations")
+    commands.add_parser(
+        "rotate-key", help="re-encrypt endpoint secrets with the current HOOKRELAY_SECRET_KEY"
+    )
     bench = commands.add_parser("bench", help="run a benchmark and print its figures")
     benches = bench.add_subparsers(dest="bench", required=True)
     admin = benches.add_parser("admin", help="dead letters among a million deliveries; replay")
@@ -82,6 +85,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
         )
         return 0
+    if args.command == "rotate-key":
+        return asyncio.run(_rotate_key(settings))
     if args.command == "api":
         from aiohttp import web
 
@@ -99,6 +104,19 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(run_worker(settings))
         return 0
     raise AssertionError(args.command)
+
+
+async def _rotate_key(settings: Settings) -> int:
+    from hookrelay.rekey import reseal_all
+    from hookrelay.store import Store
+
+    store = await Store.open(settings.require_database_url())
+    try:
+        count = await reseal_all(store, settings.secret_box())
+    finally:
+        await store.close()
+    print(f"re-encrypted the secrets of {count} endpoint(s)")
+    return 0
 
 
 def _install_uvloop() -> None:

@@ -38,6 +38,11 @@ class SecretBox:
             raise ValueError("secret ciphertext does not verify") from exc
         return plain.decode()
 
+    def reseal(self, blob: bytes, blob_key_id: str, context: str) -> bytes:
+        """Decrypt a blob with whichever key sealed it and encrypt it with the current key."""
+        sealed, _ = self.encrypt(self.decrypt(blob, blob_key_id, context), context)
+        return sealed
+
 
 def key_id(key: bytes) -> str:
     """Return a short, non-secret name for a key (its SHA-256, truncated)."""

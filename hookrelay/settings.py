@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
 from hookrelay.durations import parse_duration, parse_duration_list
+from hookrelay.secretbox import SecretBox
 
 T = TypeVar("T")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -62,6 +63,8 @@ class Settings:
     redis_url: str | None = field(default=None, repr=False)
     admin_token: str | None = field(default=None, repr=False)
     secret_key: bytes | None = field(default=None, repr=False)
+    # Keys secrets may still be sealed with, during a key rotation (see `hookrelay rotate-key`).
+    old_secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
     allowed_cidrs: tuple[IPNetwork, ...] = ()
     retry_schedule_s: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE_S
     delivery_timeout_s: float = DELIVERY_TIMEOUT_S
@@ -108,6 +111,10 @@ class Settings:
             )
         return self.secret_key
 
+    def secret_box(self) -> SecretBox:
+        """The box that seals secrets with the current key and opens them with any listed."""
+        return SecretBox(self.require_secret_key(), self.old_secret_keys)
+
     def with_allowed(self, *networks: IPNetwork) -> Settings:
         """Return a copy that also allows callbacks to `networks`."""
         extra = tuple(dict.fromkeys(net for net in networks if net not in self.allowed_cidrs))
@@ -139,6 +146,7 @@ class Settings:
             redis_url=get("REDIS_URL"),
             admin_token=get("ADMIN_TOKEN"),
             secret_key=parsed("SECRET_KEY", parse_secret_key, None),
+            old_secret_keys=parsed("OLD_SECRET_KEYS", parse_secret_keys, ()),
             allowed_cidrs=parsed("ALLOWED_CIDRS", parse_cidrs, ()),
             retry_schedule_s=parsed(
                 "RETRY_SCHEDULE", parse_duration_list, DEFAULT_RETRY_SCHEDULE_S
@@ -193,6 +201,11 @@ def parse_secret_key(text: str) -> bytes:
     if len(key) != 32:
         raise ValueError(f"must decode to 32 bytes, not {len(key)}")
     return key
+
+
+def parse_secret_keys(text: str) -> tuple[bytes, ...]:
+    """Parse comma-separated base64 keys of 32 bytes each."""
+    return tuple(parse_secret_key(part.strip()) for part in text.split(",") if part.strip())
 
 
 def parse_cidrs(text: str) -> tuple[IPNetwork, ...]:

@@ -51,6 +51,17 @@ class Idempotency:
 
 
 @dataclass(frozen=True)
+class Sealed:
+    """An endpoint's encrypted secrets, as stored."""
+
+    id: str
+    secret_ciphertext: bytes
+    secret_key_id: str
+    previous_secret_ciphertext: bytes | None
+    previous_secret_key_id: str | None
+
+
+@dataclass(frozen=True)
 class Sweep:
     # (delivery id, attempts made): due for a while; their jobs may be lost, or just waiting
     overdue: list[tuple[str, int]]
@@ -509,6 +520,29 @@ class Store:
                 self._sql["prune_idempotency_keys"], older_than_s, limit
             )
         return int(status.split()[-1])
+
+    # Encryption keys
+
+    async def endpoints_sealed_with_other_keys(self, key_id: str, limit: int) -> list[Sealed]:
+        async with self._connection() as connection:
+            records = await connection.fetch(
+                self._sql["endpoints_sealed_with_other_keys"], key_id, limit
+            )
+        return [_build(Sealed, r) for r in records]
+
+    async def reseal_endpoint_secrets(self, before: Sealed, after: Sealed) -> bool:
+        """Replace an endpoint's ciphertexts; False if they changed since `before` was read."""
+        async with self._connection() as connection:
+            found = await connection.fetchval(
+                self._sql["reseal_endpoint_secrets"],
+                after.id,
+                after.secret_ciphertext,
+                after.secret_key_id,
+                after.previous_secret_ciphertext,
+                after.previous_secret_key_id,
+                before.secret_ciphertext,
+            )
+        return found is not None
 
     async def oldest_due_age(self) -> float | None:
         """Seconds the oldest due delivery has waited; None if nothing is due."""

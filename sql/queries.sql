@@ -444,3 +444,19 @@ WITH outcome AS (
       AND (e.failing_since IS NOT NULL OR e.consecutive_dead <> 0)
 )
 SELECT coalesce(array_agg(id), '{}') FROM delivery;
+
+-- endpoints_sealed_with_other_keys --
+-- Endpoints whose secret (or rotated-out secret) is encrypted with a key other than $1.
+SELECT id, secret_ciphertext, secret_key_id, previous_secret_ciphertext, previous_secret_key_id
+FROM endpoints
+WHERE secret_key_id <> $1 OR previous_secret_key_id <> $1
+ORDER BY id
+LIMIT $2;
+
+-- reseal_endpoint_secrets --
+-- Store an endpoint's secrets encrypted anew, unless they changed since they were read.
+UPDATE endpoints
+SET secret_ciphertext = $2, secret_key_id = $3,
+    previous_secret_ciphertext = $4, previous_secret_key_id = $5
+WHERE id = $1 AND secret_ciphertext = $6
+RETURNING id;

@@ -13,7 +13,6 @@ from hookrelay.api.middleware import auth_middleware, error_middleware
 from hookrelay.api.routes import add_routes
 from hookrelay.gateway import Gateway
 from hookrelay.queue import DeliveryQueue
-from hookrelay.secretbox import SecretBox
 from hookrelay.settings import Settings
 from hookrelay.store import Store
 
@@ -42,7 +41,7 @@ async def _gateway_ctx(
     queue = DeliveryQueue.connect(
         settings.require_redis_url(), settings.queue_name, settings.retry_queue_name
     )
-    box = SecretBox(settings.require_secret_key())
+    box = settings.secret_box()
     app[GATEWAY] = Gateway(settings, store, queue, box, resolver)
     try:
         yield

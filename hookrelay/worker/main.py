@@ -27,7 +27,6 @@ from hookrelay.queue import (
     job_serializer,
     open_redis,
 )
-from hookrelay.secretbox import SecretBox
 from hookrelay.settings import Settings
 from hookrelay.store import Store
 from hookrelay.worker.delivery import Deliverer
@@ -106,7 +105,7 @@ class WorkerResources:
         )
         metrics = DeliveryMetrics()
         limits = EndpointLimits(queue.redis, settings.queue_name, settings.endpoint_concurrency)
-        box = SecretBox(settings.require_secret_key())
+        box = settings.secret_box()
         deliverer = Deliverer(settings, store, queue, box, session, limits, metrics)
         return cls(settings, store, queue, deliverer, metrics)
 
