@@ -37,6 +37,7 @@ class Cluster:
         self.processes: list[subprocess.Popen[bytes]] = []
         self.database_url = ""
         self.redis_url = ""
+        self.secret_key = base64.b64encode(os.urandom(32)).decode()
 
     async def start(self) -> None:
         self.database_url = self.postgres.start()
@@ -49,7 +50,7 @@ class Cluster:
             HOOKRELAY_DATABASE_URL=self.database_url,
             HOOKRELAY_REDIS_URL=self.redis_url,
             HOOKRELAY_ADMIN_TOKEN=ADMIN_TOKEN,
-            HOOKRELAY_SECRET_KEY=base64.b64encode(b"k" * 32).decode(),
+            HOOKRELAY_SECRET_KEY=self.secret_key,
             HOOKRELAY_ALLOWED_CIDRS="127.0.0.0/8",
             HOOKRELAY_LOG_FORMAT="json",
             HOOKRELAY_SWEEP_INTERVAL="250ms",
@@ -101,8 +102,10 @@ class Cluster:
         finally:
             await connection.close()
 
-    def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-3000:] for p in self.root.glob("*.log"))
+    def logs(self, whole: bool = False) -> str:
+        """The hookrelay processes' logs (the tail of each, unless `whole`)."""
+        texts = (p.read_text(errors="replace") for p in self.root.glob("*.log"))
+        return "\n".join(text if whole else text[-3000:] for text in texts)
 
     def close(self) -> None:
         for process in self.processes:
