@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import asyncpg
 import orjson
 
-from hookrelay.errors import Conflict, DependencyUnavailable, NotFound
+from hookrelay.errors import BadRequest, Conflict, DependencyUnavailable, NotFound
 from hookrelay.ids import id_bound
 from hookrelay.models import (
     App,
@@ -140,6 +140,9 @@ class Store:
                 yield connection
         except asyncpg.UniqueViolationError as exc:
             raise Conflict("a resource with that identity already exists") from exc
+        except asyncpg.DataError as exc:
+            # A value from the request that Postgres cannot take (a NUL character, say).
+            raise BadRequest("a value in the request cannot be stored or searched for") from exc
         except _UNAVAILABLE as exc:
             raise DependencyUnavailable("the database is unreachable") from exc
 

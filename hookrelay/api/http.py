@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,8 @@ from hookrelay.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from hookrelay.gateway import Principal
 
 DEFAULT_PAGE_SIZE = 50
+# A cursor is the id of the last item of a page.
+CURSOR_ID = re.compile(r"[a-z]{2,4}_[0-9a-f]{32}")
 # Deeper documents are refused: nothing hookrelay accepts needs them, and they cost stack and
 # time in every consumer downstream.
 MAX_JSON_DEPTH = 32
@@ -109,9 +112,12 @@ def cursor(request: web.Request) -> str | None:
     if not raw:
         return None
     try:
-        return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError) as exc:
+        decoded = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+    except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII, or not UTF-8
         raise BadRequest("cursor is not one this API gave out") from exc
+    if not CURSOR_ID.fullmatch(decoded):
+        raise BadRequest("cursor is not one this API gave out")
+    return decoded
 
 
 def page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:

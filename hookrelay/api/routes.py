@@ -16,6 +16,7 @@ def add_routes(app: web.Application) -> None:
             web.get("/healthz", health.healthz),
             web.get("/readyz", health.readyz),
             web.get("/metrics", metrics.metrics),
+            web.get("/openapi.json", health.openapi),
             web.post("/v1/apps", apps.create_app),
             web.get("/v1/apps", apps.list_apps),
             web.get(APP, apps.get_app),

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from hookrelay.api.http import json_response
 from hookrelay.api.keys import GATEWAY
+from hookrelay.api.openapi import openapi_document
 from hookrelay.errors import DependencyUnavailable
 
 READY_CHECK_TIMEOUT_S = 2.0
@@ -15,6 +16,10 @@ READY_CHECK_TIMEOUT_S = 2.0
 
 async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(openapi_document())
 
 
 async def readyz(request: web.Request) -> web.Response:
