@@ -62,6 +62,13 @@ async def test_logs_hold_no_secret_token_signature_or_payload(
             )
             assert status == 202
         await receiver.wait_for(6, timeout_s=20)
+        for _ in range(200):  # the last answers may not be recorded yet
+            _, succeeded = await client.call(
+                "GET", f"/v1/apps/{client.app_id}/deliveries?status=succeeded"
+            )
+            if len(succeeded["data"]) == 3:
+                break
+            await asyncio.sleep(0.05)
         status, _ = await client.call(
             "POST", f"/v1/apps/{client.app_id}/deliveries/replay", {"status": "succeeded"}
         )
