@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test test-fast lint format bench-admin lock clean
+.PHONY: install dev test test-fast lint format bench bench-quick bench-admin lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## The gateway benchmark (about 5 minutes): prints a table, writes bench-results/.
+bench: $(STAMP)
+	$(BIN)/hookrelay bench run --plot bench-results/latency.png
+
+## The same, with 10 s per rate instead of 60 s.
+bench-quick: $(STAMP)
+	$(BIN)/hookrelay bench run --quick --plot bench-results/latency-quick.png
 
 ## Dead letters among a million deliveries, and a replay of 100,000 (prints its figures).
 bench-admin: $(STAMP)

@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench = commands.add_parser("bench", help="run a benchmark and print its figures")
     benches = bench.add_subparsers(dest="bench", required=True)
+    run = benches.add_parser("run", help="latency at fixed rates, max rate, fan-out, memory")
+    run.add_argument("--quick", action="store_true", help="10 s per rate instead of 60 s")
+    run.add_argument("--workers", type=int, default=2)
+    run.add_argument("--output", type=Path, default=Path("bench-results/latest.json"))
+    run.add_argument("--plot", type=Path, default=None, help="write a latency plot (PNG) here")
     admin = benches.add_parser("admin", help="dead letters among a million deliveries; replay")
     admin.add_argument("--deliveries", type=int, default=1_000_000)
     admin.add_argument("--replay", type=int, default=100_000)
@@ -67,6 +72,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from hookrelay.dev import run_dev
 
         return run_dev(settings, args.data_dir, args.host, args.port)
+    if args.command == "bench" and args.bench == "run":
+        from hookrelay.bench import gateway
+
+        return gateway.main(args.quick, args.workers, args.output, args.plot)
     if args.command == "bench":
         from hookrelay.bench import admin
 

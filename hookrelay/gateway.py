@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -45,6 +46,10 @@ log = structlog.get_logger(__name__)
 APP_KEY_PREFIX = "hrk_"
 APP_KEY_BYTES = 32
 KEY_PREFIX_SHOWN = 12  # characters of a key kept in clear, to tell keys apart in listings
+# An app key is looked up again after this long, so a key revoked through another API process
+# stops working within it; and at most this many keys are remembered.
+KEY_CACHE_TTL_S = 5.0
+KEY_CACHE_SIZE = 10_000
 # An Idempotency-Key binds its first answer for this long.
 IDEMPOTENCY_TTL_S = 24 * 3600.0
 # Deliveries replayed per transaction in a bulk replay.
@@ -87,6 +92,9 @@ class Gateway:
         self.box = box
         # Names of callback hosts are resolved with this (tests give one they control).
         self.resolver = resolver or DefaultResolver()
+        # key hash -> (app id or None, valid until): one query per key per few seconds, not
+        # one per request.
+        self._keys: dict[bytes, tuple[str | None, float]] = {}
 
     # Who is calling
 
@@ -97,7 +105,16 @@ class Gateway:
             return ADMIN
         if not token.startswith(APP_KEY_PREFIX):
             return None
-        app_id = await self.store.app_id_for_key(hash_app_key(token))
+        key_hash = hash_app_key(token)
+        cached = self._keys.get(key_hash)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            app_id = cached[0]
+        else:
+            app_id = await self.store.app_id_for_key(key_hash)
+            if len(self._keys) >= KEY_CACHE_SIZE:
+                self._keys.clear()
+            self._keys[key_hash] = (app_id, now + KEY_CACHE_TTL_S)
         return None if app_id is None else Principal(app_id)
 
     async def app_for(self, principal: Principal, ref: str) -> App:
@@ -147,6 +164,8 @@ class Gateway:
     async def revoke_app_key(self, principal: Principal, ref: str, key_id: str) -> AppKey:
         app_id = await self.app_id_for(principal, ref)
         revoked = await self.store.revoke_app_key(app_id, key_id)
+        # This process forgets at once; other API processes within KEY_CACHE_TTL_S.
+        self._keys.clear()
         log.info("app key revoked", app_id=app_id, key_id=key_id)
         return revoked
 
@@ -166,6 +185,7 @@ class Gateway:
     async def delete_app(self, principal: Principal, ref: str) -> None:
         app = await self.app_for(principal, ref)
         await self.store.delete_app(app.id)
+        self._keys.clear()  # its keys went with it
         log.info("app deleted", app_id=app.id)
 
     # Endpoints

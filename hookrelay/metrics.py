@@ -6,6 +6,7 @@ parsing; counters and the cumulative histogram buckets only ever grow.
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter, defaultdict
 
 from redis.asyncio import Redis
@@ -25,6 +26,20 @@ DESCRIPTIONS = {
 }
 
 
+def _outcome_field(outcome: str) -> str:
+    return 'hookrelay_deliveries_total{outcome="' + outcome + '"}'
+
+
+_OUTCOME_FIELDS = {o: _outcome_field(o) for o in ("succeeded", "retrying", "dead")}
+_BUCKET_FIELDS = [
+    *(
+        f'hookrelay_attempt_duration_seconds_bucket{{le="{bound:g}"}}'
+        for bound in ATTEMPT_BUCKETS_S
+    ),
+    'hookrelay_attempt_duration_seconds_bucket{le="+Inf"}',
+]
+
+
 def metrics_key(queue_name: str) -> str:
     return f"{queue_name}:metrics"
 
@@ -37,14 +52,13 @@ class DeliveryMetrics:
         self._sums: defaultdict[str, float] = defaultdict(float)
 
     def attempt(self, outcome: str, duration_s: float) -> None:
-        self._counts[f'hookrelay_deliveries_total{{outcome="{outcome}"}}'] += 1
-        name = "hookrelay_attempt_duration_seconds"
-        for bound in ATTEMPT_BUCKETS_S:
-            if duration_s <= bound:
-                self._counts[f'{name}_bucket{{le="{bound:g}"}}'] += 1
-        self._counts[f'{name}_bucket{{le="+Inf"}}'] += 1
-        self._counts[f"{name}_count"] += 1
-        self._sums[f"{name}_sum"] += duration_s
+        """Count one attempt: called for every delivery, so it only bumps counters."""
+        self._counts[_OUTCOME_FIELDS.get(outcome) or _outcome_field(outcome)] += 1
+        # Cumulative buckets: an attempt counts in its own bucket and every larger one.
+        for field in _BUCKET_FIELDS[bisect.bisect_left(ATTEMPT_BUCKETS_S, duration_s) :]:
+            self._counts[field] += 1
+        self._counts["hookrelay_attempt_duration_seconds_count"] += 1
+        self._sums["hookrelay_attempt_duration_seconds_sum"] += duration_s
 
     def count(self, name: str, by: int = 1) -> None:
         self._counts[name] += by

@@ -140,6 +140,9 @@ class Store:
                 yield connection
         except asyncpg.UniqueViolationError as exc:
             raise Conflict("a resource with that identity already exists") from exc
+        except asyncpg.ForeignKeyViolationError as exc:
+            # What the row refers to was deleted meanwhile (an app, an endpoint).
+            raise NotFound("a resource this refers to no longer exists") from exc
         except asyncpg.DataError as exc:
             # A value from the request that Postgres cannot take (a NUL character, say).
             raise BadRequest("a value in the request cannot be stored or searched for") from exc
@@ -425,7 +428,7 @@ class Store:
                     [o.response_headers for o in outcomes],
                     [o.response_body for o in outcomes],
                 )
-        except asyncpg.ForeignKeyViolationError:
+        except NotFound:  # (a foreign key violation, mapped by _connection)
             if len(outcomes) == 1:
                 return set()  # its endpoint was deleted during the attempt: the lease is void
             # One endpoint was deleted meanwhile: record the others one by one.
@@ -476,7 +479,7 @@ class Store:
                 events = follow_up(recorded) if follow_up is not None else []
                 if events:
                     due = await self._insert_events(connection, events)
-        except asyncpg.ForeignKeyViolationError:
+        except NotFound:  # (a foreign key violation, mapped by _connection)
             return None, []  # the endpoint (and its deliveries) was deleted during the attempt
         return recorded, due
 

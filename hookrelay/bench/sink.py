@@ -1,7 +1,6 @@
 """An always-200 webhook sink in its own process, counting what it receives.
 
-`GET /stats` answers {"received", "unique"}; `GET /stats?ids=1` adds the first arrival time (unix
-seconds) of each webhook-id, for latency figures.
+`GET /stats` answers {"received", "unique"}: requests, and distinct (path, webhook-id) pairs.
 """
 
 from __future__ import annotations
@@ -15,7 +14,8 @@ from aiohttp import web
 class Tally:
     def __init__(self) -> None:
         self.received = 0
-        self.arrivals: dict[str, float] = {}  # webhook-id -> first arrival (unix seconds)
+        # path -> webhook-id -> first arrival (unix seconds)
+        self.arrivals: dict[str, dict[str, float]] = {}
 
 
 TALLY = web.AppKey("tally", Tally)
@@ -25,15 +25,23 @@ async def receive(request: web.Request) -> web.Response:
     await request.read()
     tally = request.app[TALLY]
     tally.received += 1
-    tally.arrivals.setdefault(request.headers.get("webhook-id", ""), time.time())
+    at_path = tally.arrivals.setdefault(request.path, {})
+    at_path.setdefault(request.headers.get("webhook-id", ""), time.time())
     return web.Response(text="ok")
 
 
 async def stats(request: web.Request) -> web.Response:
+    """Counts, for one path (`?path=`) or all; `?ids=1` adds each webhook-id's first arrival."""
     tally = request.app[TALLY]
-    body: dict[str, object] = {"received": tally.received, "unique": len(tally.arrivals)}
+    path = request.query.get("path")
+    paths = [path] if path is not None else list(tally.arrivals)
+    chosen = {p: tally.arrivals.get(p, {}) for p in paths}
+    body: dict[str, object] = {
+        "received": tally.received,
+        "unique": sum(len(ids) for ids in chosen.values()),
+    }
     if request.query.get("ids"):
-        body["arrivals"] = tally.arrivals
+        body["arrivals"] = chosen
     return web.json_response(body)
 
 

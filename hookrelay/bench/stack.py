@@ -86,9 +86,14 @@ class Stack:
                 await asyncio.sleep(0.1)
         raise RuntimeError(f"{url} did not answer; logs in {self.root}")
 
-    async def sink_stats(self, session: aiohttp.ClientSession, ids: bool = False) -> Any:
-        async with session.get(f"{self.sink_url}/stats", params={"ids": "1"} if ids else {}) as r:
-            return await r.json()
+    async def sink_stats(
+        self, session: aiohttp.ClientSession, ids: bool = False, path: str | None = None
+    ) -> Any:
+        params = {"ids": "1"} if ids else {}
+        if path is not None:
+            params["path"] = path
+        async with session.get(f"{self.sink_url}/stats", params=params) as response:
+            return await response.json()
 
     async def counters(self, session: aiohttp.ClientSession) -> dict[str, float]:
         """The workers' counters from /metrics (histogram buckets left out)."""

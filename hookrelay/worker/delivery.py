@@ -21,6 +21,7 @@ from hookrelay.queue import DeliveryQueue
 from hookrelay.secretbox import SecretBox
 from hookrelay.settings import Settings
 from hookrelay.signing import SigningKey, webhook_headers
+from hookrelay.ssrf import IPNetwork
 from hookrelay.store import Store
 from hookrelay.worker.limits import EndpointLimits, Slots
 
@@ -39,6 +40,14 @@ CONCURRENCY_RETRY_S = 0.5
 def _signing_key(box: SecretBox, ciphertext: bytes, key_id: str, endpoint_id: str) -> SigningKey:
     """Decrypt and decode an endpoint's secret once, not on every attempt."""
     return SigningKey.from_secret(box.decrypt(ciphertext, key_id, endpoint_id))
+
+
+@lru_cache(maxsize=4096)
+def _literal_problem(url: str, allowed: tuple[IPNetwork, ...]) -> str | None:
+    """Why a URL whose host is an IP literal may not be reached (aiohttp does not resolve
+    literals, so the guarded resolver never sees them); None for names and allowed addresses.
+    Cached: the same URLs come back for every delivery."""
+    return literal_address_problem(URL(url).host or "", allowed)
 
 
 def signing_keys(box: SecretBox, claim: ClaimedDelivery) -> list[SigningKey]:
@@ -185,8 +194,13 @@ class Deliverer:
                 _bound_log(claim).warning("lease lost before the attempt was recorded")
                 continue
             self.metrics.attempt("succeeded", outcome.duration_ms / 1000)
-            _bound_log(claim).info(
+            # Not through _bound_log: binding costs a logger per delivery even when INFO is off.
+            log.info(
                 "delivery attempted",
+                delivery_id=claim.id,
+                event_id=claim.event_id,
+                endpoint_id=claim.endpoint_id,
+                attempt=claim.attempt_count,
                 status="succeeded",
                 status_code=outcome.status_code,
                 duration_ms=outcome.duration_ms,
@@ -245,7 +259,7 @@ class Deliverer:
         error_message: str | None = None
         response_headers: dict[str, str] | None = None
         response_body: str | None = None
-        problem = literal_address_problem(URL(claim.url).host or "", self.settings.allowed_cidrs)
+        problem = _literal_problem(claim.url, self.settings.allowed_cidrs)
         try:
             if problem is not None:
                 raise BlockedAddress(problem)
