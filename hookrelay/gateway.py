@@ -35,7 +35,7 @@ from hookrelay.models import (
 )
 from hookrelay.operational import is_operational
 from hookrelay.outbound import check_callback_url
-from hookrelay.queue import DeliveryQueue
+from hookrelay.queue import DeliveryQueue, EnqueueCoalescer
 from hookrelay.schemas import validate_event_data, validate_request
 from hookrelay.secretbox import SecretBox
 from hookrelay.settings import Settings
@@ -95,6 +95,7 @@ class Gateway:
         # key hash -> (app id or None, valid until): one query per key per few seconds, not
         # one per request.
         self._keys: dict[bytes, tuple[str | None, float]] = {}
+        self._coalescer = EnqueueCoalescer(queue)
 
     # Who is calling
 
@@ -350,9 +351,9 @@ class Gateway:
 
     async def _enqueue_new(self, delivery_ids: list[str]) -> None:
         if delivery_ids:
-            await self._safely(self.queue.enqueue_first_attempts(delivery_ids))
+            await self._safely(self._coalescer.enqueue(delivery_ids))
 
-    async def _safely(self, enqueueing: Awaitable[int]) -> None:
+    async def _safely(self, enqueueing: Awaitable[object]) -> None:
         try:
             await enqueueing
         except Exception as exc:  # Redis trouble of any kind: the rows are safe in Postgres
