@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     benches = bench.add_subparsers(dest="bench", required=True)
     run = benches.add_parser("run", help="latency at fixed rates, max rate, fan-out, memory")
     run.add_argument("--quick", action="store_true", help="10 s per rate instead of 60 s")
-    run.add_argument("--workers", type=int, default=2)
+    run.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     run.add_argument("--output", type=Path, default=Path("bench-results/latest.json"))
     run.add_argument("--plot", type=Path, default=None, help="write a latency plot (PNG) here")
     admin = benches.add_parser("admin", help="dead letters among a million deliveries; replay")

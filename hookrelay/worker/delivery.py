@@ -10,6 +10,7 @@ from functools import lru_cache
 
 import aiohttp
 import structlog
+from aiohttp.helpers import sentinel
 from yarl import URL
 
 from hookrelay import retry
@@ -162,13 +163,12 @@ class Deliverer:
         self, claim: ClaimedDelivery, claimed_at: float, slot_reserved: bool
     ) -> tuple[ClaimedDelivery, AttemptOutcome] | None:
         """Send one claimed delivery; None if it was put on hold. Raises Deferred."""
-        bound = _bound_log(claim)
         if claim.status == "held":
-            bound.info("delivery held: endpoint not active")
+            _bound_log(claim).info("delivery held: endpoint not active")
             return None
         if claim.previous_status == "sending":
             self.metrics.count("hookrelay_redeliveries_total")
-            bound.warning("redelivering: the previous attempt's lease expired")
+            _bound_log(claim).warning("redelivering: the previous attempt's lease expired")
         if not await self.limits.start(claim.endpoint_id, CONCURRENCY_WAIT_S):
             await self._defer(
                 claim, CONCURRENCY_RETRY_S * self.rng.uniform(0.5, 1.5), slot_reserved
@@ -264,14 +264,16 @@ class Deliverer:
             if problem is not None:
                 raise BlockedAddress(problem)
             # The request must end while the lease holds, with time left to record it.
-            lease_left_s = self.settings.lease_s - (time.monotonic() - claimed_at)
-            timeout_s = max(0.1, min(self.settings.delivery_timeout_s, lease_left_s - 2.0))
+            # (The session's own timeout is the delivery timeout; a shorter one is set only when
+            # the lease has less than that left.)
+            lease_left_s = self.settings.lease_s - (time.monotonic() - claimed_at) - 2.0
+            timeout = (
+                aiohttp.ClientTimeout(total=max(0.1, lease_left_s))
+                if lease_left_s < self.settings.delivery_timeout_s
+                else sentinel
+            )
             async with self.session.post(
-                claim.url,
-                data=body,
-                headers=headers,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                claim.url, data=body, headers=headers, allow_redirects=False, timeout=timeout
             ) as response:
                 status_code = response.status
                 response_headers = {
