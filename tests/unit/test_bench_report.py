@@ -1,0 +1,46 @@
+"""The benchmark's arithmetic and report (the benchmark itself runs from `make bench`)."""
+
+from __future__ import annotations
+
+from hookrelay.bench.gateway import percentiles, report
+
+
+def test_percentiles_pick_the_nearest_rank() -> None:
+    values = [float(n) for n in range(1, 101)]
+    assert percentiles(values) == {"p50": 51.0, "p95": 96.0, "p99": 100.0}
+    assert percentiles([]) == {"p50": 0.0, "p95": 0.0, "p99": 0.0}
+
+
+def test_the_report_shows_every_rate_and_the_losses() -> None:
+    latency = {"p50": 1.0, "p95": 2.0, "p99": 3.0}
+    figures = {
+        "mode": "quick",
+        "workers": 1,
+        "machine": {"cpus": 2, "cpu": "test"},
+        "raw_ceiling_per_s": 10000.0,
+        "fixed_rates": [
+            {"rate": r, "sent": r * 10, "lost": 0, "ingest_ms": latency, "delivery_ms": latency}
+            for r in (50, 200)
+        ],
+        "max_rate": {
+            "deliveries_per_s": 3000.0,
+            "received": 100,
+            "seconds": 1.0,
+            "ratio_to_raw_ceiling": 0.3,
+            "lost": 0,
+        },
+        "fan_out": {
+            "endpoints": 100,
+            "events": 1,
+            "ingest_ms": latency,
+            "all_received_ms": latency,
+            "lost": 0,
+        },
+        "peak_rss_mb": {"api": 80.0, "worker1": 60.0},
+        "losses": 0,
+    }
+    text = report(figures)
+    assert "| 50/s | 500 | 0 | 1.0 / 2.0 / 3.0 | 1.0 / 2.0 / 3.0 |" in text
+    assert "| 200/s | 2,000 |" in text
+    assert "0.30 x the raw ceiling" in text
+    assert "losses in all: 0" in text
