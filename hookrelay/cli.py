@@ -27,7 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     api = commands.add_parser("api", help="run the HTTP API")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=DEFAULT_PORT)
-    commands.add_parser("worker", help="run a delivery worker")
+    worker = commands.add_parser("worker", help="run a delivery worker")
+    worker.add_argument(
+        "--processes", type=int, default=1, help="worker processes to run (one per core at most)"
+    )
     commands.add_parser("migrate", help="apply database migrations")
     commands.add_parser(
         "rotate-key", help="re-encrypt endpoint secrets with the current HOOKRELAY_SECRET_KEY"
@@ -106,6 +109,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             create_app(settings), host=args.host, port=args.port, print=None, access_log=None
         )
         return 0
+    if args.command == "worker" and args.processes > 1:
+        return _run_worker_processes(args.processes)
     if args.command == "worker":
         from hookrelay.worker.main import run_worker
 
@@ -126,6 +131,24 @@ async def _rotate_key(settings: Settings) -> int:
         await store.close()
     print(f"re-encrypted the secrets of {count} endpoint(s)")
     return 0
+
+
+def _run_worker_processes(count: int) -> int:
+    """Run `count` worker processes; pass SIGINT/SIGTERM on to them and wait for all."""
+    import signal
+    import subprocess
+
+    argv = [sys.executable, "-m", "hookrelay", "worker"]
+    children = [subprocess.Popen(argv) for _ in range(count)]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    return max(child.wait() for child in children)
 
 
 def _install_uvloop() -> None:
