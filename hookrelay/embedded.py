@@ -237,6 +237,8 @@ class EmbeddedPostgres(_Server):
         port = self._port = self._port or _free_port()
         argv = [str(bin_dir / "postgres"), "-D", str(self.pgdata), "-h", _HOST, "-p", str(port)]
         argv += ["-k", str(socket_dir), "-c", "max_connections=200"]
+        # Room for write bursts: fewer forced checkpoints (and the full-page writes after each).
+        argv += ["-c", "max_wal_size=4GB", "-c", "shared_buffers=256MB"]
         self._proc = _popen(argv, self._log_path, self.pgdata, owner)
 
         def ready() -> bool:
