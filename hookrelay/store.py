@@ -63,8 +63,8 @@ class Sealed:
 
 @dataclass(frozen=True)
 class Sweep:
-    # (delivery id, attempts made): due for a while; their jobs may be lost, or just waiting
-    overdue: list[tuple[str, int]]
+    # (delivery id, attempts made, due at): due for a while; their jobs may be lost, or waiting
+    overdue: list[tuple[str, int, datetime]]
     # (delivery id, attempts made): expired leases and released holds, which have no job
     jobless: list[tuple[str, int]]
     next_cursor: SweepCursor  # where the next scan of overdue deliveries continues
@@ -499,7 +499,7 @@ class Store:
             released = await connection.fetch(self._sql["release_stale_holds"], limit)
         cursor = (due[-1]["next_attempt_at"], due[-1]["id"]) if len(due) == limit else None
         return Sweep(
-            overdue=[(r["id"], r["attempt_count"]) for r in due],
+            overdue=[(r["id"], r["attempt_count"], r["next_attempt_at"]) for r in due],
             jobless=[(r["id"], r["attempt_count"]) for r in (*expired, *released)],
             next_cursor=cursor or SWEEP_START,
         )

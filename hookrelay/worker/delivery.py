@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import TypeVar
 
 import aiohttp
+import asyncpg
 import structlog
 from aiohttp.helpers import sentinel
 from yarl import URL
 
 from hookrelay import retry
+from hookrelay.errors import DependencyUnavailable
 from hookrelay.metrics import DeliveryMetrics
 from hookrelay.models import AttemptOutcome, ClaimedDelivery, Event, HealthPolicy, RecordedAttempt
 from hookrelay.operational import events_after_attempt
@@ -27,10 +32,18 @@ from hookrelay.store import Store
 from hookrelay.worker.limits import EndpointLimits, Slots
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 # Response headers worth keeping with an attempt (the rest is noise for someone debugging).
 KEPT_RESPONSE_HEADERS = ("content-type", "retry-after", "server", "x-request-id", "location")
 MAX_HEADER_VALUE_CHARS = 256
+# A job waits this long for room among the deliveries in flight, then is put off whole.
+SLOTS_WAIT_S = 5.0
+# A claimed delivery that could not be sent (not an attempt) goes again after this.
+UNSENT_RETRY_S = 1.0
+# Recording an outcome is tried this many times.
+RECORD_TRIES = 3
+RESPONSE_ERROR_CHARS = 500
 # A delivery whose endpoint already has its share of this process's deliveries waits this long
 # for one to finish (enough for a fast endpoint), then is put off for about CONCURRENCY_RETRY_S.
 CONCURRENCY_WAIT_S = 0.25
@@ -65,6 +78,17 @@ def signing_keys(box: SecretBox, claim: ClaimedDelivery) -> list[SigningKey]:
             )
         )
     return keys
+
+
+async def _with_retries(record: Callable[[], Awaitable[T]]) -> T:
+    """Record an outcome, trying again on a passing database failure: receivers have answered,
+    and an unrecorded answer means sending again once the lease runs out."""
+    for attempt in range(RECORD_TRIES - 1):
+        try:
+            return await record()
+        except (DependencyUnavailable, asyncpg.DeadlockDetectedError):
+            await asyncio.sleep(0.2 * (attempt + 1))
+    return await record()
 
 
 def _printable(text: str) -> str:
@@ -135,7 +159,9 @@ class Deliverer:
 
         Returns the deliveries an endpoint limit put off (their claims given back).
         """
-        async with self._running.take(len(delivery_ids)):
+        # Bounded: a job waiting longer would run into arq's job timeout. SlotsBusy puts the
+        # whole job off, claimed nothing.
+        async with self._running.take(len(delivery_ids), SLOTS_WAIT_S):
             claims = await self.store.claim_deliveries(delivery_ids, self.settings.lease_s)
             claimed_at = time.monotonic()
             sent = await asyncio.gather(
@@ -143,6 +169,18 @@ class Deliverer:
                 return_exceptions=True,
             )
             deferred = [result for result in sent if isinstance(result, Deferred)]
+            for claim, result in zip(claims, sent, strict=True):
+                if isinstance(result, BaseException) and not isinstance(result, Deferred):
+                    # Not sent (a limit's Redis call failed, say): give the claim back so that
+                    # the delivery goes again soon, without using up its attempt.
+                    _bound_log(claim).warning("delivery not sent", error=repr(result))
+                    with contextlib.suppress(Exception):
+                        await self.store.release_delivery(
+                            claim.id, claim.attempt_count, UNSENT_RETRY_S
+                        )
+                        deferred.append(
+                            Deferred(claim.id, UNSENT_RETRY_S, claim.attempt_count - 1, False)
+                        )
             quiet: list[Sent] = []
             others: list[Sent] = []
             for result in sent:
@@ -154,9 +192,6 @@ class Deliverer:
             await asyncio.shield(
                 asyncio.gather(self._record_quiet(quiet), *(self._record(c, o) for c, o in others))
             )
-            for result in sent:
-                if isinstance(result, BaseException) and not isinstance(result, Deferred):
-                    raise result
             return deferred
 
     async def _send(
@@ -188,7 +223,9 @@ class Deliverer:
         """Record first attempts that succeeded, all in one statement (no event can follow)."""
         if not sent:
             return
-        recorded = await self.store.record_successes([outcome for _, outcome in sent])
+        recorded = await _with_retries(
+            lambda: self.store.record_successes([outcome for _, outcome in sent])
+        )
         for claim, outcome in sent:
             if claim.id not in recorded:
                 _bound_log(claim).warning("lease lost before the attempt was recorded")
@@ -217,7 +254,9 @@ class Deliverer:
                 claim, recorded, outcome.status_code, outcome.error_message, now
             )
 
-        recorded, due = await self.store.record_attempt(outcome, self.health, follow_up)
+        recorded, due = await _with_retries(
+            lambda: self.store.record_attempt(outcome, self.health, follow_up)
+        )
         if recorded is None:
             bound.warning("lease lost before the attempt was recorded")
             return
@@ -297,6 +336,9 @@ class Deliverer:
             error_kind, error_message = "reset", _printable(str(exc)) or type(exc).__name__
         except aiohttp.ClientError as exc:
             error_kind, error_message = "http_error", _printable(str(exc)) or type(exc).__name__
+        except Exception as exc:  # a request that cannot even be made: still an attempt
+            error_kind = "request_error"
+            error_message = _printable(f"{type(exc).__name__}: {exc}")[:RESPONSE_ERROR_CHARS]
         duration_ms = round((time.perf_counter() - started) * 1000)
         if status_code is not None and not retry.is_success(status_code):
             error_kind, error_message = "http_status", f"the receiver answered {status_code}"

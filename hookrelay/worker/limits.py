@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
@@ -45,6 +47,9 @@ class EndpointLimits:
         except TimeoutError:
             self._leave(endpoint_id)
             return False
+        except BaseException:  # cancelled: forget this waiter too
+            self._leave(endpoint_id)
+            raise
         return True
 
     def finish(self, endpoint_id: str) -> None:
@@ -71,24 +76,56 @@ class EndpointLimits:
         return float(wait_ms) / 1000.0
 
 
+class SlotsBusy(Exception):
+    """No slots came free in time."""
+
+
 class Slots:
     """A semaphore that takes several units at once, so that a batch never holds part of what
-    it needs while waiting for the rest (which could deadlock batches against each other)."""
+    it needs while waiting for the rest (which could deadlock batches against each other).
+    Waiters are served in order (a big batch is not overtaken forever by small ones), and
+    units are given back synchronously, so a cancellation can never lose them."""
 
     def __init__(self, total: int) -> None:
         self._free = total
         self._total = total
-        self._changed = asyncio.Condition()
+        self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
 
     @contextlib.asynccontextmanager
-    async def take(self, wanted: int) -> AsyncIterator[None]:
+    async def take(self, wanted: int, timeout_s: float) -> AsyncIterator[None]:
+        """Hold `wanted` units (at most all of them); raise SlotsBusy after `timeout_s`."""
         wanted = min(wanted, self._total)
-        async with self._changed:
-            await self._changed.wait_for(lambda: self._free >= wanted)
+        if self._waiters or self._free < wanted:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append((wanted, waiter))
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._release(wanted)  # granted just as we gave up: give it back
+                else:
+                    waiter.cancel()
+                    self._waiters = collections.deque(
+                        w for w in self._waiters if w[1] is not waiter
+                    )
+                    self._wake()
+                if isinstance(sys.exc_info()[1], TimeoutError):
+                    raise SlotsBusy from None
+                raise
+        else:
             self._free -= wanted
         try:
             yield
         finally:
-            async with self._changed:
-                self._free += wanted
-                self._changed.notify_all()
+            self._release(wanted)
+
+    def _release(self, count: int) -> None:
+        self._free += count
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self._waiters[0][0] <= self._free:
+            wanted, waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._free -= wanted
+                waiter.set_result(None)

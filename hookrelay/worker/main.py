@@ -29,8 +29,8 @@ from hookrelay.queue import (
 )
 from hookrelay.settings import Settings
 from hookrelay.store import Store
-from hookrelay.worker.delivery import Deliverer
-from hookrelay.worker.limits import EndpointLimits
+from hookrelay.worker.delivery import SLOTS_WAIT_S, Deliverer
+from hookrelay.worker.limits import EndpointLimits, SlotsBusy
 from hookrelay.worker.retention import prune_forever
 from hookrelay.worker.sweeper import Sweeper
 
@@ -41,9 +41,11 @@ HEALTH_CHECK_INTERVAL_S = 5
 # On SIGTERM, in-flight deliveries get this long past the HTTP timeout to finish; any still
 # running are cancelled (their leases expire and the sweeper sends them again).
 SHUTDOWN_GRACE_MARGIN_S = 5.0
-# arq cancels a job this long after its lease ran out; by then the HTTP request has long timed
-# out and only recording the attempt can still be running.
+# arq cancels a job this long after its wait for room (at most SLOTS_WAIT_S) and its lease:
+# by then the HTTP request has long timed out and only recording can still be running.
 JOB_TIMEOUT_MARGIN_S = 5.0
+# A job that found no room among the deliveries in flight goes again after this.
+SLOTS_BUSY_RETRY_S = 0.5
 # A lane whose loop failed (Redis down) is rebuilt after a backoff growing up to this.
 MAX_RESTART_BACKOFF_S = 10.0
 METRICS_FLUSH_INTERVAL_S = 1.0
@@ -59,9 +61,11 @@ async def deliver(
     batch of new ones sent together; and whether a rate-limit slot is already reserved."""
     deliverer: Deliverer = ctx["deliverer"]
     single = isinstance(delivery, str)
-    deferred = await deliverer.deliver(
-        [delivery] if isinstance(delivery, str) else delivery, slot_reserved
-    )
+    ids = [delivery] if isinstance(delivery, str) else delivery
+    try:
+        deferred = await deliverer.deliver(ids, slot_reserved)
+    except SlotsBusy:
+        raise Retry(defer=SLOTS_BUSY_RETRY_S) from None
     for put_off in deferred:
         if put_off.slot_reserved and not slot_reserved:
             # A new job (an id of its own) that knows its slot is reserved.
@@ -128,7 +132,7 @@ def build_worker(resources: WorkerResources, queue_name: str, max_jobs: int) -> 
         keep_result=0,
         poll_delay=settings.worker_poll_delay_s,
         max_jobs=max_jobs,
-        job_timeout=settings.lease_s + JOB_TIMEOUT_MARGIN_S,
+        job_timeout=settings.lease_s + SLOTS_WAIT_S + JOB_TIMEOUT_MARGIN_S,
         health_check_interval=HEALTH_CHECK_INTERVAL_S,
         # Signals are handled by run_worker, which stops gracefully (see stop_lane).
         handle_signals=False,
@@ -241,6 +245,10 @@ class WorkerProcess:
             self.resources.queue,
             settings.sweep_interval_s,
             settings.sweep_grace_s,
+            stale_after_s=SLOTS_WAIT_S
+            + settings.lease_s
+            + JOB_TIMEOUT_MARGIN_S
+            + settings.sweep_grace_s,
         )
         self._tasks.append(asyncio.create_task(sweeper.run(self.resources.metrics)))
         self._tasks.append(

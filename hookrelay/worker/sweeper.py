@@ -10,6 +10,7 @@ workers at once.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -29,12 +30,20 @@ class Sweeper:
     """Scans on this worker's turns; remembers where its scan of overdue deliveries got to."""
 
     def __init__(
-        self, store: Store, queue: DeliveryQueue, interval_s: float, grace_s: float
+        self,
+        store: Store,
+        queue: DeliveryQueue,
+        interval_s: float,
+        grace_s: float,
+        stale_after_s: float,
     ) -> None:
         self.store = store
         self.queue = queue
         self.interval_s = interval_s
         self.grace_s = grace_s
+        # A delivery due for longer than any job could take to run it has no job, whatever the
+        # queue looks like.
+        self.stale_after_s = stale_after_s
         self.cursor = SWEEP_START
 
     async def sweep_once(self) -> int | None:
@@ -47,12 +56,16 @@ class Sweeper:
         if sweep is None:
             return None
         self.cursor = sweep.next_cursor
-        work = sweep.jobless
-        # Overdue deliveries with jobs still queued are a backlog, not a loss: only when no due
-        # job waits in Redis (it was flushed or restarted empty, or the jobs expired) are they
-        # enqueued again. That keeps a busy queue free of duplicate jobs.
-        if sweep.overdue and await self.queue.due_waiting() == 0:
-            work = work + sweep.overdue
+        work = list(sweep.jobless)
+        # Overdue deliveries with jobs still queued are a backlog, not a loss: unless they are
+        # stale, they are enqueued again only when no due job waits in Redis (it was flushed or
+        # restarted empty). That keeps a busy queue free of duplicate jobs, without leaving a
+        # jobless delivery (an enqueue that failed, a job that died) waiting for a quiet moment.
+        stale_before = datetime.now(UTC) - timedelta(seconds=self.stale_after_s)
+        stale = [(d, n) for d, n, due_at in sweep.overdue if due_at <= stale_before]
+        work += stale
+        if len(stale) < len(sweep.overdue) and await self.queue.due_waiting() == 0:
+            work += [(d, n) for d, n, due_at in sweep.overdue if due_at > stale_before]
         return await self.queue.enqueue(work) if work else 0
 
     async def run(self, metrics: DeliveryMetrics) -> None:

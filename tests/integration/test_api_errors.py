@@ -182,6 +182,8 @@ async def test_deeply_nested_json_is_400_and_stores_nothing(api: Client) -> None
         ("headers", {f"X-H{n}": "v" for n in range(21)}),
         ("headers", {"X-Long": "v" * 1025}),
         ("headers", {"X-Bad": "a\r\nInjected: yes"}),
+        ("headers", {"X-Bad": "a\u0001b"}),
+        ("headers", {"X-Bad": "caf\u00e9"}),
         ("description", "d" * 1025),
     ],
 )

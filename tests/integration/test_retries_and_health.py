@@ -362,3 +362,28 @@ async def test_sweeper_releases_a_hold_that_raced_a_resume(
         await connection.close()
     await receiver.wait_for(1, timeout_s=10)
     await wait_for_delivery_status(api, app, event.id, "succeeded")
+
+
+async def test_a_request_that_cannot_be_made_is_recorded_and_dead_lettered(
+    settings: Settings, api: Client, receiver: Receiver
+) -> None:
+    import asyncpg
+
+    app = await create_app_with_key(api)
+    endpoint = await add_endpoint(api, app, f"{receiver.url}/hook")
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        # A header value aiohttp refuses to send (the API refuses to store one like it).
+        await connection.execute(
+            """UPDATE endpoints SET headers = '{"X-Bad": "a\\u0001b"}' WHERE id = $1""",
+            endpoint["id"],
+        )
+    finally:
+        await connection.close()
+    event = await send_event(api, app, "image.ready", {"n": 1})
+    detail = await wait_for_delivery_status(api, app, event["id"], "dead")
+    attempts = (await get_json(api, app, f"/deliveries/{detail['deliveries'][0]['id']}"))[
+        "attempts"
+    ]
+    assert [a["error_kind"] for a in attempts] == ["request_error"] * 3
+    assert receiver.requests == []

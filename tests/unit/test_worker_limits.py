@@ -1,0 +1,120 @@
+"""The worker's in-process limits: a batch semaphore that never loses units, endpoint slots."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from hookrelay.store import SWEEP_START, Sweep
+from hookrelay.worker.limits import EndpointLimits, Slots, SlotsBusy
+from hookrelay.worker.sweeper import Sweeper
+
+
+async def test_slots_are_given_back_when_a_holder_is_cancelled() -> None:
+    slots = Slots(2)
+
+    async def hold() -> None:
+        async with slots.take(2, timeout_s=1):
+            await asyncio.sleep(10)
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(slots.take(1, timeout_s=5).__aenter__())
+    await asyncio.sleep(0)
+    holder.cancel()
+    waiter.cancel()
+    await asyncio.gather(holder, waiter, return_exceptions=True)
+    async with slots.take(2, timeout_s=0.1):
+        pass  # both units are free again
+
+
+async def test_a_waiting_batch_is_served_before_later_small_takers() -> None:
+    slots = Slots(3)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def take(name: str, units: int) -> None:
+        async with slots.take(units, timeout_s=5):
+            order.append(name)
+            await release.wait()
+
+    first = asyncio.create_task(take("first", 2))
+    await asyncio.sleep(0)
+    big = asyncio.create_task(take("big", 3))
+    await asyncio.sleep(0)
+    small = asyncio.create_task(take("small", 1))  # fits now, but the big batch waits first
+    await asyncio.sleep(0.01)
+    assert order == ["first"]
+    release.set()
+    await asyncio.gather(first, big, small)
+    assert order == ["first", "big", "small"]
+
+
+async def test_no_room_in_time_raises_slots_busy() -> None:
+    slots = Slots(1)
+    async with slots.take(1, timeout_s=1):
+        with pytest.raises(SlotsBusy):
+            async with slots.take(1, timeout_s=0.01):
+                pass
+    async with slots.take(1, timeout_s=0.01):
+        pass
+
+
+class FakeRedis:
+    def register_script(self, _: str) -> Any:
+        return None
+
+
+async def test_endpoint_slots_forget_a_cancelled_waiter() -> None:
+    limits = EndpointLimits(FakeRedis(), "test", concurrency=1)  # type: ignore[arg-type]
+    assert await limits.start("ep_1", wait_s=1)
+    waiting = asyncio.create_task(limits.start("ep_1", wait_s=5))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    limits.finish("ep_1")
+    assert limits._slots == {}  # nothing left behind for an idle endpoint
+
+
+class FakeStore:
+    def __init__(self, sweep: Sweep) -> None:
+        self.result = sweep
+
+    async def sweep(self, *_: Any) -> Sweep:
+        return self.result
+
+
+class FakeQueue:
+    def __init__(self, waiting: int) -> None:
+        self.waiting = waiting
+        self.enqueued: list[tuple[str, int]] = []
+
+    async def due_waiting(self) -> int:
+        return self.waiting
+
+    async def enqueue(self, work: list[tuple[str, int]]) -> int:
+        self.enqueued += work
+        return len(work)
+
+
+async def test_sweeper_leaves_a_queued_backlog_alone_but_not_stale_deliveries() -> None:
+    now = datetime.now(UTC)
+    sweep = Sweep(
+        overdue=[
+            ("dlv_recent", 0, now - timedelta(seconds=10)),
+            ("dlv_stale", 1, now - timedelta(hours=1)),
+        ],
+        jobless=[("dlv_expired_lease", 2)],
+        next_cursor=SWEEP_START,
+    )
+    busy = FakeQueue(waiting=500)
+    sweeper = Sweeper(FakeStore(sweep), busy, 2.0, 5.0, stale_after_s=60.0)  # type: ignore[arg-type]
+    assert await sweeper.sweep_once() == 2
+    assert busy.enqueued == [("dlv_expired_lease", 2), ("dlv_stale", 1)]
+
+    drained = FakeQueue(waiting=0)
+    sweeper = Sweeper(FakeStore(sweep), drained, 2.0, 5.0, stale_after_s=60.0)  # type: ignore[arg-type]
+    assert await sweeper.sweep_once() == 3
