@@ -109,6 +109,21 @@ def _bound_log(claim: ClaimedDelivery) -> structlog.stdlib.BoundLogger:
     return bound
 
 
+def _log_attempt(claim: ClaimedDelivery, outcome: AttemptOutcome, status: str) -> None:
+    # Not through _bound_log: binding costs a logger per delivery even when INFO is off.
+    log.info(
+        "delivery attempted",
+        delivery_id=claim.id,
+        event_id=claim.event_id,
+        endpoint_id=claim.endpoint_id,
+        attempt=claim.attempt_count,
+        status=status,
+        status_code=outcome.status_code,
+        error_kind=outcome.error_kind,
+        duration_ms=outcome.duration_ms,
+    )
+
+
 class Deferred(Exception):
     """The delivery may not start yet; try again after `delay_s`.
 
@@ -219,7 +234,7 @@ class Deliverer:
         finally:
             self.limits.finish(claim.endpoint_id)
 
-    async def _record_quiet(self, sent: list[tuple[ClaimedDelivery, AttemptOutcome]]) -> None:
+    async def _record_quiet(self, sent: list[Sent]) -> None:
         """Record first attempts that succeeded, all in one statement (no event can follow)."""
         if not sent:
             return
@@ -231,17 +246,7 @@ class Deliverer:
                 _bound_log(claim).warning("lease lost before the attempt was recorded")
                 continue
             self.metrics.attempt("succeeded", outcome.duration_ms / 1000)
-            # Not through _bound_log: binding costs a logger per delivery even when INFO is off.
-            log.info(
-                "delivery attempted",
-                delivery_id=claim.id,
-                event_id=claim.event_id,
-                endpoint_id=claim.endpoint_id,
-                attempt=claim.attempt_count,
-                status="succeeded",
-                status_code=outcome.status_code,
-                duration_ms=outcome.duration_ms,
-            )
+            _log_attempt(claim, outcome, "succeeded")
 
     async def _record(self, claim: ClaimedDelivery, outcome: AttemptOutcome) -> None:
         """Record any other attempt, with the endpoint's health and the operational events it
@@ -261,13 +266,7 @@ class Deliverer:
             bound.warning("lease lost before the attempt was recorded")
             return
         self.metrics.attempt(recorded.delivery_status, outcome.duration_ms / 1000)
-        bound.info(
-            "delivery attempted",
-            status=recorded.delivery_status,
-            status_code=outcome.status_code,
-            error_kind=outcome.error_kind,
-            duration_ms=outcome.duration_ms,
-        )
+        _log_attempt(claim, outcome, recorded.delivery_status)
         if recorded.endpoint_disabled_reason is not None:
             bound.warning("endpoint disabled", reason=recorded.endpoint_disabled_reason)
         if recorded.delivery_status == "retrying":
@@ -299,6 +298,7 @@ class Deliverer:
         response_headers: dict[str, str] | None = None
         response_body: str | None = None
         problem = _literal_problem(claim.url, self.settings.allowed_cidrs)
+        timeout_s = self.settings.delivery_timeout_s
         try:
             if problem is not None:
                 raise BlockedAddress(problem)
@@ -306,9 +306,10 @@ class Deliverer:
             # (The session's own timeout is the delivery timeout; a shorter one is set only when
             # the lease has less than that left.)
             lease_left_s = self.settings.lease_s - (time.monotonic() - claimed_at) - 2.0
+            timeout_s = max(0.1, min(lease_left_s, self.settings.delivery_timeout_s))
             timeout = (
-                aiohttp.ClientTimeout(total=max(0.1, lease_left_s))
-                if lease_left_s < self.settings.delivery_timeout_s
+                aiohttp.ClientTimeout(total=timeout_s)
+                if timeout_s < self.settings.delivery_timeout_s
                 else sentinel
             )
             async with self.session.post(
@@ -326,7 +327,7 @@ class Deliverer:
             error_kind, error_message = "unsafe_target", str(exc)
         except TimeoutError:
             error_kind = "timeout"
-            error_message = f"no answer within {self.settings.delivery_timeout_s:g}s"
+            error_message = f"no answer within {timeout_s:.3g}s"
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.os_error, BlockedAddress):
                 error_kind, error_message = "unsafe_target", str(exc.os_error)

@@ -173,10 +173,13 @@ async def test_one_delivery_is_replayed_as_a_new_delivery(api: Client, receiver:
     await receiver.wait_for(2)
     first, second = receiver.requests
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == event["id"]
+    await wait_for_delivery_status(api, app, event["id"], "succeeded")
     new = await get_json(api, app, f"/deliveries/{replay['id']}")
     assert new["replay_of"] == original
-    await wait_for_delivery_status(api, app, event["id"], "succeeded")
-    assert len(new["attempts"]) <= 1
+    assert [a["attempt_number"] for a in new["attempts"]] == [1]
+    old = await get_json(api, app, f"/deliveries/{original}")
+    assert old["replay_of"] is None
+    assert len(old["attempts"]) == 1  # the original chain is left as it was
 
 
 @pytest.mark.usefixtures("worker")
