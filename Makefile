@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install dev test test-fast lint format bench bench-quick bench-admin lock clean
+.PHONY: install browser dev test test-fast lint format bench bench-quick bench-admin lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,18 @@ install: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/hookrelay dev
 
-## Run the whole test suite: unit, integration and acceptance.
-test: $(STAMP)
+## Debian's Chromium and ChromeDriver, for the browser test of the live job page (/demo).
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		echo "installing Debian's chromium and chromium-driver"; \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium chromium-driver >/dev/null; \
+	fi
+
+## Run the whole test suite: unit, integration (with a browser test) and acceptance.
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 ## Unit tests only (no servers).

@@ -56,6 +56,7 @@ def child_environment(settings: Settings) -> dict[str, str]:
         "SECRET_KEY": base64.b64encode(settings.require_secret_key()).decode(),
         "ALLOWED_CIDRS": ",".join(str(net) for net in settings.allowed_cidrs),
         "LOG_FORMAT": settings.log_format,
+        "DEMO_PAGE": "true",  # the live job page at /demo
     }
     env.update({f"HOOKRELAY_{name}": value for name, value in filled_in.items()})
     return env
@@ -161,6 +162,7 @@ def _print_banner(url: str, settings: Settings, data_dir: Path) -> None:
         f"  admin token: {settings.admin_token}\n"
         f"  data dir:    {data_dir.resolve()}\n"
         f"  try:         curl -H 'Authorization: Bearer {settings.admin_token}' {url}/v1/apps\n"
+        f"  live jobs:   {url}/demo (see the README: follow a job in a browser)\n"
         "  stop:        Ctrl-C\n",
         flush=True,
     )

@@ -61,6 +61,15 @@ class UnsafeTarget(InvalidPayload):
     code = "unsafe_url"
 
 
+class Throttled(HookrelayError):
+    status = 429
+    code = "throttled"
+
+    def __init__(self, message: str, details: Any = None, retry_after_s: int = 5) -> None:
+        super().__init__(message, details)
+        self.retry_after_s = retry_after_s
+
+
 class DependencyUnavailable(HookrelayError):
     status = 503
     code = "unavailable"

@@ -21,7 +21,11 @@ from hookrelay import signing
 from hookrelay.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from hookrelay.events import build_event
 from hookrelay.ids import new_id
+from hookrelay.jobs import Job
+from hookrelay.live.notify import CommitNotifier, log_channel
+from hookrelay.live.tokens import StreamGrant, issue_token, verify_token
 from hookrelay.models import (
+    LOG_START,
     App,
     AppKey,
     Attempt,
@@ -31,6 +35,7 @@ from hookrelay.models import (
     Endpoint,
     Event,
     EventFilter,
+    LogPosition,
     ReplayResult,
 )
 from hookrelay.operational import is_operational
@@ -54,13 +59,17 @@ KEY_CACHE_SIZE = 10_000
 IDEMPOTENCY_TTL_S = 24 * 3600.0
 # Deliveries replayed per transaction in a bulk replay.
 REPLAY_BATCH = 2000
+# A job's events are folded this many per query.
+JOB_EVENTS_PAGE = 1000
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the admin, or one app's key."""
+    """Who is calling: the admin, one app's key, or a stream token (which the auth middleware
+    lets open only the event stream of its app; of one job, if it names one)."""
 
     app_id: str | None  # None for the admin
+    job_id: str | None = None  # a stream token's job
 
     @property
     def is_admin(self) -> bool:
@@ -96,6 +105,7 @@ class Gateway:
         # one per request.
         self._keys: dict[bytes, tuple[str | None, float]] = {}
         self._coalescer = EnqueueCoalescer(queue)
+        self.notifier = CommitNotifier(queue.redis, log_channel(settings.queue_name))
 
     # Who is calling
 
@@ -117,6 +127,22 @@ class Gateway:
                 self._keys.clear()
             self._keys[key_hash] = (app_id, now + KEY_CACHE_TTL_S)
         return None if app_id is None else Principal(app_id)
+
+    def authenticate_stream_token(self, token: str) -> Principal | None:
+        """Return the principal a stream token stands for, or None if it is not valid."""
+        grant = verify_token(self.settings.all_secret_keys(), token, time.time())
+        return None if grant is None else Principal(grant.app_id, grant.job_id)
+
+    async def issue_stream_token(
+        self, principal: Principal, ref: str, body: Any
+    ) -> tuple[str, StreamGrant]:
+        """A token that opens the app's event stream (of one job, if the body names one) from
+        a browser, where EventSource cannot send an Authorization header."""
+        app_id = await self.app_id_for(principal, ref)
+        body = validate_request("stream_token_create", body)
+        ttl_s = body.get("expires_in", self.settings.stream_token_ttl_s)
+        grant = StreamGrant(app_id, body.get("job_id"), int(time.time() + ttl_s))
+        return issue_token(self.settings.require_secret_key(), grant), grant
 
     async def app_for(self, principal: Principal, ref: str) -> App:
         """Return the app `ref` names, if the caller may see it; others' apps do not exist."""
@@ -320,6 +346,7 @@ class Gateway:
         if due:
             log.info("events accepted", app_id=app_id, events=len(events), deliveries=len(due))
             await self._enqueue_new(due)
+        self.notifier.committed(app_id)
         return answer
 
     def _event_from(self, app_id: str, body: Any, now: datetime, path: str) -> Event:
@@ -372,6 +399,38 @@ class Gateway:
     ) -> list[Event]:
         app_id = await self.app_id_for(principal, ref)
         return await self.store.list_events(app_id, filters, before, limit)
+
+    # The event log, read live (long-poll, SSE) and folded into jobs
+
+    async def log_start(
+        self, principal: Principal, ref: str, resume_after: str | None, job_id: str | None
+    ) -> tuple[str, LogPosition]:
+        """The app's id, and where a reader of its log starts: after the event it last saw;
+        else, following one job, before that job's first event; else at the end (new events
+        only)."""
+        # Looked up even for its own key's app: a stream token outlives the app it was for.
+        app_id = (await self.app_for(principal, ref)).id
+        if resume_after is not None:
+            return app_id, await self.store.log_position(app_id, resume_after)
+        if job_id is not None:
+            return app_id, await self.store.job_log_start(app_id, job_id)
+        return app_id, await self.store.log_horizon()
+
+    async def job(self, principal: Principal, ref: str, job_id: str) -> Job:
+        """A job's current state, folded from all its events in commit order."""
+        app_id = await self.app_id_for(principal, ref)
+        job = Job(job_id)
+        after = LOG_START
+        while True:
+            events = await self.store.job_events(app_id, job_id, after, JOB_EVENTS_PAGE)
+            for event in events:
+                job.apply(event)
+            if len(events) < JOB_EVENTS_PAGE:
+                break
+            after = events[-1].position
+        if job.event_count == 0:
+            raise NotFound("no events for this job")
+        return job
 
     # Deliveries and replays
 

@@ -56,6 +56,39 @@ class Event:
     job_id: str | None
     body: str
     created_at: datetime
+    tx_id: int = 0  # the transaction that wrote it: (tx_id, id) is its place in the log
+
+    @property
+    def position(self) -> LogPosition:
+        return (self.tx_id, self.id)
+
+
+# A place in an app's event log, in commit order: (transaction id, event id). Every event of a
+# transaction comes after (tx, "") and before (tx + 1, "").
+LogPosition = tuple[int, str]
+LOG_START: LogPosition = (0, "")
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """Which events of an app's log a reader wants; None means any."""
+
+    types: frozenset[str] | None = None
+    job_id: str | None = None
+
+    def matches(self, event: Event) -> bool:
+        return (self.types is None or event.type in self.types) and (
+            self.job_id is None or event.job_id == self.job_id
+        )
+
+
+@dataclass(frozen=True)
+class LogRead:
+    """A page of an app's log, and where the reader stands after it."""
+
+    events: list[Event]
+    position: LogPosition
+    held_back: bool = False  # committed events wait behind a transaction still running
 
 
 @dataclass(frozen=True)

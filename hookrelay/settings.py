@@ -44,6 +44,14 @@ SECRET_ROTATION_GRACE_S = 24 * 3600.0
 # Events (with their deliveries and attempts) are kept this long.
 RETENTION_S = 30 * 86400.0
 
+# Streams (SSE): a comment this often keeps idle connections open through proxies; a client that
+# takes longer than the send timeout to accept more is dropped (it resumes with Last-Event-ID).
+STREAM_HEARTBEAT_S = 15.0
+STREAM_SEND_TIMEOUT_S = 10.0
+MAX_STREAMS_PER_APP = 500
+# Stream tokens (for EventSource in browsers) are valid this long unless the issuer asks less.
+STREAM_TOKEN_TTL_S = 900.0
+
 LOOPBACK_NETWORKS: tuple[IPNetwork, ...] = (
     ipaddress.ip_network("127.0.0.0/8"),
     ipaddress.ip_network("::1/128"),
@@ -81,6 +89,11 @@ class Settings:
     disable_after_dead: int = DISABLE_AFTER_DEAD
     secret_rotation_grace_s: float = SECRET_ROTATION_GRACE_S
     retention_s: float = RETENTION_S
+    stream_heartbeat_s: float = STREAM_HEARTBEAT_S
+    stream_send_timeout_s: float = STREAM_SEND_TIMEOUT_S
+    max_streams_per_app: int = MAX_STREAMS_PER_APP
+    stream_token_ttl_s: float = STREAM_TOKEN_TTL_S
+    demo_page: bool = False  # serve the live job page at /demo (hookrelay dev turns it on)
     log_format: LogFormat = "json"
     log_level: str = "info"
 
@@ -110,6 +123,10 @@ class Settings:
                 "python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())')"
             )
         return self.secret_key
+
+    def all_secret_keys(self) -> tuple[bytes, ...]:
+        """The current secret key, then the old ones still accepted."""
+        return (self.require_secret_key(), *self.old_secret_keys)
 
     def secret_box(self) -> SecretBox:
         """The box that seals secrets with the current key and opens them with any listed."""
@@ -186,9 +203,29 @@ class Settings:
                 "SECRET_ROTATION_GRACE", parse_duration, defaults.secret_rotation_grace_s
             ),
             retention_s=parsed("RETENTION", _positive(parse_duration), defaults.retention_s),
+            stream_heartbeat_s=parsed(
+                "STREAM_HEARTBEAT", _positive(parse_duration), defaults.stream_heartbeat_s
+            ),
+            stream_send_timeout_s=parsed(
+                "STREAM_SEND_TIMEOUT", _positive(parse_duration), defaults.stream_send_timeout_s
+            ),
+            max_streams_per_app=parsed(
+                "MAX_STREAMS_PER_APP", _positive_int, defaults.max_streams_per_app
+            ),
+            stream_token_ttl_s=parsed(
+                "STREAM_TOKEN_TTL", _positive(parse_duration), defaults.stream_token_ttl_s
+            ),
+            demo_page=parsed("DEMO_PAGE", parse_flag, defaults.demo_page),
             log_format=log_format,  # type: ignore[arg-type]
             log_level=(get("LOG_LEVEL") or defaults.log_level).lower(),
         )
+
+
+def parse_flag(text: str) -> bool:
+    lowered = text.lower()
+    if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError("must be true or false")
+    return lowered in ("1", "true", "yes", "on")
 
 
 def parse_secret_key(text: str) -> bytes:

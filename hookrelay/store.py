@@ -14,6 +14,7 @@ import orjson
 from hookrelay.errors import BadRequest, Conflict, DependencyUnavailable, NotFound
 from hookrelay.ids import id_bound
 from hookrelay.models import (
+    LOG_START,
     App,
     AppKey,
     Attempt,
@@ -26,6 +27,9 @@ from hookrelay.models import (
     Event,
     EventFilter,
     HealthPolicy,
+    LogFilter,
+    LogPosition,
+    LogRead,
     RecordedAttempt,
     ReplayResult,
 )
@@ -33,6 +37,8 @@ from hookrelay.operational import is_operational
 from hookrelay.sql import queries
 
 T = TypeVar("T")
+# A page of the event log holds about this many bytes of bodies at most (and one event more).
+READ_LOG_BYTES = 1024 * 1024
 # A query waits at most this long for a free connection before the caller is told the database
 # is unavailable.
 ACQUIRE_TIMEOUT_S = 10.0
@@ -388,6 +394,67 @@ class Store:
             records = await connection.fetch(
                 self._sql["list_events"].replace("{filters}", where), app_id, limit, *args
             )
+        return [_build(Event, r) for r in records]
+
+    # The event log in commit order (streams, long-polls, job status)
+
+    async def read_log(
+        self, app_id: str, after: LogPosition, filters: LogFilter, limit: int
+    ) -> LogRead:
+        """Up to `limit` events after `after` in commit order. The position returned covers
+        every matching event before it, so reading on from it never skips one."""
+        where, args = _where(
+            6,
+            ("ev.type = ANY(${}::text[])", None if filters.types is None else list(filters.types)),
+            ("ev.job_id = ${}", filters.job_id),
+        )
+        async with self._connection() as connection:
+            records = await connection.fetch(
+                self._sql["read_log"].replace("{filters}", where),
+                app_id,
+                *after,
+                limit,
+                READ_LOG_BYTES,
+                *args,
+            )
+        events = [_build(Event, r) for r in records if r["id"] is not None]
+        if events and (len(events) == limit or len(events) < records[0]["rows_read"]):
+            position = events[-1].position  # a full page: more may follow
+        else:  # every match older than the horizon has been read
+            position = max(after, (records[0]["horizon"], ""))
+        return LogRead(events, position, records[0]["held_back"])
+
+    async def log_horizon(self) -> LogPosition:
+        """The position before every event not yet readable: "now" in the log."""
+        async with self._connection() as connection:
+            return (await connection.fetchval(self._sql["log_horizon"]), "")
+
+    async def log_position(self, app_id: str, event_id: str) -> LogPosition:
+        """Where a reader that has seen `event_id` goes on from: just after it, or, if a
+        transaction older than it is still open, before that transaction's events (a reader
+        never passes what may still commit). An event older than every one kept (pruned) means
+        the start; an id this app never had is NotFound."""
+        async with self._connection() as connection:
+            record = await connection.fetchrow(self._sql["event_log_position"], app_id, event_id)
+        assert record is not None
+        if record["id"] is not None:
+            return min((record["tx_id"], record["id"]), (record["horizon"], ""))
+        if record["oldest_id"] is None or event_id < record["oldest_id"]:
+            return LOG_START
+        raise NotFound("no such event in this app's log")
+
+    async def job_log_start(self, app_id: str, job_id: str) -> LogPosition:
+        """The position just before a job's first event (or "now" for a job with none yet)."""
+        async with self._connection() as connection:
+            tx_id = await connection.fetchval(self._sql["job_log_start"], app_id, job_id)
+        return (tx_id, "")
+
+    async def job_events(
+        self, app_id: str, job_id: str, after: LogPosition, limit: int
+    ) -> list[Event]:
+        """A job's events in commit order, after `after`."""
+        async with self._connection() as connection:
+            records = await connection.fetch(self._sql["job_events"], app_id, job_id, *after, limit)
         return [_build(Event, r) for r in records]
 
     async def list_event_deliveries(self, event_id: str) -> list[Delivery]:

@@ -81,6 +81,58 @@ SELECT ev.id, ev.app_id, ev.type, ev.job_id, ev.body, ev.created_at FROM events 
 WHERE ev.app_id = $1 {filters}
 ORDER BY ev.id DESC LIMIT $2;
 
+-- read_log --
+-- An app's events after a log position ($2 transaction, $3 id) in commit order, only from
+-- transactions older than every running one; at most $4 events and about $5 bytes of bodies;
+-- {filters} becomes the AND-clauses given. Every answer has a row: horizon is that oldest
+-- running transaction, and held_back says whether committed events wait behind it (an older
+-- transaction is still open).
+SELECT horizon.xmin AS horizon, horizon.held_back,
+       ev.id, ev.app_id, ev.type, ev.job_id, ev.body, ev.created_at, ev.tx_id, ev.rows_read
+FROM (
+    SELECT snapshot.xmin, EXISTS (
+        SELECT 1 FROM events AS later WHERE later.app_id = $1 AND later.tx_id >= snapshot.xmin
+    ) AS held_back
+    FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) AS snapshot
+) AS horizon
+LEFT JOIN LATERAL (
+    -- running: the bytes of bodies up to and including each event; rows_read: the page's size
+    SELECT page.*, sum(octet_length(page.body)) OVER (ORDER BY page.tx_id, page.id) AS running,
+           count(*) OVER () AS rows_read
+    FROM (
+        SELECT * FROM events AS ev
+        WHERE ev.app_id = $1 AND (ev.tx_id, ev.id) > ($2::xid8, $3) AND ev.tx_id < horizon.xmin
+              {filters}
+        ORDER BY ev.tx_id, ev.id LIMIT $4
+    ) AS page
+) AS ev ON ev.running - octet_length(ev.body) < $5  -- the page ends past $5 bytes
+ORDER BY ev.tx_id, ev.id;
+
+-- log_horizon --
+-- The oldest running transaction: every event of an older one is committed (or never will be).
+SELECT pg_snapshot_xmin(pg_current_snapshot());
+
+-- event_log_position --
+-- Where one event of an app stands in the log (tx_id, id: null if the app has no such event),
+-- the app's oldest event kept, and the oldest running transaction.
+SELECT found.tx_id, found.id,
+       (SELECT min(id) FROM events WHERE app_id = $1) AS oldest_id,
+       pg_snapshot_xmin(pg_current_snapshot()) AS horizon
+FROM (SELECT 1) AS one
+LEFT JOIN events AS found ON found.app_id = $1 AND found.id = $2;
+
+-- job_log_start --
+-- The transaction of a job's first event in the log, or the oldest running transaction if
+-- that is older (it may still add one of the job's events).
+SELECT least(min(tx_id), pg_snapshot_xmin(pg_current_snapshot()))
+FROM events WHERE app_id = $1 AND job_id = $2;
+
+-- job_events --
+-- A job's events in commit order after a log position ($3 transaction, $4 id).
+SELECT id, app_id, type, job_id, body, created_at, tx_id FROM events
+WHERE app_id = $1 AND job_id = $2 AND (tx_id, id) > ($3::xid8, $4)
+ORDER BY tx_id, id LIMIT $5;
+
 -- list_event_deliveries --
 -- Every delivery of one event, with its endpoint's URL.
 SELECT d.id, d.app_id, d.event_id, d.endpoint_id, e.url AS endpoint_url, d.status, d.attempt_count,

@@ -8,10 +8,12 @@ from functools import partial
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
-from hookrelay.api.keys import GATEWAY, SETTINGS
+from hookrelay.api.keys import GATEWAY, LIVE_FEED, SETTINGS
 from hookrelay.api.middleware import auth_middleware, error_middleware
 from hookrelay.api.routes import add_routes
 from hookrelay.gateway import Gateway
+from hookrelay.live.feed import LiveFeed
+from hookrelay.live.notify import log_channel
 from hookrelay.queue import DeliveryQueue
 from hookrelay.settings import Settings
 from hookrelay.store import Store
@@ -28,9 +30,16 @@ def create_app(settings: Settings, resolver: AbstractResolver | None = None) -> 
         client_max_size=settings.max_payload_bytes + BODY_SLACK_BYTES,
     )
     app[SETTINGS] = settings
-    add_routes(app)
+    add_routes(app, demo_page=settings.demo_page)
     app.cleanup_ctx.append(partial(_gateway_ctx, resolver=resolver))
+    app.on_shutdown.append(_end_streams)
     return app
+
+
+async def _end_streams(app: web.Application) -> None:
+    """Before the server waits for requests to finish: streams and long-polls end now (their
+    clients reconnect elsewhere, resuming where they were) instead of holding shutdown up."""
+    await app[LIVE_FEED].close()
 
 
 async def _gateway_ctx(
@@ -42,9 +51,17 @@ async def _gateway_ctx(
         settings.require_redis_url(), settings.queue_name, settings.retry_queue_name
     )
     box = settings.secret_box()
-    app[GATEWAY] = Gateway(settings, store, queue, box, resolver)
+    app[GATEWAY] = gateway = Gateway(settings, store, queue, box, resolver)
+    app[LIVE_FEED] = feed = LiveFeed(
+        store,
+        settings.require_redis_url(),
+        log_channel(settings.queue_name),
+        settings.max_streams_per_app,
+    )
     try:
         yield
     finally:
+        await feed.close()
+        await gateway.notifier.close()
         await queue.close()
         await store.close()

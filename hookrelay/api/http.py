@@ -14,8 +14,14 @@ from aiohttp import web
 from hookrelay.api.keys import PRINCIPAL, SETTINGS
 from hookrelay.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from hookrelay.gateway import Principal
+from hookrelay.models import LogPosition
 
 DEFAULT_PAGE_SIZE = 50
+EVENT_ID = re.compile(r"evt_[0-9a-f]{32}")
+# A log cursor (where a long-poll left off): "<transaction>:<event id or nothing>".
+LOG_CURSOR = re.compile(r"([0-9]{1,20}):((?:evt_[0-9a-f]{32})?)")
+EVENT_TYPE = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")
+MAX_TYPES = 50
 # A cursor is the id of the last item of a page.
 CURSOR_ID = re.compile(r"[a-z]{2,4}_[0-9a-f]{32}")
 # Deeper documents are refused: nothing hookrelay accepts needs them, and they cost stack and
@@ -111,13 +117,58 @@ def cursor(request: web.Request) -> str | None:
     raw = request.query.get("cursor")
     if not raw:
         return None
-    try:
-        decoded = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-    except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII, or not UTF-8
-        raise BadRequest("cursor is not one this API gave out") from exc
+    decoded = _decode(raw)
     if not CURSOR_ID.fullmatch(decoded):
         raise BadRequest("cursor is not one this API gave out")
     return decoded
+
+
+def _decode(raw: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+    except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII, or not UTF-8
+        raise BadRequest("cursor is not one this API gave out") from exc
+
+
+def log_cursor(position: LogPosition) -> str:
+    """The opaque cursor a long-poll answers with: pass it back as `after`."""
+    return base64.urlsafe_b64encode(f"{position[0]}:{position[1]}".encode()).decode().rstrip("=")
+
+
+def parse_log_cursor(raw: str) -> LogPosition:
+    matched = LOG_CURSOR.fullmatch(_decode(raw))
+    if matched is None:
+        raise BadRequest("after must be an event id or a cursor this API gave out")
+    return int(matched[1]), matched[2]
+
+
+def event_id_param(raw: str, name: str) -> str:
+    if not EVENT_ID.fullmatch(raw):
+        raise BadRequest(f"{name} must be an event id (evt_...)")
+    return raw
+
+
+def event_types_param(raw: str | None) -> frozenset[str] | None:
+    """A comma-separated list of event types, or None for all."""
+    if not raw:
+        return None
+    types = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    if len(types) > MAX_TYPES or not all(EVENT_TYPE.fullmatch(t) for t in types):
+        raise BadRequest(f"types must be up to {MAX_TYPES} event types, separated by commas")
+    return types or None
+
+
+def seconds_param(request: web.Request, name: str, most: float) -> float:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= most:  # also refuses nan
+        raise BadRequest(f"{name} must be a number of seconds from 0 to {most:g}")
+    return value
 
 
 def page(items: list[dict[str, Any]], limit: int) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from aiohttp import web
 
 from hookrelay.api.http import json_response
 from hookrelay.api.keys import GATEWAY, PRINCIPAL
-from hookrelay.errors import HookrelayError, Unauthorized
+from hookrelay.errors import HookrelayError, Throttled, Unauthorized
+from hookrelay.gateway import Principal
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +43,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except HookrelayError as exc:
         if exc.status >= 500:
             log.warning("request failed", path=request.path, code=exc.code, error=exc.message)
-        return json_response(error_body(exc.code, exc.message, exc.details), exc.status)
+        response = json_response(error_body(exc.code, exc.message, exc.details), exc.status)
+        if isinstance(exc, Throttled):
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -56,16 +60,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_response(error_body("internal_error", "an internal error occurred"), 500)
 
 
+# The one route a stream token (?token=, for EventSource) may open.
+STREAM_ROUTE = "event_stream"
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Resolve the bearer token of every /v1 request to a principal, or answer 401."""
+    """Resolve the bearer token (or, on the event stream, a stream token) of every /v1
+    request to a principal, or answer 401."""
     if request.path.startswith("/v1/"):
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("send Authorization: Bearer <token>")
-        principal = await request.app[GATEWAY].authenticate(token.strip())
-        if principal is None:
-            raise Unauthorized("the token is not valid")
+        principal = await _principal(request)
         request[PRINCIPAL] = principal
         ref = request.match_info.get("app_id")
         if ref is not None and principal.app_id is not None and ref != principal.app_id:
@@ -73,3 +77,22 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             # the request's body would have said (a uid naming one's own app passes).
             await request.app[GATEWAY].app_for(principal, ref)
     return await handler(request)
+
+
+async def _principal(request: web.Request) -> Principal:
+    gateway = request.app[GATEWAY]
+    stream_token = request.query.get("token")
+    if stream_token is not None and "Authorization" not in request.headers:
+        if request.match_info.route.name != STREAM_ROUTE:
+            raise Unauthorized("a stream token opens only GET .../events/stream")
+        principal = gateway.authenticate_stream_token(stream_token)
+        if principal is None:
+            raise Unauthorized("the stream token is not valid or has expired")
+        return principal
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send Authorization: Bearer <token>")
+    found = await gateway.authenticate(token.strip())
+    if found is None:
+        raise Unauthorized("the token is not valid")
+    return found

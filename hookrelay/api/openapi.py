@@ -101,6 +101,28 @@ ATTEMPT = {
     "response_headers": {"type": ["object", "null"], "additionalProperties": STRING},
     "response_body": STRING_OR_NULL,
 }
+JOB = {
+    "job_id": STRING,
+    "state": {"enum": ["queued", "running", "action_required", "completed", "failed", "cancelled"]},
+    "progress": _object({"percent": {"type": ["number", "null"]}, "message": STRING_OR_NULL}),
+    "output": {},
+    "artifacts": {"type": ["array", "null"]},
+    "error": {},
+    "action": {},
+    "created_at": TIME,
+    "updated_at": TIME_OR_NULL,
+    "started_at": TIME_OR_NULL,
+    "finished_at": TIME_OR_NULL,
+    "event_count": {"type": "integer"},
+    "last_event_id": STRING,
+    "events": {"type": "array", "items": _ref("Event")},
+}
+STREAM_TOKEN = {
+    "token": STRING,
+    "app_id": STRING,
+    "job_id": STRING_OR_NULL,
+    "expires_at": {"type": "integer", "description": "Unix seconds"},
+}
 REPLAY = {
     "matched": {"type": "integer"},
     "replayed": {"type": "integer"},
@@ -133,6 +155,8 @@ RESPONSES: dict[str, Schema] = {
         optional=("event_type", "endpoint_url"),
     ),
     "Attempt": _object(ATTEMPT),
+    "Job": _object(JOB),
+    "StreamToken": _object(STREAM_TOKEN),
     "ReplayResult": _object(REPLAY),
     "Replayed": _object({"id": STRING, "replay_of": STRING}),
     "Health": _object({"status": STRING}),
@@ -161,6 +185,25 @@ QUERY_PARAMETERS: dict[str, Schema] = {
     "endpoint_id": STRING,
     "delivery_id": STRING,
     "status": DELIVERY_STATUS,
+    "after": {
+        "type": "string",
+        "description": "Long-poll: an event id, or the next_cursor of the last answer",
+    },
+    "wait": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": 60,
+        "description": "Long-poll: seconds to wait for events when there are none yet",
+    },
+    "types": {"type": "string", "description": "Comma-separated event types"},
+    "last_event_id": {
+        "type": "string",
+        "description": "Resume after this event (as the Last-Event-ID header)",
+    },
+    "token": {
+        "type": "string",
+        "description": "A stream token, for clients that cannot send Authorization",
+    },
 }
 
 APP_PATH = "/v1/apps/{app_id}"
@@ -221,11 +264,29 @@ OPERATIONS: list[tuple[str, str, str, str | None, str, str | None, tuple[str, ..
     (
         "GET",
         APP_PATH + "/events",
-        "List events, newest first",
+        "List events, newest first; with after or wait, long-poll for newer ones, oldest first",
         None,
         "200",
         "EventPage",
-        ("type", "job_id", *TIME_WINDOW, *PAGE),
+        ("type", "job_id", *TIME_WINDOW, *PAGE, "after", "wait"),
+    ),
+    (
+        "POST",
+        APP_PATH + "/stream-tokens",
+        "Issue a short-lived token that opens the event stream (for EventSource)",
+        "stream_token_create",
+        "201",
+        "StreamToken",
+        (),
+    ),
+    (
+        "GET",
+        APP_PATH + "/jobs/{job_id}",
+        "Get a job's current state, folded from its events",
+        None,
+        "200",
+        "Job",
+        (),
     ),
     (
         "GET",
@@ -324,6 +385,7 @@ def _operation(
                 "schema": {"type": "string", "minLength": 1, "maxLength": 255},
             }
         )
+    optional_body = path.endswith("/stream-tokens")  # every field has a default
     operation: Schema = {
         "summary": summary,
         "operationId": f"{method.lower()}{path}".replace("/", "_")
@@ -335,9 +397,29 @@ def _operation(
     }
     if request is not None:
         operation["requestBody"] = {
-            "required": True,
+            "required": not optional_body,
             "content": {"application/json": {"schema": _ref(f"request.{request}")}},
         }
+    return operation
+
+
+def _stream_operation() -> Schema:
+    """The SSE stream: not JSON, so described apart from the table."""
+    operation = _operation(
+        "GET",
+        APP_PATH + "/events/stream",
+        "Stream events as Server-Sent Events (id: event id, event: type, data: webhook body)",
+        None,
+        "200",
+        None,
+        ("types", "job_id", "last_event_id", "token"),
+    )
+    operation["parameters"].append(
+        {"name": "Last-Event-ID", "in": "header", "required": False, "schema": STRING}
+    )
+    operation["security"] = [{"bearer": []}, {"streamToken": []}]
+    operation["responses"]["200"]["content"] = {"text/event-stream": {"schema": STRING}}
+    operation["responses"]["429"] = operation["responses"]["400"]
     return operation
 
 
@@ -352,6 +434,7 @@ def openapi_document() -> dict[str, Any]:
     for method, path, summary, request, status, response, query in OPERATIONS:
         operation = _operation(method, path, summary, request, status, response, query)
         paths.setdefault(path, {})[method.lower()] = operation
+    paths[APP_PATH + "/events/stream"] = {"get": _stream_operation()}
     plain = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
     paths["/healthz"] = {
         "get": {
@@ -408,7 +491,10 @@ def openapi_document() -> dict[str, Any]:
             "description": "Event-callback gateway for AI jobs: signed webhooks with retries.",
         },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "streamToken": {"type": "apiKey", "in": "query", "name": "token"},
+            },
             "schemas": {**RESPONSES, **_request_schemas()},
         },
         "paths": paths,

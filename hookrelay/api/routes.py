@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hookrelay.api.handlers import apps, deliveries, endpoints, events, health, keys, metrics
+from hookrelay.api.handlers import (
+    apps,
+    deliveries,
+    demo,
+    endpoints,
+    events,
+    health,
+    jobs,
+    keys,
+    metrics,
+    stream,
+)
+from hookrelay.api.middleware import STREAM_ROUTE
 
 APP = "/v1/apps/{app_id}"
 ENDPOINT = APP + "/endpoints/{endpoint_id}"
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, demo_page: bool = False) -> None:
     app.router.add_routes(
         [
             web.get("/healthz", health.healthz),
@@ -36,6 +48,12 @@ def add_routes(app: web.Application) -> None:
             web.post(f"{APP}/events", events.create_event),
             web.post(f"{APP}/events/batch", events.create_events),
             web.get(f"{APP}/events", events.list_events),
+            # No HEAD: a stream has no end to answer a HEAD request with.
+            web.get(
+                f"{APP}/events/stream", stream.stream_events, name=STREAM_ROUTE, allow_head=False
+            ),
+            web.post(f"{APP}/stream-tokens", stream.issue_stream_token),
+            web.get(f"{APP}/jobs/{{job_id}}", jobs.get_job),
             web.get(f"{APP}/events/{{event_id}}", events.get_event),
             web.get(f"{APP}/deliveries", deliveries.list_deliveries),
             web.post(f"{APP}/deliveries/replay", deliveries.replay_deliveries),
@@ -44,3 +62,7 @@ def add_routes(app: web.Application) -> None:
             web.get(f"{APP}/attempts", deliveries.list_attempts),
         ]
     )
+    if demo_page:
+        app.router.add_routes(
+            [web.get("/demo", demo.demo_page), web.get("/demo/{asset}", demo.demo_page)]
+        )

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from hookrelay.jobs import Job
 from hookrelay.models import App, AppKey, Attempt, Delivery, Endpoint, Event
 
 
@@ -57,6 +58,25 @@ def event_view(event: Event) -> dict[str, Any]:
         "timestamp": body["timestamp"],
         "data": body["data"],
         "created_at": event.created_at,
+    }
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "state": job.state,
+        "progress": {"percent": job.percent, "message": job.message},
+        "output": job.output,
+        "artifacts": job.artifacts,
+        "error": job.error,
+        "action": job.action,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "event_count": job.event_count,
+        "last_event_id": job.last_event_id,
+        "events": [event_view(e) for e in job.history],
     }
 
 

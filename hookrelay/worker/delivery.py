@@ -19,6 +19,7 @@ from yarl import URL
 
 from hookrelay import retry
 from hookrelay.errors import DependencyUnavailable
+from hookrelay.live.notify import CommitNotifier, log_channel
 from hookrelay.metrics import DeliveryMetrics
 from hookrelay.models import AttemptOutcome, ClaimedDelivery, Event, HealthPolicy, RecordedAttempt
 from hookrelay.operational import events_after_attempt
@@ -164,6 +165,8 @@ class Deliverer:
         self.metrics = metrics
         self.rng = rng or random.Random()
         self.health = HealthPolicy(settings.disable_after_failing_s, settings.disable_after_dead)
+        # Operational events join the app's log: its live readers hear of them.
+        self.notifier = CommitNotifier(queue.redis, log_channel(settings.queue_name))
         # Deliveries this process runs at once, across both lanes and batched jobs.
         self._running = Slots(settings.worker_concurrency + settings.retry_concurrency)
 
@@ -254,10 +257,13 @@ class Deliverer:
         now = datetime.now(UTC)
         bound = _bound_log(claim)
 
+        reported: list[Event] = []
+
         def follow_up(recorded: RecordedAttempt) -> list[Event]:
-            return events_after_attempt(
+            reported[:] = events_after_attempt(
                 claim, recorded, outcome.status_code, outcome.error_message, now
             )
+            return reported
 
         recorded, due = await _with_retries(
             lambda: self.store.record_attempt(outcome, self.health, follow_up)
@@ -267,6 +273,8 @@ class Deliverer:
             return
         self.metrics.attempt(recorded.delivery_status, outcome.duration_ms / 1000)
         _log_attempt(claim, outcome, recorded.delivery_status)
+        if reported:
+            self.notifier.committed(claim.app_id)
         if recorded.endpoint_disabled_reason is not None:
             bound.warning("endpoint disabled", reason=recorded.endpoint_disabled_reason)
         if recorded.delivery_status == "retrying":

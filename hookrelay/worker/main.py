@@ -114,6 +114,7 @@ class WorkerResources:
         return cls(settings, store, queue, deliverer, metrics)
 
     async def close(self) -> None:
+        await self.deliverer.notifier.close()
         await self.deliverer.session.close()
         await self.queue.close()
         await self.store.close()

@@ -1,5 +1,5 @@
-"""Across a run with key creation, secret rotation, failures and replays, no secret, token,
-signature or payload reaches any log line of the API or the worker."""
+"""Across a run with key creation, secret rotation, stream tokens, failures and replays, no
+secret, token, signature or payload reaches any log line of the API or the worker."""
 
 from __future__ import annotations
 
@@ -54,6 +54,15 @@ async def test_logs_hold_no_secret_token_signature_or_payload(
             "POST", f"/v1/apps/{client.app_id}/endpoints/{endpoint['id']}/rotate-secret"
         )
         assert status == 200
+        status, stream_token = await client.call(
+            "POST", f"/v1/apps/{client.app_id}/stream-tokens", {"job_id": "j1"}
+        )
+        assert status == 201
+        stream_url = f"{cluster.url}/v1/apps/{client.app_id}/events/stream"
+        async with session.get(f"{stream_url}?token={stream_token['token']}") as stream:
+            assert stream.status == 200
+        async with session.get(f"{stream_url}?token={stream_token['token']}x") as refused:
+            assert refused.status == 401
         for n in range(3):
             status, _ = await client.call(
                 "POST",
@@ -86,6 +95,8 @@ async def test_logs_hold_no_secret_token_signature_or_payload(
         "new endpoint secret": rotated["secret"],
         "new endpoint secret, bare": rotated["secret"].removeprefix("whsec_"),
         "payload": PAYLOAD_MARKER,
+        "stream token": stream_token["token"],
+        "stream token's signature": stream_token["token"].rsplit(".", 1)[1],
     }
     for n, received in enumerate(receiver.requests):
         for m, signature in enumerate(received.headers["webhook-signature"].split()):

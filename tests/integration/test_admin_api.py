@@ -73,8 +73,10 @@ async def test_every_app_route_hides_another_apps_resources(
     endpoint = await add_endpoint(api, theirs, f"{receiver.url}/hook")
     event = await send_event(api, theirs, "image.ready", {"n": 1})
     detail = await wait_for_delivery_status(api, theirs, event["id"], "succeeded")
+    await send_event(api, theirs, "job.queued", {"job_id": "job_1"})
     [key] = (await get_json(api, theirs, "/keys"))["data"]
     values = {
+        "job_id": "job_1",
         "app_id": theirs["id"],
         "endpoint_id": endpoint["id"],
         "event_id": event["id"],

@@ -24,6 +24,7 @@ VALID_REQUESTS: dict[str, dict[str, Any]] = {
     "event_batch": {"events": [{"type": "image.ready", "data": {}}]},
     "recover": {"since": "2026-01-01T00:00:00Z"},
     "replay": {},
+    "stream_token_create": {},
 }
 
 # Fuller valid bodies, using every optional field.
@@ -50,6 +51,7 @@ FULL_REQUESTS: dict[str, dict[str, Any]] = {
     "app_key_create": {"name": "ci"},
     "event_batch": {"events": [{"type": "image.ready", "data": {}}] * 3},
     "recover": {"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z", "dry_run": True},
+    "stream_token_create": {"job_id": "job_1", "expires_in": 600},
     "replay": {
         "status": "dead",
         "endpoint_id": "ep_1",

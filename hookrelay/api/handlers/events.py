@@ -1,4 +1,4 @@
-"""Events: ingest (one, or a batch; idempotent with Idempotency-Key), list, get."""
+"""Events: ingest (one, or a batch; idempotent with Idempotency-Key), list (or long-poll), get."""
 
 from __future__ import annotations
 
@@ -7,21 +7,26 @@ from typing import Any
 from aiohttp import web
 
 from hookrelay.api.http import (
+    EVENT_ID,
     cursor,
     json_response,
+    log_cursor,
     page,
     page_size,
+    parse_log_cursor,
     principal,
     query_time,
     read_json,
+    seconds_param,
 )
-from hookrelay.api.keys import GATEWAY
+from hookrelay.api.keys import GATEWAY, LIVE_FEED
 from hookrelay.api.views import delivery_view, event_view
 from hookrelay.errors import BadRequest
-from hookrelay.models import Event, EventFilter
+from hookrelay.models import Event, EventFilter, LogFilter
 from hookrelay.schemas import validate_request
 
 MAX_IDEMPOTENCY_KEY_CHARS = 255
+MAX_WAIT_S = 60.0
 
 
 def _idempotency_key(request: web.Request) -> str | None:
@@ -60,6 +65,8 @@ async def create_events(request: web.Request) -> web.Response:
 
 
 async def list_events(request: web.Request) -> web.Response:
+    if "after" in request.query or "wait" in request.query:
+        return await _follow_events(request)
     limit = page_size(request)
     filters = EventFilter(
         type=request.query.get("type") or None,
@@ -71,6 +78,36 @@ async def list_events(request: web.Request) -> web.Response:
         principal(request), request.match_info["app_id"], filters, cursor(request), limit
     )
     return json_response(page([event_view(e) for e in events], limit))
+
+
+async def _follow_events(request: web.Request) -> web.Response:
+    """The long-poll: events after `after` (an event id, or the cursor of the last answer) in
+    commit order, oldest first; if there are none yet, wait up to `wait` seconds for some.
+    Without `after`: from now, or with `job_id`, from that job's first event. The answer's
+    next_cursor continues exactly where it ends, so polling misses nothing."""
+    for name in ("cursor", "since", "until"):
+        if name in request.query:
+            raise BadRequest(f"{name} cannot be combined with after or wait")
+    limit = page_size(request)
+    wait_s = seconds_param(request, "wait", MAX_WAIT_S)
+    event_type = request.query.get("type") or None
+    filters = LogFilter(
+        types=None if event_type is None else frozenset([event_type]),
+        job_id=request.query.get("job_id") or None,
+    )
+    after = request.query.get("after") or None
+    gateway, ref = request.app[GATEWAY], request.match_info["app_id"]
+    if after is not None and not EVENT_ID.fullmatch(after):
+        position = parse_log_cursor(after)
+        app_id = await gateway.app_id_for(principal(request), ref)
+    else:
+        app_id, position = await gateway.log_start(principal(request), ref, after, filters.job_id)
+    feed = request.app[LIVE_FEED]
+    async with feed.follow(app_id) as tail:
+        read = await feed.read(tail, position, filters, limit, wait_s)
+    return json_response(
+        {"data": [event_view(e) for e in read.events], "next_cursor": log_cursor(read.position)}
+    )
 
 
 async def get_event(request: web.Request) -> web.Response:

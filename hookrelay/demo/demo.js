@@ -1,0 +1,155 @@
+// Follows one job's events over Server-Sent Events and shows its state as they arrive.
+// EventSource resumes by itself after a dropped connection, sending Last-Event-ID, and the
+// server replays what was missed; the ids seen are still checked so nothing shows twice.
+"use strict";
+
+const JOB_EVENTS = [
+  "job.queued", "job.started", "job.progress", "job.action_required",
+  "job.completed", "job.failed", "job.cancelled",
+];
+const TERMINAL = new Set(["completed", "failed", "cancelled"]);
+const $ = (id) => document.getElementById(id);
+
+let source = null;
+let job = null;
+
+function freshJob() {
+  return { state: "unknown", percent: -1, message: "", seen: new Set() };
+}
+
+function connect(app, jobId, token) {
+  if (source) source.close();
+  job = freshJob();
+  $("log").replaceChildren();
+  render();
+  const query = new URLSearchParams({ job_id: jobId, token: token });
+  const url = `/v1/apps/${encodeURIComponent(app)}/events/stream?${query}`;
+  source = new EventSource(url);
+  setConnection("connecting");
+  source.onopen = () => setConnection("open");
+  source.onerror = () => {
+    // CLOSED: the server refused (an expired token, say); CONNECTING: it is retrying.
+    setConnection(source.readyState === EventSource.CLOSED ? "closed" : "reconnecting");
+  };
+  for (const type of JOB_EVENTS) {
+    source.addEventListener(type, (message) => receive(type, message));
+  }
+}
+
+function setConnection(text) {
+  $("connection").textContent = text;
+}
+
+function receive(type, message) {
+  if (job.seen.has(message.lastEventId)) return;
+  job.seen.add(message.lastEventId);
+  const body = JSON.parse(message.data);
+  apply(type, body.data || {});
+  logEvent(message.lastEventId, type, body);
+  render();
+}
+
+// The same rules as the server's job status: a finished job stays finished, progress never
+// goes back, and a pending action ends only with progress beyond what the job had reached.
+function apply(type, data) {
+  if (TERMINAL.has(job.state)) return;
+  const waiting = job.state === "unknown" || job.state === "queued";
+  switch (type) {
+    case "job.queued":
+      if (job.state === "unknown") job.state = "queued";
+      break;
+    case "job.started":
+      if (waiting) job.state = "running";
+      break;
+    case "job.progress":
+      if (typeof data.percent !== "number" || data.percent < job.percent) break;
+      if (waiting || (job.state === "action_required" && data.percent > job.percent)) {
+        job.state = "running";
+        job.action = null;
+      }
+      job.percent = data.percent;
+      if (data.message) job.message = data.message;
+      break;
+    case "job.action_required":
+      job.state = "action_required";
+      job.action = data.action || null;
+      break;
+    case "job.completed":
+      job.state = "completed";
+      job.percent = 100;
+      job.output = data.output;
+      job.artifacts = data.artifacts || [];
+      break;
+    case "job.failed":
+      job.state = "failed";
+      job.error = data.error || {};
+      break;
+    case "job.cancelled":
+      job.state = "cancelled";
+      break;
+  }
+}
+
+function logEvent(id, type, body) {
+  const item = document.createElement("li");
+  item.dataset.eventId = id;
+  item.dataset.type = type;
+  const percent = body.data && typeof body.data.percent === "number" ? ` ${body.data.percent}%` : "";
+  item.textContent = `${body.timestamp}  ${type}${percent}`;
+  $("log").append(item);
+  $("event-count").textContent = String(job.seen.size);
+}
+
+function render() {
+  const state = $("state");
+  state.textContent = job.state;
+  state.className = `state ${job.state}`;
+  const percent = Math.max(job.percent, 0);
+  $("progress").value = percent;
+  $("percent").textContent = `${percent}%`;
+  $("message").textContent = job.message;
+
+  $("action").hidden = job.state !== "action_required" || !job.action;
+  if (job.action) {
+    $("action-message").textContent = job.action.message || job.action.kind || "";
+    const link = $("action-url");
+    link.textContent = job.action.url || "";
+    if (job.action.url && /^https?:/.test(job.action.url)) link.href = job.action.url;
+    else link.removeAttribute("href");
+  }
+
+  $("result").hidden = job.state !== "completed";
+  if (job.state === "completed") {
+    $("output").textContent = job.output === undefined ? "" : JSON.stringify(job.output, null, 2);
+    $("artifacts").replaceChildren(...job.artifacts.map(artifactItem));
+  }
+  $("failure").hidden = job.state !== "failed";
+  if (job.state === "failed") {
+    $("error").textContent = `${job.error.code || "error"}: ${job.error.message || ""}`;
+  }
+}
+
+function artifactItem(artifact) {
+  const item = document.createElement("li");
+  const link = document.createElement("a");
+  link.textContent = `${artifact.name || artifact.url} (${artifact.content_type}, ${artifact.size} bytes)`;
+  if (/^https?:/.test(artifact.url)) link.href = artifact.url;
+  link.rel = "noopener noreferrer";
+  item.append(link);
+  return item;
+}
+
+function startFromFragment() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  for (const name of ["app", "job", "token"]) $(name).value = params.get(name) || "";
+  if (params.get("app") && params.get("job") && params.get("token")) {
+    connect(params.get("app"), params.get("job"), params.get("token"));
+  }
+}
+
+$("connect").addEventListener("submit", (submitted) => {
+  submitted.preventDefault();
+  connect($("app").value.trim(), $("job").value.trim(), $("token").value.trim());
+});
+job = freshJob();
+startFromFragment();

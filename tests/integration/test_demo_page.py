@@ -1,0 +1,148 @@
+"""The live job page in a real browser (Debian's headless Chromium, driven by Selenium): a job
+followed from queued to completed as its events arrive over SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.integration.api_calls import bearer, create_app_with_key, send_event
+
+Client = TestClient  # type: ignore[type-arg]
+BROWSER_WAIT_S = 10
+# As Debian packages them; `make browser` (run by `make test`) installs both.
+CHROMIUM = os.environ.get("HOOKRELAY_TEST_CHROMIUM") or shutil.which("chromium")
+CHROMEDRIVER = os.environ.get("HOOKRELAY_TEST_CHROMEDRIVER") or shutil.which("chromedriver")
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        pytest.fail("Chromium and ChromeDriver are needed: run `make browser` (Debian packages)")
+    profile = tempfile.mkdtemp(prefix="hookrelay-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",  # the tests may run as root
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        # No calls home: the machine may have no network beyond loopback.
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def text_of(driver: webdriver.Chrome, element_id: str) -> str:
+    text: str = driver.find_element(By.ID, element_id).text
+    return text
+
+
+async def wait_for_text(driver: webdriver.Chrome, element_id: str, expected: str) -> None:
+    """Wait (in a thread, so the API keeps serving) until the element shows `expected`."""
+
+    def wait() -> None:
+        WebDriverWait(driver, BROWSER_WAIT_S).until(
+            lambda d: text_of(d, element_id) == expected,
+            f"#{element_id} never showed {expected!r}",
+        )
+
+    await asyncio.to_thread(wait)
+
+
+async def open_page(api: Client, driver: webdriver.Chrome, app: dict[str, Any], job: str) -> None:
+    """Issue a stream token for `job` and open the page on it, as a backend would link it."""
+    response = await api.post(
+        f"/v1/apps/{app['id']}/stream-tokens", json={"job_id": job}, headers=bearer(app["api_key"])
+    )
+    token = (await response.json())["token"]
+    page = api.make_url(f"/demo#app={app['id']}&job={job}&token={token}")
+    await asyncio.to_thread(driver.get, str(page))
+
+
+@pytest.mark.settings(demo_page=True)
+async def test_a_browser_follows_a_job_from_queued_to_completed_live(
+    api: Client, browser: webdriver.Chrome
+) -> None:
+    app = await create_app_with_key(api)
+    await open_page(api, browser, app, "img-1")
+    await wait_for_text(browser, "connection", "open")
+    assert text_of(browser, "state") == "UNKNOWN"  # shown upper-case by the page's style
+
+    steps: list[tuple[str, dict[str, Any], str, str]] = [
+        ("job.queued", {}, "QUEUED", "0%"),
+        ("job.started", {}, "RUNNING", "0%"),
+        ("job.progress", {"percent": 25, "message": "sampling"}, "RUNNING", "25%"),
+        ("job.progress", {"percent": 70, "message": "upscaling"}, "RUNNING", "70%"),
+        (
+            "job.completed",
+            {"output": {"image": "https://cdn.example.com/cat.png"}},
+            "COMPLETED",
+            "100%",
+        ),
+    ]
+    for event_type, data, state, percent in steps:
+        await send_event(api, app, event_type, {"job_id": "img-1", **data})
+        await send_event(api, app, "job.progress", {"job_id": "another-job", "percent": 1})
+        await wait_for_text(browser, "state", state)
+        await wait_for_text(browser, "percent", percent)
+    await wait_for_text(browser, "event-count", str(len(steps)))
+    assert "cat.png" in text_of(browser, "output")
+    types = [
+        item.get_attribute("data-type")
+        for item in browser.find_elements(By.CSS_SELECTOR, "#log li")
+    ]
+    assert types == [step[0] for step in steps]  # this job's events only, in order, once
+
+
+@pytest.mark.settings(demo_page=True)
+async def test_the_page_shows_what_happened_before_it_opened(
+    api: Client, browser: webdriver.Chrome
+) -> None:
+    app = await create_app_with_key(api)
+    await send_event(api, app, "job.queued", {"job_id": "j9"})
+    await send_event(api, app, "job.progress", {"job_id": "j9", "percent": 40, "message": "half"})
+    await open_page(api, browser, app, "j9")
+    await wait_for_text(browser, "percent", "40%")
+    assert text_of(browser, "message") == "half"
+    await send_event(
+        api, app, "job.failed", {"job_id": "j9", "error": {"code": "oom", "message": "no memory"}}
+    )
+    await wait_for_text(browser, "state", "FAILED")
+    assert text_of(browser, "error") == "oom: no memory"
+
+
+async def test_the_page_is_not_served_unless_turned_on(api: Client) -> None:
+    response = await api.get("/demo")
+    assert response.status == 404
+
+
+@pytest.mark.settings(demo_page=True)
+async def test_the_page_runs_only_its_own_scripts(api: Client) -> None:
+    response = await api.get("/demo")
+    assert response.status == 200
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    assert (await api.get("/demo/demo.js")).content_type == "text/javascript"
+    assert (await api.get("/demo/secrets.txt")).status == 404

@@ -1,0 +1,108 @@
+"""The pure parts of live reading: stream tokens, log cursors, and a tail's memory."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from hookrelay.api.handlers.stream import encode_events
+from hookrelay.api.http import log_cursor, parse_log_cursor
+from hookrelay.errors import BadRequest
+from hookrelay.events import build_event
+from hookrelay.live import feed
+from hookrelay.live.feed import Tail
+from hookrelay.live.tokens import StreamGrant, issue_token, verify_token
+from hookrelay.models import Event, LogFilter, LogRead
+
+KEY, OLD_KEY = b"k" * 32, b"o" * 32
+
+
+def test_a_token_carries_its_grant_until_it_expires() -> None:
+    grant = StreamGrant("app_1", "job_1", 1_000)
+    token = issue_token(KEY, grant)
+    assert token.startswith("hrst_")
+    assert verify_token((KEY,), token, now=999) == grant
+    assert verify_token((KEY,), token, now=1_000) is None
+
+
+def test_a_token_signed_with_an_old_key_still_opens_a_stream_during_key_rotation() -> None:
+    token = issue_token(OLD_KEY, StreamGrant("app_1", None, 1_000))
+    assert verify_token((KEY, OLD_KEY), token, now=0) is not None
+    assert verify_token((KEY,), token, now=0) is None
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda t: t + "A",
+        lambda t: t.replace("hrst_", "hrsx_"),
+        lambda t: t[:-3],
+        lambda t: t.split(".")[0],
+        lambda t: "x",
+    ],
+)
+def test_a_changed_token_is_refused(mangle: object) -> None:
+    token = issue_token(KEY, StreamGrant("app_1", None, 1_000))
+    assert verify_token((KEY,), mangle(token), now=0) is None  # type: ignore[operator]
+
+
+def test_a_token_cannot_be_re_scoped_to_another_app() -> None:
+    token = issue_token(KEY, StreamGrant("app_1", None, 1_000))
+    other = issue_token(KEY, StreamGrant("app_2", None, 1_000))
+    swapped = other.split(".")[0] + "." + token.split(".")[1]
+    assert verify_token((KEY,), swapped, now=0) is None
+
+
+@pytest.mark.parametrize("position", [(0, ""), (17, ""), (2**63, "evt_" + "a" * 32)])
+def test_a_log_cursor_round_trips(position: tuple[int, str]) -> None:
+    assert parse_log_cursor(log_cursor(position)) == position
+
+
+@pytest.mark.parametrize("raw", ["", "abc", "MTox", "-1:", "MTp4eXo"])
+def test_a_made_up_log_cursor_is_a_bad_request(raw: str) -> None:
+    with pytest.raises(BadRequest):
+        parse_log_cursor(raw)
+
+
+def event(tx: int, event_type: str = "image.ready", body_bytes: int = 10) -> Event:
+    made = build_event("app_1", event_type, {"pad": "x" * body_bytes}, None, datetime.now(UTC))
+    return Event(made.id, made.app_id, made.type, None, made.body, made.created_at, tx)
+
+
+def test_events_are_framed_as_server_sent_events() -> None:
+    first, second = event(1), event(2, "job.queued")
+    assert b"".join(encode_events([first, second])).decode() == (
+        f"id: {first.id}\nevent: image.ready\ndata: {first.body}\n\n"
+        f"id: {second.id}\nevent: job.queued\ndata: {second.body}\n\n"
+    )
+
+
+async def test_a_tail_serves_readers_inside_it_and_sends_the_others_to_postgres() -> None:
+    tail = Tail("app_1", position=(10, ""), floor=(10, ""))
+    events = [event(11), event(12, "job.queued"), event(13)]
+    tail.advance(LogRead(events, (14, "")))
+    assert tail.read_after((9, ""), LogFilter(), 10) is None  # from before the tail
+    everything = tail.read_after((10, ""), LogFilter(), 10)
+    assert everything == LogRead(events, (14, ""))
+    assert tail.read_after(events[0].position, LogFilter(), 1) == LogRead(
+        [events[1]], events[1].position
+    )
+    narrowed = tail.read_after((10, ""), LogFilter(types=frozenset({"job.queued"})), 10)
+    assert narrowed == LogRead([events[1]], (14, ""))
+    # A reader ahead of the tail (its own read saw a later horizon) stays where it is.
+    assert tail.read_after((20, ""), LogFilter(), 10) == LogRead([], (20, ""))
+
+
+async def test_a_tail_keeps_its_memory_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(feed, "TAIL_MAX_EVENTS", 5)
+    monkeypatch.setattr(feed, "TAIL_MAX_BYTES", 2_000)
+    tail = Tail("app_1", position=(0, ""), floor=(0, ""))
+    events = [event(n, body_bytes=300) for n in range(1, 21)]
+    for start in range(0, 20, 4):
+        tail.advance(LogRead(events[start : start + 4], events[start + 3].position))
+        assert len(tail.events) <= 5
+        assert tail.size <= 2_000
+    assert tail.events == events[-len(tail.events) :]
+    assert tail.floor == events[-len(tail.events) - 1].position
+    assert tail.read_after(events[0].position, LogFilter(), 100) is None
