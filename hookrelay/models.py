@@ -89,6 +89,7 @@ class LogRead:
     events: list[Event]
     position: LogPosition
     held_back: bool = False  # committed events wait behind a transaction still running
+    more: bool = False  # the page was full (by count or bytes): more may follow at once
 
 
 @dataclass(frozen=True)

@@ -229,7 +229,7 @@ class LiveFeed:
                     await asyncio.sleep(RETRY_S)
                     continue
                 tail.advance(page)
-                if len(page.events) == TAIL_PAGE:
+                if page.more:  # a page full by count or by bytes: read on at once
                     tail.dirty = True
                 elif page.held_back:
                     # Committed events wait behind a transaction still open: look again soon.

@@ -94,39 +94,41 @@ async def test_a_client_that_reads_nothing_is_dropped_and_memory_stays_bounded(
         reader = await open_stream(session, cluster, client)
         count, size = 600, 100_000  # 60 MB of events
         # A first round without the stalled client: what ingesting and streaming this much
-        # costs the API anyway (its allocator's high-water mark).
-        await send_large_events(client, count, size)
-        await reader.events(count, timeout_s=60)
-        stalled = stalled_stream(cluster, client)
-        await asyncio.sleep(0.5)
-        before = api.memory_info().rss
-        peak = before
+        # costs the API anyway (its allocator's high-water mark). The reading client reads as
+        # the events are sent, as a client that keeps up does.
+        await asyncio.gather(
+            send_large_events(client, count, size), reader.events(count, timeout_s=120)
+        )
+        with stalled_stream(cluster, client) as stalled:
+            await asyncio.sleep(0.5)
+            before = api.memory_info().rss
+            peak = before
 
-        async def watch() -> None:
-            nonlocal peak
-            while True:
-                peak = max(peak, api.memory_info().rss)
-                await asyncio.sleep(0.05)
+            async def watch() -> None:
+                nonlocal peak
+                while True:
+                    peak = max(peak, api.memory_info().rss)
+                    await asyncio.sleep(0.05)
 
-        watcher = asyncio.create_task(watch())
-        try:
-            await send_large_events(client, count, size)
-            received = await reader.events(count, timeout_s=60)
-        finally:
-            watcher.cancel()
-        reader.response.close()
-    # The stalled client was dropped: after what the kernel buffers, its stream ends.
-    await asyncio.sleep(3)  # beyond the send timeout
-    stalled.settimeout(10)
-    taken = 0
-    try:
-        while chunk := stalled.recv(1 << 20):
-            taken += len(chunk)
-    except ConnectionResetError:
-        pass
-    except TimeoutError:
-        raise AssertionError(cluster.logs(whole=True)) from None
-    stalled.close()
+            watcher = asyncio.create_task(watch())
+            try:
+                _, received = await asyncio.gather(
+                    send_large_events(client, count, size), reader.events(count, timeout_s=120)
+                )
+            finally:
+                watcher.cancel()
+            reader.response.close()
+            # The stalled client was dropped: after what the kernel buffers, its stream ends.
+            await asyncio.sleep(3)  # beyond the send timeout
+            stalled.settimeout(10)
+            taken = 0
+            try:
+                while chunk := stalled.recv(1 << 20):
+                    taken += len(chunk)
+            except ConnectionResetError:
+                pass
+            except TimeoutError:
+                raise AssertionError(cluster.logs(whole=True)) from None
     assert len({f.id for f in received}) == count  # the reading client got everything
     assert taken < 10 * MB, f"the stalled client was sent {taken / MB:.1f} MB"
     growth = (peak - before) / MB

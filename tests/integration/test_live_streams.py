@@ -545,3 +545,29 @@ async def test_a_stream_token_stops_opening_streams_when_its_app_is_deleted(api:
     assert response.status == 204
     response = await api.get(f"/v1/apps/{app['id']}/events/stream?token={token}")
     assert response.status == 404
+
+
+async def test_one_notice_brings_every_event_it_stands_for_however_many_pages(
+    api: Client, settings: Settings
+) -> None:
+    """Events committed together beyond one page of bytes (here 3 MB in one transaction, one
+    notice) all reach a waiting stream at once, not one page per notice."""
+    app = await create_app_with_key(api)
+    events = [
+        build_event(app["id"], "image.ready", {"n": n, "pad": "x" * 100_000}, None, datetime.now(UTC))
+        for n in range(30)
+    ]
+    async with open_stream(api, app) as stream:
+        assert (await stream.frame()).comments == ("connected",)
+        connection = await asyncpg.connect(settings.database_url)
+        try:
+            await connection.executemany(
+                "INSERT INTO events (id, app_id, type, body, created_at) VALUES ($1, $2, $3, $4, $5)",
+                [(e.id, e.app_id, e.type, e.body, e.created_at) for e in events],
+            )
+        finally:
+            await connection.close()
+        api.app[LIVE_FEED].notice(app["id"])
+        received = await stream.events(len(events), timeout_s=5)
+    # One transaction: its events are in id order.
+    assert [frame.id for frame in received] == sorted(e.id for e in events)
