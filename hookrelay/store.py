@@ -418,11 +418,10 @@ class Store:
                 *args,
             )
         events = [_build(Event, r) for r in records if r["id"] is not None]
+        # A page full by count or by bytes: more may follow. Otherwise every match older than
+        # the horizon has been read.
         full = bool(events) and (len(events) == limit or len(events) < records[0]["rows_read"])
-        if full:  # by count or by bytes: more may follow
-            position = events[-1].position
-        else:  # every match older than the horizon has been read
-            position = max(after, (records[0]["horizon"], ""))
+        position = events[-1].position if full else max(after, (records[0]["horizon"], ""))
         return LogRead(events, position, records[0]["held_back"], more=full)
 
     async def log_horizon(self) -> LogPosition:

@@ -554,7 +554,9 @@ async def test_one_notice_brings_every_event_it_stands_for_however_many_pages(
     notice) all reach a waiting stream at once, not one page per notice."""
     app = await create_app_with_key(api)
     events = [
-        build_event(app["id"], "image.ready", {"n": n, "pad": "x" * 100_000}, None, datetime.now(UTC))
+        build_event(
+            app["id"], "image.ready", {"n": n, "pad": "x" * 100_000}, None, datetime.now(UTC)
+        )
         for n in range(30)
     ]
     async with open_stream(api, app) as stream:
@@ -562,8 +564,7 @@ async def test_one_notice_brings_every_event_it_stands_for_however_many_pages(
         connection = await asyncpg.connect(settings.database_url)
         try:
             await connection.executemany(
-                "INSERT INTO events (id, app_id, type, body, created_at) VALUES ($1, $2, $3, $4, $5)",
-                [(e.id, e.app_id, e.type, e.body, e.created_at) for e in events],
+                insert, [(e.id, e.app_id, e.type, e.body, e.created_at) for e in events]
             )
         finally:
             await connection.close()
