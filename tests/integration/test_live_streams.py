@@ -553,12 +553,12 @@ async def test_one_notice_brings_every_event_it_stands_for_however_many_pages(
     """Events committed together beyond one page of bytes (here 3 MB in one transaction, one
     notice) all reach a waiting stream at once, not one page per notice."""
     app = await create_app_with_key(api)
+    now = datetime.now(UTC)
     events = [
-        build_event(
-            app["id"], "image.ready", {"n": n, "pad": "x" * 100_000}, None, datetime.now(UTC)
-        )
+        build_event(app["id"], "image.ready", {"n": n, "pad": "x" * 100_000}, None, now)
         for n in range(30)
     ]
+    insert = "INSERT INTO events (id, app_id, type, body, created_at) VALUES ($1, $2, $3, $4, $5)"
     async with open_stream(api, app) as stream:
         assert (await stream.frame()).comments == ("connected",)
         connection = await asyncpg.connect(settings.database_url)
