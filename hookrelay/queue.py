@@ -21,7 +21,7 @@ DELIVER_TASK = "deliver"
 ENQUEUE_BATCH = 500
 # New deliveries per job: arq's own cost per job (about ten Redis round trips) is shared by a
 # batch, which a worker then sends concurrently.
-JOB_BATCH = 50
+JOB_BATCH = 100
 
 # What arq's enqueue_job does for one job (skip it if the job or its result exists; else store
 # the job and add it to its queue), done here for many jobs in one round trip.

@@ -43,7 +43,10 @@ class EndpointLimits:
         semaphore, users = self._slots.get(endpoint_id) or (asyncio.Semaphore(self._concurrency), 0)
         self._slots[endpoint_id] = (semaphore, users + 1)
         try:
-            await asyncio.wait_for(semaphore.acquire(), wait_s)
+            # asyncio.timeout, not wait_for: a burst to one endpoint queues here, one waiter per
+            # delivery, and wait_for would cost each of them a task of its own.
+            async with asyncio.timeout(wait_s):
+                await semaphore.acquire()
         except TimeoutError:
             self._leave(endpoint_id)
             return False
