@@ -50,25 +50,40 @@ class DeliveryMetrics:
     def __init__(self) -> None:
         self._counts: Counter[str] = Counter()
         self._sums: defaultdict[str, float] = defaultdict(float)
+        # Attempts per duration bucket, each in its own bucket only; made cumulative (as
+        # Prometheus buckets are) when flushed, not on every attempt.
+        self._buckets = [0] * len(_BUCKET_FIELDS)
 
     def attempt(self, outcome: str, duration_s: float) -> None:
         """Count one attempt: called for every delivery, so it only bumps counters."""
         self._counts[_OUTCOME_FIELDS.get(outcome) or _outcome_field(outcome)] += 1
-        # Cumulative buckets: an attempt counts in its own bucket and every larger one.
-        for field in _BUCKET_FIELDS[bisect.bisect_left(ATTEMPT_BUCKETS_S, duration_s) :]:
-            self._counts[field] += 1
-        self._counts["hookrelay_attempt_duration_seconds_count"] += 1
+        self._buckets[bisect.bisect_left(ATTEMPT_BUCKETS_S, duration_s)] += 1
         self._sums["hookrelay_attempt_duration_seconds_sum"] += duration_s
 
     def count(self, name: str, by: int = 1) -> None:
         self._counts[name] += by
 
+    def take(self) -> tuple[Counter[str], defaultdict[str, float]]:
+        """What was counted since the last take, as amounts to add to each field (histogram
+        buckets cumulative); counting starts afresh."""
+        counts, sums, buckets = self._counts, self._sums, self._buckets
+        self._counts, self._sums = Counter(), defaultdict(float)
+        self._buckets = [0] * len(_BUCKET_FIELDS)
+        # An attempt counts in its own bucket and every larger one.
+        running = 0
+        for field, attempts in zip(_BUCKET_FIELDS, buckets, strict=True):
+            running += attempts
+            if running:
+                counts[field] += running
+        if running:
+            counts["hookrelay_attempt_duration_seconds_count"] += running
+        return counts, sums
+
     async def flush(self, redis: Redis, key: str) -> None:
         """Add what was counted to the shared totals in Redis, in one round trip."""
-        counts, sums = self._counts, self._sums
+        counts, sums = self.take()
         if not counts and not sums:
             return
-        self._counts, self._sums = Counter(), defaultdict(float)
         try:
             async with redis.pipeline(transaction=False) as pipe:
                 for field, value in counts.items():

@@ -10,7 +10,7 @@ import base64
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -26,6 +26,16 @@ class SigningKey:
 
     scheme: str  # "v1" (HMAC-SHA256) or "v1a" (Ed25519)
     key: bytes  # the HMAC key, or the Ed25519 seed
+    # Keyed once, copied for each message: setting up the key is most of a short HMAC's cost.
+    _signer: hmac.HMAC | Ed25519PrivateKey = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        signer = (
+            hmac.new(self.key, digestmod=hashlib.sha256)
+            if self.scheme == "v1"
+            else Ed25519PrivateKey.from_private_bytes(self.key)
+        )
+        object.__setattr__(self, "_signer", signer)
 
     @classmethod
     def from_secret(cls, secret: str) -> SigningKey:
@@ -42,10 +52,12 @@ class SigningKey:
     def sign(self, msg_id: str, timestamp: int, body: bytes) -> str:
         """Return the `v1,<b64>` or `v1a,<b64>` signature of one message."""
         content = signed_content(msg_id, timestamp, body)
-        if self.scheme == "v1":
-            digest = hmac.new(self.key, content, hashlib.sha256).digest()
+        if isinstance(self._signer, hmac.HMAC):
+            mac = self._signer.copy()
+            mac.update(content)
+            digest = mac.digest()
         else:
-            digest = Ed25519PrivateKey.from_private_bytes(self.key).sign(content)
+            digest = self._signer.sign(content)
         return f"{self.scheme},{base64.b64encode(digest).decode()}"
 
 

@@ -116,9 +116,23 @@ def _build(cls: type[T], record: asyncpg.Record | None) -> T:
     return cls(**{key: value for key, value in record.items() if key in names})
 
 
+def _build_many(cls: type[T], records: list[asyncpg.Record]) -> list[T]:
+    """`_build` for a page of rows. When the columns are exactly the fields of `cls`, in
+    order (checked once per page), each row is passed positionally: on the hot path of
+    claims, matching names row by row cost more than the rest of building them."""
+    if records and tuple(records[0].keys()) == _field_order(cls):
+        return [cls(*record) for record in records]
+    return [_build(cls, record) for record in records]
+
+
 @functools.cache
 def _field_names(cls: type) -> frozenset[str]:
-    return frozenset(f.name for f in fields(cls))
+    return frozenset(_field_order(cls))
+
+
+@functools.cache
+def _field_order(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
 
 
 class Store:
@@ -485,7 +499,7 @@ class Store:
         """Take the lease on those deliveries that are due and not held by anyone else."""
         async with self._connection() as connection:
             records = await connection.fetch(self._sql["claim_deliveries"], delivery_ids, lease_s)
-        return [_build(ClaimedDelivery, r) for r in records]
+        return _build_many(ClaimedDelivery, records)
 
     async def release_delivery(self, delivery_id: str, attempt: int, delay_s: float) -> bool:
         """Undo a claim without using up the attempt; due again after `delay_s`."""

@@ -25,6 +25,22 @@ return slot - now
 """
 
 
+class _Gate:
+    """One endpoint's slots in this process, and the deliveries waiting for one, in order.
+
+    A burst to one endpoint queues dozens of deliveries here; each waits on a bare future, and
+    the gate keeps one timer for the earliest deadline, not a timer (or task) per waiter.
+    """
+
+    __slots__ = ("free", "timer", "users", "waiters")
+
+    def __init__(self, slots: int) -> None:
+        self.free = slots
+        self.users = 0  # deliveries that hold or await a slot: an unused gate is dropped
+        self.waiters: collections.deque[tuple[float, asyncio.Future[bool]]] = collections.deque()
+        self.timer: asyncio.TimerHandle | None = None
+
+
 class EndpointLimits:
     """Decides whether a delivery to an endpoint may start now."""
 
@@ -32,40 +48,81 @@ class EndpointLimits:
         self._redis = redis
         self._key_prefix = key_prefix
         self._concurrency = concurrency
-        # Per endpoint: its semaphore, and how many deliveries hold or await it (so that the
-        # semaphores of idle endpoints can be dropped).
-        self._slots: dict[str, tuple[asyncio.Semaphore, int]] = {}
+        self._slots: dict[str, _Gate] = {}
         self._reserve_slot = redis.register_script(_RESERVE_SLOT)
 
     async def start(self, endpoint_id: str, wait_s: float) -> bool:
         """Take one of the endpoint's concurrency slots in this process, waiting up to `wait_s`
         (a fast endpoint frees one within milliseconds; a slow one is not waited for)."""
-        semaphore, users = self._slots.get(endpoint_id) or (asyncio.Semaphore(self._concurrency), 0)
-        self._slots[endpoint_id] = (semaphore, users + 1)
+        gate = self._slots.get(endpoint_id)
+        if gate is None:
+            gate = self._slots[endpoint_id] = _Gate(self._concurrency)
+        gate.users += 1
+        if gate.free and not gate.waiters:
+            gate.free -= 1
+            return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        deadline = loop.time() + wait_s
+        gate.waiters.append((deadline, waiter))
+        if gate.timer is None or deadline < gate.timer.when():
+            self._arm(endpoint_id, gate, deadline)
         try:
-            # asyncio.timeout, not wait_for: a burst to one endpoint queues here, one waiter per
-            # delivery, and wait_for would cost each of them a task of its own.
-            async with asyncio.timeout(wait_s):
-                await semaphore.acquire()
-        except TimeoutError:
-            self._leave(endpoint_id)
-            return False
-        except BaseException:  # cancelled: forget this waiter too
-            self._leave(endpoint_id)
+            granted = await waiter
+        except BaseException:  # cancelled: a slot granted meanwhile goes to the next in line
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self._pass_on(endpoint_id, gate)
+            self._leave(endpoint_id, gate)
             raise
-        return True
+        if not granted:
+            self._leave(endpoint_id, gate)
+        return granted
 
     def finish(self, endpoint_id: str) -> None:
         """Give back a slot taken by `start`."""
-        self._slots[endpoint_id][0].release()
-        self._leave(endpoint_id)
+        gate = self._slots[endpoint_id]
+        self._pass_on(endpoint_id, gate)
+        self._leave(endpoint_id, gate)
 
-    def _leave(self, endpoint_id: str) -> None:
-        semaphore, users = self._slots[endpoint_id]
-        if users <= 1:
-            del self._slots[endpoint_id]
+    def _pass_on(self, endpoint_id: str, gate: _Gate) -> None:
+        """A slot came free: the first delivery still waiting takes it, else it is free."""
+        while gate.waiters:
+            _, waiter = gate.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(True)
+                break
         else:
-            self._slots[endpoint_id] = (semaphore, users - 1)
+            gate.free += 1
+        if not gate.waiters and gate.timer is not None:
+            gate.timer.cancel()
+            gate.timer = None
+
+    def _arm(self, endpoint_id: str, gate: _Gate, deadline: float) -> None:
+        if gate.timer is not None:
+            gate.timer.cancel()
+        gate.timer = asyncio.get_running_loop().call_at(deadline, self._expire, endpoint_id, gate)
+
+    def _expire(self, endpoint_id: str, gate: _Gate) -> None:
+        """Waiters past their deadline give up (they are put off); the timer moves on to the
+        earliest deadline left."""
+        gate.timer = None
+        now = asyncio.get_running_loop().time()
+        kept: collections.deque[tuple[float, asyncio.Future[bool]]] = collections.deque()
+        for deadline, waiter in gate.waiters:
+            if waiter.done():
+                continue
+            if deadline <= now:
+                waiter.set_result(False)
+            else:
+                kept.append((deadline, waiter))
+        gate.waiters = kept
+        if kept:
+            self._arm(endpoint_id, gate, min(deadline for deadline, _ in kept))
+
+    def _leave(self, endpoint_id: str, gate: _Gate) -> None:
+        gate.users -= 1
+        if gate.users == 0 and self._slots.get(endpoint_id) is gate:
+            del self._slots[endpoint_id]
 
     async def reserve_rate_slot(self, endpoint_id: str, per_second: int) -> float:
         """Reserve the endpoint's next start slot; return the seconds until it (0: now).

@@ -13,8 +13,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from hookrelay.events import build_event
+from hookrelay.models import ClaimedDelivery
 from hookrelay.settings import Settings
-from hookrelay.store import Store
+from hookrelay.store import Store, _build_many, _field_order
 from tests.integration.api_calls import (
     add_endpoint,
     bearer,
@@ -387,3 +388,25 @@ async def test_a_request_that_cannot_be_made_is_recorded_and_dead_lettered(
     ]
     assert [a["error_kind"] for a in attempts] == ["request_error"] * 3
     assert receiver.requests == []
+
+
+async def test_claimed_rows_are_built_from_their_columns_in_field_order(
+    settings: Settings, api: Client, receiver: Receiver
+) -> None:
+    """The claim's columns are exactly a ClaimedDelivery's fields, in order, so the hot path
+    builds claims positionally (a new column out of order would fall back to names)."""
+    app = await create_app_with_key(api)
+    await add_endpoint(api, app, f"{receiver.url}/hook")
+    store = await Store.open(settings.require_database_url())
+    try:
+        event = build_event(app["id"], "image.ready", {"n": 1}, None, datetime.now(UTC))
+        [delivery_id] = await store.insert_event(event)
+        async with store.pool.acquire() as connection:
+            [row] = await connection.fetch(
+                store._sql["claim_deliveries"], [delivery_id], settings.lease_s
+            )
+    finally:
+        await store.close()
+    assert tuple(row.keys()) == _field_order(ClaimedDelivery)
+    claim = _build_many(ClaimedDelivery, [row])[0]
+    assert (claim.id, claim.event_type, claim.body) == (delivery_id, event.type, event.body)

@@ -40,11 +40,15 @@ def test_attempt_durations_fill_cumulative_buckets() -> None:
     metrics = DeliveryMetrics()
     metrics.attempt("succeeded", 0.004)
     metrics.attempt("retrying", 0.3)
-    counts = dict(metrics._counts)
+    counts, sums = metrics.take()
     assert counts['hookrelay_attempt_duration_seconds_bucket{le="0.005"}'] == 1
+    assert counts['hookrelay_attempt_duration_seconds_bucket{le="0.25"}'] == 1
     assert counts['hookrelay_attempt_duration_seconds_bucket{le="0.5"}'] == 2
     assert counts['hookrelay_attempt_duration_seconds_bucket{le="+Inf"}'] == 2
+    assert counts["hookrelay_attempt_duration_seconds_count"] == 2
     assert counts['hookrelay_deliveries_total{outcome="retrying"}'] == 1
+    assert sums["hookrelay_attempt_duration_seconds_sum"] == pytest.approx(0.304)
+    assert metrics.take() == ({}, {})  # counting starts afresh
 
 
 def test_render_writes_help_type_and_whole_numbers() -> None:

@@ -79,6 +79,40 @@ async def test_endpoint_slots_forget_a_cancelled_waiter() -> None:
     assert limits._slots == {}  # nothing left behind for an idle endpoint
 
 
+async def test_endpoint_slots_go_to_waiters_in_order_and_late_ones_give_up() -> None:
+    limits = EndpointLimits(FakeRedis(), "test", concurrency=2)  # type: ignore[arg-type]
+    assert await limits.start("ep_1", wait_s=1)
+    assert await limits.start("ep_1", wait_s=1)
+    first = asyncio.create_task(limits.start("ep_1", wait_s=5))
+    second = asyncio.create_task(limits.start("ep_1", wait_s=5))
+    late = asyncio.create_task(limits.start("ep_1", wait_s=0.05))
+    await asyncio.sleep(0.01)
+    limits.finish("ep_1")  # the slot goes to the first waiter, not the last
+    assert await first
+    assert not second.done()
+    assert await late is False  # its deadline passed with no slot free
+    limits.finish("ep_1")
+    assert await second
+    assert not await limits.start("ep_1", wait_s=0.01)  # both slots held
+    limits.finish("ep_1")
+    limits.finish("ep_1")
+    assert limits._slots == {}
+
+
+async def test_a_slot_granted_to_a_waiter_cancelled_meanwhile_goes_to_the_next() -> None:
+    limits = EndpointLimits(FakeRedis(), "test", concurrency=1)  # type: ignore[arg-type]
+    assert await limits.start("ep_1", wait_s=1)
+    cancelled = asyncio.create_task(limits.start("ep_1", wait_s=5))
+    nxt = asyncio.create_task(limits.start("ep_1", wait_s=5))
+    await asyncio.sleep(0)
+    limits.finish("ep_1")  # granted to `cancelled`, which has not run yet
+    cancelled.cancel()
+    await asyncio.gather(cancelled, return_exceptions=True)
+    assert await nxt  # the slot was passed on, not lost
+    limits.finish("ep_1")
+    assert limits._slots == {}
+
+
 class FakeStore:
     def __init__(self, sweep: Sweep) -> None:
         self.result = sweep
