@@ -126,12 +126,12 @@ def _build_many(cls: type[T], records: list[asyncpg.Record]) -> list[T]:
 
 
 @functools.cache
-def _field_names(cls: type) -> frozenset[str]:
+def _field_names(cls: Any) -> frozenset[str]:
     return frozenset(_field_order(cls))
 
 
 @functools.cache
-def _field_order(cls: type) -> tuple[str, ...]:
+def _field_order(cls: Any) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls))
 
 
