@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
@@ -125,14 +124,22 @@ def _build_many(cls: type[T], records: list[asyncpg.Record]) -> list[T]:
     return [_build(cls, record) for record in records]
 
 
-@functools.cache
-def _field_names(cls: Any) -> frozenset[str]:
-    return frozenset(_field_order(cls))
+_FIELD_ORDER: dict[type, tuple[str, ...]] = {}
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
 
 
-@functools.cache
-def _field_order(cls: Any) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
+def _field_names(cls: type) -> frozenset[str]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(_field_order(cls))
+    return names
+
+
+def _field_order(cls: type) -> tuple[str, ...]:
+    order = _FIELD_ORDER.get(cls)
+    if order is None:
+        order = _FIELD_ORDER[cls] = tuple(f.name for f in fields(cls))
+    return order
 
 
 class Store:
