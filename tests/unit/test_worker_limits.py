@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from arq import Worker
+from arq.worker import func
 
 from hookrelay.store import SWEEP_START, Sweep
 from hookrelay.worker.limits import EndpointLimits, Slots, SlotsBusy
+from hookrelay.worker.main import LaneWorker
 from hookrelay.worker.sweeper import Sweeper
 
 
@@ -152,3 +155,25 @@ async def test_sweeper_leaves_a_queued_backlog_alone_but_not_stale_deliveries() 
     drained = FakeQueue(waiting=0)
     sweeper = Sweeper(FakeStore(sweep), drained, 2.0, 5.0, stale_after_s=60.0)  # type: ignore[arg-type]
     assert await sweeper.sweep_once() == 3
+
+
+async def test_a_lane_skips_the_jobs_it_is_already_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Polls see running jobs again; checking them in Redis would cost three round trips each."""
+    checked: list[list[bytes]] = []
+
+    async def start_jobs(self: Worker, job_ids: list[bytes]) -> None:
+        checked.append(job_ids)
+
+    async def noop(ctx: dict[str, Any]) -> None:
+        pass
+
+    monkeypatch.setattr(Worker, "start_jobs", start_jobs)
+    lane = LaneWorker(functions=[func(noop, name="noop")], handle_signals=False)
+    running = asyncio.create_task(asyncio.sleep(10))
+    finished = asyncio.create_task(asyncio.sleep(0))
+    await finished
+    lane.tasks = {"running": running, "finished": finished}
+    await lane.start_jobs([b"running", b"finished", b"new"])
+    running.cancel()
+    # A finished job whose id came back (deferred and due again) is arq's to check.
+    assert checked == [[b"finished", b"new"]]
