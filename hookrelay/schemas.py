@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,125 @@ def builtin_event_types() -> list[str]:
 
 def validate_request(name: str, body: Any) -> dict[str, Any]:
     """Check a request body against `schemas/requests/<name>.json`; return it."""
-    _raise_errors(_validators("requests")[name], body, "the request body is invalid")
+    quick = _quick_checks("requests").get(name)
+    if quick is None or not quick(body):
+        _raise_errors(_validators("requests")[name], body, "the request body is invalid")
     assert isinstance(body, dict)
     return body
+
+
+# Quick checks: the schemas that only use the keywords below are also compiled into plain
+# Python, which answers "valid" several times faster than jsonschema (every event of a batch
+# goes through one). A quick check never accepts what the schema refuses; when it says no,
+# jsonschema looks again and names the errors.
+Check = Callable[[Any], bool]
+_ANNOTATIONS = {"$schema", "$id", "title", "description"}
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "object": dict,
+    "array": list,
+    "string": str,
+    "boolean": bool,
+    "null": type(None),
+}
+
+
+@cache
+def _quick_checks(kind: str) -> dict[str, Check]:
+    folder: Path = resource_dir("schemas") / kind
+    checks = {}
+    for path in sorted(folder.glob("*.json")):
+        check = quick_check(orjson.loads(path.read_bytes()))
+        if check is not None:
+            checks[path.stem] = check
+    return checks
+
+
+def quick_check(schema: Any) -> Check | None:
+    """A plain-Python check for `schema`, or None if it uses a keyword this does not know."""
+    if not isinstance(schema, dict) or not set(schema) <= _ANNOTATIONS | set(_KEYWORDS):
+        return None
+    parts: list[Check] = []
+    for keyword, value in schema.items():
+        if keyword in _ANNOTATIONS:
+            continue
+        part = _KEYWORDS[keyword](value, schema)
+        if part is None:
+            return None
+        parts.append(part)
+    return lambda instance: all(part(instance) for part in parts)
+
+
+def _type(value: Any, _: dict[str, Any]) -> Check | None:
+    wanted = _TYPES.get(value) if isinstance(value, str) else None
+    if wanted is None:
+        return None
+    # type(x) is, not isinstance: a bool is not an integer here, nor a dict subclass an object.
+    return lambda instance: type(instance) is wanted
+
+
+def _properties(value: Any, schema: dict[str, Any]) -> Check | None:
+    subs = {name: quick_check(sub) for name, sub in value.items()}
+    checks = [(name, sub) for name, sub in subs.items() if sub is not None]
+    if len(checks) < len(subs):
+        return None
+    closed = schema.get("additionalProperties") is False
+    known = set(value)
+
+    def check(instance: Any) -> bool:
+        if not isinstance(instance, dict):
+            return True  # "properties" says nothing of other types
+        if closed and not instance.keys() <= known:
+            return False
+        return all(sub(instance[name]) for name, sub in checks if name in instance)
+
+    return check
+
+
+def _additional_properties(value: Any, schema: dict[str, Any]) -> Check | None:
+    # Only `false`, and only beside "properties", which applies it.
+    return (lambda _: True) if value is False and "properties" in schema else None
+
+
+def _required(value: Any, _: dict[str, Any]) -> Check | None:
+    names = tuple(value)
+    return lambda instance: not isinstance(instance, dict) or all(n in instance for n in names)
+
+
+def _bound(kind: type, measure: Callable[[Any], int], at_most: bool) -> Callable[..., Check]:
+    def make(value: Any, _: dict[str, Any]) -> Check | None:
+        if type(value) is not int:
+            return None
+        if at_most:
+            return lambda instance: not isinstance(instance, kind) or measure(instance) <= value
+        return lambda instance: not isinstance(instance, kind) or measure(instance) >= value
+
+    return make
+
+
+def _pattern(value: Any, _: dict[str, Any]) -> Check | None:
+    compiled = re.compile(value)  # searched, not matched, as jsonschema does
+    return lambda instance: not isinstance(instance, str) or compiled.search(instance) is not None
+
+
+def _items(value: Any, _: dict[str, Any]) -> Check | None:
+    sub = quick_check(value)
+    if sub is None:
+        return None
+    return lambda instance: not isinstance(instance, list) or all(sub(item) for item in instance)
+
+
+_KEYWORDS: dict[str, Callable[[Any, dict[str, Any]], Check | None]] = {
+    "type": _type,
+    "properties": _properties,
+    "additionalProperties": _additional_properties,
+    "required": _required,
+    "maxLength": _bound(str, len, at_most=True),
+    "minLength": _bound(str, len, at_most=False),
+    "maxItems": _bound(list, len, at_most=True),
+    "minItems": _bound(list, len, at_most=False),
+    "pattern": _pattern,
+    "items": _items,
+}
 
 
 def validate_event_data(event_type: str, data: Any) -> None:
