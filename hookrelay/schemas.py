@@ -123,7 +123,9 @@ def _required(value: Any, _: dict[str, Any]) -> Check | None:
     return lambda instance: not isinstance(instance, dict) or all(n in instance for n in names)
 
 
-def _bound(kind: type, measure: Callable[[Any], int], at_most: bool) -> Callable[..., Check]:
+def _bound(
+    kind: type, measure: Callable[[Any], int], at_most: bool
+) -> Callable[[Any, dict[str, Any]], Check | None]:
     def make(value: Any, _: dict[str, Any]) -> Check | None:
         if type(value) is not int:
             return None
