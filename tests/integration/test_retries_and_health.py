@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from hookrelay.events import build_event
-from hookrelay.models import ClaimedDelivery
+from hookrelay.models import ClaimedDelivery, Event
 from hookrelay.settings import Settings
 from hookrelay.store import Store, _build_many, _field_order
 from tests.integration.api_calls import (
@@ -40,6 +42,23 @@ async def get_json(api: Client, app: dict[str, Any], path: str) -> Any:
     response = await api.get(f"/v1/apps/{app['id']}{path}", headers=bearer(app["api_key"]))
     assert response.status == 200, await response.text()
     return orjson.loads(await response.read())
+
+
+@asynccontextmanager
+async def unqueued_delivery(
+    settings: Settings, api: Client, receiver: Receiver
+) -> AsyncIterator[tuple[dict[str, Any], Store, Event, str]]:
+    """An event with one delivery to the receiver, written to Postgres by hand and never
+    enqueued, and a store to look at it with."""
+    app = await create_app_with_key(api)
+    await add_endpoint(api, app, f"{receiver.url}/hook")
+    store = await Store.open(settings.require_database_url())
+    try:
+        event = build_event(app["id"], "image.ready", {"n": 1}, None, datetime.now(UTC))
+        [delivery_id] = await store.insert_event(event)
+        yield app, store, event, delivery_id
+    finally:
+        await store.close()
 
 
 async def test_dead_letter_after_the_last_attempt_reports_delivery_dead(
@@ -245,15 +264,9 @@ async def test_a_slow_endpoint_does_not_hold_up_the_others(api: Client, receiver
 async def test_sweeper_sends_a_delivery_whose_job_was_lost(
     settings: Settings, api: Client, receiver: Receiver
 ) -> None:
-    app = await create_app_with_key(api)
-    await add_endpoint(api, app, f"{receiver.url}/hook")
-    store = await Store.open(settings.require_database_url())
-    try:
-        # Written to Postgres but never enqueued: as if Redis had lost the job.
-        event = build_event(app["id"], "image.ready", {"n": 1}, None, datetime.now(UTC))
-        await store.insert_event(event)
-    finally:
-        await store.close()
+    # Written to Postgres but never enqueued: as if Redis had lost the job.
+    async with unqueued_delivery(settings, api, receiver) as (_, _, event, _):
+        pass
     await receiver.wait_for(1, timeout_s=10)
     assert receiver.requests[0].headers["webhook-id"] == event.id
 
@@ -262,17 +275,10 @@ async def test_sweeper_sends_a_delivery_whose_job_was_lost(
 async def test_an_expired_lease_is_redelivered_and_counted(
     settings: Settings, api: Client, receiver: Receiver
 ) -> None:
-    app = await create_app_with_key(api)
-    await add_endpoint(api, app, f"{receiver.url}/hook")
-    store = await Store.open(settings.require_database_url())
-    try:
-        event = build_event(app["id"], "image.ready", {"n": 1}, None, datetime.now(UTC))
-        [delivery_id] = await store.insert_event(event)
+    async with unqueued_delivery(settings, api, receiver) as (app, store, event, delivery_id):
         # A worker that claimed the delivery and died before sending it.
         [claimed] = await store.claim_deliveries([delivery_id], lease_s=0.5)
         assert claimed.status == "sending"
-    finally:
-        await store.close()
     await receiver.wait_for(1, timeout_s=10)
     detail = await wait_for_delivery_status(api, app, event.id, "succeeded")
     assert detail["deliveries"][0]["attempt_count"] == 2
@@ -395,18 +401,13 @@ async def test_claimed_rows_are_built_from_their_columns_in_field_order(
 ) -> None:
     """The claim's columns are exactly a ClaimedDelivery's fields, in order, so the hot path
     builds claims positionally (a new column out of order would fall back to names)."""
-    app = await create_app_with_key(api)
-    await add_endpoint(api, app, f"{receiver.url}/hook")
-    store = await Store.open(settings.require_database_url())
-    try:
-        event = build_event(app["id"], "image.ready", {"n": 1}, None, datetime.now(UTC))
-        [delivery_id] = await store.insert_event(event)
-        async with store.pool.acquire() as connection:
-            [row] = await connection.fetch(
-                store._sql["claim_deliveries"], [delivery_id], settings.lease_s
-            )
-    finally:
-        await store.close()
+    async with (
+        unqueued_delivery(settings, api, receiver) as (_, store, event, delivery_id),
+        store.pool.acquire() as connection,
+    ):
+        [row] = await connection.fetch(
+            store._sql["claim_deliveries"], [delivery_id], settings.lease_s
+        )
     assert tuple(row.keys()) == _field_order(ClaimedDelivery)
     claim = _build_many(ClaimedDelivery, [row])[0]
     assert (claim.id, claim.event_type, claim.body) == (delivery_id, event.type, event.body)
