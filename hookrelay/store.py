@@ -150,24 +150,15 @@ class Store:
         self._sql = queries()
 
     @classmethod
-    async def open(
-        cls, database_url: str, max_size: int = 20, generic_plans: bool = False
-    ) -> Store:
+    async def open(cls, database_url: str, max_size: int = 20) -> Store:
         """A store whose pool connects on first use, so that a process starts (and answers 503)
-        while Postgres is down, and reconnects by itself when it is back.
-
-        `generic_plans`: plan each prepared statement once, for statements whose best plan does
-        not depend on their values (the worker's lookups by primary key). Postgres otherwise
-        plans a statement with an array parameter anew on every execution, which cost the
-        claim about half of its time.
-        """
+        while Postgres is down, and reconnects by itself when it is back."""
         pool = asyncpg.create_pool(
             database_url,
             min_size=0,
             max_size=max_size,
             init=_init_connection,
             reset=_reset_connection,
-            server_settings={"plan_cache_mode": "force_generic_plan"} if generic_plans else None,
         )
         await pool  # with min_size 0 this opens no connection, so it cannot fail
         return cls(pool)

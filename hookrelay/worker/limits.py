@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import heapq
+import itertools
+import math
 import sys
 from collections.abc import AsyncIterator
 
@@ -26,19 +29,24 @@ return slot - now
 
 
 class _Gate:
-    """One endpoint's slots in this process, and the deliveries waiting for one, in order.
+    """One endpoint's slots in this process, and the deliveries waiting for one.
 
     A burst to one endpoint queues dozens of deliveries here; each waits on a bare future, and
     the gate keeps one timer for the earliest deadline, not a timer (or task) per waiter.
+    Slots go to waiters in arrival order; deadlines are kept in a heap beside them. A waiter
+    that is done (granted, expired or cancelled) is skipped wherever it is met later.
     """
 
-    __slots__ = ("free", "timer", "users", "waiters")
+    __slots__ = ("deadlines", "free", "timer", "timer_at", "users", "waiters")
 
     def __init__(self, slots: int) -> None:
         self.free = slots
         self.users = 0  # deliveries that hold or await a slot: an unused gate is dropped
-        self.waiters: collections.deque[tuple[float, asyncio.Future[bool]]] = collections.deque()
-        self.timer: asyncio.TimerHandle | None = None
+        self.waiters: collections.deque[asyncio.Future[bool]] = collections.deque()
+        self.deadlines: list[tuple[float, int, asyncio.Future[bool]]] = []
+        # uvloop's timer handles cannot say when they fire, so the gate remembers.
+        self.timer: asyncio.Handle | None = None
+        self.timer_at = math.inf
 
 
 class EndpointLimits:
@@ -49,6 +57,7 @@ class EndpointLimits:
         self._key_prefix = key_prefix
         self._concurrency = concurrency
         self._slots: dict[str, _Gate] = {}
+        self._arrivals = itertools.count()  # orders waiters with the same deadline
         self._reserve_slot = redis.register_script(_RESERVE_SLOT)
 
     async def start(self, endpoint_id: str, wait_s: float) -> bool:
@@ -63,15 +72,17 @@ class EndpointLimits:
             return True
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[bool] = loop.create_future()
-        deadline = loop.time() + wait_s
-        gate.waiters.append((deadline, waiter))
-        if gate.timer is None or deadline < gate.timer.when():
-            self._arm(endpoint_id, gate, deadline)
         try:
+            deadline = loop.time() + wait_s
+            gate.waiters.append(waiter)
+            heapq.heappush(gate.deadlines, (deadline, next(self._arrivals), waiter))
+            if deadline < gate.timer_at:
+                self._arm(gate, deadline)
             granted = await waiter
         except BaseException:  # cancelled: a slot granted meanwhile goes to the next in line
             if waiter.done() and not waiter.cancelled() and waiter.result():
-                self._pass_on(endpoint_id, gate)
+                self._pass_on(gate)
+            waiter.cancel()  # (if still waiting) so that nothing hands it a slot later
             self._leave(endpoint_id, gate)
             raise
         if not granted:
@@ -81,48 +92,45 @@ class EndpointLimits:
     def finish(self, endpoint_id: str) -> None:
         """Give back a slot taken by `start`."""
         gate = self._slots[endpoint_id]
-        self._pass_on(endpoint_id, gate)
+        self._pass_on(gate)
         self._leave(endpoint_id, gate)
 
-    def _pass_on(self, endpoint_id: str, gate: _Gate) -> None:
+    def _pass_on(self, gate: _Gate) -> None:
         """A slot came free: the first delivery still waiting takes it, else it is free."""
         while gate.waiters:
-            _, waiter = gate.waiters.popleft()
+            waiter = gate.waiters.popleft()
             if not waiter.done():
                 waiter.set_result(True)
-                break
-        else:
-            gate.free += 1
-        if not gate.waiters and gate.timer is not None:
-            gate.timer.cancel()
-            gate.timer = None
+                return
+        gate.free += 1
 
-    def _arm(self, endpoint_id: str, gate: _Gate, deadline: float) -> None:
+    def _arm(self, gate: _Gate, at: float) -> None:
         if gate.timer is not None:
             gate.timer.cancel()
-        gate.timer = asyncio.get_running_loop().call_at(deadline, self._expire, endpoint_id, gate)
+        gate.timer = asyncio.get_running_loop().call_at(at, self._expire, gate)
+        gate.timer_at = at
 
-    def _expire(self, endpoint_id: str, gate: _Gate) -> None:
+    def _expire(self, gate: _Gate) -> None:
         """Waiters past their deadline give up (they are put off); the timer moves on to the
         earliest deadline left."""
-        gate.timer = None
+        gate.timer, gate.timer_at = None, math.inf
         now = asyncio.get_running_loop().time()
-        kept: collections.deque[tuple[float, asyncio.Future[bool]]] = collections.deque()
-        for deadline, waiter in gate.waiters:
-            if waiter.done():
-                continue
-            if deadline <= now:
+        deadlines = gate.deadlines
+        while deadlines and (deadlines[0][2].done() or deadlines[0][0] <= now):
+            waiter = heapq.heappop(deadlines)[2]
+            if not waiter.done():
                 waiter.set_result(False)
-            else:
-                kept.append((deadline, waiter))
-        gate.waiters = kept
-        if kept:
-            self._arm(endpoint_id, gate, min(deadline for deadline, _ in kept))
+        while gate.waiters and gate.waiters[0].done():  # the expired ones lead the queue
+            gate.waiters.popleft()
+        if deadlines:
+            self._arm(gate, deadlines[0][0])
 
     def _leave(self, endpoint_id: str, gate: _Gate) -> None:
         gate.users -= 1
         if gate.users == 0 and self._slots.get(endpoint_id) is gate:
             del self._slots[endpoint_id]
+            if gate.timer is not None:
+                gate.timer.cancel()
 
     async def reserve_rate_slot(self, endpoint_id: str, per_second: int) -> float:
         """Reserve the endpoint's next start slot; return the seconds until it (0: now).

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import uvloop
 from arq import Worker
 from arq.worker import func
 
@@ -177,3 +180,51 @@ async def test_a_lane_skips_the_jobs_it_is_already_running(monkeypatch: pytest.M
     running.cancel()
     # A finished job whose id came back (deferred and due again) is arq's to check.
     assert checked == [[b"finished", b"new"]]
+
+
+@pytest.mark.parametrize("loop_factory", [asyncio.new_event_loop, uvloop.new_event_loop])
+def test_endpoint_slots_survive_bursts_deadlines_and_cancellations(
+    loop_factory: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    """Hundreds of waiters with deadlines from under a millisecond (uvloop then hands out
+    timer handles that cannot say when they fire) to 50 ms, some cancelled: never more than
+    the concurrency at once, no error, and every slot back at the end."""
+    rng = random.Random(7)
+    holding = most = 0
+    errors: list[BaseException] = []
+
+    async def scenario() -> dict[str, Any]:
+        limits = EndpointLimits(FakeRedis(), "test", concurrency=3)  # type: ignore[arg-type]
+
+        async def deliver() -> None:
+            nonlocal holding, most
+            try:
+                if not await limits.start("ep_1", wait_s=rng.choice([0.0, 0.0004, 0.002, 0.05])):
+                    return
+            except Exception as exc:
+                errors.append(exc)
+                return
+            holding += 1
+            most = max(most, holding)
+            try:
+                await asyncio.sleep(rng.random() * 0.003)
+            finally:  # as the worker gives a slot back, however its delivery ends
+                holding -= 1
+                limits.finish("ep_1")
+
+        for _ in range(20):
+            burst = [asyncio.create_task(deliver()) for _ in range(rng.randint(20, 80))]
+            await asyncio.sleep(0.001)
+            for task in rng.sample(burst, len(burst) // 5):
+                task.cancel()
+            await asyncio.gather(*burst, return_exceptions=True)
+        return dict(limits._slots)
+
+    loop = loop_factory()
+    try:
+        left = loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    assert errors == []
+    assert 0 < most <= 3
+    assert left == {}  # every slot given back, the idle gate dropped
