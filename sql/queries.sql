@@ -435,10 +435,13 @@ FROM attempts WHERE delivery_id = $1 ORDER BY attempt_number;
 
 -- claim_deliveries --
 -- Lease the deliveries among $1 that are due (or whose lease expired); hold any whose endpoint is not active.
--- Rows are locked in id order, so concurrent claims of overlapping batches cannot deadlock,
--- and `d.id = ANY ($1)` keeps the update on the primary key.
+-- Rows are locked in id order, so concurrent claims of overlapping batches cannot deadlock.
+-- Whether a row is due is judged on the locked row (`previous`, its latest version), never on
+-- `d`: a condition on d's columns let the planner reach the rows through the due and lease
+-- indexes, whose entries for long-finished deliveries (until vacuum) then slowed every claim.
 WITH previous AS (
-    SELECT id, status FROM deliveries WHERE id = ANY ($1) ORDER BY id FOR UPDATE
+    SELECT id, status, next_attempt_at, lease_until
+    FROM deliveries WHERE id = ANY ($1) ORDER BY id FOR UPDATE
 ), claimed AS (
     UPDATE deliveries AS d
     SET status = CASE WHEN endpoint.status = 'active' THEN 'sending' ELSE 'held' END,
@@ -450,8 +453,9 @@ WITH previous AS (
     FROM endpoints AS endpoint, previous
     WHERE d.id = ANY ($1) AND previous.id = d.id
       AND endpoint.id = d.endpoint_id
-      AND ((d.status IN ('pending', 'retrying') AND d.next_attempt_at <= now() + interval '1 second')
-           OR (d.status = 'sending' AND d.lease_until < now()))
+      AND ((previous.status IN ('pending', 'retrying')
+            AND previous.next_attempt_at <= now() + interval '1 second')
+           OR (previous.status = 'sending' AND previous.lease_until < now()))
     RETURNING d.id, d.app_id, d.event_id, d.endpoint_id, d.status, d.attempt_count,
               previous.status AS previous_status, endpoint.url, endpoint.signing,
               endpoint.secret_ciphertext, endpoint.secret_key_id, endpoint.headers,
@@ -468,8 +472,11 @@ FROM claimed JOIN events AS event ON event.id = claimed.event_id;
 -- record_successes --
 -- Record first attempts that succeeded (arrays, one element each) whose lease is still ours.
 -- A success also ends an endpoint's run of failures, if it had one.
-WITH outcome AS (
-    SELECT *
+-- The lease is judged as `d.status = o.leased`, not against a constant: `d.status = 'sending'`
+-- let the planner reach the rows through the lease index, whose entries for long-finished
+-- deliveries (until vacuum) then slowed every record; `d.id = ANY ($1)` offers the primary key.
+WITH outcome AS MATERIALIZED (
+    SELECT *, 'sending'::text AS leased
     FROM unnest($1::text[], $2::integer[], $3::timestamptz[], $4::integer[], $5::integer[],
                 $6::jsonb[], $7::text[])
          AS o (delivery_id, attempt_number, started_at, duration_ms, status_code,
@@ -480,7 +487,8 @@ WITH outcome AS (
         last_status_code = o.status_code, last_error = NULL, updated_at = now(),
         finished_at = now()
     FROM outcome AS o
-    WHERE d.id = o.delivery_id AND d.status = 'sending' AND d.attempt_count = o.attempt_number
+    WHERE d.id = ANY ($1) AND d.id = o.delivery_id
+      AND d.status = o.leased AND d.attempt_count = o.attempt_number
     RETURNING d.id, d.endpoint_id
 ), attempt AS (
     INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, status_code,
