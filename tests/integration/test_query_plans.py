@@ -1,0 +1,91 @@
+"""The plans Postgres keeps for the worker's claim and record: rows reached by primary key.
+
+A prepared statement's plan is made once and kept (a generic plan), with whatever statistics
+the table had then. A claim or record that reached its rows through the due or lease index
+scanned every entry there, those of long-finished deliveries included until vacuum, and grew
+slower as the table filled.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from hookrelay.sql import queries
+
+STATEMENTS = {
+    "claim_deliveries": ("text[], float8", "'{dlv_x}', 60"),
+    "record_successes": (
+        "text[], integer[], timestamptz[], integer[], integer[], jsonb[], text[]",
+        "'{dlv_x}', '{1}', '{2026-01-01T00:00:00Z}', '{3}', '{200}', '{null}', '{ok}'",
+    ),
+}
+SEED = """
+INSERT INTO apps (id, name) VALUES ('app_1', 'plans');
+INSERT INTO endpoints (id, app_id, url, description, signing, secret_ciphertext,
+                       secret_key_id, headers)
+VALUES ('ep_1', 'app_1', 'https://example.com/hook', '', 'hmac', '\\x00', 'k', '{}');
+INSERT INTO events (id, app_id, type, body, created_at)
+SELECT 'evt_' || lpad(n::text, 12, '0'), 'app_1', 'image.ready', '{}', now()
+FROM generate_series(1, 3000) AS n;
+-- A third each pending, sending and succeeded.
+INSERT INTO deliveries (id, app_id, event_id, endpoint_id, status, next_attempt_at, lease_until)
+SELECT 'dlv_' || lpad(n::text, 12, '0'), 'app_1', 'evt_' || lpad(n::text, 12, '0'), 'ep_1',
+       (ARRAY['pending', 'sending', 'succeeded'])[1 + n % 3], now(),
+       CASE WHEN n % 3 = 1 THEN now() + interval '1 minute' END
+FROM generate_series(1, 3000) AS n;
+ANALYZE;
+"""
+
+
+@pytest.fixture
+async def connection(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(db_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def generic_plan_scans(connection: asyncpg.Connection, name: str) -> list[dict[str, Any]]:
+    """Every scan of `deliveries` in the statement's generic plan."""
+    types, args = STATEMENTS[name]
+    await connection.execute(f"PREPARE {name} ({types}) AS {queries()[name]}")
+    await connection.execute("SET plan_cache_mode = force_generic_plan")
+    [row] = await connection.fetch(f"EXPLAIN (FORMAT JSON) EXECUTE {name} ({args})")
+    scans: list[dict[str, Any]] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        if node.get("Relation Name") == "deliveries" and "Scan" in node["Node Type"]:
+            scans.append(node)
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(json.loads(row[0])[0]["Plan"])
+    return scans
+
+
+@pytest.mark.parametrize("name", STATEMENTS)
+async def test_plans_made_on_an_empty_table_never_use_the_due_or_lease_index(
+    connection: asyncpg.Connection, name: str
+) -> None:
+    scans = await generic_plan_scans(connection, name)
+    assert scans
+    assert not {s.get("Index Name") for s in scans} & {
+        "deliveries_due_idx",
+        "deliveries_lease_idx",
+    }, scans
+
+
+@pytest.mark.parametrize("name", STATEMENTS)
+async def test_plans_on_a_filled_table_reach_deliveries_by_primary_key_only(
+    connection: asyncpg.Connection, name: str
+) -> None:
+    await connection.execute(SEED)
+    scans = await generic_plan_scans(connection, name)
+    assert scans
+    assert {s.get("Index Name") for s in scans} == {"deliveries_pkey"}, scans
