@@ -19,7 +19,6 @@ from tests.receiver import Receiver, start_receiver
 from tests.servers import postgres_server, redis_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-VECTORS_DIR = REPO_ROOT.parent / "shared" / "vectors"
 ADMIN_TOKEN = "test-admin-token"
 
 
