@@ -12,7 +12,13 @@ from aiohttp.resolver import DefaultResolver
 
 from hookrelay import __version__
 from hookrelay.errors import UnsafeTarget
-from hookrelay.ssrf import IPNetwork, check_addresses, parse_callback_url
+from hookrelay.ssrf import (
+    IPNetwork,
+    check_addresses,
+    ipv4_spelling_problem,
+    literal_host_problem,
+    parse_callback_url,
+)
 
 
 class BlockedAddress(OSError):
@@ -33,6 +39,11 @@ class GuardedResolver(AbstractResolver):
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
+        # The connector passes some numeric spellings here as names (0x7f000001); the system
+        # resolver would read them as addresses.
+        problem = ipv4_spelling_problem(host)
+        if problem is not None:
+            raise BlockedAddress(problem)
         results = await self._inner.resolve(host, port, family)
         try:
             check_addresses(host, (r["host"] for r in results), self._allowed)
@@ -44,25 +55,16 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
-def literal_address_problem(host: str, allowed: Iterable[IPNetwork]) -> str | None:
-    """Check a host that is an IP literal (aiohttp connects to those without resolving)."""
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
-    try:
-        check_addresses(host, [host.strip("[]")], allowed)
-    except UnsafeTarget as exc:
-        return exc.message
-    return None
-
-
 async def check_callback_url(
     url: str, allowed: Iterable[IPNetwork], resolver: AbstractResolver
 ) -> None:
-    """Check a callback URL at registration: its form, then every address it resolves to
-    (IPv4 and IPv6; a literal address resolves to itself, in whatever spelling it came)."""
+    """Check a callback URL at registration: its form, then its address if it is one, else
+    every address it resolves to (IPv4 and IPv6)."""
     target = parse_callback_url(url)
+    allowed = tuple(allowed)
+    problem = literal_host_problem(target.host, allowed)
+    if problem is not None:
+        raise UnsafeTarget(problem)
     try:
         results = await resolver.resolve(target.host, target.port, socket.AF_UNSPEC)
     except (OSError, UnicodeError) as exc:

@@ -1,30 +1,37 @@
 """Which callback URLs and addresses hookrelay may reach. Pure: no I/O, no clock.
 
 Every address a callback host resolves to must be public (or inside an allowed network); the
-check runs at registration and again at connect time on the resolver's answer, so spelling
-tricks (`127.1`, `0x7f000001`, `2130706433`) and DNS rebinding meet the same rule.
+check runs at registration and again at connect time on the resolver's answer, so DNS rebinding
+meets the same rule. Which addresses are public is decided from the IANA special-purpose
+registries kept as data in the package (see special_ranges), not from the interpreter's own
+tables. A host that spells an IPv4 address other than as four decimal numbers (`127.1`,
+`0x7f000001`, `2130706433`, `0`) is refused outright, whatever the HTTP client would make of it.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 from hookrelay.errors import UnsafeTarget
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from hookrelay.special_ranges import IPAddress as IPAddress
+from hookrelay.special_ranges import IPNetwork as IPNetwork
+from hookrelay.special_ranges import most_specific_range
 
 MAX_URL_LENGTH = 2048
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_MULTICAST = (ipaddress.ip_network("224.0.0.0/4"), ipaddress.ip_network("ff00::/8"))
+# The only IPv6 space IANA has allocated for global unicast; the rest is reserved by the IETF
+# (the IPv6 Address Space registry), including the deprecated site-local fec0::/10.
+_IPV6_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-# Local-use NAT64 may embed the IPv4 address anywhere in the prefix: refuse the whole range.
-_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+# A label that inet_aton (and so getaddrinfo, and the WHATWG URL standard) reads as a number.
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9a-fA-F]*")
 
 
 @dataclass(frozen=True)
@@ -57,9 +64,66 @@ def parse_callback_url(url: str) -> CallbackTarget:
         raise UnsafeTarget("the URL has no host")
     if port == 0:
         raise UnsafeTarget("the URL names port 0")
+    host = _ascii_host(host)
+    problem = ipv4_spelling_problem(host)
+    if problem is not None:
+        raise UnsafeTarget(problem)
     return CallbackTarget(
         scheme, host, port if port is not None else (443 if scheme == "https" else 80)
     )
+
+
+def _ascii_host(host: str) -> str:
+    """The host as the HTTP client and the resolver see it: IDNA maps fullwidth digits and
+    ideographic full stops to ASCII (`１２７．１` is `127.1`). Left as it is if IDNA refuses it
+    (then it cannot resolve either)."""
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
+
+
+def ipv4_spelling_problem(host: str) -> str | None:
+    """Why `host` may not be used if it spells an IPv4 address other than as four decimal
+    numbers; None for names, IPv6 literals and plain dotted quads.
+
+    inet_aton, and so the resolver, reads `127.1`, `127.0.1`, `2130706433`, `0x7f000001`,
+    `0177.0.0.1` and `0` as addresses; some HTTP clients pass them to it as if they were names,
+    others connect to them as if they were addresses. A host whose last label is a number is no
+    name (no top-level domain is numeric), so only the plain form of an address is let through.
+    """
+    if ":" in host:
+        return None
+    labels = host.split(".")
+    last = labels[-2] if len(labels) > 1 and labels[-1] == "" else labels[-1]
+    if not _NUMERIC_LABEL.fullmatch(last):
+        return None
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return (
+            f"the host {host} is an IPv4 address written other than as four decimal numbers; "
+            "write it like 192.0.2.1"
+        )
+    return None
+
+
+def literal_host_problem(host: str, allowed: Iterable[IPNetwork]) -> str | None:
+    """Why a URL's host that is an address (an IP literal, or any numeric IPv4 spelling) may not
+    be reached; None for a name (its addresses are checked when it resolves) or an allowed
+    address. The tenant wrote the address, so saying why does not disclose anything."""
+    host = _ascii_host(host.strip("[]"))
+    problem = ipv4_spelling_problem(host)
+    if problem is not None:
+        return problem
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    problem = address_problem(address, allowed)
+    return f"the address {host} {problem}" if problem is not None else None
 
 
 def address_problem(address: IPAddress, allowed: Iterable[IPNetwork] = ()) -> str | None:
@@ -71,30 +135,25 @@ def address_problem(address: IPAddress, allowed: Iterable[IPNetwork] = ()) -> st
         if embedded is not None:
             problem = address_problem(embedded, allowed)
             return f"wraps {embedded}, which {problem}" if problem else None
-    if isinstance(address, ipaddress.IPv6Address):
-        if address in _LOCAL_NAT64:
-            return "is in the local-use NAT64 range"
-        if address.is_site_local:
-            return "is a site-local address"
-    if address.is_unspecified:
-        return "is unspecified"
-    if address.is_loopback:
-        return "is a loopback address"
-    if address.is_link_local:
-        return "is link-local (cloud metadata lives there)"
-    if address.is_multicast:
+    if any(address in network for network in _MULTICAST):
         return "is multicast"
-    if isinstance(address, ipaddress.IPv4Address) and address in _CGNAT:
-        return "is in the carrier-grade NAT range"
-    if address.is_private:
-        return "is a private address"
-    if address.is_reserved or not address.is_global:
-        return "is a reserved address"
+    block = most_specific_range(address)
+    if block is not None:
+        if block.reachable:
+            return None
+        return (
+            f"is in {block.network} ({block.name}, {block.rfc}), "
+            "which is not globally reachable"
+        )
+    if isinstance(address, ipaddress.IPv6Address) and address not in _IPV6_GLOBAL_UNICAST:
+        return "is outside 2000::/3, the only IPv6 space allocated for global unicast"
     return None
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address inside a mapped, compatible, NAT64, 6to4 or Teredo IPv6 address."""
+    """The IPv4 address inside a mapped, compatible, NAT64, 6to4 or Teredo IPv6 address: the
+    address the packets reach, so it decides (the registry's own verdict on 6to4 and Teredo is
+    N/A, which says as much)."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     if address.sixtofour is not None:
@@ -107,14 +166,17 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
 
 
 def check_addresses(host: str, addresses: Iterable[str], allowed: Iterable[IPNetwork]) -> None:
-    """Raise UnsafeTarget unless every resolved address of `host` may be reached."""
+    """Raise UnsafeTarget unless every resolved address of `host` may be reached.
+
+    The message never names the address or its range: the tenant reading it would learn what
+    the gateway's resolver answers for internal names.
+    """
     allowed = tuple(allowed)
     found = False
     for text in addresses:
         found = True
         address = ipaddress.ip_address(text.split("%", 1)[0])
-        problem = address_problem(address, allowed)
-        if problem is not None:
-            raise UnsafeTarget(f"the host {host} resolves to {address}, which {problem}")
+        if address_problem(address, allowed) is not None:
+            raise UnsafeTarget(f"the host {host} resolves to a non-public address")
     if not found:
         raise UnsafeTarget(f"the host {host} does not resolve")

@@ -23,12 +23,12 @@ from hookrelay.live.notify import CommitNotifier, log_channel
 from hookrelay.metrics import DeliveryMetrics
 from hookrelay.models import AttemptOutcome, ClaimedDelivery, Event, HealthPolicy, RecordedAttempt
 from hookrelay.operational import events_after_attempt
-from hookrelay.outbound import BlockedAddress, literal_address_problem
+from hookrelay.outbound import BlockedAddress
 from hookrelay.queue import DeliveryQueue
 from hookrelay.secretbox import SecretBox
 from hookrelay.settings import Settings
 from hookrelay.signing import SigningKey, webhook_headers
-from hookrelay.ssrf import IPNetwork
+from hookrelay.ssrf import IPNetwork, literal_host_problem
 from hookrelay.store import Store
 from hookrelay.worker.limits import EndpointLimits, Slots
 
@@ -59,10 +59,12 @@ def _signing_key(box: SecretBox, ciphertext: bytes, key_id: str, endpoint_id: st
 
 @lru_cache(maxsize=4096)
 def _literal_problem(url: str, allowed: tuple[IPNetwork, ...]) -> str | None:
-    """Why a URL whose host is an IP literal may not be reached (aiohttp does not resolve
-    literals, so the guarded resolver never sees them); None for names and allowed addresses.
-    Cached: the same URLs come back for every delivery."""
-    return literal_address_problem(URL(url).host or "", allowed)
+    """Why a URL whose host is an address may not be reached: an IP literal (aiohttp does not
+    resolve literals, so the guarded resolver never sees them) or a numeric IPv4 spelling
+    (which, before aiohttp 3.14, it connected to as if it were a literal); None for names and
+    allowed addresses. The host is yarl's, as the connector sees it. Cached: the same URLs come
+    back for every delivery."""
+    return literal_host_problem(URL(url).host or "", allowed)
 
 
 def signing_keys(box: SecretBox, claim: ClaimedDelivery) -> list[SigningKey]:

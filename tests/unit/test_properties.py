@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import socket
 import time
 from typing import Any
 
@@ -18,7 +19,7 @@ from hookrelay.durations import format_duration, parse_duration
 from hookrelay.errors import InvalidPayload, UnsafeTarget
 from hookrelay.schemas import _quick_checks, _validators, validate_event_data
 from hookrelay.signing import SigningKey, generate_hmac_secret, webhook_headers
-from hookrelay.ssrf import address_problem, parse_callback_url
+from hookrelay.ssrf import address_problem, ipv4_spelling_problem, parse_callback_url
 
 PRIVATE_V4 = [
     ipaddress.ip_network(n)
@@ -90,6 +91,39 @@ def test_an_ipv4_address_and_its_mapped_form_get_the_same_verdict(
 ) -> None:
     mapped = ipaddress.IPv6Address(f"::ffff:{address}")
     assert (address_problem(address) is None) == (address_problem(mapped) is None)
+
+
+def _spell(value: int, radix: str) -> str:
+    return {"dec": str(value), "oct": f"0{value:o}", "hex": f"0x{value:x}", "HEX": f"0X{value:X}"}[
+        radix
+    ]
+
+
+@st.composite
+def ipv4_spellings(draw: st.DrawFn) -> str:
+    """A spelling of an IPv4 address that inet_aton reads: one to four numbers, each decimal,
+    octal or hexadecimal, the last one filling the bytes the others leave."""
+    count = draw(st.integers(1, 4))
+    leading = [draw(st.integers(0, 255)) for _ in range(count - 1)]
+    last = draw(st.integers(0, 2 ** (8 * (5 - count)) - 1))
+    radixes = st.sampled_from(["dec", "oct", "hex", "HEX"])
+    return ".".join(_spell(n, draw(radixes)) for n in [*leading, last])
+
+
+@settings(max_examples=300)
+@given(ipv4_spellings())
+def test_every_spelling_inet_aton_reads_is_refused_unless_a_plain_dotted_quad(host: str) -> None:
+    address = ipaddress.IPv4Address(socket.inet_aton(host))  # the libc reads it
+    if host == str(address):
+        assert ipv4_spelling_problem(host) is None
+        return
+    assert ipv4_spelling_problem(host) is not None
+    try:
+        parse_callback_url(f"https://{host}/hook")
+    except UnsafeTarget as refused:
+        assert "four decimal numbers" in refused.message
+    else:
+        raise AssertionError(f"{host} was accepted")
 
 
 @settings(max_examples=50)

@@ -13,6 +13,8 @@ from hookrelay.ssrf import (
     CallbackTarget,
     address_problem,
     check_addresses,
+    ipv4_spelling_problem,
+    literal_host_problem,
     parse_callback_url,
 )
 
@@ -160,6 +162,90 @@ def test_unsafe_target_is_reported_as_invalid_payload() -> None:
     assert caught.value.code == "unsafe_url"
 
 
+# Numeric IPv4 spellings: every form inet_aton reads, refused by hookrelay's own rule
+
+NUMERIC_SPELLINGS = [
+    "127.1",
+    "127.0.1",
+    "2130706433",
+    "0x7f000001",
+    "0X7F000001",
+    "0x7f.1",
+    "0x7f.0x0.0x0.0x1",
+    "0177.0.0.1",
+    "0177.1",
+    "017700000001",
+    "0",
+    "00",
+    "0x",
+    "0x0",
+    "10.1",
+    "012.0.0.1",
+    "127.0.0.01",
+    "127.0.0.1.",
+    "8.8.8.8.",
+    "1.2.3.4.5",
+    "256.1.1.1",
+    "4294967296",
+]
+
+
+@pytest.mark.parametrize("host", NUMERIC_SPELLINGS)
+def test_a_numeric_ipv4_spelling_has_a_problem(host: str) -> None:
+    problem = ipv4_spelling_problem(host)
+    assert problem is not None
+    assert "four decimal numbers" in problem
+
+
+@pytest.mark.parametrize("host", NUMERIC_SPELLINGS)
+def test_a_numeric_ipv4_spelling_is_refused_in_a_callback_url(host: str) -> None:
+    with pytest.raises(UnsafeTarget, match="four decimal numbers"):
+        parse_callback_url(f"http://{host}:8080/hook")
+
+
+@pytest.mark.parametrize("host", NUMERIC_SPELLINGS)
+def test_a_numeric_ipv4_spelling_is_refused_even_inside_an_allowed_network(host: str) -> None:
+    """An allowed network is for addresses written plainly, not a way to let spellings in."""
+    assert literal_host_problem(host, [ipaddress.ip_network("0.0.0.0/0")]) is not None
+
+
+@pytest.mark.parametrize("url", ["http://\uff11\uff12\uff17.\uff11/", "http://127\u30021/"])
+def test_a_numeric_spelling_in_other_scripts_is_refused(url: str) -> None:
+    """IDNA maps fullwidth digits and ideographic full stops to ASCII (yarl and the resolver do)."""
+    with pytest.raises(UnsafeTarget, match="four decimal numbers"):
+        parse_callback_url(url)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "93.184.216.34",
+        "0.0.0.0",
+        "example.com",
+        "1.example.com",
+        "123.example",
+        "0x7f.example",
+        "example.com.",
+        "2606:4700:4700::1111",
+        "::ffff:127.0.0.1",
+    ],
+)
+def test_names_dotted_quads_and_ipv6_literals_are_not_numeric_spellings(host: str) -> None:
+    assert ipv4_spelling_problem(host) is None
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "10.0.0.1", "::1", "fd00::1", "[::1]"])
+def test_literal_host_problem_refuses_a_non_public_literal(host: str) -> None:
+    problem = literal_host_problem(host, ())
+    assert problem is not None
+    assert problem.startswith(f"the address {host.strip('[]')} is in ")
+
+
+@pytest.mark.parametrize("host", ["93.184.216.34", "example.com", "localhost"])
+def test_literal_host_problem_leaves_public_literals_and_names_alone(host: str) -> None:
+    assert literal_host_problem(host, ()) is None
+
+
 # address_problem
 
 TEREDO_LOOPBACK = "2001:0:4136:e378:8000:63bf:80ff:fffe"
@@ -259,14 +345,17 @@ def test_public_address_passes(address: str) -> None:
 @pytest.mark.parametrize(
     ("address", "words"),
     [
-        ("127.0.0.1", "loopback"),
-        ("::1", "loopback"),
-        ("169.254.169.254", "link-local"),
-        ("100.64.0.1", "carrier-grade NAT"),
-        ("10.0.0.1", "private"),
+        ("127.0.0.1", "is in 127.0.0.0/8 (Loopback, RFC 1122"),
+        ("::1", "is in ::1/128 (Loopback Address, RFC 4291)"),
+        ("169.254.169.254", "is in 169.254.0.0/16 (Link Local, RFC 3927)"),
+        ("100.64.0.1", "is in 100.64.0.0/10 (Shared Address Space, RFC 6598)"),
+        ("10.0.0.1", "is in 10.0.0.0/8 (Private-Use, RFC 1918)"),
+        ("192.0.0.8", "not globally reachable"),
         ("224.0.0.1", "multicast"),
-        ("0.0.0.0", "unspecified"),
-        ("::ffff:127.0.0.1", "wraps 127.0.0.1, which is a loopback address"),
+        ("ff02::1", "multicast"),
+        ("0.0.0.0", "This host on this network"),
+        ("4000::1", "outside 2000::/3"),
+        ("::ffff:127.0.0.1", "wraps 127.0.0.1, which is in 127.0.0.0/8 (Loopback"),
         ("2002:a00:1::1", "wraps 10.0.0.1"),
         (TEREDO_LOOPBACK, "wraps 127.0.0.1"),
     ],
@@ -304,8 +393,19 @@ def test_check_addresses_accepts_only_public_answers() -> None:
 
 @pytest.mark.parametrize("unsafe", ["127.0.0.1", "10.0.0.1", "::1", "169.254.169.254"])
 def test_check_addresses_refuses_a_host_if_any_address_is_unsafe(unsafe: str) -> None:
-    with pytest.raises(UnsafeTarget, match=f"rebind.example resolves to {unsafe}"):
+    with pytest.raises(UnsafeTarget, match="rebind.example resolves to a non-public address"):
         check_addresses("rebind.example", ["8.8.8.8", unsafe, "1.1.1.1"], ())
+
+
+@pytest.mark.parametrize(
+    "unsafe", ["127.0.0.1", "10.0.0.5", "::1", "fd12::7", "169.254.169.254", "::ffff:10.0.0.5"]
+)
+def test_a_refused_name_does_not_tell_what_it_resolves_to(unsafe: str) -> None:
+    """The answer of the gateway's resolver would map internal names for a tenant."""
+    with pytest.raises(UnsafeTarget) as refused:
+        check_addresses("vm", [unsafe], ())
+    assert refused.value.message == "the host vm resolves to a non-public address"
+    assert refused.value.details is None
 
 
 def test_check_addresses_refuses_an_empty_answer() -> None:
@@ -319,8 +419,9 @@ def test_check_addresses_refuses_an_empty_generator() -> None:
 
 
 def test_check_addresses_ignores_a_zone_id() -> None:
-    with pytest.raises(UnsafeTarget, match="link-local"):
+    with pytest.raises(UnsafeTarget, match="non-public"):
         check_addresses("local.example", ["fe80::1%eth0"], ())
+    check_addresses("local.example", ["fe80::1%eth0"], [ipaddress.ip_network("fe80::/10")])
 
 
 def test_check_addresses_honours_allowed_networks() -> None:
