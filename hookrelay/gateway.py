@@ -18,6 +18,7 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 
 from hookrelay import signing
+from hookrelay.endpoint_headers import check_custom_headers
 from hookrelay.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from hookrelay.events import build_event
 from hookrelay.ids import new_id
@@ -502,28 +503,6 @@ class Gateway:
             )
 
 
-# Headers hookrelay sets itself, and hop-by-hop headers: an endpoint's own headers may not
-# replace them, in any spelling.
-RESERVED_HEADERS = frozenset(
-    {
-        "host",
-        "content-length",
-        "content-type",
-        "content-encoding",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "upgrade",
-        "te",
-        "trailer",
-        "proxy-authorization",
-        "proxy-authenticate",
-        "proxy-connection",
-        "accept-encoding",
-    }
-)
-
-
 def _new_app_key() -> str:
     return APP_KEY_PREFIX + base64.urlsafe_b64encode(os.urandom(APP_KEY_BYTES)).decode().rstrip("=")
 
@@ -538,17 +517,6 @@ def _public_key(secret: str) -> str | None:
     if secret.startswith(signing.ED25519_SECRET_PREFIX):
         return signing.public_key_of(secret)
     return None
-
-
-def check_custom_headers(headers: dict[str, str] | None) -> None:
-    """Refuse custom endpoint headers that would replace one hookrelay sets."""
-    for name in headers or {}:
-        lowered = name.lower()
-        if lowered in RESERVED_HEADERS or lowered.startswith("webhook-"):
-            raise InvalidPayload(
-                f"the header {name} is set by hookrelay and cannot be overridden",
-                [{"path": f"$.headers.{name}", "message": "is a reserved header"}],
-            )
 
 
 def _job_id(body: dict[str, Any], data: dict[str, Any]) -> str | None:

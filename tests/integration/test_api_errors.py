@@ -145,7 +145,19 @@ async def test_readyz_reports_dependencies(api: Client) -> None:
     assert await response.json() == {"status": "ok", "checks": {"postgres": "ok", "redis": "ok"}}
 
 
-@pytest.mark.parametrize("name", ["Host", "content-length", "Webhook-Signature", "TE"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Host",
+        "content-length",
+        "Content-Language",
+        "CONTENT-DISPOSITION",
+        "Expect",
+        "cookie",
+        "Webhook-Signature",
+        "TE",
+    ],
+)
 async def test_endpoint_headers_cannot_replace_reserved_ones(api: Client, name: str) -> None:
     app = await create_app_with_key(api)
     response = await api.post(
@@ -155,6 +167,32 @@ async def test_endpoint_headers_cannot_replace_reserved_ones(api: Client, name: 
     )
     assert response.status == 422
     assert (await response.json())["error"]["details"][0]["path"] == f"$.headers.{name}"
+    listed = await api.get(
+        f"/v1/apps/{app['id']}/endpoints", headers={"Authorization": f"Bearer {app['api_key']}"}
+    )
+    assert (await listed.json())["data"] == []
+
+
+@pytest.mark.parametrize("name", ["Content-Language", "Expect", "Cookie"])
+async def test_an_endpoint_update_cannot_add_a_reserved_header(api: Client, name: str) -> None:
+    app = await create_app_with_key(api)
+    auth = {"Authorization": f"Bearer {app['api_key']}"}
+    created = await (
+        await api.post(
+            f"/v1/apps/{app['id']}/endpoints",
+            json={"url": "http://127.0.0.1:9/x", "headers": {"X-Tenant": "acme"}},
+            headers=auth,
+        )
+    ).json()
+    response = await api.patch(
+        f"/v1/apps/{app['id']}/endpoints/{created['id']}",
+        json={"headers": {"X-Tenant": "acme", name: "x"}},
+        headers=auth,
+    )
+    assert response.status == 422
+    assert (await response.json())["error"]["details"][0]["path"] == f"$.headers.{name}"
+    fetched = await api.get(f"/v1/apps/{app['id']}/endpoints/{created['id']}", headers=auth)
+    assert (await fetched.json())["headers"] == {"X-Tenant": "acme"}
 
 
 async def test_deeply_nested_json_is_400_and_stores_nothing(api: Client) -> None:
