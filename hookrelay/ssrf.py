@@ -75,8 +75,8 @@ def parse_callback_url(url: str) -> CallbackTarget:
 
 def _ascii_host(host: str) -> str:
     """The host as the HTTP client and the resolver see it: IDNA maps fullwidth digits and
-    ideographic full stops to ASCII (`１２７．１` is `127.1`). Left as it is if IDNA refuses it
-    (then it cannot resolve either)."""
+    ideographic full stops to ASCII (so `127.1` in fullwidth digits is `127.1`). Left as it is
+    if IDNA refuses it (then it cannot resolve either)."""
     if host.isascii():
         return host
     try:
@@ -141,10 +141,7 @@ def address_problem(address: IPAddress, allowed: Iterable[IPNetwork] = ()) -> st
     if block is not None:
         if block.reachable:
             return None
-        return (
-            f"is in {block.network} ({block.name}, {block.rfc}), "
-            "which is not globally reachable"
-        )
+        return f"is in {block.network} ({block.name}, {block.rfc}), which is not globally reachable"
     if isinstance(address, ipaddress.IPv6Address) and address not in _IPV6_GLOBAL_UNICAST:
         return "is outside 2000::/3, the only IPv6 space allocated for global unicast"
     return None

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from dataclasses import replace
 from typing import Any
 
+import aiohttp.connector
 import orjson
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestClient
 
-from tests.integration.api_calls import bearer, create_app_with_key, send_event
+from hookrelay.settings import Settings
+from hookrelay.store import Store
+from tests.integration.api_calls import add_endpoint, bearer, create_app_with_key, send_event
 from tests.receiver import Received, Receiver
 
 Client = TestClient  # type: ignore[type-arg]
@@ -188,8 +192,89 @@ async def test_dns_rebinding_to_loopback_is_blocked_at_connect_time(
 
     attempt = await _first_attempt(api, app, event["id"])
     assert attempt["error_kind"] == "unsafe_target"
-    assert "127.0.0.1" in attempt["error_message"]
+    # What the resolver answered stays inside the gateway.
+    assert attempt["error_message"] == "the host rebind.example resolves to a non-public address"
     assert receiver.requests == []
+
+
+@pytest.mark.settings(allowed_cidrs=())
+@pytest.mark.parametrize(
+    "host", ["internal.example", "metadata.example", "mixed.example", "six.example"]
+)
+async def test_a_refused_name_does_not_tell_what_it_resolves_to(api: Client, host: str) -> None:
+    app = await create_app_with_key(api)
+    response = await api.post(
+        f"/v1/apps/{app['id']}/endpoints",
+        json={"url": f"https://{host}/hook"},
+        headers=bearer(app["api_key"]),
+    )
+    assert response.status == 422
+    body = await response.text()
+    message = f"the host {host} resolves to a non-public address"
+    assert orjson.loads(body)["error"] == {
+        "code": "unsafe_url",
+        "message": message,
+        "details": None,
+    }
+    for address in SCRIPT[host][0].split(","):
+        assert address not in body
+
+
+@pytest.mark.parametrize(
+    "host", ["127.1", "2130706433", "0x7f000001", "0177.0.0.1", "0", "\uff11\uff12\uff17.\uff11"]
+)
+async def test_a_numeric_spelling_is_refused_at_registration_even_where_loopback_is_allowed(
+    api: Client, host: str
+) -> None:
+    app = await create_app_with_key(api)
+    response = await api.post(
+        f"/v1/apps/{app['id']}/endpoints",
+        json={"url": f"http://{host}:8080/hook"},
+        headers=bearer(app["api_key"]),
+    )
+    assert response.status == 422
+    error = (await response.json())["error"]
+    assert error["code"] == "unsafe_url"
+    assert "four decimal numbers" in error["message"]
+
+
+# Spellings aiohttp takes for IP literals (digits and dots only), so that it connects to them
+# without asking the resolver: before aiohttp 3.14 nothing stopped them there.
+NUMERIC_SPELLINGS = ["127.1", "2130706433", "0177.0.0.1", "127.0.1", "0"]
+
+
+@pytest.mark.settings(allowed_cidrs=())
+@pytest.mark.usefixtures("worker")
+@pytest.mark.parametrize("host", NUMERIC_SPELLINGS)
+async def test_a_numeric_spelling_stored_earlier_is_blocked_at_connect_time_by_hookrelay(
+    api: Client,
+    receiver: Receiver,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    host: str,
+) -> None:
+    """An endpoint saved before registration refused these spellings: the worker refuses it
+    itself. aiohttp's own refusal (3.14) is switched off here, as in aiohttp 3.13, where the
+    connection went through to the receiver on loopback."""
+    monkeypatch.setattr(aiohttp.connector, "is_canonical_ipv4_address", lambda host: True)
+    port = receiver.url.rsplit(":", 1)[1]
+    app = await create_app_with_key(api)
+    endpoint = await add_endpoint(api, app, f"http://public.example:{port}/hook")
+    store = await Store.open(settings.require_database_url())
+    try:
+        await store.update_endpoint(
+            app["id"],
+            endpoint["id"],
+            lambda e: replace(e, url=f"http://{host}:{port}/hook"),
+        )
+    finally:
+        await store.close()
+    event = await send_event(api, app, "image.ready", {"n": 1})
+
+    attempt = await _first_attempt(api, app, event["id"])
+    assert receiver.requests == []
+    assert attempt["error_kind"] == "unsafe_target"
+    assert "four decimal numbers" in attempt["error_message"]
 
 
 @pytest.mark.usefixtures("worker")
