@@ -96,8 +96,7 @@ def ipv4_spelling_problem(host: str) -> str | None:
     """
     if ":" in host:
         return None
-    labels = host.split(".")
-    last = labels[-2] if len(labels) > 1 and labels[-1] == "" else labels[-1]
+    last = host.rstrip(".").rsplit(".", 1)[-1]
     if not _NUMERIC_LABEL.fullmatch(last):
         return None
     try:
