@@ -40,7 +40,13 @@ def _b64(raw: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Decode unpadded URL-safe base64, refusing every other spelling of the same bytes
+    (padding, the standard alphabet, stray characters, unused bits set): one token, one
+    string."""
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(raw) != text:
+        raise ValueError("not canonical base64")
+    return raw
 
 
 def issue_token(secret_key: bytes, grant: StreamGrant) -> str:

@@ -106,3 +106,40 @@ async def test_a_tail_keeps_its_memory_bounded(monkeypatch: pytest.MonkeyPatch) 
     assert tail.events == events[-len(tail.events) :]
     assert tail.floor == events[-len(tail.events) - 1].position
     assert tail.read_after(events[0].position, LogFilter(), 100) is None
+
+
+def _token_whose_mac_uses_the_url_safe_characters() -> str:
+    """A valid token whose signature holds `-` or `_` (where standard base64 has + and /)."""
+    for expires_at in range(1_000, 2_000):
+        token = issue_token(KEY, StreamGrant("app_1", None, expires_at))
+        if {"-", "_"} & set(token.split(".")[1]):
+            return token
+    raise AssertionError("no such token in a thousand")
+
+
+def _other_trailing_bits(text: str) -> str:
+    """The same bytes in base64 with the unused low bits of the last character set."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(text[-1])
+    return text[:-1] + alphabet[last | 0b11]
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        pytest.param(lambda t: t + "=", id="padded"),
+        pytest.param(lambda t: t + "==", id="padded-twice"),
+        pytest.param(lambda t: t.replace("-", "+").replace("_", "/"), id="standard-alphabet"),
+        pytest.param(lambda t: t[:-6] + "!" + t[-6:], id="junk-character"),
+        pytest.param(lambda t: t[:-6] + "\n" + t[-6:], id="line-break"),
+        pytest.param(lambda t: t[:-6] + "=" + t[-6:], id="inner-padding"),
+        pytest.param(_other_trailing_bits, id="trailing-bits"),
+    ],
+)
+def test_only_the_canonical_spelling_of_a_token_opens_a_stream(variant: object) -> None:
+    token = _token_whose_mac_uses_the_url_safe_characters()
+    claims, mac = token.split(".")
+    changed = f"{claims}.{variant(mac)}"  # type: ignore[operator]
+    assert changed != token
+    assert verify_token((KEY,), token, now=0) is not None
+    assert verify_token((KEY,), changed, now=0) is None
