@@ -21,6 +21,8 @@ from hookrelay.store import Store
 # Room for headers and framing above the payload limit; the payload limit itself is checked
 # by read_json, so an oversized body gets our 413 shape.
 BODY_SLACK_BYTES = 64 * 1024
+# aiohttp would send "Python/3.x aiohttp/3.x": versions help nobody but an attacker.
+SERVER_NAME = "hookrelay"
 
 
 def create_app(settings: Settings, resolver: AbstractResolver | None = None) -> web.Application:
@@ -33,7 +35,15 @@ def create_app(settings: Settings, resolver: AbstractResolver | None = None) -> 
     add_routes(app, demo_page=settings.demo_page)
     app.cleanup_ctx.append(partial(_gateway_ctx, resolver=resolver))
     app.on_shutdown.append(_end_streams)
+    app.on_response_prepare.append(_common_headers)
     return app
+
+
+async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers of every answer, set once here (this also covers errors, unknown routes and
+    streams): no content sniffing, and a Server header that tells no versions."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Server"] = SERVER_NAME
 
 
 async def _end_streams(app: web.Application) -> None:

@@ -36,6 +36,13 @@ def json_response(body: Any, status: int = 200) -> web.Response:
     )
 
 
+def secret_response(body: Any, status: int = 200) -> web.Response:
+    """A JSON answer that holds a secret, key or token: no browser, proxy or CDN may keep it."""
+    response = json_response(body, status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode()
