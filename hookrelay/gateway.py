@@ -329,9 +329,11 @@ class Gateway:
         bodies: list[Any],
         idempotency_key: str | None,
         render: Callable[[list[Event]], Any],
+        batch: bool = False,
     ) -> Any:
         """Validate and record events (all or none) with their deliveries, then enqueue those
-        due now; return `render(events)`, or the first answer given to `idempotency_key`."""
+        due now; return `render(events)`, or the first answer given to `idempotency_key` on
+        the same route (the single-event one, or with `batch` the batch one)."""
         app_id = await self.app_id_for(principal, ref)
         now = datetime.now(UTC)
         events = [
@@ -341,7 +343,8 @@ class Gateway:
         idempotency = None
         if idempotency_key is not None:
             digest = hashlib.sha256(orjson.dumps(bodies, option=orjson.OPT_SORT_KEYS)).digest()
-            idempotency = Idempotency(idempotency_key, digest, IDEMPOTENCY_TTL_S)
+            route = "events/batch" if batch else "events"
+            idempotency = Idempotency(idempotency_key, digest, IDEMPOTENCY_TTL_S, route)
         answer, due = await self.store.insert_events_once(events, idempotency, render(events))
         if due:
             log.info("events accepted", app_id=app_id, events=len(events), deliveries=len(due))

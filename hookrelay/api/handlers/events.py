@@ -60,6 +60,7 @@ async def create_events(request: web.Request) -> web.Response:
         body["events"],
         _idempotency_key(request),
         _many,
+        batch=True,
     )
     return json_response(answer, status=202)
 
