@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from functools import partial
 
@@ -13,7 +14,7 @@ from hookrelay.api.middleware import auth_middleware, error_middleware
 from hookrelay.api.routes import add_routes
 from hookrelay.gateway import Gateway
 from hookrelay.live.feed import LiveFeed
-from hookrelay.live.notify import log_channel
+from hookrelay.live.notify import listen, log_channel
 from hookrelay.queue import DeliveryQueue
 from hookrelay.settings import Settings
 from hookrelay.store import Store
@@ -68,9 +69,20 @@ async def _gateway_ctx(
         log_channel(settings.queue_name),
         settings.max_streams_per_app,
     )
+    # Revocations made through any API process reach this one's key cache at once.
+    revocations = asyncio.get_running_loop().create_task(
+        listen(
+            settings.require_redis_url(),
+            gateway.revocation_channel,
+            gateway.keys.forget_app,
+            gateway.keys.clear,  # (re)subscribed: a notice may have been missed meanwhile
+        )
+    )
     try:
         yield
     finally:
+        revocations.cancel()
+        await asyncio.gather(revocations, return_exceptions=True)
         await feed.close()
         await gateway.notifier.close()
         await queue.close()
