@@ -23,7 +23,13 @@ from hookrelay.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from hookrelay.events import build_event
 from hookrelay.ids import new_id
 from hookrelay.jobs import Job
-from hookrelay.live.notify import CommitNotifier, log_channel
+from hookrelay.keycache import KeyCache
+from hookrelay.live.notify import (
+    CommitNotifier,
+    announce_revocation,
+    log_channel,
+    revocation_channel,
+)
 from hookrelay.live.tokens import StreamGrant, issue_token, verify_token
 from hookrelay.models import (
     LOG_START,
@@ -52,10 +58,6 @@ log = structlog.get_logger(__name__)
 APP_KEY_PREFIX = "hrk_"
 APP_KEY_BYTES = 32
 KEY_PREFIX_SHOWN = 12  # characters of a key kept in clear, to tell keys apart in listings
-# An app key is looked up again after this long, so a key revoked through another API process
-# stops working within it; and at most this many keys are remembered.
-KEY_CACHE_TTL_S = 5.0
-KEY_CACHE_SIZE = 10_000
 # An Idempotency-Key binds its first answer for this long.
 IDEMPOTENCY_TTL_S = 24 * 3600.0
 # Deliveries replayed per transaction in a bulk replay.
@@ -102,9 +104,10 @@ class Gateway:
         self.box = box
         # Names of callback hosts are resolved with this (tests give one they control).
         self.resolver = resolver or DefaultResolver()
-        # key hash -> (app id or None, valid until): one query per key per few seconds, not
-        # one per request.
-        self._keys: dict[bytes, tuple[str | None, float]] = {}
+        # One query per key per few seconds, not one per request; revocations, announced on
+        # the revocation channel, empty it on every API process (see app.py).
+        self.keys = KeyCache()
+        self.revocation_channel = revocation_channel(settings.queue_name)
         self._coalescer = EnqueueCoalescer(queue)
         self.notifier = CommitNotifier(queue.redis, log_channel(settings.queue_name))
 
@@ -118,15 +121,13 @@ class Gateway:
         if not token.startswith(APP_KEY_PREFIX):
             return None
         key_hash = hash_app_key(token)
-        cached = self._keys.get(key_hash)
-        now = time.monotonic()
-        if cached is not None and cached[1] > now:
-            app_id = cached[0]
+        cached = self.keys.get(key_hash, time.monotonic())
+        if cached is not None:
+            app_id = cached.app_id
         else:
+            generation = self.keys.generation
             app_id = await self.store.app_id_for_key(key_hash)
-            if len(self._keys) >= KEY_CACHE_SIZE:
-                self._keys.clear()
-            self._keys[key_hash] = (app_id, now + KEY_CACHE_TTL_S)
+            self.keys.put(key_hash, app_id, time.monotonic(), generation)
         return None if app_id is None else Principal(app_id)
 
     def authenticate_stream_token(self, token: str) -> Principal | None:
@@ -192,8 +193,7 @@ class Gateway:
     async def revoke_app_key(self, principal: Principal, ref: str, key_id: str) -> AppKey:
         app_id = await self.app_id_for(principal, ref)
         revoked = await self.store.revoke_app_key(app_id, key_id)
-        # This process forgets at once; other API processes within KEY_CACHE_TTL_S.
-        self._keys.clear()
+        await self._revoked(app_id)
         log.info("app key revoked", app_id=app_id, key_id=key_id)
         return revoked
 
@@ -213,8 +213,14 @@ class Gateway:
     async def delete_app(self, principal: Principal, ref: str) -> None:
         app = await self.app_for(principal, ref)
         await self.store.delete_app(app.id)
-        self._keys.clear()  # its keys went with it
+        await self._revoked(app.id)  # its keys went with it
         log.info("app deleted", app_id=app.id)
+
+    async def _revoked(self, app_id: str) -> None:
+        """After a revocation commits: this process forgets the app's keys at once, and every
+        other API process when the notice reaches it (KeyCache's TTL if it never does)."""
+        self.keys.forget_app(app_id)
+        await announce_revocation(self.queue.redis, self.revocation_channel, app_id)
 
     # Endpoints
 
@@ -330,9 +336,11 @@ class Gateway:
         bodies: list[Any],
         idempotency_key: str | None,
         render: Callable[[list[Event]], Any],
+        batch: bool = False,
     ) -> Any:
         """Validate and record events (all or none) with their deliveries, then enqueue those
-        due now; return `render(events)`, or the first answer given to `idempotency_key`."""
+        due now; return `render(events)`, or the first answer given to `idempotency_key` on
+        the same route (the single-event one, or with `batch` the batch one)."""
         app_id = await self.app_id_for(principal, ref)
         now = datetime.now(UTC)
         events = [
@@ -342,7 +350,8 @@ class Gateway:
         idempotency = None
         if idempotency_key is not None:
             digest = hashlib.sha256(orjson.dumps(bodies, option=orjson.OPT_SORT_KEYS)).digest()
-            idempotency = Idempotency(idempotency_key, digest, IDEMPOTENCY_TTL_S)
+            route = "events/batch" if batch else "events"
+            idempotency = Idempotency(idempotency_key, digest, IDEMPOTENCY_TTL_S, route)
         answer, due = await self.store.insert_events_once(events, idempotency, render(events))
         if due:
             log.info("events accepted", app_id=app_id, events=len(events), deliveries=len(due))

@@ -70,6 +70,8 @@ class Settings:
     database_url: str | None = field(default=None, repr=False)
     redis_url: str | None = field(default=None, repr=False)
     admin_token: str | None = field(default=None, repr=False)
+    # When set, GET /metrics needs it as a bearer token; unset, /metrics is open.
+    metrics_token: str | None = field(default=None, repr=False)
     secret_key: bytes | None = field(default=None, repr=False)
     # Keys secrets may still be sealed with, during a key rotation (see `hookrelay rotate-key`).
     old_secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
@@ -162,6 +164,7 @@ class Settings:
             database_url=get("DATABASE_URL"),
             redis_url=get("REDIS_URL"),
             admin_token=get("ADMIN_TOKEN"),
+            metrics_token=get("METRICS_TOKEN"),
             secret_key=parsed("SECRET_KEY", parse_secret_key, None),
             old_secret_keys=parsed("OLD_SECRET_KEYS", parse_secret_keys, ()),
             allowed_cidrs=parsed("ALLOWED_CIDRS", parse_cidrs, ()),

@@ -49,11 +49,18 @@ SWEEP_START: SweepCursor = (datetime.min.replace(tzinfo=UTC), "")
 
 @dataclass(frozen=True)
 class Idempotency:
-    """An Idempotency-Key sent with a request, and how long it binds."""
+    """An Idempotency-Key sent with a request to a route, and how long it binds."""
 
     key: str
     request_hash: bytes
     ttl_s: float
+    route: str  # "events" or "events/batch": one key on two routes is two keys
+
+    @property
+    def stored_key(self) -> str:
+        """The key as stored: the route first, so that a key binds per route (the rows
+        written before routes were told apart got theirs in migration 0008)."""
+        return f"{self.route}:{self.key}"
 
 
 @dataclass(frozen=True)
@@ -362,7 +369,7 @@ class Store:
         if idempotency is None:
             async with self._connection() as connection:
                 return answer, await self._insert_events(connection, events)
-        key = (events[0].app_id, idempotency.key)
+        key = (events[0].app_id, idempotency.stored_key)
         while True:
             async with self._transaction() as connection:
                 if await connection.fetchval(

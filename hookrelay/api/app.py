@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from functools import partial
 
@@ -13,7 +14,7 @@ from hookrelay.api.middleware import auth_middleware, error_middleware
 from hookrelay.api.routes import add_routes
 from hookrelay.gateway import Gateway
 from hookrelay.live.feed import LiveFeed
-from hookrelay.live.notify import log_channel
+from hookrelay.live.notify import listen, log_channel
 from hookrelay.queue import DeliveryQueue
 from hookrelay.settings import Settings
 from hookrelay.store import Store
@@ -21,6 +22,8 @@ from hookrelay.store import Store
 # Room for headers and framing above the payload limit; the payload limit itself is checked
 # by read_json, so an oversized body gets our 413 shape.
 BODY_SLACK_BYTES = 64 * 1024
+# aiohttp would send "Python/3.x aiohttp/3.x": versions help nobody but an attacker.
+SERVER_NAME = "hookrelay"
 
 
 def create_app(settings: Settings, resolver: AbstractResolver | None = None) -> web.Application:
@@ -33,7 +36,15 @@ def create_app(settings: Settings, resolver: AbstractResolver | None = None) -> 
     add_routes(app, demo_page=settings.demo_page)
     app.cleanup_ctx.append(partial(_gateway_ctx, resolver=resolver))
     app.on_shutdown.append(_end_streams)
+    app.on_response_prepare.append(_common_headers)
     return app
+
+
+async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers of every answer, set once here (this also covers errors, unknown routes and
+    streams): no content sniffing, and a Server header that tells no versions."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Server"] = SERVER_NAME
 
 
 async def _end_streams(app: web.Application) -> None:
@@ -58,9 +69,20 @@ async def _gateway_ctx(
         log_channel(settings.queue_name),
         settings.max_streams_per_app,
     )
+    # Revocations made through any API process reach this one's key cache at once.
+    revocations = asyncio.get_running_loop().create_task(
+        listen(
+            settings.require_redis_url(),
+            gateway.revocation_channel,
+            gateway.keys.forget_app,
+            gateway.keys.clear,  # (re)subscribed: a notice may have been missed meanwhile
+        )
+    )
     try:
         yield
     finally:
+        revocations.cancel()
+        await asyncio.gather(revocations, return_exceptions=True)
         await feed.close()
         await gateway.notifier.close()
         await queue.close()

@@ -14,12 +14,16 @@ from aiohttp import web
 from hookrelay.api.keys import PRINCIPAL, SETTINGS
 from hookrelay.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from hookrelay.gateway import Principal
+from hookrelay.live.cursors import open_position, seal_position
 from hookrelay.models import LogPosition
+from hookrelay.settings import Settings
 
 DEFAULT_PAGE_SIZE = 50
 EVENT_ID = re.compile(r"evt_[0-9a-f]{32}")
-# A log cursor (where a long-poll left off): "<transaction>:<event id or nothing>".
-LOG_CURSOR = re.compile(r"([0-9]{1,20}):((?:evt_[0-9a-f]{32})?)")
+# The cursors long-polls gave out before they were sealed: "<transaction>:<event id or
+# nothing>" in base64. Still taken, so that clients polling across the upgrade go on; every
+# answer carries a sealed one (see hookrelay.live.cursors).
+LEGACY_LOG_CURSOR = re.compile(r"([0-9]{1,20}):((?:evt_[0-9a-f]{32})?)")
 EVENT_TYPE = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")
 MAX_TYPES = 50
 # A cursor is the id of the last item of a page.
@@ -34,6 +38,13 @@ def json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(
         body=orjson.dumps(body, default=_default), status=status, content_type="application/json"
     )
+
+
+def secret_response(body: Any, status: int = 200) -> web.Response:
+    """A JSON answer that holds a secret, key or token: no browser, proxy or CDN may keep it."""
+    response = json_response(body, status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _default(value: Any) -> Any:
@@ -130,16 +141,26 @@ def _decode(raw: str) -> str:
         raise BadRequest("cursor is not one this API gave out") from exc
 
 
-def log_cursor(position: LogPosition) -> str:
-    """The opaque cursor a long-poll answers with: pass it back as `after`."""
-    return base64.urlsafe_b64encode(f"{position[0]}:{position[1]}".encode()).decode().rstrip("=")
+def log_cursor(settings: Settings, app_id: str, position: LogPosition) -> str:
+    """The opaque cursor a long-poll of `app_id` answers with: pass it back as `after`."""
+    return seal_position(settings.require_secret_key(), app_id, position)
 
 
-def parse_log_cursor(raw: str) -> LogPosition:
-    matched = LOG_CURSOR.fullmatch(_decode(raw))
-    if matched is None:
-        raise BadRequest("after must be an event id or a cursor this API gave out")
-    return int(matched[1]), matched[2]
+def parse_log_cursor(settings: Settings, app_id: str, raw: str) -> LogPosition:
+    """The position a cursor given out for `app_id` holds; anything else is a BadRequest."""
+    position = open_position(settings.all_secret_keys(), app_id, raw)
+    if position is not None:
+        return position
+    try:
+        legacy = LEGACY_LOG_CURSOR.fullmatch(_decode(raw))
+    except BadRequest:
+        legacy = None
+    if legacy is None:
+        raise BadRequest(
+            "after must be an event id, or a cursor this API gave out for this app; to start "
+            "again, pass the id of the last event you received"
+        )
+    return int(legacy[1]), legacy[2]
 
 
 def event_id_param(raw: str, name: str) -> str:

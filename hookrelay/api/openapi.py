@@ -465,9 +465,14 @@ def openapi_document() -> dict[str, Any]:
         "get": {
             "summary": "Prometheus metrics",
             "operationId": "metrics",
-            "security": [],
+            # Open, unless HOOKRELAY_METRICS_TOKEN is set.
+            "security": [{}, {"metricsToken": []}],
             "responses": {
                 "200": {"description": "Metrics", "content": {"text/plain": {"schema": STRING}}},
+                "401": {
+                    "description": "HOOKRELAY_METRICS_TOKEN is set and was not sent",
+                    "content": {"application/json": {"schema": _ref("Error")}},
+                },
                 "503": {
                     "description": "A dependency is down",
                     "content": {"application/json": {"schema": _ref("Error")}},
@@ -494,6 +499,11 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "streamToken": {"type": "apiKey", "in": "query", "name": "token"},
+                "metricsToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "HOOKRELAY_METRICS_TOKEN, where it is set",
+                },
             },
             "schemas": {**RESPONSES, **_request_schemas()},
         },

@@ -15,10 +15,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import structlog
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from hookrelay.errors import DependencyUnavailable, Throttled
+from hookrelay.live.notify import listen
 from hookrelay.models import LOG_START, Event, LogFilter, LogPosition, LogRead
 from hookrelay.store import Store
 
@@ -42,10 +41,6 @@ SAFETY_REFRESH_S = 30.0
 TAIL_LINGER_S = 30.0
 HOUSEKEEPING_S = 5.0
 RETRY_S = 1.0
-REDIS_CONNECT_TIMEOUT_S = 5.0
-# Pub/sub connection health: a PING when idle this long; a silent, dead connection is noticed.
-PUBSUB_HEALTH_CHECK_S = 10.0
-PUBSUB_READ_S = 5.0
 
 
 @dataclass(eq=False)
@@ -199,7 +194,12 @@ class LiveFeed:
     def _start(self) -> None:
         if not self._tasks:
             loop = asyncio.get_running_loop()
-            self._tasks = [loop.create_task(self._listen()), loop.create_task(self._housekeep())]
+            self._tasks = [
+                loop.create_task(
+                    listen(self._redis_url, self._channel, self.notice, self._refresh_all)
+                ),
+                loop.create_task(self._housekeep()),
+            ]
 
     def _refresh_soon(self, tail: Tail) -> None:
         tail.dirty = True
@@ -241,37 +241,11 @@ class LiveFeed:
         finally:
             tail.refreshing = None
 
-    async def _listen(self) -> None:
-        """Follow the notice channel; after every (re)subscription read every tail, in case
-        notices were missed while not subscribed."""
-        backoff = RETRY_S
-        while not self.closed:
-            client = Redis.from_url(
-                self._redis_url,
-                socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
-                socket_keepalive=True,
-                health_check_interval=PUBSUB_HEALTH_CHECK_S,
-            )
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self._channel)
-                for tail in list(self._tails.values()):
-                    self._refresh_soon(tail)
-                backoff = RETRY_S
-                while not self.closed:
-                    message = await pubsub.get_message(
-                        ignore_subscribe_messages=True, timeout=PUBSUB_READ_S
-                    )
-                    if message is not None:
-                        self.notice(message["data"].decode())
-            except Exception as exc:  # Redis trouble, or anything else: never stop listening
-                level = log.warning if isinstance(exc, RedisError | OSError) else log.exception
-                level("event log notices lost; resubscribing", error=repr(exc))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            finally:
-                await pubsub.aclose()
-                await client.aclose()
+    def _refresh_all(self) -> None:
+        """Subscribed (again) to the notices: some may have been missed while not subscribed,
+        so every tail reads the log."""
+        for tail in list(self._tails.values()):
+            self._refresh_soon(tail)
 
     async def _housekeep(self) -> None:
         """Drop tails nobody followed for a while; read the followed ones now and then even

@@ -1,21 +1,89 @@
-"""Telling API processes that an app's log grew: app ids on one Redis pub/sub channel.
+"""Notices between API processes, as app ids on Redis pub/sub channels: an app's log grew
+(read it again), or one of its keys was revoked (forget its cached keys).
 
-A notice only says "read again"; the log itself is read from Postgres. A lost notice costs
-latency, never an event (see LiveFeed's safety refresh).
+A log notice only says "read again"; the log itself is read from Postgres. A lost notice costs
+latency, never an event (see LiveFeed's safety refresh). A lost revocation notice lets a revoked
+key work until the key cache's entry expires (see KeyCache).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 log = structlog.get_logger(__name__)
+
+# Redis connection of a listener: a PING when idle this long, so that a silent, dead connection
+# is noticed; a read waits at most this long.
+REDIS_CONNECT_TIMEOUT_S = 5.0
+PUBSUB_HEALTH_CHECK_S = 10.0
+PUBSUB_READ_S = 5.0
+RESUBSCRIBE_FIRST_S = 1.0
+RESUBSCRIBE_MAX_S = 5.0
+# A revocation waits this long at most for Redis to take its notice.
+PUBLISH_TIMEOUT_S = 2.0
 
 
 def log_channel(queue_name: str) -> str:
     return f"{queue_name}:log"
+
+
+def revocation_channel(queue_name: str) -> str:
+    return f"{queue_name}:revoked"
+
+
+async def listen(
+    redis_url: str,
+    channel: str,
+    on_notice: Callable[[str], None],
+    on_subscribed: Callable[[], None],
+) -> None:
+    """Follow a channel until cancelled: each notice goes to `on_notice`; `on_subscribed` runs
+    whenever Redis confirms the subscription (the first time and after every reconnection,
+    however it came about), so that the caller can make up for notices it may have missed."""
+    backoff = RESUBSCRIBE_FIRST_S
+    while True:
+        client = Redis.from_url(
+            redis_url,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
+            socket_keepalive=True,
+            health_check_interval=PUBSUB_HEALTH_CHECK_S,
+            client_name=f"hookrelay-listener:{channel}",
+        )
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(channel)
+            while True:
+                message = await pubsub.get_message(timeout=PUBSUB_READ_S)
+                if message is None:
+                    continue
+                if message["type"] == "subscribe":
+                    on_subscribed()
+                    backoff = RESUBSCRIBE_FIRST_S
+                elif message["type"] == "message":
+                    on_notice(message["data"].decode())
+        except Exception as exc:  # Redis trouble, or anything else: never stop listening
+            level = log.warning if isinstance(exc, RedisError | OSError) else log.exception
+            level("notices lost; resubscribing", channel=channel, error=repr(exc))
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RESUBSCRIBE_MAX_S)
+        finally:
+            await pubsub.aclose()
+            await client.aclose()
+
+
+async def announce_revocation(redis: Redis, channel: str, app_id: str) -> None:
+    """Tell every API process that a key of `app_id` was revoked (or the app deleted). Redis
+    trouble is logged, not raised: the revocation itself is committed, and the other
+    processes' cached entries expire by themselves."""
+    try:
+        await asyncio.wait_for(redis.publish(channel, app_id), PUBLISH_TIMEOUT_S)
+    except Exception as exc:
+        log.warning("revocation notice not published", app_id=app_id, error=repr(exc))
 
 
 class CommitNotifier:

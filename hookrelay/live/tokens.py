@@ -8,13 +8,14 @@ derived from HOOKRELAY_SECRET_KEY.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
 from dataclasses import dataclass
 
 import orjson
+
+from hookrelay import base64url
 
 TOKEN_PREFIX = "hrst_"
 _KEY_LABEL = b"hookrelay stream token v1"
@@ -35,12 +36,8 @@ def _mac(secret_key: bytes, claims: str) -> bytes:
     return hmac.new(signing_key, claims.encode(), hashlib.sha256).digest()
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+# Decoded strictly: two different strings are never the same token.
+_b64, _unb64 = base64url.encode, base64url.decode
 
 
 def issue_token(secret_key: bytes, grant: StreamGrant) -> str:

@@ -250,6 +250,28 @@ async def test_idempotency_key_returns_the_first_answer_and_stores_nothing_new(
     assert len((await get_json(api, app, "/events"))["data"]) == 1
 
 
+async def test_one_idempotency_key_on_the_single_and_the_batch_route_binds_each_apart(
+    api: Client,
+) -> None:
+    app = await create_app_with_key(api)
+    headers = {**bearer(app["api_key"]), "Idempotency-Key": "order-7"}
+    event = {"type": "image.ready", "data": {"n": 1}}
+    single = await api.post(f"/v1/apps/{app['id']}/events", json=event, headers=headers)
+    batch = await api.post(
+        f"/v1/apps/{app['id']}/events/batch", json={"events": [event]}, headers=headers
+    )
+    assert single.status == batch.status == 202
+    single_answer, batch_answer = await single.json(), await batch.json()
+    assert set(batch_answer) == {"data"}
+    assert len(batch_answer["data"]) == 1 and batch_answer["data"][0]["id"] != single_answer["id"]
+    again = await api.post(
+        f"/v1/apps/{app['id']}/events/batch", json={"events": [event]}, headers=headers
+    )
+    assert await again.json() == batch_answer
+    listed = await get_json(api, app, "/events")
+    assert {e["id"] for e in listed["data"]} == {single_answer["id"], batch_answer["data"][0]["id"]}
+
+
 async def test_concurrent_requests_with_one_idempotency_key_make_one_event(api: Client) -> None:
     app = await create_app_with_key(api)
     headers = {**bearer(app["api_key"]), "Idempotency-Key": "race"}

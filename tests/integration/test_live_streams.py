@@ -4,6 +4,7 @@ nothing missed or repeated across reconnects, and no database work while clients
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -404,6 +405,65 @@ async def test_polling_with_the_cursor_during_a_burst_misses_nothing(
         seen += [e["id"] for e in page["data"]]
     await burst
     assert seen == await commit_order(settings, app["id"])
+
+
+async def transaction_ids(settings: Settings, app_id: str) -> list[int]:
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT tx_id::text::bigint AS tx FROM events WHERE app_id = $1", app_id
+        )
+    finally:
+        await connection.close()
+    return [row["tx"] for row in rows]
+
+
+async def test_a_long_poll_cursor_does_not_show_the_servers_transaction_ids(
+    api: Client, settings: Settings
+) -> None:
+    app = await create_app_with_key(api)
+    _, page = await poll(api, app, "?wait=0")
+    cursors = [page["next_cursor"]]
+    for n in range(3):
+        await send_event(api, app, "image.ready", {"n": n})
+        _, page = await poll(api, app, f"?after={page['next_cursor']}&wait=5")
+        cursors.append(page["next_cursor"])
+    numbers = await transaction_ids(settings, app["id"])
+    for cursor in cursors:
+        decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        for number in numbers:
+            for spelling in (str(number).encode(), number.to_bytes(8, "big")):
+                assert spelling not in decoded and spelling not in cursor.encode()
+
+
+async def test_a_long_poll_cursor_opens_only_its_own_app_and_only_as_given(api: Client) -> None:
+    app = await create_app_with_key(api)
+    other = await create_app_with_key(api, "other")
+    await send_event(api, app, "image.ready", {"n": 1})
+    _, page = await poll(api, app, "?job_id=none&wait=0")
+    cursor = page["next_cursor"]
+    status, body = await poll(api, other, f"?after={cursor}&wait=0")
+    assert status == 400 and body["error"]["code"] == "bad_request"
+    tampered = cursor[:10] + ("A" if cursor[10] != "A" else "B") + cursor[11:]
+    status, body = await poll(api, app, f"?after={tampered}&wait=0")
+    assert status == 400 and body["error"]["code"] == "bad_request"
+    assert "event id" in body["error"]["message"]
+    status, _ = await poll(api, app, f"?after={cursor}&wait=0")
+    assert status == 200
+
+
+async def test_a_long_poll_cursor_from_before_cursors_were_sealed_still_resumes(
+    api: Client, settings: Settings
+) -> None:
+    app = await create_app_with_key(api)
+    first = await send_event(api, app, "image.ready", {"n": 1})
+    [transaction] = await transaction_ids(settings, app["id"])
+    legacy = base64.urlsafe_b64encode(f"{transaction}:{first['id']}".encode()).decode()
+    second = await send_event(api, app, "image.ready", {"n": 2})
+    status, page = await poll(api, app, f"?after={legacy.rstrip('=')}&wait=5")
+    assert status == 200
+    assert [e["id"] for e in page["data"]] == [second["id"]]
+    assert str(transaction) not in page["next_cursor"]
 
 
 async def test_a_long_poll_narrows_by_type_and_job(api: Client) -> None:

@@ -65,3 +65,23 @@ async def test_sql_ids_have_the_python_id_shape(db_url: str) -> None:
     finally:
         await connection.close()
     assert is_id(made, "dlv_")
+
+
+async def test_idempotency_keys_taken_before_routes_were_told_apart_keep_their_route(
+    empty_db_url: str,
+) -> None:
+    before = [m for m in migrations() if m.version < 8]
+    await migrate(empty_db_url, before)
+    connection = await asyncpg.connect(empty_db_url)
+    try:
+        await connection.execute("INSERT INTO apps (id, name) VALUES ('app_1', 'acme')")
+        await connection.execute(
+            """INSERT INTO idempotency_keys (app_id, key, request_hash, response) VALUES
+               ('app_1', 'one', '\\x00', '{"id": "evt_1", "type": "a.b", "data": {}}'),
+               ('app_1', 'many', '\\x00', '{"data": [{"id": "evt_2", "data": {}}]}')"""
+        )
+        await migrate(empty_db_url)
+        keys = {r["key"] for r in await connection.fetch("SELECT key FROM idempotency_keys")}
+    finally:
+        await connection.close()
+    assert keys == {"events:one", "events/batch:many"}

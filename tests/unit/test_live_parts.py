@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 
 import pytest
@@ -14,6 +15,7 @@ from hookrelay.live import feed
 from hookrelay.live.feed import Tail
 from hookrelay.live.tokens import StreamGrant, issue_token, verify_token
 from hookrelay.models import Event, LogFilter, LogRead
+from hookrelay.settings import Settings
 
 KEY, OLD_KEY = b"k" * 32, b"o" * 32
 
@@ -54,15 +56,73 @@ def test_a_token_cannot_be_re_scoped_to_another_app() -> None:
     assert verify_token((KEY,), swapped, now=0) is None
 
 
-@pytest.mark.parametrize("position", [(0, ""), (17, ""), (2**63, "evt_" + "a" * 32)])
+SETTINGS = Settings(secret_key=KEY, old_secret_keys=(OLD_KEY,))
+POSITION = (987_654_321, "evt_" + "ab" * 16)
+
+
+@pytest.mark.parametrize("position", [(0, ""), (17, ""), POSITION, (2**64 - 1, "evt_" + "f" * 32)])
 def test_a_log_cursor_round_trips(position: tuple[int, str]) -> None:
-    assert parse_log_cursor(log_cursor(position)) == position
+    cursor = log_cursor(SETTINGS, "app_1", position)
+    assert parse_log_cursor(SETTINGS, "app_1", cursor) == position
 
 
-@pytest.mark.parametrize("raw", ["", "abc", "MTox", "-1:", "MTp4eXo"])
+def _spellings(number: int) -> list[bytes]:
+    """Every way a transaction id could sit inside a cursor's bytes or text."""
+    return [
+        str(number).encode(),
+        f"{number:x}".encode(),
+        *(number.to_bytes(n, order) for n in (4, 8) for order in ("big", "little")),
+    ]
+
+
+def test_a_log_cursor_does_not_show_its_transaction_id() -> None:
+    cursor = log_cursor(SETTINGS, "app_1", POSITION)
+    decodings = [cursor.encode()]
+    for decode in (base64.urlsafe_b64decode, base64.b64decode):
+        decodings.append(decode(cursor + "=" * (-len(cursor) % 4)))
+    for decoded in decodings:
+        for spelling in _spellings(POSITION[0]):
+            assert spelling not in decoded
+    assert b"ab" * 16 not in decodings[1] and "ab" * 16 not in cursor
+
+
+def test_log_cursors_of_neighbouring_positions_share_nothing_readable() -> None:
+    first = log_cursor(SETTINGS, "app_1", (100, ""))
+    second = log_cursor(SETTINGS, "app_1", (101, ""))
+    assert first != second
+    assert sum(a == b for a, b in zip(first, second, strict=True)) < len(first) // 2
+
+
+def test_a_log_cursor_of_another_app_is_a_bad_request() -> None:
+    cursor = log_cursor(SETTINGS, "app_1", POSITION)
+    with pytest.raises(BadRequest):
+        parse_log_cursor(SETTINGS, "app_2", cursor)
+
+
+def test_a_log_cursor_sealed_with_an_old_key_is_still_taken_during_key_rotation() -> None:
+    cursor = log_cursor(Settings(secret_key=OLD_KEY), "app_1", POSITION)
+    assert parse_log_cursor(SETTINGS, "app_1", cursor) == POSITION
+    with pytest.raises(BadRequest):
+        parse_log_cursor(Settings(secret_key=KEY), "app_1", cursor)
+
+
+def test_every_changed_character_of_a_log_cursor_makes_it_a_bad_request() -> None:
+    cursor = log_cursor(SETTINGS, "app_1", POSITION)
+    for n, character in enumerate(cursor):
+        changed = cursor[:n] + ("A" if character != "A" else "B") + cursor[n + 1 :]
+        with pytest.raises(BadRequest):
+            parse_log_cursor(SETTINGS, "app_1", changed)
+
+
+@pytest.mark.parametrize("raw", ["", "abc", "MTox", "-1:", "MTp4eXo", "A" * 54, "A" * 32, "!" * 40])
 def test_a_made_up_log_cursor_is_a_bad_request(raw: str) -> None:
     with pytest.raises(BadRequest):
-        parse_log_cursor(raw)
+        parse_log_cursor(SETTINGS, "app_1", raw)
+
+
+def test_a_cursor_given_out_before_cursors_were_sealed_still_resumes() -> None:
+    legacy = base64.urlsafe_b64encode(f"{POSITION[0]}:{POSITION[1]}".encode()).decode()
+    assert parse_log_cursor(SETTINGS, "app_1", legacy.rstrip("=")) == POSITION
 
 
 def event(tx: int, event_type: str = "image.ready", body_bytes: int = 10) -> Event:
@@ -106,3 +166,40 @@ async def test_a_tail_keeps_its_memory_bounded(monkeypatch: pytest.MonkeyPatch) 
     assert tail.events == events[-len(tail.events) :]
     assert tail.floor == events[-len(tail.events) - 1].position
     assert tail.read_after(events[0].position, LogFilter(), 100) is None
+
+
+def _token_whose_mac_uses_the_url_safe_characters() -> str:
+    """A valid token whose signature holds `-` or `_` (where standard base64 has + and /)."""
+    for expires_at in range(1_000, 2_000):
+        token = issue_token(KEY, StreamGrant("app_1", None, expires_at))
+        if {"-", "_"} & set(token.split(".")[1]):
+            return token
+    raise AssertionError("no such token in a thousand")
+
+
+def _other_trailing_bits(text: str) -> str:
+    """The same bytes in base64 with the unused low bits of the last character set."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(text[-1])
+    return text[:-1] + alphabet[last | 0b11]
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        pytest.param(lambda t: t + "=", id="padded"),
+        pytest.param(lambda t: t + "==", id="padded-twice"),
+        pytest.param(lambda t: t.replace("-", "+").replace("_", "/"), id="standard-alphabet"),
+        pytest.param(lambda t: t[:-6] + "!" + t[-6:], id="junk-character"),
+        pytest.param(lambda t: t[:-6] + "\n" + t[-6:], id="line-break"),
+        pytest.param(lambda t: t[:-6] + "=" + t[-6:], id="inner-padding"),
+        pytest.param(_other_trailing_bits, id="trailing-bits"),
+    ],
+)
+def test_only_the_canonical_spelling_of_a_token_opens_a_stream(variant: object) -> None:
+    token = _token_whose_mac_uses_the_url_safe_characters()
+    claims, mac = token.split(".")
+    changed = f"{claims}.{variant(mac)}"  # type: ignore[operator]
+    assert changed != token
+    assert verify_token((KEY,), token, now=0) is not None
+    assert verify_token((KEY,), changed, now=0) is None

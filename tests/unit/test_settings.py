@@ -17,6 +17,7 @@ from hookrelay.settings import (
 # Bytes chosen so that standard and URL-safe base64 differ (the encoding holds + and /).
 SECRET_KEY = bytes([0xFB, 0xEF, 0xBE, 0xFF] * 8)
 ADMIN_TOKEN = "hra_admin-token-do-not-log"
+METRICS_TOKEN = "hrm_metrics-token-do-not-log"
 
 
 def from_env(**variables: str) -> Settings:
@@ -35,6 +36,7 @@ def test_defaults_leave_urls_token_and_key_unset() -> None:
     assert settings.database_url is None
     assert settings.redis_url is None
     assert settings.admin_token is None
+    assert settings.metrics_token is None
     assert settings.secret_key is None
     assert settings.allowed_cidrs == ()
 
@@ -67,6 +69,7 @@ def test_variables_without_the_prefix_are_ignored() -> None:
         ("DATABASE_URL", "database_url", "postgresql://hookrelay@db:5432/hookrelay"),
         ("REDIS_URL", "redis_url", "redis://cache:6379/0"),
         ("ADMIN_TOKEN", "admin_token", ADMIN_TOKEN),
+        ("METRICS_TOKEN", "metrics_token", METRICS_TOKEN),
         ("QUEUE_NAME", "queue_name", "hookrelay:test"),
     ],
 )
@@ -262,6 +265,10 @@ def test_repr_does_not_show_the_secret_key() -> None:
 
 def test_repr_does_not_show_the_admin_token() -> None:
     assert ADMIN_TOKEN not in repr(Settings(admin_token=ADMIN_TOKEN))
+
+
+def test_repr_does_not_show_the_metrics_token() -> None:
+    assert METRICS_TOKEN not in repr(Settings(metrics_token=METRICS_TOKEN))
 
 
 @pytest.mark.parametrize(

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hookrelay.api.http import cursor, json_response, page, page_size, principal, read_json
+from hookrelay.api.http import (
+    cursor,
+    json_response,
+    page,
+    page_size,
+    principal,
+    read_json,
+    secret_response,
+)
 from hookrelay.api.keys import GATEWAY
 from hookrelay.api.views import app_view
 
 
 async def create_app(request: web.Request) -> web.Response:
     app, key = await request.app[GATEWAY].create_app(principal(request), await read_json(request))
-    return json_response({**app_view(app), "api_key": key}, status=201)
+    return secret_response({**app_view(app), "api_key": key}, status=201)
 
 
 async def list_apps(request: web.Request) -> web.Response:

@@ -31,7 +31,6 @@ async def demo_page(request: web.Request) -> web.Response:
         charset="utf-8",
         headers={
             "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-            "X-Content-Type-Options": "nosniff",
             "Cache-Control": "no-cache",
         },
     )

@@ -5,7 +5,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from hookrelay import signing
-from hookrelay.api.http import cursor, json_response, page, page_size, principal, read_json
+from hookrelay.api.http import (
+    cursor,
+    json_response,
+    page,
+    page_size,
+    principal,
+    read_json,
+    secret_response,
+)
 from hookrelay.api.keys import GATEWAY
 from hookrelay.api.views import endpoint_view
 
@@ -21,7 +29,7 @@ async def create_endpoint(request: web.Request) -> web.Response:
     endpoint, secret = await request.app[GATEWAY].create_endpoint(
         principal(request), request.match_info["app_id"], await read_json(request)
     )
-    return json_response({**endpoint_view(endpoint), **_secret_view(secret)}, status=201)
+    return secret_response({**endpoint_view(endpoint), **_secret_view(secret)}, status=201)
 
 
 async def list_endpoints(request: web.Request) -> web.Response:
@@ -44,14 +52,14 @@ async def get_endpoint_secret(request: web.Request) -> web.Response:
     endpoint = await gateway.get_endpoint(
         principal(request), request.match_info["app_id"], request.match_info["endpoint_id"]
     )
-    return json_response(_secret_view(gateway.endpoint_secret(endpoint)))
+    return secret_response(_secret_view(gateway.endpoint_secret(endpoint)))
 
 
 async def rotate_secret(request: web.Request) -> web.Response:
     endpoint, secret = await request.app[GATEWAY].rotate_secret(
         principal(request), request.match_info["app_id"], request.match_info["endpoint_id"]
     )
-    return json_response({**endpoint_view(endpoint), **_secret_view(secret)})
+    return secret_response({**endpoint_view(endpoint), **_secret_view(secret)})
 
 
 async def update_endpoint(request: web.Request) -> web.Response:

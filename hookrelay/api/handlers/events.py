@@ -19,7 +19,7 @@ from hookrelay.api.http import (
     read_json,
     seconds_param,
 )
-from hookrelay.api.keys import GATEWAY, LIVE_FEED
+from hookrelay.api.keys import GATEWAY, LIVE_FEED, SETTINGS
 from hookrelay.api.views import delivery_view, event_view
 from hookrelay.errors import BadRequest
 from hookrelay.models import Event, EventFilter, LogFilter
@@ -60,6 +60,7 @@ async def create_events(request: web.Request) -> web.Response:
         body["events"],
         _idempotency_key(request),
         _many,
+        batch=True,
     )
     return json_response(answer, status=202)
 
@@ -97,16 +98,20 @@ async def _follow_events(request: web.Request) -> web.Response:
     )
     after = request.query.get("after") or None
     gateway, ref = request.app[GATEWAY], request.match_info["app_id"]
+    settings = request.app[SETTINGS]
     if after is not None and not EVENT_ID.fullmatch(after):
-        position = parse_log_cursor(after)
-        app_id = await gateway.app_id_for(principal(request), ref)
+        app_id = await gateway.app_id_for(principal(request), ref)  # a cursor is for one app
+        position = parse_log_cursor(settings, app_id, after)
     else:
         app_id, position = await gateway.log_start(principal(request), ref, after, filters.job_id)
     feed = request.app[LIVE_FEED]
     async with feed.follow(app_id) as tail:
         read = await feed.read(tail, position, filters, limit, wait_s)
     return json_response(
-        {"data": [event_view(e) for e in read.events], "next_cursor": log_cursor(read.position)}
+        {
+            "data": [event_view(e) for e in read.events],
+            "next_cursor": log_cursor(settings, app_id, read.position),
+        }
     )
 
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hookrelay.api.http import cursor, json_response, page, page_size, principal, read_json
+from hookrelay.api.http import (
+    cursor,
+    json_response,
+    page,
+    page_size,
+    principal,
+    read_json,
+    secret_response,
+)
 from hookrelay.api.keys import GATEWAY
 from hookrelay.api.views import app_key_view
 
@@ -13,7 +21,7 @@ async def create_key(request: web.Request) -> web.Response:
     created, key = await request.app[GATEWAY].create_app_key(
         principal(request), request.match_info["app_id"], await read_json(request)
     )
-    return json_response({**app_key_view(created), "key": key}, status=201)
+    return secret_response({**app_key_view(created), "key": key}, status=201)
 
 
 async def list_keys(request: web.Request) -> web.Response:

