@@ -7,6 +7,8 @@ records it as a failed attempt instead of a success.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import time
 
@@ -35,9 +37,22 @@ def verify(key: SigningKey, headers: dict[str, str], body: bytes, now: float) ->
     return "no signature matches"
 
 
+def signing_key(secret: str) -> SigningKey:
+    """Decode `secret` strictly: a placeholder such as `whsec_...` must not become an empty key
+    that refuses every delivery. Raises ValueError."""
+    key = SigningKey.from_secret(secret)
+    try:
+        raw = base64.b64decode(secret.partition("_")[2], validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"what follows the prefix is not base64 ({exc})") from exc
+    if not raw:
+        raise ValueError("no key follows the prefix")
+    return key
+
+
 def create_receiver(secret: str | None, status: int) -> web.Application:
     """The receiver's app. Raises ValueError at once if `secret` is not a signing secret."""
-    key = SigningKey.from_secret(secret) if secret is not None else None
+    key = signing_key(secret) if secret is not None else None
 
     async def handle(request: web.Request) -> web.Response:
         body = await request.read()

@@ -117,3 +117,9 @@ async def test_without_a_secret_every_request_is_answered_with_the_status(
 def test_a_secret_that_is_not_one_is_refused_before_listening() -> None:
     with pytest.raises(ValueError, match="whsec_"):
         create_receiver("not-a-secret", 200)
+
+
+@pytest.mark.parametrize("placeholder", ["whsec_...", "whsec_", "whsec_bm90!!"])
+def test_a_placeholder_secret_is_refused_before_listening(placeholder: str) -> None:
+    with pytest.raises(ValueError, match="prefix"):
+        create_receiver(placeholder, 200)

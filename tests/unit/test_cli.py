@@ -87,3 +87,9 @@ def test_bare_hookrelay_prints_help_and_exits_0() -> None:
     assert done.stdout.startswith("usage: hookrelay")
     for command in ("dev", "api", "worker", "migrate", "receive"):
         assert f"    {command} " in done.stdout
+
+
+def test_receive_refuses_a_placeholder_secret_and_says_why() -> None:
+    done = run_hookrelay("receive", "--port", "1", "--secret", "whsec_...")
+    assert done.returncode == 2
+    assert "--secret is not an endpoint's signing secret" in done.stderr
