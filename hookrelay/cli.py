@@ -1,4 +1,5 @@
-"""The `hookrelay` command: dev, api, worker, migrate. The only reader of the environment."""
+"""The `hookrelay` command (dev, api, worker, migrate, receive, ...). The only reader of the
+environment."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import os
 import sys
 from pathlib import Path
 
+from hookrelay import __version__
 from hookrelay.embedded import EmbeddedServerError
 from hookrelay.logs import configure_logging
 from hookrelay.settings import ConfigError, Settings
 
 DEFAULT_PORT = 8080
+# Appended to an option's help: argparse fills in the option's default.
+DEFAULT = " (default: %(default)s)"
 # Garbage collection thresholds for the long-running processes (Python's defaults: 700, 10, 10).
 GC_THRESHOLDS = (50_000, 20, 10)
 
@@ -22,45 +26,94 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hookrelay", description="The event-callback gateway for AI jobs."
     )
-    commands = parser.add_subparsers(dest="command", required=True)
-    dev = commands.add_parser("dev", help="run everything locally on embedded Postgres and Redis")
-    dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=DEFAULT_PORT)
-    dev.add_argument("--data-dir", type=Path, default=Path(".hookrelay"))
-    api = commands.add_parser("api", help="run the HTTP API")
-    api.add_argument("--host", default="127.0.0.1")
-    api.add_argument("--port", type=int, default=DEFAULT_PORT)
-    worker = commands.add_parser("worker", help="run a delivery worker")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    # Not required: a bare `hookrelay` prints this help and exits 0.
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(
+        parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str, what: str
+    ) -> argparse.ArgumentParser:
+        return parent.add_parser(name, help=what, description=what[0].upper() + what[1:] + ".")
+
+    dev = command(commands, "dev", "run everything locally on embedded Postgres and Redis")
+    dev.add_argument("--host", default="127.0.0.1", help="address the API listens on" + DEFAULT)
+    dev.add_argument("--port", type=int, default=DEFAULT_PORT, help="port of the API" + DEFAULT)
+    dev.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".hookrelay"),
+        help="folder of the embedded servers' data, the admin token and the secret key" + DEFAULT,
+    )
+    api = command(commands, "api", "run the HTTP API (configured by HOOKRELAY_* variables)")
+    api.add_argument("--host", default="127.0.0.1", help="address to listen on" + DEFAULT)
+    api.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on" + DEFAULT)
+    worker = command(commands, "worker", "run a delivery worker")
     worker.add_argument(
-        "--processes", type=int, default=1, help="worker processes to run (one per core at most)"
+        "--processes",
+        type=int,
+        default=1,
+        help="worker processes to run (one per core at most)" + DEFAULT,
     )
-    commands.add_parser("migrate", help="apply database migrations")
-    commands.add_parser(
-        "rotate-key", help="re-encrypt endpoint secrets with the current HOOKRELAY_SECRET_KEY"
-    )
-    bench = commands.add_parser("bench", help="run a benchmark and print its figures")
-    benches = bench.add_subparsers(dest="bench", required=True)
-    run = benches.add_parser("run", help="latency at fixed rates, max rate, fan-out, memory")
+    command(commands, "migrate", "apply database migrations")
+    command(commands, "rotate-key", "re-encrypt endpoint secrets with HOOKRELAY_SECRET_KEY")
+    bench = command(commands, "bench", "run a benchmark and print its figures")
+    benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+    run = command(benches, "run", "latency at fixed rates, max rate, fan-out, memory")
     run.add_argument("--quick", action="store_true", help="10 s per rate instead of 60 s")
-    run.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) // 2))
-    run.add_argument("--output", type=Path, default=Path("bench-results/latest.json"))
-    run.add_argument("--plot", type=Path, default=None, help="write a latency plot (PNG) here")
-    admin = benches.add_parser("admin", help="dead letters among a million deliveries; replay")
-    admin.add_argument("--deliveries", type=int, default=1_000_000)
-    admin.add_argument("--replay", type=int, default=100_000)
-    admin.add_argument("--workers", type=int, default=2)
-    admin.add_argument("--samples", type=int, default=200)
-    admin.add_argument("--output", type=Path, default=Path("bench-results/admin.json"))
-    receive = commands.add_parser("receive", help="run a local receiver that verifies webhooks")
-    receive.add_argument("--host", default="127.0.0.1")
-    receive.add_argument("--port", type=int, default=9000)
-    receive.add_argument("--secret", help="the endpoint's whsec_ secret, to verify signatures")
-    receive.add_argument("--status", type=int, default=200, help="the status code to answer")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) // 2),
+        help="worker processes (one per two CPUs)" + DEFAULT,
+    )
+    run.add_argument(
+        "--output",
+        type=Path,
+        default=Path("bench-results/latest.json"),
+        help="where to write the figures as JSON" + DEFAULT,
+    )
+    run.add_argument("--plot", type=Path, help="write a latency plot (PNG) here (default: none)")
+    admin = command(benches, "admin", "dead letters among a million deliveries; replay")
+    admin.add_argument(
+        "--deliveries", type=int, default=1_000_000, help="deliveries to seed" + DEFAULT
+    )
+    admin.add_argument(
+        "--replay", type=int, default=100_000, help="dead deliveries to replay" + DEFAULT
+    )
+    admin.add_argument("--workers", type=int, default=2, help="worker processes" + DEFAULT)
+    admin.add_argument(
+        "--samples", type=int, default=200, help="timed requests per listing" + DEFAULT
+    )
+    admin.add_argument(
+        "--output",
+        type=Path,
+        default=Path("bench-results/admin.json"),
+        help="where to write the figures as JSON" + DEFAULT,
+    )
+    receive = command(commands, "receive", "run a local receiver that verifies webhooks")
+    receive.add_argument("--host", default="127.0.0.1", help="address to listen on" + DEFAULT)
+    receive.add_argument("--port", type=int, default=9000, help="port to listen on" + DEFAULT)
+    receive.add_argument(
+        "--secret",
+        help="the endpoint's whsec_ secret: deliveries that do not verify with it are answered "
+        "401 (default: none, every delivery is accepted unverified)",
+    )
+    receive.add_argument(
+        "--status",
+        type=int,
+        default=200,
+        help="the status answered to deliveries that verify (e.g. 500 to watch hookrelay retry)"
+        + DEFAULT,
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
     env = dict(os.environ)
     if args.command == "dev":
         env.setdefault("HOOKRELAY_LOG_FORMAT", "console")
@@ -87,9 +140,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         return admin.main(args.deliveries, args.replay, args.workers, args.samples, args.output)
     if args.command == "receive":
-        from hookrelay.receive import run_receiver
+        from hookrelay.receive import create_receiver, run_receiver
 
-        run_receiver(args.host, args.port, args.secret, args.status)
+        try:
+            receiver = create_receiver(args.secret, args.status)
+        except ValueError as exc:
+            raise ConfigError(f"--secret is not an endpoint's signing secret: {exc}") from exc
+        run_receiver(receiver, args.host, args.port)
         return 0
     _install_uvloop()
     _collect_garbage_less_often()

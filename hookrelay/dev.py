@@ -24,8 +24,10 @@ from types import FrameType
 
 import structlog
 
+from hookrelay.durations import format_duration
 from hookrelay.embedded import EmbeddedPostgres, EmbeddedRedis
 from hookrelay.migrate import migrate
+from hookrelay.retry import JITTER
 from hookrelay.settings import LOOPBACK_NETWORKS, Settings
 
 log = structlog.get_logger(__name__)
@@ -156,11 +158,21 @@ def _stop_children(children: list[subprocess.Popen[bytes]]) -> None:
             child.wait()
 
 
+def retry_schedule_text(schedule_s: tuple[float, ...]) -> str:
+    """How a failing delivery is retried, e.g. `retries after 5s, 5m (+/-20% jitter), then ..."""
+    if not schedule_s:
+        return "no retries: a failed first attempt is dead-lettered"
+    delays = ", ".join(format_duration(delay) for delay in schedule_s)
+    return f"retries after {delays} (+/-{JITTER:.0%} jitter), then dead-lettered"
+
+
 def _print_banner(url: str, settings: Settings, data_dir: Path) -> None:
     print(
         f"\n  hookrelay is running at {url}\n"
         f"  admin token: {settings.admin_token}\n"
         f"  data dir:    {data_dir.resolve()}\n"
+        f"  deliveries:  {retry_schedule_text(settings.retry_schedule_s)}"
+        "\n               (set HOOKRELAY_RETRY_SCHEDULE to change them)\n"
         f"  try:         curl -H 'Authorization: Bearer {settings.admin_token}' {url}/v1/apps\n"
         f"  live jobs:   {url}/demo (see the README: follow a job in a browser)\n"
         "  stop:        Ctrl-C\n",

@@ -1,7 +1,14 @@
-"""`hookrelay receive`: a local receiver that verifies and prints the webhooks it gets."""
+"""`hookrelay receive`: a local receiver that verifies and prints the webhooks it gets.
+
+A delivery whose signature verifies is answered with `--status` (200 unless told otherwise: a
+500 imitates a failing receiver); one that does not verify is answered 401, so hookrelay
+records it as a failed attempt instead of a success.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import time
 
@@ -11,10 +18,11 @@ from hookrelay.signing import SigningKey
 
 # Standard Webhooks receivers refuse messages whose timestamp is further off than this.
 TIMESTAMP_TOLERANCE_S = 300
+REFUSED_STATUS = 401
 
 
-def verify(secret: str, headers: dict[str, str], body: bytes, now: float) -> str | None:
-    """Return why a webhook does not verify with `secret`, or None if it does."""
+def verify(key: SigningKey, headers: dict[str, str], body: bytes, now: float) -> str | None:
+    """Return why a webhook does not verify with `key`, or None if it does."""
     try:
         msg_id = headers["webhook-id"]
         timestamp = int(headers["webhook-timestamp"])
@@ -23,26 +31,51 @@ def verify(secret: str, headers: dict[str, str], body: bytes, now: float) -> str
         return "missing or malformed webhook-* headers"
     if abs(now - timestamp) > TIMESTAMP_TOLERANCE_S:
         return "timestamp outside the tolerance"
-    expected = SigningKey.from_secret(secret).sign(msg_id, timestamp, body)
+    expected = key.sign(msg_id, timestamp, body)
     if any(hmac.compare_digest(expected, candidate) for candidate in signatures):
         return None
     return "no signature matches"
 
 
-def create_receiver(secret: str | None, status: int = 200) -> web.Application:
+def signing_key(secret: str) -> SigningKey:
+    """Decode `secret` strictly: a placeholder such as `whsec_...` must not become an empty key
+    that refuses every delivery. Raises ValueError."""
+    key = SigningKey.from_secret(secret)
+    try:
+        raw = base64.b64decode(secret.partition("_")[2], validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"what follows the prefix is not base64 ({exc})") from exc
+    if not raw:
+        raise ValueError("no key follows the prefix")
+    return key
+
+
+def create_receiver(secret: str | None, status: int) -> web.Application:
+    """The receiver's app. Raises ValueError at once if `secret` is not a signing secret."""
+    key = signing_key(secret) if secret is not None else None
+
     async def handle(request: web.Request) -> web.Response:
         body = await request.read()
         headers = {k.lower(): v for k, v in request.headers.items()}
-        if secret is None:
-            verdict = "unverified (no --secret)"
+        problem = None if key is None else verify(key, headers, body, time.time())
+        if key is None:
+            verdict = f"unverified (no --secret), answered {status}"
+        elif problem is None:
+            verdict = f"verified, answered {status}"
         else:
-            problem = verify(secret, headers, body, time.time())
-            verdict = "verified" if problem is None else f"NOT VERIFIED: {problem}"
+            verdict = f"NOT VERIFIED: {problem}, answered {REFUSED_STATUS}"
         print(
             f"{request.method} {request.path} webhook-id={headers.get('webhook-id')} {verdict}\n"
             f"  {body.decode(errors='replace')}",
             flush=True,
         )
+        if problem is not None:
+            error = {
+                "code": "invalid_signature",
+                "message": f"the signature does not verify: {problem}",
+                "details": None,
+            }
+            return web.json_response({"error": error}, status=REFUSED_STATUS)
         return web.Response(status=status, text="ok")
 
     app = web.Application()
@@ -50,6 +83,7 @@ def create_receiver(secret: str | None, status: int = 200) -> web.Application:
     return app
 
 
-def run_receiver(host: str, port: int, secret: str | None, status: int) -> None:
+def run_receiver(app: web.Application, host: str, port: int) -> None:
+    """Serve `app` (from create_receiver) until Ctrl-C."""
     print(f"receiving webhooks at http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
-    web.run_app(create_receiver(secret, status), host=host, port=port, print=None, access_log=None)
+    web.run_app(app, host=host, port=port, print=None, access_log=None)

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from hookrelay import __version__
+from hookrelay.api.handlers.index import DEMO_LINK, LINKS
 from hookrelay.resources import resource_dir
 
 Schema = dict[str, Any]
@@ -160,6 +161,15 @@ RESPONSES: dict[str, Schema] = {
     "ReplayResult": _object(REPLAY),
     "Replayed": _object({"id": STRING, "replay_of": STRING}),
     "Health": _object({"status": STRING}),
+    "Index": _object(
+        {
+            "name": STRING,
+            "version": STRING,
+            "links": _object(
+                {name: STRING for name in (*LINKS, *DEMO_LINK)}, optional=tuple(DEMO_LINK)
+            ),
+        }
+    ),
     "Ready": _object({"status": STRING, "checks": _object({"postgres": STRING, "redis": STRING})}),
     "AppPage": _page("App"),
     "AppKeyPage": _page("AppKey"),
@@ -436,6 +446,19 @@ def openapi_document() -> dict[str, Any]:
         paths.setdefault(path, {})[method.lower()] = operation
     paths[APP_PATH + "/events/stream"] = {"get": _stream_operation()}
     plain = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+    paths["/"] = {
+        "get": {
+            "summary": "What this server is (name, version) and links to where to go next",
+            "operationId": "index",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "The index",
+                    "content": {"application/json": {"schema": _ref("Index")}},
+                }
+            },
+        }
+    }
     paths["/healthz"] = {
         "get": {
             "summary": "The process is up",

@@ -11,6 +11,7 @@ from hookrelay.api.handlers import (
     endpoints,
     events,
     health,
+    index,
     jobs,
     keys,
     metrics,
@@ -25,6 +26,7 @@ ENDPOINT = APP + "/endpoints/{endpoint_id}"
 def add_routes(app: web.Application, demo_page: bool = False) -> None:
     app.router.add_routes(
         [
+            web.get("/", index.index),
             web.get("/healthz", health.healthz),
             web.get("/readyz", health.readyz),
             web.get("/metrics", metrics.metrics),

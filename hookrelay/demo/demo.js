@@ -24,29 +24,59 @@ function connect(app, jobId, token) {
   render();
   const query = new URLSearchParams({ job_id: jobId, token: token });
   const url = `/v1/apps/${encodeURIComponent(app)}/events/stream?${query}`;
-  source = new EventSource(url);
+  const opened = new EventSource(url);
+  source = opened;
   setConnection("connecting");
-  source.onopen = () => setConnection("open");
-  source.onerror = () => {
-    // CLOSED: the server refused (an expired token, say); CONNECTING: it is retrying.
-    setConnection(source.readyState === EventSource.CLOSED ? "closed" : "reconnecting");
+  opened.onopen = () => setConnection("open");
+  opened.onerror = () => {
+    if (opened !== source) return; // a stream this page has moved on from
+    // CONNECTING: the connection dropped and EventSource is retrying by itself. CLOSED: the
+    // server answered with an error, which EventSource does not show: ask again to read it.
+    if (opened.readyState === EventSource.CLOSED) explainRefusal(opened, url);
+    else setConnection("reconnecting");
   };
   for (const type of JOB_EVENTS) {
-    source.addEventListener(type, (message) => receive(type, message));
+    opened.addEventListener(type, (message) => receive(opened, type, message));
   }
+}
+
+// The server's JSON error for the stream URL (a refused or expired token, an unknown app),
+// fetched once; the request is aborted as soon as its headers are in.
+async function explainRefusal(refused, url) {
+  setConnection("refused");
+  const abort = new AbortController();
+  let reason = "the server refused the stream";
+  try {
+    const response = await fetch(url, { signal: abort.signal, cache: "no-store" });
+    if (!response.ok) {
+      const body = await response.json().catch(() => null);
+      const message = body && body.error && body.error.message;
+      reason = `${response.status}: ${message || response.statusText}`;
+    }
+  } catch (error) {
+    reason = "the server cannot be reached";
+  } finally {
+    abort.abort();
+  }
+  if (refused === source) setConnection(`refused (${reason})`);
 }
 
 function setConnection(text) {
   $("connection").textContent = text;
 }
 
-function receive(type, message) {
-  if (job.seen.has(message.lastEventId)) return;
+function receive(from, type, message) {
+  if (from !== source || job.seen.has(message.lastEventId)) return;
   job.seen.add(message.lastEventId);
   const body = JSON.parse(message.data);
   apply(type, body.data || {});
   logEvent(message.lastEventId, type, body);
   render();
+  if (TERMINAL.has(job.state)) {
+    // Nothing follows a finished job: let the server go instead of holding a stream open.
+    source.close();
+    setConnection("closed (the job has ended)");
+  }
 }
 
 // The same rules as the server's job status: a finished job stays finished, progress never
@@ -88,6 +118,8 @@ function apply(type, data) {
       job.state = "cancelled";
       break;
   }
+  // The last progress message ("upscaling") is no longer news once the job has ended.
+  if (TERMINAL.has(job.state)) job.message = "";
 }
 
 function logEvent(id, type, body) {

@@ -114,8 +114,9 @@ def _bound_log(claim: ClaimedDelivery) -> structlog.stdlib.BoundLogger:
 
 def _log_attempt(claim: ClaimedDelivery, outcome: AttemptOutcome, status: str) -> None:
     # Not through _bound_log: binding costs a logger per delivery even when INFO is off.
-    log.info(
-        "delivery attempted",
+    # A dead letter needs someone to act (replay it, fix the endpoint): a warning, not news.
+    (log.warning if status == "dead" else log.info)(
+        "delivery dead-lettered" if status == "dead" else "delivery attempted",
         delivery_id=claim.id,
         event_id=claim.event_id,
         endpoint_id=claim.endpoint_id,

@@ -158,6 +158,11 @@ async def test_dev_delivers_one_event_to_the_matching_endpoints(
             assert received.headers["webhook-id"] == event["id"]
             assert set(json.loads(received.body)) == {"type", "timestamp", "data"}
             assert payload["data"] == {"job_id": "job_42", "output": {"text": "hi"}}
+    # The banner, printed once the API answered, names the schedule this process runs with.
+    assert (
+        "retries after 50ms, 100ms (+/-20% jitter), then dead-lettered"
+        in gateway.log_path.read_text()
+    )
 
 
 async def test_dev_keeps_data_across_a_restart_and_leaves_no_servers(

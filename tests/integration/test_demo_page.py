@@ -110,6 +110,10 @@ async def test_a_browser_follows_a_job_from_queued_to_completed_live(
         await wait_for_text(browser, "percent", percent)
     await wait_for_text(browser, "event-count", str(len(steps)))
     assert "cat.png" in text_of(browser, "output")
+    assert text_of(browser, "message") == ""  # "upscaling" is over
+    # Nothing follows a finished job: the page has let the stream go.
+    await wait_for_text(browser, "connection", "closed (the job has ended)")
+    assert browser.execute_script("return source.readyState === EventSource.CLOSED") is True
     types = [
         item.get_attribute("data-type")
         for item in browser.find_elements(By.CSS_SELECTOR, "#log li")
@@ -132,6 +136,36 @@ async def test_the_page_shows_what_happened_before_it_opened(
     )
     await wait_for_text(browser, "state", "FAILED")
     assert text_of(browser, "error") == "oom: no memory"
+    assert text_of(browser, "message") == ""
+    await wait_for_text(browser, "connection", "closed (the job has ended)")
+
+
+@pytest.mark.settings(demo_page=True)
+async def test_a_refused_token_is_shown_with_the_reason(
+    api: Client, browser: webdriver.Chrome
+) -> None:
+    app = await create_app_with_key(api)
+    page = api.make_url(f"/demo#app={app['id']}&job=j1&token=hrst_not-a-token")
+    await asyncio.to_thread(browser.get, str(page))
+    await wait_for_text(
+        browser, "connection", "refused (401: the stream token is not valid or has expired)"
+    )
+
+
+@pytest.mark.settings(demo_page=True)
+async def test_a_token_for_another_job_is_shown_with_the_reason(
+    api: Client, browser: webdriver.Chrome
+) -> None:
+    app = await create_app_with_key(api)
+    response = await api.post(
+        f"/v1/apps/{app['id']}/stream-tokens", json={"job_id": "j1"}, headers=bearer(app["api_key"])
+    )
+    token = (await response.json())["token"]
+    page = api.make_url(f"/demo#app={app['id']}&job=j2&token={token}")
+    await asyncio.to_thread(browser.get, str(page))
+    await wait_for_text(
+        browser, "connection", "refused (404: this stream token is for another job)"
+    )
 
 
 async def test_the_page_is_not_served_unless_turned_on(api: Client) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 import pytest
+import structlog
+import structlog.testing
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -86,6 +88,29 @@ async def test_dead_letter_after_the_last_attempt_reports_delivery_dead(
     assert body["data"]["delivery_id"] == delivery["id"]
     assert body["data"]["endpoint_id"] == failing["id"]
     assert body["data"]["attempts"] == 3
+
+
+async def test_a_dead_lettered_delivery_is_logged_as_a_warning(
+    api: Client, receiver: Receiver
+) -> None:
+    receiver.respond = answer(500)
+    app = await create_app_with_key(api)
+    await add_endpoint(api, app, f"{receiver.url}/failing")
+    with structlog.testing.capture_logs() as logs:
+        event = await send_event(api, app, "job.queued", {"job_id": "j1"})
+        [delivery] = (await wait_for_delivery_status(api, app, event["id"], "dead"))["deliveries"]
+        for _ in range(100):  # the line follows the commit that the API has just shown
+            dead = [line for line in logs if line.get("delivery_id") == delivery["id"]]
+            if len(dead) == 3:
+                break
+            await asyncio.sleep(0.02)
+    levels = [(line["log_level"], line["event"], line["attempt"]) for line in dead]
+    assert levels == [
+        ("info", "delivery attempted", 1),
+        ("info", "delivery attempted", 2),
+        ("warning", "delivery dead-lettered", 3),
+    ]
+    assert dead[-1]["status_code"] == 500
 
 
 async def test_operational_events_reach_only_endpoints_that_name_them(
