@@ -150,8 +150,9 @@ def test_slow_clients_hold_no_slot_and_are_all_let_go(api: ApiProcess, app: App)
 
 
 def test_slow_clients_leave_no_memory_behind(api: ApiProcess, app: App) -> None:
-    """Rounds of 200 clients that each send 8 KB of a header and stall: after the first round
-    (which warms the allocator up), the API's resident memory stays put."""
+    """Rounds of 200 clients that each send 8 KB of a header and stall: once two rounds have
+    warmed the allocator up (about 1 MB), the API's resident memory stays put. A leak of what
+    one client sent would add 1.6 MB a round."""
     process = psutil.Process(api.pid)
     header = wire.get(app.events_path, app.key)[:-2] + b"X-Padding: " + b"p" * 8000
 
@@ -166,6 +167,6 @@ def test_slow_clients_leave_no_memory_behind(api: ApiProcess, app: App) -> None:
                 connection.close()
         return int(process.memory_info().rss)
 
-    first = round_of_slow_clients()
+    warm = max(round_of_slow_clients() for _ in range(2))
     last = max(round_of_slow_clients() for _ in range(2))
-    assert last - first < 2 * 1024 * 1024, (first, last)
+    assert last - warm < 512 * 1024, (warm, last)
