@@ -62,9 +62,13 @@ class ApiProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
 
-    def stop(self) -> None:
+    def terminate(self) -> None:
+        """Ask the process to shut down, without waiting for it."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        self.terminate()
         try:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:

@@ -49,11 +49,12 @@ def network_database() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def second_api(
-    api_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    api: ApiProcess, api_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiProcess]:
     """A second API process on the same database and Redis: nginx balances over both."""
     process = ApiProcess(api_env, tmp_path_factory.mktemp("api") / "api.log")
     yield process
+    api.terminate()  # both shut down at once
     process.stop()
 
 

@@ -15,7 +15,7 @@ from tests.network import wire
 from tests.network.conftest import ApiProcess, App, stored_events
 
 LIMIT = 256 * 1024  # the default HOOKRELAY_MAX_PAYLOAD_BYTES
-READ_TIMEOUT_S = 3.0
+READ_TIMEOUT_S = 2.0
 
 
 @pytest.fixture(scope="module")
