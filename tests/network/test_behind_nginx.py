@@ -12,7 +12,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -92,22 +91,25 @@ def call(
         connection.close()
 
 
-@dataclass
 class Background:
     """A call made on a thread, so that tests that wait can wait at the same time."""
 
-    thread: threading.Thread
-    result: list[tuple[int, Any, float]] = field(default_factory=list)
+    def __init__(self, *args: Any) -> None:
+        self.result: list[tuple[int, Any, float]] = []
+        self.error: list[BaseException] = []
+        self.thread = threading.Thread(target=self._call, args=args, daemon=True)
+        self.thread.start()
 
-    @classmethod
-    def start(cls, *args: Any) -> Background:
-        result: list[tuple[int, Any, float]] = []
-        thread = threading.Thread(target=lambda: result.append(call(*args)), daemon=True)
-        thread.start()
-        return cls(thread, result)
+    def _call(self, *args: Any) -> None:
+        try:
+            self.result.append(call(*args))
+        except Exception as exc:  # nginx stopped first when the waiting test is not run
+            self.error.append(exc)
 
     def wait(self, timeout_s: float) -> tuple[int, Any, float]:
         self.thread.join(timeout_s)
+        if self.error:
+            raise self.error[0]
         assert self.result, "the call did not return"
         return self.result[0]
 
@@ -117,9 +119,7 @@ def idle_long_poll(nginx: Nginx, api: ApiProcess) -> Background:
     """A 30 s long-poll on an app that gets no events, started before the module's first test
     so that the others run while it waits; the module's last test checks it."""
     quiet = create_app(api.port)
-    return Background.start(
-        nginx.port, "GET", f"{quiet.events_path}?wait={LONG_POLL_S:g}", quiet.key
-    )
+    return Background(nginx.port, "GET", f"{quiet.events_path}?wait={LONG_POLL_S:g}", quiet.key)
 
 
 class Stream:
@@ -153,7 +153,7 @@ class Stream:
                 elif not text and "id" in frame:
                     self.arrivals.append((frame["id"], json.loads(frame["data"]), time.monotonic()))
                     frame = {}
-        except (OSError, ValueError):  # closed by the test
+        except (OSError, ValueError, http.client.HTTPException):  # closed by the test
             return
 
     def wait_for(self, count: int, timeout_s: float = 10.0) -> list[tuple[str, Any, float]]:
@@ -242,7 +242,7 @@ def test_malformed_chunked_body_is_400_json_through_nginx(
 def test_long_poll_returns_as_soon_as_an_event_arrives_through_nginx(
     nginx: Nginx, app: App
 ) -> None:
-    poll = Background.start(nginx.port, "GET", f"{app.events_path}?wait={LONG_POLL_S:g}", app.key)
+    poll = Background(nginx.port, "GET", f"{app.events_path}?wait={LONG_POLL_S:g}", app.key)
     time.sleep(0.5)
     status, _, _ = call(nginx.port, "POST", app.events_path, app.key, {"type": "job.x", "data": {}})
     assert status == 202
