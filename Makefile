@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser dev test test-fast lint format bench bench-quick bench-admin lock clean
+.PHONY: install browser nginx dev test test-fast lint format bench bench-quick bench-admin lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,18 @@ browser:
 			chromium chromium-driver >/dev/null; \
 	fi
 
-## Run the whole test suite: unit, integration (with a browser test) and acceptance.
-test: $(STAMP) browser
+## Debian's nginx, for the tests that run the API behind the shipped proxy config (deploy/nginx/).
+nginx:
+	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		echo "installing Debian's nginx"; \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			nginx >/dev/null; \
+	fi
+
+## Run the whole test suite: unit, integration (with a browser test), network and acceptance.
+test: $(STAMP) browser nginx
 	$(BIN)/python -m pytest
 
 ## Unit tests only (no servers).

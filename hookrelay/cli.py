@@ -161,14 +161,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "rotate-key":
         return asyncio.run(_rotate_key(settings))
     if args.command == "api":
-        from aiohttp import web
-
-        from hookrelay.api.app import create_app
+        from hookrelay.api.serve import run_api
 
         settings.require_database_url(), settings.require_redis_url(), settings.require_secret_key()
-        web.run_app(
-            create_app(settings), host=args.host, port=args.port, print=None, access_log=None
-        )
+        run_api(settings, args.host, args.port)
         return 0
     if args.command == "worker" and args.processes > 1:
         return _run_worker_processes(args.processes)

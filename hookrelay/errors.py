@@ -42,6 +42,11 @@ class Conflict(HookrelayError):
     code = "conflict"
 
 
+class RequestTimeout(HookrelayError):
+    status = 408
+    code = "request_timeout"
+
+
 class PayloadTooLarge(HookrelayError):
     status = 413
     code = "payload_too_large"

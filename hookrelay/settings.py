@@ -20,6 +20,10 @@ LogFormat = Literal["json", "console"]
 DEFAULT_RETRY_SCHEDULE_S = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 DELIVERY_TIMEOUT_S = 15.0
 MAX_PAYLOAD_BYTES = 256 * 1024
+# A client has this long to send a request's headers (from connecting, or from the previous
+# answer on a kept-alive connection) and then this long again for its body; a kept-alive
+# connection idle this long is closed. Slow or stalled clients cannot hold a connection open.
+REQUEST_READ_TIMEOUT_S = 30.0
 RESPONSE_BODY_CAP_BYTES = 4096
 # Concurrent deliveries one worker process runs; most of their time is spent waiting on I/O.
 WORKER_CONCURRENCY = 256
@@ -79,6 +83,7 @@ class Settings:
     retry_schedule_s: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE_S
     delivery_timeout_s: float = DELIVERY_TIMEOUT_S
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    request_read_timeout_s: float = REQUEST_READ_TIMEOUT_S
     response_body_cap_bytes: int = RESPONSE_BODY_CAP_BYTES
     worker_concurrency: int = WORKER_CONCURRENCY
     worker_poll_delay_s: float = WORKER_POLL_DELAY_S
@@ -176,6 +181,11 @@ class Settings:
             ),
             max_payload_bytes=parsed(
                 "MAX_PAYLOAD_BYTES", _positive_int, defaults.max_payload_bytes
+            ),
+            request_read_timeout_s=parsed(
+                "REQUEST_READ_TIMEOUT",
+                _positive(parse_duration),
+                defaults.request_read_timeout_s,
             ),
             worker_concurrency=parsed(
                 "WORKER_CONCURRENCY", _positive_int, defaults.worker_concurrency

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
@@ -10,9 +11,10 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import PayloadEncodingError
 
 from hookrelay.api.keys import PRINCIPAL, SETTINGS
-from hookrelay.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from hookrelay.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 from hookrelay.gateway import Principal
 from hookrelay.live.cursors import open_position, seal_position
 from hookrelay.models import LogPosition
@@ -58,15 +60,15 @@ def principal(request: web.Request) -> Principal:
 
 
 async def read_json(request: web.Request) -> Any:
-    """Read a JSON body: size checked before reading, JSON only, malformed is a 400."""
-    limit = request.app[SETTINGS].max_payload_bytes
+    """Read a whole JSON body: a declared size over the limit is refused before reading, JSON
+    only, malformed is a 400."""
+    settings = request.app[SETTINGS]
+    limit = settings.max_payload_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"the body is larger than {limit} bytes")
     if request.content_type != "application/json":
         raise UnsupportedMediaType("send the body as application/json")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+    raw = await read_body(request, limit, settings.request_read_timeout_s)
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -74,6 +76,28 @@ async def read_json(request: web.Request) -> Any:
     if nesting_depth(document) > MAX_JSON_DEPTH:
         raise BadRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
     return document
+
+
+async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:
+    """The whole body, however the network cut it up (Content-Length or chunked): read to its
+    end within `timeout_s`, holding at most `limit` + 1 bytes of it. One read returns only what
+    has arrived so far, so a single read would parse a prefix."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout_s):
+            while part := await request.content.read(limit + 1 - size):
+                size += len(part)
+                if size > limit:
+                    raise PayloadTooLarge(f"the body is larger than {limit} bytes")
+                parts.append(part)
+    except TimeoutError as exc:
+        raise RequestTimeout(f"the body did not arrive within {timeout_s:g} s") from exc
+    except (PayloadEncodingError, web.RequestPayloadError) as exc:  # framing or encoding
+        raise BadRequest(f"the body is not well formed: {exc}") from exc
+    except ConnectionResetError as exc:  # nobody is left to answer; the request is dropped
+        raise BadRequest("the connection closed before the body ended") from exc
+    return b"".join(parts)
 
 
 def nesting_depth(document: Any) -> int:

@@ -180,7 +180,7 @@ RESPONSES: dict[str, Schema] = {
 }
 
 # Every status an /v1 operation may answer besides its success, with the error shape.
-ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "415", "422", "503")
+ERROR_STATUSES = ("400", "401", "403", "404", "408", "409", "413", "415", "422", "503")
 PAGE = ("limit", "cursor")
 TIME_WINDOW = ("since", "until")
 QUERY_PARAMETERS: dict[str, Schema] = {

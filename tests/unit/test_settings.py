@@ -46,6 +46,7 @@ def test_default_retry_schedule_and_limits() -> None:
     assert settings.retry_schedule_s == DEFAULT_RETRY_SCHEDULE_S
     assert settings.delivery_timeout_s == 15.0
     assert settings.max_payload_bytes == 256 * 1024
+    assert settings.request_read_timeout_s == 30.0
     assert settings.log_format == "json"
     assert settings.log_level == "info"
 
@@ -128,6 +129,11 @@ def test_max_payload_bytes_is_an_integer() -> None:
     assert from_env(MAX_PAYLOAD_BYTES="1048576").max_payload_bytes == 1_048_576
 
 
+@pytest.mark.parametrize(("text", "seconds"), [("10s", 10.0), ("1500ms", 1.5), ("45", 45.0)])
+def test_request_read_timeout_is_a_duration(text: str, seconds: float) -> None:
+    assert from_env(REQUEST_READ_TIMEOUT=text).request_read_timeout_s == pytest.approx(seconds)
+
+
 def test_worker_concurrency_and_poll_delay_are_read() -> None:
     settings = from_env(WORKER_CONCURRENCY="8", WORKER_POLL_DELAY="20ms")
     assert settings.worker_concurrency == 8
@@ -162,6 +168,9 @@ def test_log_level_is_lowercased() -> None:
         ("MAX_PAYLOAD_BYTES", "0"),
         ("MAX_PAYLOAD_BYTES", "-1"),
         ("MAX_PAYLOAD_BYTES", "1kb"),
+        ("REQUEST_READ_TIMEOUT", "0s"),
+        ("REQUEST_READ_TIMEOUT", "-1s"),
+        ("REQUEST_READ_TIMEOUT", "slow"),
         ("WORKER_CONCURRENCY", "0"),
         ("WORKER_POLL_DELAY", "0s"),
         ("ALLOWED_CIDRS", "127.0.0.0/8,not-a-network"),
