@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from hookrelay.settings import Settings
 from tests.integration.api_calls import (
     add_endpoint,
     bearer,
@@ -148,21 +150,42 @@ async def test_a_replay_in_flight_is_not_replayed_by_a_second_bulk_call(
 
 @pytest.mark.usefixtures("worker")
 async def test_concurrent_bulk_replays_send_each_delivery_once(
-    api: Client, receiver: Receiver
+    api: Client, receiver: Receiver, settings: Settings
 ) -> None:
     switch = Switch()
     receiver.respond = switch
     app = await create_app_with_key(api)
-    await add_endpoint(api, app, f"{receiver.url}/hook")
+    endpoint = await add_endpoint(api, app, f"{receiver.url}/hook")
     events, _ = await dead_deliveries(api, app, 6)
     switch.failing = False
     before = len(receiver.requests)
 
-    answers = await asyncio.gather(
-        *(post_json(api, app, "/deliveries/replay", {}) for _ in range(4))
-    )
+    # Hold the endpoint's row, which inserting a replay must share (its foreign key): both
+    # bulk replays are then inside their batch at once, each having read what is still lost.
+    holder = await asyncpg.connect(settings.database_url)
+    watcher = await asyncpg.connect(settings.database_url)
+    try:
+        async with holder.transaction():
+            await holder.execute("SELECT 1 FROM endpoints WHERE id = $1 FOR UPDATE", endpoint["id"])
+            calls = [
+                asyncio.ensure_future(post_json(api, app, "/deliveries/replay", {}))
+                for _ in range(2)
+            ]
+
+            async def both_waiting() -> bool:
+                waiting: int = await watcher.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                return waiting == 2
+
+            await wait_until(both_waiting)
+    finally:
+        await holder.close()
+        await watcher.close()
+    answers = await asyncio.gather(*calls)
     assert {status for status, _ in answers} == {202}
-    assert sum(result["replayed"] for _, result in answers) == 6
+    assert sorted(result["replayed"] for _, result in answers) == [0, 6]
     await receiver.wait_for(before + 6)
     await asyncio.sleep(QUIET_S)
     sent = [r.headers["webhook-id"] for r in receiver.requests[before:]]
