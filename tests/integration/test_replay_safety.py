@@ -138,9 +138,9 @@ async def test_a_replay_in_flight_is_not_replayed_by_a_second_bulk_call(
 
     status, second = await post_json(api, app, "/deliveries/replay", {"status": "dead"})
     assert (status, second["replayed"]) == (202, 0)
+    endpoint_id = (await delivery(api, app, originals[0]))["endpoint_id"]
     status, recovered = await post_json(
-        api, app, "/endpoints/" + (await delivery(api, app, originals[0]))["endpoint_id"]
-        + "/recover", {"since": "1h"}
+        api, app, f"/endpoints/{endpoint_id}/recover", {"since": "1h"}
     )
     assert (status, recovered["replayed"]) == (202, 0)
     answer.set()
