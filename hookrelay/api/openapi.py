@@ -314,7 +314,7 @@ OPERATIONS: list[tuple[str, str, str, str | None, str, str | None, tuple[str, ..
     (
         "POST",
         APP_PATH + "/deliveries/replay",
-        "Replay every matching delivery still lost (not recovered nor being replayed)",
+        "Replay every matching original that no replay has delivered or is still delivering",
         "replay",
         "202",
         "ReplayResult",
