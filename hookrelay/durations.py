@@ -1,8 +1,10 @@
-"""Parsing of human durations (`250ms`, `15s`, `5m`, `2h`; a bare number means seconds)."""
+"""Parsing of human durations (`250ms`, `15s`, `5m`, `2h`; a bare number means seconds), and of
+moments given as a time or as a duration ago."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -32,3 +34,20 @@ def format_duration(seconds: float) -> str:
         if millis and millis % size == 0:
             return f"{millis // size}{unit}"
     return f"{millis}ms"
+
+
+def parse_moment(text: str, now: datetime) -> datetime:
+    """Return the moment `text` names: an RFC 3339 time with its zone (`2026-01-02T03:04:05Z`),
+    or a duration (`1h`, `30m`, `2d`) meaning that long before `now`."""
+    if _DURATION.match(text):
+        return now - timedelta(seconds=parse_duration(text))
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ValueError(
+            f"not a time or a duration: {text!r} (use e.g. 2026-01-02T03:04:05Z, or 1h for an"
+            " hour ago)"
+        )
+    return moment

@@ -469,32 +469,42 @@ class Gateway:
         app_id = await self.app_id_for(principal, ref)
         return await self.store.list_attempts(app_id, filters, before, limit)
 
-    async def replay_delivery(self, principal: Principal, ref: str, delivery_id: str) -> str:
-        """Send a delivery's event to its endpoint again, as a new delivery; return its id."""
+    async def replay_delivery(
+        self, principal: Principal, ref: str, delivery_id: str
+    ) -> tuple[str, str]:
+        """Send a delivery's event to its endpoint again, as a new delivery, whatever became of
+        earlier replays (asked for by name); return its id and the original it replays."""
         app_id = await self.app_id_for(principal, ref)
         delivery = await self.store.get_delivery(app_id, delivery_id)
         await self._refuse_if_disabled(app_id, delivery.endpoint_id)
-        new_id, status = await self.store.replay_delivery(app_id, delivery.id)
+        new_id, status, original = await self.store.replay_delivery(app_id, delivery.id)
         if status == "pending":
             await self._enqueue([(new_id, 0)])
         log.info("delivery replayed", app_id=app_id, delivery_id=delivery.id, replay_id=new_id)
-        return new_id
+        return new_id, original
 
     async def replay_deliveries(
-        self, principal: Principal, ref: str, filters: DeliveryFilter, dry_run: bool
+        self,
+        principal: Principal,
+        ref: str,
+        filters: DeliveryFilter,
+        dry_run: bool,
+        include_replayed: bool = False,
     ) -> ReplayResult:
-        """Replay every delivery matching `filters` (disabled endpoints' excepted), in batches
-        that each commit and enqueue on their own, so that memory and locks stay small."""
+        """Replay the originals matching `filters` (disabled endpoints' excepted) that are still
+        lost: never a replay, and unless `include_replayed`, no original that a replay recovered
+        or is still replaying. In batches that each commit and enqueue on their own, so that
+        memory and locks stay small."""
         app_id = await self.app_id_for(principal, ref)
         if filters.endpoint_id is not None:
             await self._refuse_if_disabled(app_id, filters.endpoint_id)
-        counted = await self.store.count_deliveries(app_id, filters)
+        counted = await self.store.count_deliveries(app_id, filters, include_replayed)
         if dry_run:
             return counted
         replayed, cursor = 0, None
         while True:
             cursor, count, due = await self.store.replay_batch(
-                app_id, filters, cursor, REPLAY_BATCH
+                app_id, filters, include_replayed, cursor, REPLAY_BATCH
             )
             replayed += count
             await self._enqueue_new(due)

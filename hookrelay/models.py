@@ -108,7 +108,10 @@ class Delivery:
     finished_at: datetime | None
     event_type: str | None = None
     endpoint_url: str | None = None
-    replay_of: str | None = None
+    replay_of: str | None = None  # the original this is a replay of (never another replay)
+    replayed_by: str | None = None  # the latest replay of this delivery
+    recovered_by: str | None = None  # the first replay that succeeded, if this one was dead
+    recovered_at: datetime | None = None
 
 
 @dataclass(frozen=True)

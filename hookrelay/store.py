@@ -674,38 +674,56 @@ class Store:
             )
         return [_build(Delivery, r) for r in records]
 
-    async def count_deliveries(self, app_id: str, filters: DeliveryFilter) -> ReplayResult:
-        """How many deliveries match, and how many of them a replay would send."""
-        where, args = _delivery_where(filters, None, first=2)
+    async def count_deliveries(
+        self, app_id: str, filters: DeliveryFilter, include_replayed: bool
+    ) -> ReplayResult:
+        """How many originals a bulk replay matches (with `include_replayed`, also those a
+        replay recovered or is replaying), and how many of them it would send."""
+        where, args = _delivery_where(filters, None, first=3)
         async with self._connection() as connection:
             record = await connection.fetchrow(
-                self._sql["count_deliveries"].replace("{filters}", where), app_id, *args
+                self._sql["count_deliveries"].replace("{filters}", where),
+                app_id,
+                include_replayed,
+                *args,
             )
         assert record is not None
         return ReplayResult(record["matched"], 0, record["replayable"])
 
     async def replay_batch(
-        self, app_id: str, filters: DeliveryFilter, before: str | None, limit: int
+        self,
+        app_id: str,
+        filters: DeliveryFilter,
+        include_replayed: bool,
+        before: str | None,
+        limit: int,
     ) -> tuple[str | None, int, list[str]]:
-        """Replay the next batch (newest first, from `before`) of matching deliveries as new
-        deliveries; return the cursor for the next batch (None when done), how many were
+        """Replay the next batch (newest first, from `before`) of the originals that
+        count_deliveries matches, as new deliveries, while no other bulk replay of the app is
+        in a batch; return the cursor for the next batch (None when done), how many were
         replayed, and the new deliveries due now."""
-        where, args = _delivery_where(filters, before)
-        async with self._connection() as connection:
+        where, args = _delivery_where(filters, before, first=4)
+        async with self._transaction() as connection:
+            await connection.execute(self._sql["lock_app_replays"], app_id)
             record = await connection.fetchrow(
-                self._sql["replay_deliveries"].replace("{filters}", where), app_id, limit, *args
+                self._sql["replay_deliveries"].replace("{filters}", where),
+                app_id,
+                limit,
+                include_replayed,
+                *args,
             )
         assert record is not None
         done = record["replayed"] < limit
         return (None if done else record["last_id"]), record["replayed"], record["due"]
 
-    async def replay_delivery(self, app_id: str, delivery_id: str) -> tuple[str, str]:
-        """A new delivery of the same event to the same endpoint; (its id, its status)."""
+    async def replay_delivery(self, app_id: str, delivery_id: str) -> tuple[str, str, str]:
+        """A new delivery of the same event to the same endpoint; (its id, its status, the
+        original it is a replay of)."""
         async with self._connection() as connection:
             record = await connection.fetchrow(self._sql["replay_delivery"], app_id, delivery_id)
         if record is None:
             raise NotFound("no such delivery")
-        return record["id"], record["status"]
+        return record["id"], record["status"], record["replay_of"]
 
     async def list_attempts(
         self, app_id: str, filters: AttemptFilter, before: str | None, limit: int

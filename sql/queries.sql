@@ -134,11 +134,12 @@ WHERE app_id = $1 AND job_id = $2 AND (tx_id, id) > ($3::xid8, $4)
 ORDER BY tx_id, id LIMIT $5;
 
 -- list_event_deliveries --
--- Every delivery of one event, with its endpoint's URL.
+-- Every delivery of one event, with its endpoint's URL and what its replays say of it.
 SELECT d.id, d.app_id, d.event_id, d.endpoint_id, e.url AS endpoint_url, d.status, d.attempt_count,
        d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at,
-       d.finished_at
+       d.finished_at, d.replay_of, replays.*
 FROM deliveries AS d JOIN endpoints AS e ON e.id = d.endpoint_id
+CROSS JOIN LATERAL replays_of(d.id, d.status) AS replays
 WHERE d.event_id = $1
 ORDER BY d.id;
 
@@ -193,21 +194,28 @@ SELECT delivery.id, delivery.status, (SELECT disabled_reason FROM endpoint) AS d
 FROM delivery;
 
 -- get_delivery --
--- One delivery of an app.
+-- One delivery of an app, with what its replays say of it.
 SELECT d.id, d.app_id, d.event_id, d.endpoint_id, d.status, d.attempt_count, d.next_attempt_at,
        d.last_status_code, d.last_error, d.created_at, d.updated_at, d.finished_at, d.replay_of,
-       ev.type AS event_type
+       ev.type AS event_type, replays.*
 FROM deliveries AS d JOIN events AS ev ON ev.id = d.event_id
+CROSS JOIN LATERAL replays_of(d.id, d.status) AS replays
 WHERE d.app_id = $1 AND d.id = $2;
 
 -- list_deliveries --
--- An app's deliveries, newest first; {filters} becomes the AND-clauses of the filters given.
-SELECT d.id, d.app_id, d.event_id, d.endpoint_id, d.status, d.attempt_count, d.next_attempt_at,
-       d.last_status_code, d.last_error, d.created_at, d.updated_at, d.finished_at,
-       d.replay_of, ev.type AS event_type
-FROM deliveries AS d JOIN events AS ev ON ev.id = d.event_id
-WHERE d.app_id = $1 {filters}
-ORDER BY d.id DESC LIMIT $2;
+-- An app's deliveries, newest first, with what their replays say of them; {filters} becomes the
+-- AND-clauses of the filters given. The page is chosen first, so only its rows ask their replays.
+SELECT page.*, replays.*
+FROM (
+    SELECT d.id, d.app_id, d.event_id, d.endpoint_id, d.status, d.attempt_count,
+           d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at,
+           d.finished_at, d.replay_of, ev.type AS event_type
+    FROM deliveries AS d JOIN events AS ev ON ev.id = d.event_id
+    WHERE d.app_id = $1 {filters}
+    ORDER BY d.id DESC LIMIT $2
+) AS page
+CROSS JOIN LATERAL replays_of(page.id, page.status) AS replays
+ORDER BY page.id DESC;
 
 -- list_attempts --
 -- Attempts at an app's deliveries, newest first; {filters} becomes the AND-clauses given.
@@ -355,13 +363,15 @@ DELETE FROM idempotency_keys WHERE app_id = $1 AND key = $2;
 UPDATE idempotency_keys SET response = $3 WHERE app_id = $1 AND key = $2;
 
 -- replay_delivery --
--- A new delivery of the same event to the same endpoint (a fresh chain of attempts).
+-- A new delivery of the same event to the same endpoint (a fresh chain of attempts); it names
+-- the original, also when what is replayed is itself a replay.
 INSERT INTO deliveries (app_id, event_id, endpoint_id, status, next_attempt_at, replay_of)
 SELECT d.app_id, d.event_id, d.endpoint_id,
-       CASE WHEN endpoint.status = 'active' THEN 'pending' ELSE 'held' END, now(), d.id
+       CASE WHEN endpoint.status = 'active' THEN 'pending' ELSE 'held' END, now(),
+       coalesce(d.replay_of, d.id)
 FROM deliveries AS d JOIN endpoints AS endpoint ON endpoint.id = d.endpoint_id
 WHERE d.app_id = $1 AND d.id = $2
-RETURNING id, status;
+RETURNING id, status, replay_of;
 
 -- rotate_endpoint_secret --
 -- Give an endpoint a new secret; the old one keeps signing beside it for $6 seconds.
@@ -399,22 +409,33 @@ INSERT INTO apps (id, name, uid) VALUES ($1, $2, $3)
 RETURNING id, name, uid, created_at, updated_at;
 
 -- count_deliveries --
--- How many of an app's deliveries match the filters, and how many of those could be replayed.
+-- How many of an app's originals a bulk replay matches, and how many of those it could replay.
+-- Replays are never matched (their original is); nor, unless $2, an original that a replay
+-- recovered or is still replaying. {filters} becomes the AND-clauses of the filters given.
 SELECT count(*) AS matched,
        count(*) FILTER (WHERE endpoint.status <> 'disabled') AS replayable
 FROM deliveries AS d
 JOIN events AS ev ON ev.id = d.event_id
 JOIN endpoints AS endpoint ON endpoint.id = d.endpoint_id
-WHERE d.app_id = $1 {filters};
+WHERE d.app_id = $1 AND d.replay_of IS NULL
+  AND ($2::boolean OR NOT EXISTS (SELECT FROM live_replays(d.id))) {filters};
+
+-- lock_app_replays --
+-- Wait until no other bulk replay of the app ($1) is in a batch; held until the transaction ends.
+-- The batch that follows reads a snapshot taken after the lock is held, so it sees the replays
+-- every earlier batch made, and two bulk replays never replay one delivery twice.
+-- 1919250540 is "repl" in ASCII: it names these locks among the database's advisory locks.
+SELECT pg_advisory_xact_lock(1919250540, hashtext($1));
 
 -- replay_deliveries --
--- Replay the next batch (newest first, $2 at most) of an app's deliveries that match the filters, skipping disabled endpoints.
+-- Replay the next batch (newest first, $2 at most) of the originals count_deliveries matches ($3: include those recovered or being replayed), skipping disabled endpoints.
 WITH batch AS (
     SELECT d.id, d.event_id, d.endpoint_id, endpoint.status AS endpoint_status
     FROM deliveries AS d
     JOIN events AS ev ON ev.id = d.event_id
     JOIN endpoints AS endpoint ON endpoint.id = d.endpoint_id
-    WHERE d.app_id = $1 AND endpoint.status <> 'disabled' {filters}
+    WHERE d.app_id = $1 AND endpoint.status <> 'disabled' AND d.replay_of IS NULL
+      AND ($3::boolean OR NOT EXISTS (SELECT FROM live_replays(d.id))) {filters}
     ORDER BY d.id DESC LIMIT $2
 ), replayed AS (
     INSERT INTO deliveries (app_id, event_id, endpoint_id, status, next_attempt_at, replay_of)

@@ -86,7 +86,12 @@ DELIVERY = {
     "created_at": TIME,
     "updated_at": TIME,
     "finished_at": TIME_OR_NULL,
+    # The original a replay stands for; on an original, its latest replay and, if it was dead,
+    # the first replay that succeeded (it is recovered).
     "replay_of": STRING_OR_NULL,
+    "replayed_by": STRING_OR_NULL,
+    "recovered_by": STRING_OR_NULL,
+    "recovered_at": TIME_OR_NULL,
     "event_type": STRING,
     "endpoint_url": STRING,
 }
@@ -255,7 +260,7 @@ OPERATIONS: list[tuple[str, str, str, str | None, str, str | None, tuple[str, ..
     (
         "POST",
         ENDPOINT_PATH + "/recover",
-        "Re-send an endpoint's dead deliveries in a window",
+        "Re-send an endpoint's still-lost dead deliveries in a window",
         "recover",
         "202",
         "ReplayResult",
@@ -319,7 +324,7 @@ OPERATIONS: list[tuple[str, str, str, str | None, str, str | None, tuple[str, ..
     (
         "POST",
         APP_PATH + "/deliveries/replay",
-        "Replay every matching delivery",
+        "Replay every matching original that no replay has delivered or is still delivering",
         "replay",
         "202",
         "ReplayResult",
@@ -395,7 +400,8 @@ def _operation(
                 "schema": {"type": "string", "minLength": 1, "maxLength": 255},
             }
         )
-    optional_body = path.endswith("/stream-tokens")  # every field has a default
+    # Every field has a default (a bare bulk replay: every still-lost dead delivery).
+    optional_body = path.endswith(("/stream-tokens", "/deliveries/replay"))
     operation: Schema = {
         "summary": summary,
         "operationId": f"{method.lower()}{path}".replace("/", "_")

@@ -94,6 +94,9 @@ def delivery_view(delivery: Delivery) -> dict[str, Any]:
         "updated_at": delivery.updated_at,
         "finished_at": delivery.finished_at,
         "replay_of": delivery.replay_of,
+        "replayed_by": delivery.replayed_by,
+        "recovered_by": delivery.recovered_by,
+        "recovered_at": delivery.recovered_at,
     }
     if delivery.event_type is not None:
         view["event_type"] = delivery.event_type

@@ -1,4 +1,5 @@
-"""The plans Postgres keeps for the worker's claim and record: rows reached by primary key.
+"""The plans Postgres keeps for the worker's claim and record (rows reached by primary key), and
+for bulk replay and listings (replays asked through their index).
 
 A prepared statement's plan is made once and kept (a generic plan), with whatever statistics
 the table had then. A claim or record that reached its rows through the due or lease index
@@ -54,7 +55,14 @@ async def connection(db_url: str) -> AsyncIterator[asyncpg.Connection]:
 async def generic_plan_scans(connection: asyncpg.Connection, name: str) -> list[dict[str, Any]]:
     """Every scan of `deliveries` in the statement's generic plan."""
     types, args = STATEMENTS[name]
-    await connection.execute(f"PREPARE {name} ({types}) AS {queries()[name]}")
+    return await scans_of(connection, name, queries()[name], types, args)
+
+
+async def scans_of(
+    connection: asyncpg.Connection, name: str, sql: str, types: str, args: str
+) -> list[dict[str, Any]]:
+    """Every scan of `deliveries` in the generic plan of `sql`, run with `args`."""
+    await connection.execute(f"PREPARE {name} ({types}) AS {sql}")
     await connection.execute("SET plan_cache_mode = force_generic_plan")
     [row] = await connection.fetch(f"EXPLAIN (FORMAT JSON) EXECUTE {name} ({args})")
     scans: list[dict[str, Any]] = []
@@ -89,3 +97,62 @@ async def test_plans_on_a_filled_table_reach_deliveries_by_primary_key_only(
     scans = await generic_plan_scans(connection, name)
     assert scans
     assert {s.get("Index Name") for s in scans} == {"deliveries_pkey"}, scans
+
+
+# Bulk replay and the listings ask each original's replays through the replay index, and find
+# the originals through the indexes they always used (any of those named): never a scan of the
+# whole table.
+REPLAY_STATEMENTS = {
+    "replay_deliveries": (
+        " AND d.endpoint_id = $4 AND d.id >= $5 AND d.status = 'dead'",
+        "text, integer, boolean, text, text",
+        "'app_1', 2000, false, 'ep_1', 'dlv_000000001000'",
+        {"deliveries_endpoint_idx", "deliveries_app_status_idx"},
+    ),
+    "count_deliveries": (
+        " AND d.endpoint_id = $3 AND d.status = 'dead'",
+        "text, boolean, text",
+        "'app_1', false, 'ep_1'",
+        {"deliveries_endpoint_idx", "deliveries_app_status_idx"},
+    ),
+    "list_deliveries": (
+        " AND d.status = 'dead'",
+        "text, integer",
+        "'app_1', 50",
+        {"deliveries_app_status_idx"},
+    ),
+}
+REPLAY_SEED = """
+INSERT INTO apps (id, name) VALUES ('app_1', 'plans');
+INSERT INTO endpoints (id, app_id, url, description, signing, secret_ciphertext,
+                       secret_key_id, headers)
+VALUES ('ep_1', 'app_1', 'https://example.com/hook', '', 'hmac', '\\x00', 'k', '{}');
+INSERT INTO events (id, app_id, type, body, created_at)
+SELECT 'evt_' || lpad(n::text, 12, '0'), 'app_1', 'image.ready', '{}', now()
+FROM generate_series(1, 20000) AS n;
+-- Originals, a third of them dead; a replay (succeeded) of every tenth dead one.
+INSERT INTO deliveries (id, app_id, event_id, endpoint_id, status)
+SELECT 'dlv_' || lpad(n::text, 12, '0'), 'app_1', 'evt_' || lpad(n::text, 12, '0'), 'ep_1',
+       CASE WHEN n % 3 = 0 THEN 'dead' ELSE 'succeeded' END
+FROM generate_series(1, 20000) AS n;
+INSERT INTO deliveries (id, app_id, event_id, endpoint_id, status, replay_of)
+SELECT 'dlv_r' || lpad(n::text, 12, '0'), 'app_1', 'evt_' || lpad(n::text, 12, '0'), 'ep_1',
+       'succeeded', 'dlv_' || lpad(n::text, 12, '0')
+FROM generate_series(30, 20000, 30) AS n;
+ANALYZE;
+"""
+
+
+@pytest.mark.parametrize("name", REPLAY_STATEMENTS)
+async def test_replays_are_asked_through_the_replay_index_never_by_a_table_scan(
+    connection: asyncpg.Connection, name: str
+) -> None:
+    await connection.execute(REPLAY_SEED)
+    filters, types, args, _ = REPLAY_STATEMENTS[name]
+    scans = await scans_of(
+        connection, name, queries()[name].replace("{filters}", filters), types, args
+    )
+    originals = [scan for scan in scans if scan.get("Index Name") != "deliveries_replay_of_idx"]
+    assert len(originals) < len(scans), scans  # the replays were asked through their index
+    assert originals, scans
+    assert {scan.get("Index Name") for scan in originals} <= REPLAY_STATEMENTS[name][3], scans

@@ -1,10 +1,19 @@
-"""Human durations: parsing, lists, and formatting back."""
+"""Human durations: parsing, lists, formatting back, and moments given as a duration ago."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import pytest
 
-from hookrelay.durations import format_duration, parse_duration, parse_duration_list
+from hookrelay.durations import (
+    format_duration,
+    parse_duration,
+    parse_duration_list,
+    parse_moment,
+)
+
+NOW = datetime(2026, 3, 4, 12, 0, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -87,3 +96,40 @@ def test_format_of_parse_round_trips(text: str) -> None:
 @pytest.mark.parametrize("seconds", [0.001, 0.05, 1.0, 59.0, 61.0, 3600.0, 36000.0, 86400.0])
 def test_parse_of_format_round_trips(seconds: float) -> None:
     assert parse_duration(format_duration(seconds)) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    ("text", "ago"),
+    [
+        ("1h", timedelta(hours=1)),
+        ("30m", timedelta(minutes=30)),
+        ("2d", timedelta(days=2)),
+        ("90", timedelta(seconds=90)),
+        ("250ms", timedelta(milliseconds=250)),
+        ("0s", timedelta(0)),
+    ],
+)
+def test_a_duration_names_that_long_before_now(text: str, ago: timedelta) -> None:
+    assert parse_moment(text, NOW) == NOW - ago
+
+
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [
+        ("2026-01-02T03:04:05Z", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        (
+            "2026-01-02T03:04:05.250+02:00",
+            datetime(2026, 1, 2, 3, 4, 5, 250_000, tzinfo=timezone(timedelta(hours=2))),
+        ),
+    ],
+)
+def test_an_rfc_3339_time_names_itself_whatever_now_is(text: str, moment: datetime) -> None:
+    assert parse_moment(text, NOW) == moment
+
+
+@pytest.mark.parametrize(
+    "text", ["", "yesterday", "-1h", "1w", "h", "2026-01-02T03:04:05", "2026-01-02", "1h ago"]
+)
+def test_neither_a_zoned_time_nor_a_duration_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="not a time or a duration"):
+        parse_moment(text, NOW)

@@ -50,15 +50,16 @@ FULL_REQUESTS: dict[str, dict[str, Any]] = {
     "event_create": {"type": "image.ready", "data": {}, "job_id": "gen:2024-06-01.abc_1"},
     "app_key_create": {"name": "ci"},
     "event_batch": {"events": [{"type": "image.ready", "data": {}}] * 3},
-    "recover": {"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z", "dry_run": True},
+    "recover": {"since": "2d", "until": "2026-01-02T00:00:00Z", "dry_run": True},
     "stream_token_create": {"job_id": "job_1", "expires_in": 600},
     "replay": {
         "status": "dead",
         "endpoint_id": "ep_1",
         "event_type": "job.completed",
         "since": "2026-01-01T00:00:00Z",
-        "until": "2026-01-02T00:00:00Z",
+        "until": "30m",
         "dry_run": False,
+        "include_replayed": True,
     },
 }
 

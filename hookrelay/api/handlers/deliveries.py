@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -11,7 +12,6 @@ from hookrelay.api.http import (
     json_response,
     page,
     page_size,
-    parse_time,
     principal,
     query_choice,
     query_time,
@@ -19,6 +19,8 @@ from hookrelay.api.http import (
 )
 from hookrelay.api.keys import GATEWAY
 from hookrelay.api.views import attempt_view, delivery_view
+from hookrelay.durations import parse_moment
+from hookrelay.errors import InvalidPayload
 from hookrelay.models import AttemptFilter, DeliveryFilter, ReplayResult
 from hookrelay.schemas import validate_request
 
@@ -61,38 +63,63 @@ async def get_delivery(request: web.Request) -> web.Response:
 
 
 async def replay_delivery(request: web.Request) -> web.Response:
-    new_id = await request.app[GATEWAY].replay_delivery(
+    new_id, original = await request.app[GATEWAY].replay_delivery(
         principal(request), request.match_info["app_id"], request.match_info["delivery_id"]
     )
-    return json_response({"id": new_id, "replay_of": request.match_info["delivery_id"]}, 202)
+    return json_response({"id": new_id, "replay_of": original}, 202)
 
 
-def _replay_filter(body: dict[str, Any], **fixed: Any) -> DeliveryFilter:
+def _replay_filter(body: dict[str, Any], now: datetime, **fixed: Any) -> DeliveryFilter:
     return DeliveryFilter(
         status=fixed.get("status", body.get("status", "dead")),
         endpoint_id=fixed.get("endpoint_id", body.get("endpoint_id")),
         event_type=body.get("event_type"),
-        since=parse_time(body["since"], "since") if body.get("since") else None,
-        until=parse_time(body["until"], "until") if body.get("until") else None,
+        since=_moment(body, "since", now),
+        until=_moment(body, "until", now),
     )
 
 
+def _moment(body: dict[str, Any], name: str, now: datetime) -> datetime | None:
+    """A window's bound: an RFC 3339 time, or a duration meaning that long ago."""
+    if not body.get(name):
+        return None
+    try:
+        return parse_moment(body[name], now)
+    except ValueError as exc:
+        raise InvalidPayload(
+            f"{name} must be an RFC 3339 time or a duration ago",
+            [{"path": f"$.{name}", "message": str(exc)}],
+        ) from exc
+
+
+async def _optional_json(request: web.Request) -> Any:
+    """The JSON body, or {} when the request has none (a bare POST asks for the defaults)."""
+    return await read_json(request) if request.body_exists else {}
+
+
 async def replay_deliveries(request: web.Request) -> web.Response:
-    body = validate_request("replay", await read_json(request))
+    body = validate_request("replay", await _optional_json(request))
     result = await request.app[GATEWAY].replay_deliveries(
         principal(request),
         request.match_info["app_id"],
-        _replay_filter(body),
+        _replay_filter(body, datetime.now(UTC)),
         bool(body.get("dry_run", False)),
+        bool(body.get("include_replayed", False)),
     )
     return json_response(replay_view(result), 202)
 
 
 async def recover_endpoint(request: web.Request) -> web.Response:
-    body = validate_request("recover", await read_json(request))
-    filters = _replay_filter(body, status="dead", endpoint_id=request.match_info["endpoint_id"])
+    body = validate_request("recover", await _optional_json(request))
+    filters = _replay_filter(
+        body, datetime.now(UTC), status="dead", endpoint_id=request.match_info["endpoint_id"]
+    )
     result = await request.app[GATEWAY].replay_deliveries(
-        principal(request), request.match_info["app_id"], filters, bool(body.get("dry_run"))
+        principal(request),
+        request.match_info["app_id"],
+        filters,
+        bool(body.get("dry_run")),
+        bool(body.get("include_replayed", False)),
     )
     return json_response(replay_view(result), 202)
 

@@ -1,0 +1,332 @@
+"""Replay that is safe to repeat: a recovered delivery is not sent again, a replay in flight is
+not doubled, failed replays do not multiply what is lost, against real servers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from hookrelay.settings import Settings
+from tests.integration.api_calls import (
+    add_endpoint,
+    bearer,
+    create_app_with_key,
+    send_event,
+    wait_for_delivery_status,
+)
+from tests.receiver import Received, Receiver
+
+Client = TestClient  # type: ignore[type-arg]
+# Long enough for a worker to have sent anything it was going to send.
+QUIET_S = 0.5
+
+
+async def get_json(api: Client, app: dict[str, Any], path: str) -> Any:
+    response = await api.get(f"/v1/apps/{app['id']}{path}", headers=bearer(app["api_key"]))
+    assert response.status == 200, await response.text()
+    return orjson.loads(await response.read())
+
+
+async def post_json(api: Client, app: dict[str, Any], path: str, body: Any) -> tuple[int, Any]:
+    response = await api.post(
+        f"/v1/apps/{app['id']}{path}", json=body, headers=bearer(app["api_key"])
+    )
+    return response.status, orjson.loads(await response.read())
+
+
+class Switch:
+    """A receiver's answer: 500 while failing, 200 once fixed."""
+
+    def __init__(self) -> None:
+        self.failing = True
+
+    async def __call__(self, _: Received) -> web.Response:
+        return web.Response(status=500 if self.failing else 200)
+
+
+async def dead_deliveries(
+    api: Client, app: dict[str, Any], count: int
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """`count` events whose only delivery went dead; the events and their deliveries' ids."""
+    events = [await send_event(api, app, "image.ready", {"n": n}) for n in range(count)]
+    ids = []
+    for event in events:
+        detail = await wait_for_delivery_status(api, app, event["id"], "dead")
+        ids += [d["id"] for d in detail["deliveries"]]
+    return events, ids
+
+
+async def wait_until(check: Any, timeout_s: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("the condition did not come true in time")
+        await asyncio.sleep(0.02)
+
+
+async def delivery(api: Client, app: dict[str, Any], delivery_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = await get_json(api, app, f"/deliveries/{delivery_id}")
+    return found
+
+
+@pytest.mark.usefixtures("worker")
+async def test_second_bulk_replay_sends_nothing(api: Client, receiver: Receiver) -> None:
+    switch = Switch()
+    receiver.respond = switch
+    app = await create_app_with_key(api)
+    await add_endpoint(api, app, f"{receiver.url}/hook")
+    events, originals = await dead_deliveries(api, app, 3)
+    switch.failing = False
+    before = len(receiver.requests)
+
+    status, result = await post_json(api, app, "/deliveries/replay", {})
+    assert (status, result) == (202, {"matched": 3, "replayed": 3, "replayable": 3})
+    await receiver.wait_for(before + 3)
+    assert {r.headers["webhook-id"] for r in receiver.requests[before:]} == {
+        e["id"] for e in events
+    }
+
+    async def all_recovered() -> bool:
+        return all([(await delivery(api, app, d))["recovered_at"] for d in originals])
+
+    await wait_until(all_recovered)
+    for original in originals:
+        shown = await delivery(api, app, original)
+        assert shown["status"] == "dead"  # its own chain of attempts is left as it was
+        replay = await delivery(api, app, shown["recovered_by"])
+        assert (replay["replay_of"], replay["status"]) == (original, "succeeded")
+    listed = (await get_json(api, app, "/deliveries?status=dead"))["data"]
+    assert {d["id"]: d["recovered_by"] is not None for d in listed} == dict.fromkeys(
+        originals, True
+    )
+
+    status, counted = await post_json(api, app, "/deliveries/replay", {"dry_run": True})
+    assert (status, counted) == (202, {"matched": 0, "replayed": 0, "replayable": 0})
+    received = len(receiver.requests)
+    status, again = await post_json(api, app, "/deliveries/replay", {})
+    assert (status, again) == (202, {"matched": 0, "replayed": 0, "replayable": 0})
+    await asyncio.sleep(QUIET_S)
+    assert len(receiver.requests) == received
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_replay_in_flight_is_not_replayed_by_a_second_bulk_call(
+    api: Client, receiver: Receiver
+) -> None:
+    switch = Switch()
+    receiver.respond = switch
+    app = await create_app_with_key(api)
+    await add_endpoint(api, app, f"{receiver.url}/hook")
+    _, originals = await dead_deliveries(api, app, 3)
+    answer = asyncio.Event()
+
+    async def hang(_: Received) -> web.Response:
+        await answer.wait()
+        return web.Response(status=200)
+
+    receiver.respond = hang
+    before = len(receiver.requests)
+    status, first = await post_json(api, app, "/deliveries/replay", {})
+    assert (status, first["replayed"]) == (202, 3)
+    await receiver.wait_for(before + 3)  # the replays are now sending, their answers held back
+
+    status, second = await post_json(api, app, "/deliveries/replay", {"status": "dead"})
+    assert (status, second["replayed"]) == (202, 0)
+    endpoint_id = (await delivery(api, app, originals[0]))["endpoint_id"]
+    status, recovered = await post_json(
+        api, app, f"/endpoints/{endpoint_id}/recover", {"since": "1h"}
+    )
+    assert (status, recovered["replayed"]) == (202, 0)
+    answer.set()
+    await asyncio.sleep(QUIET_S)
+    assert len(receiver.requests) == before + 3
+
+
+@pytest.mark.usefixtures("worker")
+async def test_concurrent_bulk_replays_send_each_delivery_once(
+    api: Client, receiver: Receiver, settings: Settings
+) -> None:
+    switch = Switch()
+    receiver.respond = switch
+    app = await create_app_with_key(api)
+    endpoint = await add_endpoint(api, app, f"{receiver.url}/hook")
+    events, _ = await dead_deliveries(api, app, 6)
+    switch.failing = False
+    before = len(receiver.requests)
+
+    # Hold the endpoint's row, which inserting a replay must share (its foreign key): both
+    # bulk replays are then inside their batch at once, each having read what is still lost.
+    holder = await asyncpg.connect(settings.database_url)
+    watcher = await asyncpg.connect(settings.database_url)
+    try:
+        async with holder.transaction():
+            await holder.execute("SELECT 1 FROM endpoints WHERE id = $1 FOR UPDATE", endpoint["id"])
+            calls = [
+                asyncio.ensure_future(post_json(api, app, "/deliveries/replay", {}))
+                for _ in range(2)
+            ]
+
+            async def both_waiting() -> bool:
+                waiting: int = await watcher.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+                return waiting == 2
+
+            await wait_until(both_waiting)
+    finally:
+        await holder.close()
+        await watcher.close()
+    answers = await asyncio.gather(*calls)
+    assert {status for status, _ in answers} == {202}
+    assert sorted(result["replayed"] for _, result in answers) == [0, 6]
+    await receiver.wait_for(before + 6)
+    await asyncio.sleep(QUIET_S)
+    sent = [r.headers["webhook-id"] for r in receiver.requests[before:]]
+    assert sorted(sent) == sorted(e["id"] for e in events)
+
+
+@pytest.mark.usefixtures("worker")
+async def test_failed_replays_do_not_multiply_lost_deliveries(
+    api: Client, receiver: Receiver
+) -> None:
+    receiver.respond = Switch()  # failing throughout
+    app = await create_app_with_key(api)
+    await add_endpoint(api, app, f"{receiver.url}/hook")
+    events, originals = await dead_deliveries(api, app, 2)
+
+    for _ in range(2):
+        status, result = await post_json(api, app, "/deliveries/replay", {})
+        assert (status, result["replayed"]) == (202, 2)
+        for event in events:
+            await wait_for_delivery_status(api, app, event["id"], "dead")
+        status, counted = await post_json(api, app, "/deliveries/replay", {"dry_run": True})
+        assert (status, counted) == (202, {"matched": 2, "replayed": 0, "replayable": 2})
+
+    dead = (await get_json(api, app, "/deliveries?status=dead"))["data"]
+    assert len(dead) == 6  # two originals and four failed replays, each a chain of its own
+    replays = [d for d in dead if d["id"] not in originals]
+    assert sorted({d["replay_of"] for d in replays}) == sorted(originals)
+    assert all(d["recovered_by"] is None for d in dead)
+
+
+@pytest.mark.usefixtures("worker")
+async def test_replay_of_reads_the_same_in_every_view(api: Client, receiver: Receiver) -> None:
+    app = await create_app_with_key(api)
+    await add_endpoint(api, app, f"{receiver.url}/hook")
+    event = await send_event(api, app, "image.ready", {"n": 1})
+    detail = await wait_for_delivery_status(api, app, event["id"], "succeeded")
+    original = detail["deliveries"][0]["id"]
+    status, replay = await post_json(api, app, f"/deliveries/{original}/replay", {})
+    assert status == 202
+    status, replay_of_replay = await post_json(api, app, f"/deliveries/{replay['id']}/replay", {})
+    assert status == 202
+    # A replay of a replay names the delivery they both stand for.
+    assert replay_of_replay["replay_of"] == original
+    await wait_for_delivery_status(api, app, event["id"], "succeeded")
+
+    by_event = (await get_json(api, app, f"/events/{event['id']}"))["deliveries"]
+    listed = (await get_json(api, app, f"/deliveries?event_id={event['id']}"))["data"]
+    for replay_id in (replay["id"], replay_of_replay["id"]):
+        one = await delivery(api, app, replay_id)
+        in_event = next(d for d in by_event if d["id"] == replay_id)
+        in_list = next(d for d in listed if d["id"] == replay_id)
+        assert one["replay_of"] == in_event["replay_of"] == in_list["replay_of"] == original
+    shown = await delivery(api, app, original)
+    in_event = next(d for d in by_event if d["id"] == original)
+    assert shown["replay_of"] is in_event["replay_of"] is None
+    # It never was lost, so no replay recovered it.
+    assert shown["recovered_by"] is in_event["recovered_by"] is None
+
+
+@pytest.mark.usefixtures("worker")
+async def test_recover_takes_a_relative_window(api: Client, receiver: Receiver) -> None:
+    switch = Switch()
+    receiver.respond = switch
+    app = await create_app_with_key(api)
+    endpoint = await add_endpoint(api, app, f"{receiver.url}/hook")
+    await dead_deliveries(api, app, 1)
+    await asyncio.sleep(1.2)
+    [new], _ = await dead_deliveries(api, app, 1)
+    switch.failing = False
+    before = len(receiver.requests)
+
+    path = f"/endpoints/{endpoint['id']}/recover"
+    status, counted = await post_json(api, app, path, {"since": "1s", "dry_run": True})
+    assert (status, counted) == (202, {"matched": 1, "replayed": 0, "replayable": 1})
+    status, result = await post_json(api, app, "/deliveries/replay", {"since": "1s"})
+    assert (status, result["replayed"]) == (202, 1)
+    await receiver.wait_for(before + 1)
+    await asyncio.sleep(QUIET_S)
+    assert [r.headers["webhook-id"] for r in receiver.requests[before:]] == [new["id"]]
+    # Until is "that long ago" too: the older one only.
+    status, counted = await post_json(
+        api, app, path, {"since": "1h", "until": "1s", "dry_run": True}
+    )
+    assert (status, counted["matched"]) == (202, 1)
+
+
+@pytest.mark.parametrize("since", ["yesterday", "-1h", "1w", "2026-01-02T03:04:05"])
+async def test_a_window_that_is_neither_a_time_nor_a_duration_is_refused(
+    api: Client, since: str
+) -> None:
+    app = await create_app_with_key(api)
+    endpoint = await add_endpoint(api, app, "http://127.0.0.1:9/hook")
+    for path in (f"/endpoints/{endpoint['id']}/recover", "/deliveries/replay"):
+        status, body = await post_json(api, app, path, {"since": since})
+        assert status == 422, body
+        assert body["error"]["details"][0]["path"] == "$.since"
+
+
+@pytest.mark.usefixtures("worker")
+async def test_bulk_replay_without_a_body_replays_every_lost_delivery(
+    api: Client, receiver: Receiver
+) -> None:
+    switch = Switch()
+    receiver.respond = switch
+    app = await create_app_with_key(api)
+    await add_endpoint(api, app, f"{receiver.url}/one")
+    await add_endpoint(api, app, f"{receiver.url}/two")
+    events, _ = await dead_deliveries(api, app, 2)
+    switch.failing = False
+    before = len(receiver.requests)
+
+    response = await api.post(
+        f"/v1/apps/{app['id']}/deliveries/replay", headers=bearer(app["api_key"])
+    )
+    assert response.status == 202, await response.text()
+    assert (await response.json())["replayed"] == 4
+    await receiver.wait_for(before + 4)
+    sent = {(r.path, r.headers["webhook-id"]) for r in receiver.requests[before:]}
+    assert sent == {(p, e["id"]) for p in ("/one", "/two") for e in events}
+
+
+@pytest.mark.usefixtures("worker")
+async def test_include_replayed_asks_for_recovered_deliveries_again(
+    api: Client, receiver: Receiver
+) -> None:
+    switch = Switch()
+    receiver.respond = switch
+    app = await create_app_with_key(api)
+    await add_endpoint(api, app, f"{receiver.url}/hook")
+    events, originals = await dead_deliveries(api, app, 2)
+    switch.failing = False
+    before = len(receiver.requests)
+    assert (await post_json(api, app, "/deliveries/replay", {}))[1]["replayed"] == 2
+
+    async def all_recovered() -> bool:
+        return all([(await delivery(api, app, d))["recovered_at"] for d in originals])
+
+    await wait_until(all_recovered)
+    status, result = await post_json(api, app, "/deliveries/replay", {"include_replayed": True})
+    assert (status, result["replayed"]) == (202, 2)
+    await receiver.wait_for(before + 4)
+    assert sorted(r.headers["webhook-id"] for r in receiver.requests[before:]) == sorted(
+        e["id"] for e in events for _ in range(2)
+    )
