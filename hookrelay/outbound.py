@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import re
 import socket
+import ssl
 from collections.abc import Iterable
 
 import aiohttp
@@ -19,9 +23,32 @@ from hookrelay.ssrf import (
     parse_callback_url,
 )
 
+# How asyncio writes each failure when every address of a name failed differently.
+_ERRNO_IN_MESSAGE = re.compile(r"\[Errno (\d+)\]")
+
 
 class BlockedAddress(OSError):
     """A connection was refused by the SSRF rules (carried inside aiohttp's connector errors)."""
+
+
+def connect_error_message(error: OSError) -> str:
+    """Why a connection failed, for the tenant's attempt record: the reason and the errno's
+    name, never the address (asyncio's messages carry the address connected to, which for a
+    name is the gateway resolver's answer)."""
+    if isinstance(error, ssl.SSLError | socket.gaierror):
+        # Their errno is the library's own code, not errno's; their text names no address.
+        return error.strerror or type(error).__name__
+    if error.errno is not None:
+        return _errno_text(error.errno)
+    numbers = dict.fromkeys(int(n) for n in _ERRNO_IN_MESSAGE.findall(str(error)))
+    if numbers:
+        return "every address failed: " + "; ".join(_errno_text(n) for n in numbers)
+    return f"the connection failed ({type(error).__name__})"
+
+
+def _errno_text(number: int) -> str:
+    name = errno.errorcode.get(number)
+    return f"{os.strerror(number)} ({name})" if name else os.strerror(number)
 
 
 class GuardedResolver(AbstractResolver):

@@ -5,7 +5,9 @@ check runs at registration and again at connect time on the resolver's answer, s
 meets the same rule. Which addresses are public is decided from the IANA special-purpose
 registries kept as data in the package (see special_ranges), not from the interpreter's own
 tables. A host that spells an IPv4 address other than as four decimal numbers (`127.1`,
-`0x7f000001`, `2130706433`, `0`) is refused outright, whatever the HTTP client would make of it.
+`0x7f000001`, `2130706433`, `0`) is refused outright, whatever the HTTP client would make of it,
+and so is a host with a colon that is no IPv6 address, or one the HTTP client (yarl) cannot
+parse or reads as another host.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
+
+from yarl import URL
 
 from hookrelay.errors import UnsafeTarget
 from hookrelay.special_ranges import IPAddress as IPAddress
@@ -68,9 +72,42 @@ def parse_callback_url(url: str) -> CallbackTarget:
     problem = ipv4_spelling_problem(host)
     if problem is not None:
         raise UnsafeTarget(problem)
+    host = _client_host(url, host)
     return CallbackTarget(
         scheme, host, port if port is not None else (443 if scheme == "https" else 80)
     )
+
+
+def _client_host(url: str, host: str) -> str:
+    """The host the HTTP client will connect to, which must be the one checked here: a URL the
+    client cannot parse would fail on every delivery, and one it reads as another host (IDNA
+    2008 against Python's IDNA 2003, say) would be checked under one name and reached under
+    another."""
+    try:
+        client_host = URL(url).raw_host or ""
+    except ValueError as exc:
+        raise UnsafeTarget(f"the HTTP client cannot parse the URL: {exc}") from exc
+    if _same_host(host, client_host):
+        return client_host
+    raise UnsafeTarget(
+        f"the host {_shown(url)} is read two ways ({host} and {client_host}); "
+        f"write it as {client_host}"
+    )
+
+
+def _same_host(host: str, client_host: str) -> bool:
+    """True if two spellings name the same host (yarl writes IPv6 literals compressed)."""
+    if host == client_host:
+        return True
+    try:
+        return ipaddress.ip_address(host) == ipaddress.ip_address(client_host)
+    except ValueError:
+        return False
+
+
+def _shown(url: str) -> str:
+    """The host as the tenant wrote it, for a message."""
+    return urlsplit(url).hostname or ""
 
 
 def _ascii_host(host: str) -> str:
@@ -103,8 +140,8 @@ def ipv4_spelling_problem(host: str) -> str | None:
         ipaddress.IPv4Address(host)
     except ValueError:
         return (
-            f"the host {host} is an IPv4 address written other than as four decimal numbers; "
-            "write it like 192.0.2.1"
+            f"the host {host} ends in a number, so it can only be an IPv4 address; "
+            "write it as four decimal numbers"
         )
     return None
 
@@ -112,7 +149,11 @@ def ipv4_spelling_problem(host: str) -> str | None:
 def literal_host_problem(host: str, allowed: Iterable[IPNetwork]) -> str | None:
     """Why a URL's host that is an address (an IP literal, or any numeric IPv4 spelling) may not
     be reached; None for a name (its addresses are checked when it resolves) or an allowed
-    address. The tenant wrote the address, so saying why does not disclose anything."""
+    address. The tenant wrote the address, so saying why does not disclose anything.
+
+    A host with a colon is never a name: aiohttp connects to it as an IP literal without asking
+    the resolver, so one that `ipaddress` cannot read (`::ffff:127.1`) is refused here rather
+    than left to the C library's inet_pton."""
     host = _ascii_host(host.strip("[]"))
     problem = ipv4_spelling_problem(host)
     if problem is not None:
@@ -120,6 +161,8 @@ def literal_host_problem(host: str, allowed: Iterable[IPNetwork]) -> str | None:
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
+        if ":" in host:
+            return f"the host {host} is not a valid IPv6 address"
         return None
     problem = address_problem(address, allowed)
     return f"the address {host} {problem}" if problem is not None else None

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TypeVar
@@ -18,12 +18,13 @@ from aiohttp.helpers import sentinel
 from yarl import URL
 
 from hookrelay import retry
+from hookrelay.endpoint_headers import is_reserved
 from hookrelay.errors import DependencyUnavailable
 from hookrelay.live.notify import CommitNotifier, log_channel
 from hookrelay.metrics import DeliveryMetrics
 from hookrelay.models import AttemptOutcome, ClaimedDelivery, Event, HealthPolicy, RecordedAttempt
 from hookrelay.operational import events_after_attempt
-from hookrelay.outbound import BlockedAddress
+from hookrelay.outbound import BlockedAddress, connect_error_message
 from hookrelay.queue import DeliveryQueue
 from hookrelay.secretbox import SecretBox
 from hookrelay.settings import Settings
@@ -60,11 +61,36 @@ def _signing_key(box: SecretBox, ciphertext: bytes, key_id: str, endpoint_id: st
 @lru_cache(maxsize=4096)
 def _literal_problem(url: str, allowed: tuple[IPNetwork, ...]) -> str | None:
     """Why a URL whose host is an address may not be reached: an IP literal (aiohttp does not
-    resolve literals, so the guarded resolver never sees them) or a numeric IPv4 spelling
-    (which, before aiohttp 3.14, it connected to as if it were a literal); None for names and
-    allowed addresses. The host is yarl's, as the connector sees it. Cached: the same URLs come
-    back for every delivery."""
-    return literal_host_problem(URL(url).host or "", allowed)
+    resolve literals, so the guarded resolver never sees them), a host with a colon that is no
+    address, or a numeric IPv4 spelling (which, before aiohttp 3.14, it connected to as if it
+    were a literal); None for names and allowed addresses. The host is `raw_host`, the one the
+    connector connects to. Cached: the same URLs come back for every delivery. Raises
+    ValueError for a URL yarl cannot parse (saved before registration asked yarl)."""
+    return literal_host_problem(URL(url).raw_host or "", allowed)
+
+
+def sendable_headers(endpoint_id: str, stored: Mapping[str, str]) -> Mapping[str, str]:
+    """An endpoint's own headers without those the header rules refuse: rows saved before a
+    rule existed keep them (a stored Expect would make the client wait for a 100 Continue).
+    Most endpoints have none, and then this costs one test."""
+    if not stored:
+        return stored
+    refused = tuple(name for name in stored if is_reserved(name))
+    if not refused:
+        return stored
+    _warn_refused_headers(endpoint_id, refused)
+    return {name: value for name, value in stored.items() if not is_reserved(name)}
+
+
+@lru_cache(maxsize=4096)
+def _warn_refused_headers(endpoint_id: str, names: tuple[str, ...]) -> None:
+    """Say once per endpoint (and set of names) which stored headers are left out; the cache
+    is what makes it once. Names only: a value can be a credential."""
+    log.warning(
+        "stored endpoint headers not sent: the header rules refuse them",
+        endpoint_id=endpoint_id,
+        headers=list(names),
+    )
 
 
 def signing_keys(box: SecretBox, claim: ClaimedDelivery) -> list[SigningKey]:
@@ -297,7 +323,7 @@ class Deliverer:
         body = claim.body.encode()
         keys = signing_keys(self.box, claim)
         headers = {
-            **claim.headers,
+            **sendable_headers(claim.endpoint_id, claim.headers),
             "content-type": "application/json",
             **webhook_headers(keys, claim.event_id, int(time.time()), body),
         }
@@ -308,9 +334,11 @@ class Deliverer:
         error_message: str | None = None
         response_headers: dict[str, str] | None = None
         response_body: str | None = None
-        problem = _literal_problem(claim.url, self.settings.allowed_cidrs)
         timeout_s = self.settings.delivery_timeout_s
         try:
+            # Inside the try: a stored URL yarl cannot parse (ValueError) is a failed attempt
+            # like any request that cannot be made, so it uses up its attempts and dead-letters.
+            problem = _literal_problem(claim.url, self.settings.allowed_cidrs)
             if problem is not None:
                 raise BlockedAddress(problem)
             # The request must end while the lease holds, with time left to record it.
@@ -343,7 +371,7 @@ class Deliverer:
             if isinstance(exc.os_error, BlockedAddress):
                 error_kind, error_message = "unsafe_target", str(exc.os_error)
             else:
-                error_kind, error_message = "connect", str(exc.os_error)
+                error_kind, error_message = "connect", connect_error_message(exc.os_error)
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionError) as exc:
             error_kind, error_message = "reset", _printable(str(exc)) or type(exc).__name__
         except aiohttp.ClientError as exc:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from aiohttp.test_utils import TestClient
 from standardwebhooks.webhooks import Webhook
 
+from hookrelay.models import Endpoint
+from hookrelay.settings import Settings
+from hookrelay.store import Store
 from tests.conftest import ADMIN_TOKEN
 from tests.receiver import Received
 
@@ -40,6 +44,20 @@ async def add_endpoint(
     assert response.status == 201, await response.text()
     body: dict[str, Any] = await response.json()
     return body
+
+
+async def save_endpoint_as_before(
+    settings: Settings,
+    app: dict[str, Any],
+    endpoint_id: str,
+    change: Callable[[Endpoint], Endpoint],
+) -> None:
+    """Change an endpoint's row past the API's checks, as a row saved before a rule existed."""
+    store = await Store.open(settings.require_database_url())
+    try:
+        await store.update_endpoint(app["id"], endpoint_id, change)
+    finally:
+        await store.close()
 
 
 async def send_event(

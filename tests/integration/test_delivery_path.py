@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import socket
+from dataclasses import replace
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from hookrelay.settings import Settings
 from tests.integration.api_calls import (
     ADMIN,
     add_endpoint,
     bearer,
     create_app_with_key,
+    save_endpoint_as_before,
     send_event,
     verify,
     wait_for_delivery_status,
@@ -116,6 +120,57 @@ async def test_delivery_is_dead_after_the_last_attempt(
     # The test schedule has two retries after the first attempt.
     assert detail["deliveries"][0]["attempt_count"] == 3
     assert len(receiver.at("/hook")) == 3
+
+
+async def test_stored_headers_the_rules_now_refuse_are_not_sent(
+    api: TestClient,  # type: ignore[type-arg]
+    receiver: Receiver,
+    settings: Settings,
+) -> None:
+    """Headers saved before Expect, Cookie and every Content-* were refused stay in the row;
+    the worker leaves them out (a stored Expect would make the client wait for a 100)."""
+    app = await create_app_with_key(api)
+    endpoint = await add_endpoint(api, app, f"{receiver.url}/hook", headers={"X-Tenant": "acme"})
+    stored = {
+        "X-Tenant": "acme",
+        "Expect": "100-continue",
+        "Cookie": "session=s3cret",
+        "Content-Language": "fr",
+    }
+    await save_endpoint_as_before(
+        settings, app, endpoint["id"], lambda e: replace(e, headers=stored)
+    )
+    event = await send_event(api, app, "job.started", {"job_id": "job_h"})
+
+    await wait_for_delivery_status(api, app, event["id"], "succeeded")
+    (received,) = receiver.at("/hook")
+    sent = {name.lower() for name in received.headers}
+    assert "x-tenant" in sent
+    assert not sent & {"expect", "cookie", "content-language"}
+    verify(endpoint["secret"], received)
+
+
+async def test_a_refused_connection_is_recorded_without_the_address(
+    api: TestClient,  # type: ignore[type-arg]
+) -> None:
+    """The attempt says why the connection failed, never to which address: for a name, that
+    is the gateway's resolver's answer."""
+    with socket.socket() as bound:  # bound, not listening: connections to it are refused
+        bound.bind(("127.0.0.1", 0))
+        port = bound.getsockname()[1]
+        app = await create_app_with_key(api)
+        await add_endpoint(api, app, f"http://localhost:{port}/hook")
+        event = await send_event(api, app, "job.started", {"job_id": "job_c"})
+        detail = await wait_for_delivery_status(api, app, event["id"], "dead")
+    [delivery] = detail["deliveries"]
+    response = await api.get(
+        f"/v1/apps/{app['id']}/deliveries/{delivery['id']}", headers=bearer(app["api_key"])
+    )
+    for attempt in (await response.json())["attempts"]:
+        assert attempt["error_kind"] == "connect"
+        assert "Connection refused (ECONNREFUSED)" in attempt["error_message"]
+        assert "127.0.0.1" not in attempt["error_message"], attempt
+        assert "::1" not in attempt["error_message"], attempt
 
 
 async def test_paused_endpoint_holds_deliveries_until_resumed(

@@ -16,8 +16,14 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestClient
 
 from hookrelay.settings import Settings
-from hookrelay.store import Store
-from tests.integration.api_calls import add_endpoint, bearer, create_app_with_key, send_event
+from tests.integration.api_calls import (
+    add_endpoint,
+    bearer,
+    create_app_with_key,
+    save_endpoint_as_before,
+    send_event,
+    wait_for_delivery_status,
+)
 from tests.receiver import Received, Receiver
 
 Client = TestClient  # type: ignore[type-arg]
@@ -65,6 +71,8 @@ SCRIPT = {
     "mixed.example": ["93.184.216.34,127.0.0.1"],
     "six.example": ["::1"],
     "rebind.example": ["93.184.216.34", "127.0.0.1"],
+    # What Python's IDNA 2003 makes of faß.example; the HTTP client asks for xn--fa-hia.example.
+    "fass.example": ["93.184.216.34"],
 }
 
 
@@ -142,6 +150,12 @@ UNSAFE_URLS = [
     "http://public.example/\r\nHost: evil",
     "http://public.example/\x00",
     "http://public.example/" + "a" * 2100,
+    # Hosts the HTTP client would not parse, or would read as another host.
+    "http://93.184.216.34\u200b:9/hook",
+    "http://public\u00ad.example/",
+    "http://faß.example/",
+    "http://[::ffff:127.1]/",
+    "http://[::ffff:0177.0.0.1]:9/",
 ]
 
 
@@ -260,21 +274,40 @@ async def test_a_numeric_spelling_stored_earlier_is_blocked_at_connect_time_by_h
     port = receiver.url.rsplit(":", 1)[1]
     app = await create_app_with_key(api)
     endpoint = await add_endpoint(api, app, f"http://public.example:{port}/hook")
-    store = await Store.open(settings.require_database_url())
-    try:
-        await store.update_endpoint(
-            app["id"],
-            endpoint["id"],
-            lambda e: replace(e, url=f"http://{host}:{port}/hook"),
-        )
-    finally:
-        await store.close()
+    await save_endpoint_as_before(
+        settings, app, endpoint["id"], lambda e: replace(e, url=f"http://{host}:{port}/hook")
+    )
     event = await send_event(api, app, "image.ready", {"n": 1})
 
     attempt = await _first_attempt(api, app, event["id"])
     assert receiver.requests == []
     assert attempt["error_kind"] == "unsafe_target"
     assert "four decimal numbers" in attempt["error_message"]
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_stored_url_the_http_client_cannot_parse_uses_up_its_attempts(
+    api: Client, receiver: Receiver, settings: Settings
+) -> None:
+    """Saved before registration asked the HTTP client's parser: each try is a failed attempt,
+    so the delivery dead-letters instead of going round unsent for ever."""
+    port = receiver.url.rsplit(":", 1)[1]
+    app = await create_app_with_key(api)
+    endpoint = await add_endpoint(api, app, f"http://127.0.0.1:{port}/hook")
+    await save_endpoint_as_before(
+        settings,
+        app,
+        endpoint["id"],
+        lambda e: replace(e, url=f"http://127.0.0.1\u200b:{port}/hook"),
+    )
+    event = await send_event(api, app, "image.ready", {"n": 1})
+
+    detail = await wait_for_delivery_status(api, app, event["id"], "dead")
+    (delivery,) = detail["deliveries"]
+    assert delivery["attempt_count"] == len(settings.retry_schedule_s) + 1
+    attempt = await _first_attempt(api, app, event["id"])
+    assert attempt["error_kind"] == "request_error"
+    assert receiver.requests == []
 
 
 @pytest.mark.usefixtures("worker")

@@ -199,6 +199,13 @@ def test_a_numeric_ipv4_spelling_has_a_problem(host: str) -> None:
     assert "four decimal numbers" in problem
 
 
+def test_a_numeric_spelling_is_refused_saying_how_to_write_it() -> None:
+    assert ipv4_spelling_problem("0x7f.1") == (
+        "the host 0x7f.1 ends in a number, so it can only be an IPv4 address; "
+        "write it as four decimal numbers"
+    )
+
+
 @pytest.mark.parametrize("host", NUMERIC_SPELLINGS)
 def test_a_numeric_ipv4_spelling_is_refused_in_a_callback_url(host: str) -> None:
     with pytest.raises(UnsafeTarget, match="four decimal numbers"):
@@ -246,6 +253,45 @@ def test_literal_host_problem_refuses_a_non_public_literal(host: str) -> None:
 @pytest.mark.parametrize("host", ["93.184.216.34", "example.com", "localhost"])
 def test_literal_host_problem_leaves_public_literals_and_names_alone(host: str) -> None:
     assert literal_host_problem(host, ()) is None
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["::ffff:127.1", "::ffff:0177.0.0.1", "::ffff:127.0.0.01", "[::ffff:127.1]", "::1::2", "1:2"],
+)
+def test_a_host_with_a_colon_that_is_no_ipv6_address_is_refused(host: str) -> None:
+    """The HTTP client takes any host with a colon for an IP literal and connects to it without
+    asking the resolver; only the C library's inet_pton would stand in the way."""
+    problem = literal_host_problem(host, [ipaddress.ip_network("::/0")])
+    assert problem == f"the host {host.strip('[]')} is not a valid IPv6 address"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://93.184.216.34\u200b:9/hook",  # IDNA drops a zero-width space; yarl refuses it
+        "http://a\u00adb.example/",  # and a soft hyphen
+    ],
+)
+def test_a_url_the_http_client_cannot_parse_is_refused(url: str) -> None:
+    with pytest.raises(UnsafeTarget, match="the HTTP client cannot parse the URL"):
+        parse_callback_url(url)
+
+
+def test_a_host_the_http_client_reads_otherwise_is_refused() -> None:
+    """IDNA 2003 reads faß.de as fass.de, the HTTP client (IDNA 2008) as xn--fa-hia.de: two
+    different names, so the one checked would not be the one connected to."""
+    with pytest.raises(UnsafeTarget) as refused:
+        parse_callback_url("https://faß.de/hook")
+    assert refused.value.message == (
+        "the host faß.de is read two ways (fass.de and xn--fa-hia.de); write it as xn--fa-hia.de"
+    )
+    assert parse_callback_url("https://xn--fa-hia.de/hook").host == "xn--fa-hia.de"
+
+
+def test_an_ipv6_literal_written_long_is_the_same_host_to_the_http_client() -> None:
+    target = parse_callback_url("https://[2606:4700:4700:0:0:0:0:1111]/")
+    assert target.host == "2606:4700:4700::1111"
 
 
 # address_problem
