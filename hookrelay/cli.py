@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         env.setdefault("HOOKRELAY_LOG_FORMAT", "console")
     try:
         settings = Settings.from_env(env)
-        configure_logging(settings.log_format, settings.log_level)
+        configure_logging(settings.log_format, settings.log_level, settings.secret_values())
         return _run(args, settings)
     except (ConfigError, EmbeddedServerError) as exc:
         print(f"hookrelay: {exc}", file=sys.stderr)
@@ -104,14 +104,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "rotate-key":
         return asyncio.run(_rotate_key(settings))
     if args.command == "api":
-        from aiohttp import web
-
         from hookrelay.api.app import create_app
+        from hookrelay.api.server import run_api
 
         settings.require_database_url(), settings.require_redis_url(), settings.require_secret_key()
-        web.run_app(
-            create_app(settings), host=args.host, port=args.port, print=None, access_log=None
-        )
+        run_api(create_app(settings), args.host, args.port)
         return 0
     if args.command == "worker" and args.processes > 1:
         return _run_worker_processes(args.processes)
