@@ -49,9 +49,7 @@ class Redactor:
     """Replaces credentials in log events: by shape, and the configured secret values."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        literals = sorted(
-            {s for s in secrets if len(s) >= MIN_SECRET_CHARS}, key=len, reverse=True
-        )
+        literals = sorted({s for s in secrets if len(s) >= MIN_SECRET_CHARS}, key=len, reverse=True)
         self._pattern = re.compile("|".join([*map(re.escape, literals), *_SHAPES]))
 
     def text(self, text: str) -> str:
@@ -141,9 +139,7 @@ def configure_logging(
     threading.excepthook = _log_uncaught_in_thread
 
 
-def _log_uncaught(
-    kind: type[BaseException], exc: BaseException, tb: TracebackType | None
-) -> None:
+def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
     logging.getLogger("hookrelay").critical("uncaught exception", exc_info=(kind, exc, tb))
 
 
