@@ -136,8 +136,11 @@ class Settings:
     def secret_values(self) -> tuple[str, ...]:
         """Every configured secret, in each text form it may take, for the logs to redact."""
         values: list[str] = [self.admin_token or ""]
-        for url in (self.database_url, self.redis_url):
-            values.append(urlsplit(url).password or "" if url else "")
+        for url in filter(None, (self.database_url, self.redis_url)):
+            try:
+                values.append(urlsplit(url).password or "")
+            except ValueError:  # unparsable, so its password cannot be told apart: all of it
+                values.append(url)
         for key in (self.secret_key, *self.old_secret_keys):
             if key is not None:
                 for text in (base64.b64encode(key), base64.urlsafe_b64encode(key)):

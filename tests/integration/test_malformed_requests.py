@@ -53,9 +53,11 @@ async def test_handler_options_reach_the_connection_handler(port: int) -> None:
     head, body = await _send(port, b"GET /healthz HTTP/1.1\r\nX-Long: " + b"a" * 2000 + b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.0 400 ")
     assert json.loads(body)["error"]["code"] == "bad_request"
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-            assert response.status == 200
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/healthz") as response,
+    ):
+        assert response.status == 200
 
 
 def test_aiohttp_internals_we_override_are_unchanged() -> None:

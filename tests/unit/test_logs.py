@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -112,8 +113,6 @@ def test_secret_values_hold_every_configured_secret_in_each_spelling() -> None:
         old_secret_keys=(old,),
     )
     values = settings.secret_values()
-    import base64
-
     for spelling in (
         ADMIN_TOKEN,
         "db-password",
@@ -124,6 +123,8 @@ def test_secret_values_hold_every_configured_secret_in_each_spelling() -> None:
     ):
         assert spelling in values
     assert Settings().secret_values() == ()
+    unparsable = "postgresql://u:pw@[::1/db"
+    assert unparsable in Settings(database_url=unparsable).secret_values()
 
 
 def _event(**fields: Any) -> dict[str, Any]:
