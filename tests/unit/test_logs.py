@@ -15,24 +15,21 @@ from typing import Any
 import pytest
 import structlog
 
+from hookrelay import signing
+from hookrelay.gateway import _new_app_key
+from hookrelay.live.tokens import StreamGrant, issue_token
 from hookrelay.logs import REDACTED, Redactor, configure_logging
 from hookrelay.settings import Settings
 
-APP_KEY = "hrk_fyhJK3NNzzmTpq5XEbTngyYVY1_IRCTvAC2F9kVscPM"
-STREAM_TOKEN = (
-    "hrst_eyJhcHAiOiJhcHBfMDFhMjJjZjA4NzUwMWE4NDY1YjAyZTc4OTY4NDM5OTciLCJqb2IiOiJqMSIs"
-    "ImV4cCI6MTc5NjA1MTE5MH0.i3PWdOU9AAw-Ld-9BSl-qVQheV4vtH9F3txwtU2wws4"
-)
-DEV_ADMIN_TOKEN = "hra_Qm9vdHN0cmFwIHRva2VuIGZvciBkZXYgbW9kZQ"
-HMAC_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw+ZWgdCmAJk8="
-ED25519_SECRET = "whsk_ZHVtbXkgc2VlZCBkdW1teSBzZWVkIGR1bW15IHNlZWQgZHVtbXk="
-HMAC_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-ED25519_SIGNATURE = (
-    "v1a,"
-    + "hnO3f9T8Ytu9HwrXslvumlUpqtNVqkhqw/enGzPCXe5BdqzCInXqYXFymVJaA7AZdpXhDf1Fw0Ih6UkcUlRJBQ=="[
-        :86
-    ]
-    + "=="
+# Each credential as hookrelay makes it.
+APP_KEY = _new_app_key()
+STREAM_TOKEN = issue_token(bytes(32), StreamGrant("app_1", "job_1", 1_900_000_000))
+DEV_ADMIN_TOKEN = "hra_Qm9vdHN0cmFwIHRva2VuIGZvciBkZXYgbW9kZQ"  # as hookrelay dev makes one
+HMAC_SECRET = signing.generate_hmac_secret()
+ED25519_SECRET = signing.generate_ed25519_secret()
+HMAC_SIGNATURE = signing.SigningKey.from_secret(HMAC_SECRET).sign("msg_1", 1_700_000_000, b"{}")
+ED25519_SIGNATURE = signing.SigningKey.from_secret(ED25519_SECRET).sign(
+    "msg_1", 1_700_000_000, b"{}"
 )
 ADMIN_TOKEN = "acceptance-admin-token"  # no shape: found because it is configured
 
