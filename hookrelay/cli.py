@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         env.setdefault("HOOKRELAY_LOG_FORMAT", "console")
     try:
         settings = Settings.from_env(env)
-        configure_logging(settings.log_format, settings.log_level)
+        configure_logging(settings.log_format, settings.log_level, settings.secret_values())
         return _run(args, settings)
     except (ConfigError, EmbeddedServerError) as exc:
         print(f"hookrelay: {exc}", file=sys.stderr)
@@ -161,7 +161,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "rotate-key":
         return asyncio.run(_rotate_key(settings))
     if args.command == "api":
-        from hookrelay.api.serve import run_api
+        from hookrelay.api.server import run_api
 
         settings.require_database_url(), settings.require_redis_url(), settings.require_secret_key()
         run_api(settings, args.host, args.port)

@@ -8,6 +8,7 @@ import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 from hookrelay.durations import parse_duration, parse_duration_list
 from hookrelay.secretbox import SecretBox
@@ -138,6 +139,20 @@ class Settings:
     def secret_box(self) -> SecretBox:
         """The box that seals secrets with the current key and opens them with any listed."""
         return SecretBox(self.require_secret_key(), self.old_secret_keys)
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret, in each text form it may take, for the logs to redact."""
+        values: list[str] = [self.admin_token or ""]
+        for url in filter(None, (self.database_url, self.redis_url)):
+            try:
+                values.append(urlsplit(url).password or "")
+            except ValueError:  # unparsable, so its password cannot be told apart: all of it
+                values.append(url)
+        for key in (self.secret_key, *self.old_secret_keys):
+            if key is not None:
+                for text in (base64.b64encode(key), base64.urlsafe_b64encode(key)):
+                    values += [text.decode(), text.decode().rstrip("=")]
+        return tuple(value for value in values if value)
 
     def with_allowed(self, *networks: IPNetwork) -> Settings:
         """Return a copy that also allows callbacks to `networks`."""

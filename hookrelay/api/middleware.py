@@ -37,6 +37,11 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
 
+def http_code(status: int) -> str:
+    """The error code of an HTTP error status that no HookrelayError produced."""
+    return _HTTP_CODES.get(status, "http_error")
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -51,8 +56,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
-        response = json_response(error_body(code, exc.reason), exc.status)
+        response = json_response(error_body(http_code(exc.status), exc.reason), exc.status)
         if exc.status == 405 and "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response

@@ -15,7 +15,7 @@ from tests.network.conftest import ApiProcess, App, stored_events
 
 READ_TIMEOUT_S = 1.0
 # The time after an early answer in which the rest of a body is read and dropped
-# (hookrelay.api.serve.LINGERING_S), and room for a busy machine.
+# (hookrelay.api.server.LINGERING_S), and room for a busy machine.
 LINGERING_S = 2.0
 SLACK_S = 1.0
 
