@@ -152,8 +152,10 @@ def test_slow_clients_hold_no_slot_and_are_all_let_go(api: ApiProcess, app: App)
 
 def test_slow_clients_leave_no_memory_behind(api: ApiProcess, app: App) -> None:
     """Rounds of 200 clients that each send 8 KB of a header and stall: once two rounds have
-    warmed the allocator up (about 1 MB), the API's resident memory stays put. A leak of what
-    one client sent would add 1.6 MB a round."""
+    warmed the allocator up (about 1 MB), four more rounds leave the API's resident memory
+    within 2.5 MB of where it was (the allocator and the API's own work move it by about 1.5 MB
+    on a busy machine). A leak of what one client sent would add 1.6 MB a round, 6.4 MB in
+    all."""
     process = psutil.Process(api.pid)
     header = wire.get(app.events_path, app.key)[:-2] + b"X-Padding: " + b"p" * 8000
 
@@ -170,5 +172,5 @@ def test_slow_clients_leave_no_memory_behind(api: ApiProcess, app: App) -> None:
         return int(process.memory_info().rss)
 
     warm = max(round_of_slow_clients() for _ in range(2))
-    last = round_of_slow_clients()
-    assert last - warm < 1024 * 1024, (warm, last)
+    rounds = [round_of_slow_clients() for _ in range(4)]
+    assert rounds[-1] - warm < 2.5 * 1024 * 1024, (warm, rounds)
