@@ -14,7 +14,9 @@ from aiohttp import web
 from hookrelay.api.keys import PRINCIPAL, SETTINGS
 from hookrelay.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from hookrelay.gateway import Principal
+from hookrelay.ids import is_id
 from hookrelay.models import LogPosition
+from hookrelay.schemas import JOB_ID_RULE, MAX_EVENT_TYPE_CHARS, is_job_id
 
 DEFAULT_PAGE_SIZE = 50
 EVENT_ID = re.compile(r"evt_[0-9a-f]{32}")
@@ -81,9 +83,42 @@ def nesting_depth(document: Any) -> int:
 
 
 def query_time(request: web.Request, name: str) -> datetime | None:
-    """An RFC 3339 time from the query string (`2026-01-02T03:04:05Z`), or None."""
+    """An RFC 3339 time from the query string (`2026-01-02T03:04:05Z`), or None if absent
+    (`since=` with nothing is not a time: 400)."""
     raw = request.query.get(name)
-    return None if not raw else parse_time(raw, name)
+    return None if raw is None else parse_time(raw, name)
+
+
+# Filters from the query string are held to the rules of what they filter on, so that nothing
+# unbounded (or a NUL, which Postgres text cannot hold) reaches a query: a bad one is a 400.
+
+
+def query_job_id(request: web.Request) -> str | None:
+    """The `job_id` query parameter, or None if absent."""
+    raw = request.query.get("job_id")
+    return None if raw is None else job_id_param(raw, "job_id")
+
+
+def job_id_param(raw: str, name: str) -> str:
+    if not is_job_id(raw):
+        raise BadRequest(f"{name} must be {JOB_ID_RULE}")
+    return raw
+
+
+def query_event_type(request: web.Request, name: str) -> str | None:
+    """An event type from the query string, or None if absent."""
+    raw = request.query.get(name)
+    if raw is not None and not (len(raw) <= MAX_EVENT_TYPE_CHARS and EVENT_TYPE.fullmatch(raw)):
+        raise BadRequest(f"{name} must be an event type, dotted lowercase words like job.failed")
+    return raw
+
+
+def query_id(request: web.Request, name: str, prefix: str) -> str | None:
+    """An id (`prefix`...) from the query string, or None if absent."""
+    raw = request.query.get(name)
+    if raw is not None and not is_id(raw, prefix):
+        raise BadRequest(f"{name} must be an id that starts with {prefix}")
+    return raw
 
 
 def parse_time(raw: str, name: str) -> datetime:

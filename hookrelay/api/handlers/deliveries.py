@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -14,11 +15,15 @@ from hookrelay.api.http import (
     parse_time,
     principal,
     query_choice,
+    query_event_type,
+    query_id,
+    query_job_id,
     query_time,
     read_json,
 )
 from hookrelay.api.keys import GATEWAY
 from hookrelay.api.views import attempt_view, delivery_view
+from hookrelay.errors import BadRequest, InvalidPayload
 from hookrelay.models import AttemptFilter, DeliveryFilter, ReplayResult
 from hookrelay.schemas import validate_request
 
@@ -37,10 +42,10 @@ DELIVERY_STATUSES = ("pending", "sending", "retrying", "succeeded", "dead", "hel
 async def list_deliveries(request: web.Request) -> web.Response:
     filters = DeliveryFilter(
         status=query_choice(request, "status", DELIVERY_STATUSES),
-        endpoint_id=request.query.get("endpoint_id") or None,
-        event_type=request.query.get("event_type") or None,
-        event_id=request.query.get("event_id") or None,
-        job_id=request.query.get("job_id") or None,
+        endpoint_id=query_id(request, "endpoint_id", "ep_"),
+        event_type=query_event_type(request, "event_type"),
+        event_id=query_id(request, "event_id", "evt_"),
+        job_id=query_job_id(request),
         since=query_time(request, "since"),
         until=query_time(request, "until"),
     )
@@ -72,9 +77,19 @@ def _replay_filter(body: dict[str, Any], **fixed: Any) -> DeliveryFilter:
         status=fixed.get("status", body.get("status", "dead")),
         endpoint_id=fixed.get("endpoint_id", body.get("endpoint_id")),
         event_type=body.get("event_type"),
-        since=parse_time(body["since"], "since") if body.get("since") else None,
-        until=parse_time(body["until"], "until") if body.get("until") else None,
+        since=_body_time(body, "since"),
+        until=_body_time(body, "until"),
     )
+
+
+def _body_time(body: dict[str, Any], name: str) -> datetime | None:
+    """An RFC 3339 time of the body, or None if absent ("" is not a time: 422)."""
+    if name not in body:
+        return None
+    try:
+        return parse_time(body[name], name)
+    except BadRequest as exc:
+        raise InvalidPayload(exc.message, [{"path": f"$.{name}", "message": exc.message}]) from exc
 
 
 async def replay_deliveries(request: web.Request) -> web.Response:
@@ -99,8 +114,8 @@ async def recover_endpoint(request: web.Request) -> web.Response:
 
 async def list_attempts(request: web.Request) -> web.Response:
     filters = AttemptFilter(
-        delivery_id=request.query.get("delivery_id") or None,
-        endpoint_id=request.query.get("endpoint_id") or None,
+        delivery_id=query_id(request, "delivery_id", "dlv_"),
+        endpoint_id=query_id(request, "endpoint_id", "ep_"),
         since=query_time(request, "since"),
         until=query_time(request, "until"),
     )
