@@ -16,7 +16,6 @@ from hookrelay.errors import InvalidPayload
 from hookrelay.resources import resource_dir
 
 EVENT_TYPE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+\Z")
-MAX_EVENT_TYPE_CHARS = 128  # as schemas/requests/event_create.json says
 MAX_ERRORS_REPORTED = 20
 # The job id rule, declared once: it holds for the job_id of an event and of its data (of any
 # type), of a stream token, and of every query and path. It also bounds what goes into the
@@ -172,6 +171,23 @@ _KEYWORDS: dict[str, Callable[[Any, dict[str, Any]], Check | None]] = {
     "pattern": _pattern,
     "items": _items,
 }
+
+
+def event_type_schema() -> dict[str, Any]:
+    """The rule for an event type: the `type` of schemas/requests/event_create.json."""
+    event_create = _validators("requests")["event_create"].schema
+    assert isinstance(event_create, dict)
+    return dict(event_create["properties"]["type"])
+
+
+@cache
+def _event_type_check() -> Check:
+    return _compiled(event_type_schema())
+
+
+def is_event_type(value: Any) -> bool:
+    """Whether `value` is an event type (bounded, dotted lowercase words)."""
+    return _event_type_check()(value)
 
 
 def is_job_id(value: Any) -> bool:

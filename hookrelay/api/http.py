@@ -16,13 +16,12 @@ from hookrelay.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from hookrelay.gateway import Principal
 from hookrelay.ids import is_id
 from hookrelay.models import LogPosition
-from hookrelay.schemas import JOB_ID_RULE, MAX_EVENT_TYPE_CHARS, is_job_id
+from hookrelay.schemas import JOB_ID_RULE, is_event_type, is_job_id
 
 DEFAULT_PAGE_SIZE = 50
 EVENT_ID = re.compile(r"evt_[0-9a-f]{32}")
 # A log cursor (where a long-poll left off): "<transaction>:<event id or nothing>".
 LOG_CURSOR = re.compile(r"([0-9]{1,20}):((?:evt_[0-9a-f]{32})?)")
-EVENT_TYPE = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")
 MAX_TYPES = 50
 # A cursor is the id of the last item of a page.
 CURSOR_ID = re.compile(r"[a-z]{2,4}_[0-9a-f]{32}")
@@ -108,7 +107,7 @@ def job_id_param(raw: str, name: str) -> str:
 def query_event_type(request: web.Request, name: str) -> str | None:
     """An event type from the query string, or None if absent."""
     raw = request.query.get(name)
-    if raw is not None and not (len(raw) <= MAX_EVENT_TYPE_CHARS and EVENT_TYPE.fullmatch(raw)):
+    if raw is not None and not is_event_type(raw):
         raise BadRequest(f"{name} must be an event type, dotted lowercase words like job.failed")
     return raw
 
@@ -188,7 +187,7 @@ def event_types_param(raw: str | None) -> frozenset[str] | None:
     if not raw:
         return None
     types = frozenset(part.strip() for part in raw.split(",") if part.strip())
-    if len(types) > MAX_TYPES or not all(EVENT_TYPE.fullmatch(t) for t in types):
+    if len(types) > MAX_TYPES or not all(is_event_type(t) for t in types):
         raise BadRequest(f"types must be up to {MAX_TYPES} event types, separated by commas")
     return types or None
 

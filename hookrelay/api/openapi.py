@@ -11,7 +11,7 @@ import orjson
 
 from hookrelay import __version__
 from hookrelay.resources import resource_dir
-from hookrelay.schemas import JOB_ID_SCHEMA, MAX_EVENT_TYPE_CHARS
+from hookrelay.schemas import JOB_ID_SCHEMA, event_type_schema
 
 Schema = dict[str, Any]
 
@@ -172,11 +172,7 @@ RESPONSES: dict[str, Schema] = {
 
 # Every status an /v1 operation may answer besides its success, with the error shape.
 ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "415", "422", "503")
-EVENT_TYPE: Schema = {
-    "type": "string",
-    "maxLength": MAX_EVENT_TYPE_CHARS,
-    "pattern": "^[a-z0-9_]+(\\.[a-z0-9_]+)+$(?!\\n)",
-}
+EVENT_TYPE: Schema = event_type_schema()
 
 
 def _id(prefix: str) -> Schema:

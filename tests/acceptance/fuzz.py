@@ -20,7 +20,7 @@ from pathlib import Path
 
 from hookrelay.api.openapi import openapi_document
 from tests.acceptance.cluster import ADMIN_TOKEN, Cluster
-from tests.conftest import server_tempdir
+from tests.conftest import REPO_ROOT, server_tempdir
 
 DEFAULT_CASES = 10_000
 # The event stream never ends, so its GET is left to test_live_streams; its other methods
@@ -102,11 +102,15 @@ def main() -> int:
     try:
         asyncio.run(cluster.start())
         asyncio.run(cluster.start_api())
-        env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.acceptance.fuzz_hooks"}
+        # Run from the cluster's folder: schemathesis leaves its cache in the working directory.
+        env = {
+            **os.environ,
+            "SCHEMATHESIS_HOOKS": "tests.acceptance.fuzz_hooks",
+            "PYTHONPATH": str(REPO_ROOT),
+        }
         print(f"fuzzing {cluster.url} with about {args.cases} cases", flush=True)
-        return subprocess.run(
-            schemathesis_command(cluster.url, args.cases, args.seed), env=env, check=False
-        ).returncode
+        command = schemathesis_command(cluster.url, args.cases, args.seed)
+        return subprocess.run(command, env=env, cwd=root, check=False).returncode
     finally:
         cluster.close()
         shutil.rmtree(root, ignore_errors=True)

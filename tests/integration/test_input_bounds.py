@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.integration.api_calls import bearer, create_app_with_key, send_event
+from tests.integration.api_calls import ADMIN, bearer, create_app_with_key, send_event
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -120,3 +120,58 @@ def _quote(text: str) -> str:
     from urllib.parse import quote
 
     return quote(text, safe="")
+
+
+async def test_event_data_with_u0000_is_accepted_with_an_idempotency_key_and_answered_again(
+    api: Client,
+) -> None:
+    app = await create_app_with_key(api)
+    headers = {**bearer(app["api_key"]), "Idempotency-Key": "k1"}
+    body = {"type": "image.ready", "data": {"caption": "a\u0000b"}}
+    first = await api.post(f"/v1/apps/{app['id']}/events", json=body, headers=headers)
+    assert first.status == 202, (await first.text())[:300]
+    again = await api.post(f"/v1/apps/{app['id']}/events", json=body, headers=headers)
+    assert again.status == 202
+    assert await again.json() == await first.json()
+    assert (await first.json())["data"] == {"caption": "a\u0000b"}
+    assert await _event_count(api, app) == 1
+
+
+@pytest.mark.parametrize(
+    ("route", "field"),
+    [("", "name"), ("/keys", "name"), ("/endpoints", "description")],
+)
+async def test_a_nul_in_a_stored_text_is_422_with_its_path(
+    api: Client, route: str, field: str
+) -> None:
+    app = await create_app_with_key(api)
+    body: dict[str, Any] = {field: "a\u0000b"}
+    if route == "/endpoints":
+        body["url"] = "http://127.0.0.1:9/hook"
+    url = "/v1/apps" if route == "" else f"/v1/apps/{app['id']}{route}"
+    response = await api.post(url, json=body, headers=bearer(app["api_key"]) if route else ADMIN)
+    assert response.status == 422, (await response.text())[:300]
+    assert [d["path"] for d in (await response.json())["error"]["details"]] == [f"$.{field}"]
+
+
+@pytest.mark.parametrize("bad", ["nul%00", "caf%C3%A9", "x" * 65, "%0A"])
+@pytest.mark.parametrize(
+    "route",
+    [
+        "/v1/apps/{}",
+        "/v1/apps/{app}/endpoints/{}",
+        "/v1/apps/{app}/events/{}",
+        "/v1/apps/{app}/deliveries/{}",
+        "/v1/apps/{app}/keys/{}",
+    ],
+)
+async def test_a_path_parameter_that_is_no_id_is_404_before_any_query(
+    api: Client, route: str, bad: str
+) -> None:
+    app = await create_app_with_key(api)
+    method = "DELETE" if route.endswith("/keys/{}") else "GET"
+    response = await api.request(
+        method, route.replace("{app}", app["id"]).format(bad), headers=ADMIN
+    )
+    assert response.status == 404, (await response.text())[:300]
+    assert (await response.json())["error"]["code"] == "not_found"
