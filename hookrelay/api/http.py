@@ -131,7 +131,7 @@ def parse_time(raw: str, name: str) -> datetime:
 
 
 def query_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
-    raw = request.query.get(name) or None
+    raw = request.query.get(name)
     if raw is not None and raw not in choices:
         raise BadRequest(f"{name} must be one of {', '.join(choices)}")
     return raw
@@ -141,7 +141,8 @@ def page_size(request: web.Request) -> int:
     raw = request.query.get("limit")
     if raw is None:
         return DEFAULT_PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    # isdigit() alone is true of "³", which int() refuses, and of "٣", which int() reads as 3.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
         raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
     return int(raw)
 
@@ -194,10 +195,11 @@ def event_types_param(raw: str | None) -> frozenset[str] | None:
 
 def seconds_param(request: web.Request, name: str, most: float) -> float:
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return 0.0
     try:
-        value = float(raw)
+        # ASCII only: float() also reads other scripts' digits ("٣") and "" is no number.
+        value = float(raw) if raw.isascii() else -1.0
     except ValueError:
         value = -1.0
     if not 0 <= value <= most:  # also refuses nan

@@ -77,3 +77,24 @@ async def test_a_filter_that_is_not_what_it_filters_on_is_400(api: Client, query
     response = await api.get(f"/v1/apps/{app['id']}/{query}", headers=ADMIN)
     assert response.status == 400
     assert (await response.json())["error"]["code"] == "bad_request"
+
+
+@pytest.mark.parametrize("limit", ["%C2%B3", "%D9%A3", "%EF%BC%95"])  # ³, Arabic 3, fullwidth 5
+@pytest.mark.parametrize("route", ["apps/{app}/endpoints", "apps/{app}/events", "apps"])
+async def test_a_limit_of_unicode_digits_is_400_not_500(
+    api: Client, route: str, limit: str
+) -> None:
+    app = await create_app_with_key(api)
+    response = await api.get(
+        "/v1/" + route.replace("{app}", app["id"]) + f"?limit={limit}", headers=ADMIN
+    )
+    assert response.status == 400, (await response.text())[:300]
+    assert "limit" in (await response.json())["error"]["message"]
+
+
+@pytest.mark.parametrize("query", ["wait=", "after=&wait=", "status="])
+async def test_an_empty_wait_or_status_is_400(api: Client, query: str) -> None:
+    app = await create_app_with_key(api)
+    route = "deliveries" if query.startswith("status") else "events"
+    response = await api.get(f"/v1/apps/{app['id']}/{route}?{query}", headers=ADMIN)
+    assert response.status == 400, (await response.text())[:300]
