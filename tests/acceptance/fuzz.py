@@ -76,8 +76,10 @@ def schemathesis_command(url: str, cases: int, seed: int | None) -> list[str]:
         str(REQUEST_TIMEOUT_S),
         "--suppress-health-check",
         "all",
+        # One worker: with two, Python 3.11's ast.parse (which hypothesis calls to describe its
+        # filters) can fail with "AST constructor recursion depth mismatch" (CPython gh-106905).
         "--workers",
-        "2",
+        "1",
         "--generation-database",
         "none",
         "--no-color",
