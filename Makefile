@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser nginx dev test test-fast lint format bench bench-quick bench-admin lock clean
+.PHONY: install browser nginx dev test test-fast fuzz lint format bench bench-quick bench-admin lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ test: $(STAMP) browser nginx
 ## Unit tests only (no servers).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
+
+## Schemathesis against a live API: FUZZ_CASES cases (default 10,000), no 5xx, answers as
+## /openapi.json says (the test suite runs a bounded few per operation).
+FUZZ_CASES ?= 10000
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.acceptance.fuzz --cases $(FUZZ_CASES)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -48,7 +48,7 @@ from hookrelay.models import (
 from hookrelay.operational import is_operational
 from hookrelay.outbound import check_callback_url
 from hookrelay.queue import DeliveryQueue, EnqueueCoalescer
-from hookrelay.schemas import validate_event_data, validate_request
+from hookrelay.schemas import check_data_job_id, validate_event_data, validate_request
 from hookrelay.secretbox import SecretBox
 from hookrelay.settings import Settings
 from hookrelay.store import Idempotency, Store
@@ -539,7 +539,10 @@ def _public_key(secret: str) -> str | None:
 
 
 def _job_id(body: dict[str, Any], data: dict[str, Any]) -> str | None:
-    """The job an event belongs to: `job_id` beside `data` or inside it (they must agree)."""
+    """The job an event belongs to: `job_id` beside `data` or inside it (they must agree).
+    The one beside is checked by the request's schema; the one inside, here, whatever the
+    event's type."""
+    check_data_job_id(data)
     outer = body.get("job_id")
     inner = data.get("job_id")
     if outer is not None and inner is not None and outer != inner:
@@ -547,5 +550,5 @@ def _job_id(body: dict[str, Any], data: dict[str, Any]) -> str | None:
             "job_id and data.job_id differ",
             [{"path": "$.job_id", "message": "must equal data.job_id when both are given"}],
         )
-    job_id = outer if outer is not None else inner
-    return job_id if isinstance(job_id, str) else None
+    job_id: str | None = outer if outer is not None else inner
+    return job_id

@@ -17,6 +17,17 @@ from hookrelay.resources import resource_dir
 
 EVENT_TYPE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+\Z")
 MAX_ERRORS_REPORTED = 20
+# The job id rule, declared once: it holds for the job_id of an event and of its data (of any
+# type), of a stream token, and of every query and path. It also bounds what goes into the
+# events_app_job_idx index. The JSON Schemas that name a job_id say the same (a test keeps them
+# equal to this).
+JOB_ID_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 200,
+    "pattern": "^[A-Za-z0-9_.:\\-]+$(?!\\n)",
+}
+JOB_ID_RULE = "1 to 200 characters from A-Z a-z 0-9 _ . : -"
 
 
 @cache
@@ -162,6 +173,37 @@ _KEYWORDS: dict[str, Callable[[Any, dict[str, Any]], Check | None]] = {
 }
 
 
+def event_type_schema() -> dict[str, Any]:
+    """The rule for an event type: the `type` of schemas/requests/event_create.json."""
+    event_create = _validators("requests")["event_create"].schema
+    assert isinstance(event_create, dict)
+    return dict(event_create["properties"]["type"])
+
+
+@cache
+def _event_type_check() -> Check:
+    return _compiled(event_type_schema())
+
+
+def is_event_type(value: Any) -> bool:
+    """Whether `value` is an event type (bounded, dotted lowercase words)."""
+    return _event_type_check()(value)
+
+
+def is_job_id(value: Any) -> bool:
+    """Whether `value` is a job id (JOB_ID_SCHEMA)."""
+    return _job_id_check(value)
+
+
+def check_data_job_id(data: dict[str, Any]) -> None:
+    """Refuse a `job_id` in an event's data, of any type, that is not a job id."""
+    if "job_id" in data and not is_job_id(data["job_id"]):
+        raise InvalidPayload(
+            f"data.job_id must be {JOB_ID_RULE}",
+            [{"path": "$.data.job_id", "message": f"is not a job id ({JOB_ID_RULE})"}],
+        )
+
+
 def validate_event_data(event_type: str, data: Any) -> None:
     """Check `data` against its type's schema; a custom type has none and is accepted."""
     if not EVENT_TYPE.match(event_type):
@@ -172,6 +214,16 @@ def validate_event_data(event_type: str, data: Any) -> None:
     validator = _validators("events").get(event_type)
     if validator is not None:
         _raise_errors(validator, data, f"the data of a {event_type} event is invalid", "$.data")
+
+
+def _compiled(schema: dict[str, Any]) -> Check:
+    check = quick_check(schema)
+    if check is None:
+        raise ValueError("a keyword of this schema has no quick check")
+    return check
+
+
+_job_id_check = _compiled(JOB_ID_SCHEMA)
 
 
 def _raise_errors(

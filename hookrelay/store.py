@@ -376,7 +376,9 @@ class Store:
                     self._sql["insert_idempotency_key"], *key, idempotency.request_hash
                 ):
                     due = await self._insert_events(connection, events)
-                    await connection.execute(self._sql["save_idempotent_response"], *key, answer)
+                    await connection.execute(
+                        self._sql["save_idempotent_response"], *key, orjson.dumps(answer).decode()
+                    )
                     return answer, due
                 first = await connection.fetchrow(
                     self._sql["get_idempotency_key"], *key, idempotency.ttl_s
@@ -391,7 +393,7 @@ class Store:
                     "this Idempotency-Key was used with a different request",
                     {"idempotency_key": idempotency.key},
                 )
-            return first["response"], []
+            return orjson.loads(first["response"]), []
 
     async def _insert_events(self, connection: Connection, events: list[Event]) -> list[str]:
         ids: list[str] = await connection.fetchval(

@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
 from hookrelay.api.keys import GATEWAY, LIVE_FEED, SETTINGS
-from hookrelay.api.middleware import auth_middleware, error_middleware
+from hookrelay.api.middleware import auth_middleware, error_middleware, path_middleware
 from hookrelay.api.routes import add_routes
 from hookrelay.gateway import Gateway
 from hookrelay.live.feed import LiveFeed
@@ -29,7 +29,7 @@ SERVER_NAME = "hookrelay"
 def create_app(settings: Settings, resolver: AbstractResolver | None = None) -> web.Application:
     """Return the API application; Postgres and Redis are opened on startup, closed on cleanup."""
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[error_middleware, auth_middleware, path_middleware],
         client_max_size=settings.max_payload_bytes + BODY_SLACK_BYTES,
     )
     app[SETTINGS] = settings

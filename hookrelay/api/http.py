@@ -16,8 +16,10 @@ from aiohttp.http_exceptions import PayloadEncodingError
 from hookrelay.api.keys import PRINCIPAL, SETTINGS
 from hookrelay.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 from hookrelay.gateway import Principal
+from hookrelay.ids import is_id
 from hookrelay.live.cursors import open_position, seal_position
 from hookrelay.models import LogPosition
+from hookrelay.schemas import JOB_ID_RULE, is_event_type, is_job_id
 from hookrelay.settings import Settings
 
 DEFAULT_PAGE_SIZE = 50
@@ -26,7 +28,6 @@ EVENT_ID = re.compile(r"evt_[0-9a-f]{32}")
 # nothing>" in base64. Still taken, so that clients polling across the upgrade go on; every
 # answer carries a sealed one (see hookrelay.live.cursors).
 LEGACY_LOG_CURSOR = re.compile(r"([0-9]{1,20}):((?:evt_[0-9a-f]{32})?)")
-EVENT_TYPE = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")
 MAX_TYPES = 50
 # A cursor is the id of the last item of a page.
 CURSOR_ID = re.compile(r"[a-z]{2,4}_[0-9a-f]{32}")
@@ -116,9 +117,42 @@ def nesting_depth(document: Any) -> int:
 
 
 def query_time(request: web.Request, name: str) -> datetime | None:
-    """An RFC 3339 time from the query string (`2026-01-02T03:04:05Z`), or None."""
+    """An RFC 3339 time from the query string (`2026-01-02T03:04:05Z`), or None if absent
+    (`since=` with nothing is not a time: 400)."""
     raw = request.query.get(name)
-    return None if not raw else parse_time(raw, name)
+    return None if raw is None else parse_time(raw, name)
+
+
+# Filters from the query string are held to the rules of what they filter on, so that nothing
+# unbounded (or a NUL, which Postgres text cannot hold) reaches a query: a bad one is a 400.
+
+
+def query_job_id(request: web.Request) -> str | None:
+    """The `job_id` query parameter, or None if absent."""
+    raw = request.query.get("job_id")
+    return None if raw is None else job_id_param(raw, "job_id")
+
+
+def job_id_param(raw: str, name: str) -> str:
+    if not is_job_id(raw):
+        raise BadRequest(f"{name} must be {JOB_ID_RULE}")
+    return raw
+
+
+def query_event_type(request: web.Request, name: str) -> str | None:
+    """An event type from the query string, or None if absent."""
+    raw = request.query.get(name)
+    if raw is not None and not is_event_type(raw):
+        raise BadRequest(f"{name} must be an event type, dotted lowercase words like job.failed")
+    return raw
+
+
+def query_id(request: web.Request, name: str, prefix: str) -> str | None:
+    """An id (`prefix`...) from the query string, or None if absent."""
+    raw = request.query.get(name)
+    if raw is not None and not is_id(raw, prefix):
+        raise BadRequest(f"{name} must be an id that starts with {prefix}")
+    return raw
 
 
 def parse_time(raw: str, name: str) -> datetime:
@@ -132,7 +166,7 @@ def parse_time(raw: str, name: str) -> datetime:
 
 
 def query_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
-    raw = request.query.get(name) or None
+    raw = request.query.get(name)
     if raw is not None and raw not in choices:
         raise BadRequest(f"{name} must be one of {', '.join(choices)}")
     return raw
@@ -142,7 +176,8 @@ def page_size(request: web.Request) -> int:
     raw = request.query.get("limit")
     if raw is None:
         return DEFAULT_PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    # isdigit() alone is true of "³", which int() refuses, and of "٣", which int() reads as 3.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
         raise BadRequest(f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
     return int(raw)
 
@@ -198,17 +233,18 @@ def event_types_param(raw: str | None) -> frozenset[str] | None:
     if not raw:
         return None
     types = frozenset(part.strip() for part in raw.split(",") if part.strip())
-    if len(types) > MAX_TYPES or not all(EVENT_TYPE.fullmatch(t) for t in types):
+    if len(types) > MAX_TYPES or not all(is_event_type(t) for t in types):
         raise BadRequest(f"types must be up to {MAX_TYPES} event types, separated by commas")
     return types or None
 
 
 def seconds_param(request: web.Request, name: str, most: float) -> float:
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return 0.0
     try:
-        value = float(raw)
+        # ASCII only: float() also reads other scripts' digits ("٣") and "" is no number.
+        value = float(raw) if raw.isascii() else -1.0
     except ValueError:
         value = -1.0
     if not 0 <= value <= most:  # also refuses nan

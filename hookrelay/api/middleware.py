@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,7 +11,7 @@ from aiohttp import web
 
 from hookrelay.api.http import json_response
 from hookrelay.api.keys import GATEWAY, PRINCIPAL
-from hookrelay.errors import HookrelayError, Throttled, Unauthorized
+from hookrelay.errors import HookrelayError, NotFound, Throttled, Unauthorized
 from hookrelay.gateway import Principal
 
 log = structlog.get_logger(__name__)
@@ -63,6 +64,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error", path=request.path, method=request.method)
         return json_response(error_body("internal_error", "an internal error occurred"), 500)
+
+
+# Every path parameter but a job id (which has its own rule) is an id or an app's uid: nothing
+# else can name a resource, so anything else is a 404 before any query is made with it.
+PATH_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+@web.middleware
+async def path_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    for name, value in request.match_info.items():
+        if name != "job_id" and not PATH_ID.fullmatch(value):
+            raise NotFound(f"no such {name.removesuffix('_id')}")
+    return await handler(request)
 
 
 # The one route a stream token (?token=, for EventSource) may open.

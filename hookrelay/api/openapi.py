@@ -12,6 +12,7 @@ import orjson
 from hookrelay import __version__
 from hookrelay.api.handlers.index import DEMO_LINK, LINKS
 from hookrelay.resources import resource_dir
+from hookrelay.schemas import JOB_ID_SCHEMA, event_type_schema
 
 Schema = dict[str, Any]
 
@@ -186,6 +187,13 @@ RESPONSES: dict[str, Schema] = {
 
 # Every status an /v1 operation may answer besides its success, with the error shape.
 ERROR_STATUSES = ("400", "401", "403", "404", "408", "409", "413", "415", "422", "503")
+EVENT_TYPE: Schema = event_type_schema()
+
+
+def _id(prefix: str) -> Schema:
+    return {"type": "string", "pattern": f"^{prefix}[0-9a-f]{{32}}$(?!\\n)"}
+
+
 PAGE = ("limit", "cursor")
 TIME_WINDOW = ("since", "until")
 QUERY_PARAMETERS: dict[str, Schema] = {
@@ -193,12 +201,12 @@ QUERY_PARAMETERS: dict[str, Schema] = {
     "cursor": STRING,
     "since": TIME,
     "until": TIME,
-    "type": STRING,
-    "event_type": STRING,
-    "job_id": STRING,
-    "event_id": STRING,
-    "endpoint_id": STRING,
-    "delivery_id": STRING,
+    "type": EVENT_TYPE,
+    "event_type": EVENT_TYPE,
+    "job_id": JOB_ID_SCHEMA,
+    "event_id": _id("evt_"),
+    "endpoint_id": _id("ep_"),
+    "delivery_id": _id("dlv_"),
     "status": DELIVERY_STATUS,
     "after": {
         "type": "string",
@@ -220,6 +228,8 @@ QUERY_PARAMETERS: dict[str, Schema] = {
         "description": "A stream token, for clients that cannot send Authorization",
     },
 }
+
+PATH_PARAMETERS: dict[str, Schema] = {"job_id": JOB_ID_SCHEMA}
 
 APP_PATH = "/v1/apps/{app_id}"
 ENDPOINT_PATH = APP_PATH + "/endpoints/{endpoint_id}"
@@ -384,7 +394,7 @@ def _operation(
     if response is not None:
         success["content"] = {"application/json": {"schema": _ref(response)}}
     parameters: list[Schema] = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "schema": PATH_PARAMETERS.get(name, STRING)}
         for name in _path_parameters(path)
     ]
     parameters += [

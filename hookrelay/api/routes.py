@@ -21,6 +21,10 @@ from hookrelay.api.middleware import STREAM_ROUTE
 
 APP = "/v1/apps/{app_id}"
 ENDPOINT = APP + "/endpoints/{endpoint_id}"
+# A path parameter never takes the name of a route beside it, so that /events/batch answers as
+# that route does (a GET is 405 with Allow: POST), not as the event called "batch".
+EVENT = APP + "/events/{event_id:(?!batch$|stream$)[^{}/]+}"
+DELIVERY = APP + "/deliveries/{delivery_id:(?!replay$)[^{}/]+}"
 
 
 def add_routes(app: web.Application, demo_page: bool = False) -> None:
@@ -56,11 +60,11 @@ def add_routes(app: web.Application, demo_page: bool = False) -> None:
             ),
             web.post(f"{APP}/stream-tokens", stream.issue_stream_token),
             web.get(f"{APP}/jobs/{{job_id}}", jobs.get_job),
-            web.get(f"{APP}/events/{{event_id}}", events.get_event),
+            web.get(EVENT, events.get_event),
             web.get(f"{APP}/deliveries", deliveries.list_deliveries),
             web.post(f"{APP}/deliveries/replay", deliveries.replay_deliveries),
-            web.get(f"{APP}/deliveries/{{delivery_id}}", deliveries.get_delivery),
-            web.post(f"{APP}/deliveries/{{delivery_id}}/replay", deliveries.replay_delivery),
+            web.get(DELIVERY, deliveries.get_delivery),
+            web.post(f"{DELIVERY}/replay", deliveries.replay_delivery),
             web.get(f"{APP}/attempts", deliveries.list_attempts),
         ]
     )

@@ -54,7 +54,7 @@ FULL_REQUESTS: dict[str, dict[str, Any]] = {
     "stream_token_create": {"job_id": "job_1", "expires_in": 600},
     "replay": {
         "status": "dead",
-        "endpoint_id": "ep_1",
+        "endpoint_id": "ep_" + "0" * 32,
         "event_type": "job.completed",
         "since": "2026-01-01T00:00:00Z",
         "until": "30m",

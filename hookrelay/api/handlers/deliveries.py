@@ -14,6 +14,9 @@ from hookrelay.api.http import (
     page_size,
     principal,
     query_choice,
+    query_event_type,
+    query_id,
+    query_job_id,
     query_time,
     read_json,
 )
@@ -39,10 +42,10 @@ DELIVERY_STATUSES = ("pending", "sending", "retrying", "succeeded", "dead", "hel
 async def list_deliveries(request: web.Request) -> web.Response:
     filters = DeliveryFilter(
         status=query_choice(request, "status", DELIVERY_STATUSES),
-        endpoint_id=request.query.get("endpoint_id") or None,
-        event_type=request.query.get("event_type") or None,
-        event_id=request.query.get("event_id") or None,
-        job_id=request.query.get("job_id") or None,
+        endpoint_id=query_id(request, "endpoint_id", "ep_"),
+        event_type=query_event_type(request, "event_type"),
+        event_id=query_id(request, "event_id", "evt_"),
+        job_id=query_job_id(request),
         since=query_time(request, "since"),
         until=query_time(request, "until"),
     )
@@ -81,11 +84,11 @@ def _replay_filter(body: dict[str, Any], now: datetime, **fixed: Any) -> Deliver
 
 def _moment(body: dict[str, Any], name: str, now: datetime) -> datetime | None:
     """A window's bound: an RFC 3339 time, or a duration meaning that long ago."""
-    if not body.get(name):
+    if name not in body:
         return None
     try:
         return parse_moment(body[name], now)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # OverflowError: a duration back past year 1
         raise InvalidPayload(
             f"{name} must be an RFC 3339 time or a duration ago",
             [{"path": f"$.{name}", "message": str(exc)}],
@@ -126,8 +129,8 @@ async def recover_endpoint(request: web.Request) -> web.Response:
 
 async def list_attempts(request: web.Request) -> web.Response:
     filters = AttemptFilter(
-        delivery_id=request.query.get("delivery_id") or None,
-        endpoint_id=request.query.get("endpoint_id") or None,
+        delivery_id=query_id(request, "delivery_id", "dlv_"),
+        endpoint_id=query_id(request, "endpoint_id", "ep_"),
         since=query_time(request, "since"),
         until=query_time(request, "until"),
     )

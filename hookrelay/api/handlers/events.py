@@ -15,6 +15,8 @@ from hookrelay.api.http import (
     page_size,
     parse_log_cursor,
     principal,
+    query_event_type,
+    query_job_id,
     query_time,
     read_json,
     seconds_param,
@@ -70,8 +72,8 @@ async def list_events(request: web.Request) -> web.Response:
         return await _follow_events(request)
     limit = page_size(request)
     filters = EventFilter(
-        type=request.query.get("type") or None,
-        job_id=request.query.get("job_id") or None,
+        type=query_event_type(request, "type"),
+        job_id=query_job_id(request),
         since=query_time(request, "since"),
         until=query_time(request, "until"),
     )
@@ -91,10 +93,10 @@ async def _follow_events(request: web.Request) -> web.Response:
             raise BadRequest(f"{name} cannot be combined with after or wait")
     limit = page_size(request)
     wait_s = seconds_param(request, "wait", MAX_WAIT_S)
-    event_type = request.query.get("type") or None
+    event_type = query_event_type(request, "type")
     filters = LogFilter(
         types=None if event_type is None else frozenset([event_type]),
-        job_id=request.query.get("job_id") or None,
+        job_id=query_job_id(request),
     )
     after = request.query.get("after") or None
     gateway, ref = request.app[GATEWAY], request.match_info["app_id"]

@@ -13,6 +13,7 @@ from hookrelay.api.http import (
     event_id_param,
     event_types_param,
     principal,
+    query_job_id,
     read_json,
     secret_response,
 )
@@ -58,7 +59,7 @@ async def issue_stream_token(request: web.Request) -> web.Response:
 async def stream_events(request: web.Request) -> web.StreamResponse:
     settings, feed = request.app[SETTINGS], request.app[LIVE_FEED]
     caller = principal(request)
-    job_id = request.query.get("job_id") or None
+    job_id = query_job_id(request)
     if caller.job_id is not None:  # a token for one job streams that job only
         if job_id not in (None, caller.job_id):
             raise NotFound("this stream token is for another job")

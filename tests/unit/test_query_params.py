@@ -1,0 +1,56 @@
+"""Property tests of the query-string parsers: any text in any parameter gives a value within
+its rule or a BadRequest (a 400), never another exception (a 500)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hookrelay.api import http
+from hookrelay.errors import BadRequest
+from hookrelay.schemas import is_event_type, is_job_id
+
+# Text of every kind, with the digits of other scripts (which str.isdigit() accepts) drawn often.
+awkward_digits = st.sampled_from(["\u00b3", "\u0663", "\uff15", "\u2460", "1_0", " 1", "nan"])
+query_text = st.text() | awkward_digits | st.builds(str.__add__, st.text(), awkward_digits)
+
+
+def _request(name: str, value: str) -> web.Request:
+    return make_mocked_request("GET", "/?" + urlencode({name: value}))
+
+
+PARSERS: dict[str, tuple[str, Callable[[web.Request], Any], Callable[[Any], bool]]] = {
+    "limit": ("limit", http.page_size, lambda v: 1 <= v <= http.MAX_PAGE_SIZE),
+    "wait": ("wait", lambda r: http.seconds_param(r, "wait", 60.0), lambda v: 0 <= v <= 60),
+    "since": ("since", lambda r: http.query_time(r, "since"), lambda v: v.tzinfo is not None),
+    "job_id": ("job_id", http.query_job_id, is_job_id),
+    "type": ("type", lambda r: http.query_event_type(r, "type"), is_event_type),
+    "endpoint_id": ("endpoint_id", lambda r: http.query_id(r, "endpoint_id", "ep_"), bool),
+    "status": ("status", lambda r: http.query_choice(r, "status", ("dead",)), "dead".__eq__),
+    # An empty cursor is the first page.
+    "cursor": ("cursor", http.cursor, lambda v: v is None or http.CURSOR_ID.fullmatch(v)),
+}
+
+
+@pytest.mark.parametrize("parameter", sorted(PARSERS))
+@given(text=query_text)
+def test_any_text_in_a_query_parameter_is_parsed_within_its_rule_or_a_400(
+    parameter: str, text: str
+) -> None:
+    name, parse, within = PARSERS[parameter]
+    with contextlib.suppress(BadRequest):
+        assert within(parse(_request(name, text)))
+
+
+@pytest.mark.parametrize("text", ["\u00b3", "\u0663", "\uff15", ""])
+def test_a_limit_is_ascii_digits(text: str) -> None:
+    with pytest.raises(BadRequest):
+        http.page_size(_request("limit", text))
