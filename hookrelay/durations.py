@@ -40,7 +40,10 @@ def parse_moment(text: str, now: datetime) -> datetime:
     """Return the moment `text` names: an RFC 3339 time with its zone (`2026-01-02T03:04:05Z`),
     or a duration (`1h`, `30m`, `2d`) meaning that long before `now`."""
     if _DURATION.match(text):
-        return now - timedelta(seconds=parse_duration(text))
+        try:
+            return now - timedelta(seconds=parse_duration(text))
+        except OverflowError:  # too many seconds for a timedelta, or back before year 1
+            raise ValueError(f"{text!r} reaches back before any time there is") from None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -142,7 +142,7 @@ class Settings:
 
     def secret_values(self) -> tuple[str, ...]:
         """Every configured secret, in each text form it may take, for the logs to redact."""
-        values: list[str] = [self.admin_token or ""]
+        values: list[str] = [self.admin_token or "", self.metrics_token or ""]
         for url in filter(None, (self.database_url, self.redis_url)):
             try:
                 values.append(urlsplit(url).password or "")

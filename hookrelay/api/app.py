@@ -41,8 +41,13 @@ def create_app(settings: Settings, resolver: AbstractResolver | None = None) -> 
 
 
 async def _common_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """Headers of every answer, set once here (this also covers errors, unknown routes and
-    streams): no content sniffing, and a Server header that tells no versions."""
+    """Headers of every answer the app gives (this also covers errors, unknown routes and
+    streams); hookrelay.api.server sets them on the answers to requests that never reach it."""
+    set_common_headers(response)
+
+
+def set_common_headers(response: web.StreamResponse) -> None:
+    """No content sniffing, and a Server header that tells no versions."""
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Server"] = SERVER_NAME
 

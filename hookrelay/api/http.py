@@ -205,8 +205,12 @@ def log_cursor(settings: Settings, app_id: str, position: LogPosition) -> str:
     return seal_position(settings.require_secret_key(), app_id, position)
 
 
-def parse_log_cursor(settings: Settings, app_id: str, raw: str) -> LogPosition:
-    """The position a cursor given out for `app_id` holds; anything else is a BadRequest."""
+def parse_log_cursor(settings: Settings, app_id: str, raw: str) -> LogPosition | str:
+    """Where a cursor given out for `app_id` resumes: the position a sealed cursor holds, or
+    the event id that a cursor from before cursors were sealed names. Such a cursor's
+    transaction number is ignored (a client could write any number there and learn from the
+    answers how far the server's transaction counter has gone), so it resumes as `after=<that
+    event id>` does. Anything else is a BadRequest."""
     position = open_position(settings.all_secret_keys(), app_id, raw)
     if position is not None:
         return position
@@ -214,12 +218,12 @@ def parse_log_cursor(settings: Settings, app_id: str, raw: str) -> LogPosition:
         legacy = LEGACY_LOG_CURSOR.fullmatch(_decode(raw))
     except BadRequest:
         legacy = None
-    if legacy is None:
+    if legacy is None or not legacy[2]:
         raise BadRequest(
             "after must be an event id, or a cursor this API gave out for this app; to start "
             "again, pass the id of the last event you received"
         )
-    return int(legacy[1]), legacy[2]
+    return legacy[2]
 
 
 def event_id_param(raw: str, name: str) -> str:

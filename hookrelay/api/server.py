@@ -20,7 +20,7 @@ import structlog
 from aiohttp import web, web_protocol
 from aiohttp.http_exceptions import BadHttpMethod
 
-from hookrelay.api.app import create_app
+from hookrelay.api.app import create_app, set_common_headers
 from hookrelay.api.http import json_response
 from hookrelay.api.middleware import error_body, http_code
 from hookrelay.settings import Settings
@@ -57,6 +57,7 @@ class RequestHandler(web_protocol.RequestHandler):
             report("malformed request refused", status=status, error=type(exc).__name__)
             body = error_body(http_code(status), MALFORMED_REQUEST)
         response = json_response(body, status)
+        set_common_headers(response)
         response.force_close()
         return response
 

@@ -60,6 +60,29 @@ async def test_an_empty_time_in_a_replay_body_is_422_with_its_path(api: Client, 
     assert [d["path"] for d in (await response.json())["error"]["details"]] == [f"$.{name}"]
 
 
+@pytest.mark.parametrize("route", ["deliveries/replay", "endpoints/{endpoint}/recover"])
+@pytest.mark.parametrize("since", ["999999999h", "99999999999999999999d", "800000d"])
+async def test_a_window_reaching_back_before_any_time_is_422_not_a_500(
+    api: Client, route: str, since: str
+) -> None:
+    app = await create_app_with_key(api)
+    endpoint = await api.post(
+        f"/v1/apps/{app['id']}/endpoints",
+        json={"url": "http://127.0.0.1:9/hook"},
+        headers=bearer(app["api_key"]),
+    )
+    path = route.format(endpoint=(await endpoint.json())["id"])
+    response = await api.post(
+        f"/v1/apps/{app['id']}/{path}",
+        json={"since": since, "dry_run": True},
+        headers=bearer(app["api_key"]),
+    )
+    assert response.status == 422
+    error = (await response.json())["error"]
+    assert [d["path"] for d in error["details"]] == ["$.since"]
+    assert "C int" not in str(error)
+
+
 @pytest.mark.parametrize(
     "query",
     [

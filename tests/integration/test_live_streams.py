@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient
 
 from hookrelay.api.keys import GATEWAY, LIVE_FEED
 from hookrelay.events import build_event
+from hookrelay.live.cursors import open_position
 from hookrelay.live.tokens import StreamGrant, issue_token
 from hookrelay.models import LogFilter
 from hookrelay.settings import Settings
@@ -463,7 +464,31 @@ async def test_a_long_poll_cursor_from_before_cursors_were_sealed_still_resumes(
     status, page = await poll(api, app, f"?after={legacy.rstrip('=')}&wait=5")
     assert status == 200
     assert [e["id"] for e in page["data"]] == [second["id"]]
-    assert str(transaction) not in page["next_cursor"]
+    assert open_position(settings.all_secret_keys(), app["id"], page["next_cursor"]) is not None
+
+
+async def test_an_unsealed_cursor_tells_nothing_of_the_transaction_counter(
+    api: Client, settings: Settings
+) -> None:
+    """A cursor from before cursors were sealed resumes after its event, whatever number it
+    carries, so no number a client writes there can be tested against the server's counter;
+    one that names no event is refused."""
+    app = await create_app_with_key(api)
+    first = await send_event(api, app, "image.ready", {"n": 1})
+    second = await send_event(api, app, "image.ready", {"n": 2})
+    transaction = min(await transaction_ids(settings, app["id"]))  # the first event's
+
+    def unsealed(number: int, event_id: str = "") -> str:
+        return base64.urlsafe_b64encode(f"{number}:{event_id}".encode()).decode().rstrip("=")
+
+    for number in (0, transaction - 1, transaction, transaction + 1, 2**63):
+        status, page = await poll(api, app, f"?after={unsealed(number, first['id'])}")
+        assert status == 200, number
+        assert [e["id"] for e in page["data"]] == [second["id"]], number
+    for number in (0, transaction, 2**63):
+        status, body = await poll(api, app, f"?after={unsealed(number)}")
+        assert status == 400, number
+        assert "last event" in body["error"]["message"]
 
 
 async def test_a_long_poll_narrows_by_type_and_job(api: Client) -> None:

@@ -48,6 +48,27 @@ async def test_unparsable_request_gets_the_json_error_shape_without_its_text(por
     }
 
 
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /healthz HTTP/1.1\r\nX-Bad: a\x01b\r\n\r\n",
+        b"GET /health\x00z HTTP/1.1\r\n\r\n",
+        b"GET /healthz HTTP/9.z\r\n\r\n",
+    ],
+    ids=["control character in a header", "NUL in the target", "bad version"],
+)
+async def test_the_answer_to_an_unparsable_request_tells_no_versions(
+    port: int, request_bytes: bytes
+) -> None:
+    head, _ = await _send(port, request_bytes)
+    headers = dict(
+        line.split(": ", 1) for line in head.decode("latin-1").split("\r\n")[1:] if ": " in line
+    )
+    assert head.startswith(b"HTTP/1.0 400 ")
+    assert headers["Server"] == "hookrelay"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+
 async def test_handler_options_reach_the_connection_handler(port: int) -> None:
     # max_field_size=1024 in the fixture: a 2,000-byte header is refused, by our handler.
     head, body = await _send(port, b"GET /healthz HTTP/1.1\r\nX-Long: " + b"a" * 2000 + b"\r\n\r\n")

@@ -108,10 +108,12 @@ def test_secret_values_hold_every_configured_secret_in_each_spelling() -> None:
         admin_token=ADMIN_TOKEN,
         secret_key=key,
         old_secret_keys=(old,),
+        metrics_token="metrics-token-value",
     )
     values = settings.secret_values()
     for spelling in (
         ADMIN_TOKEN,
+        "metrics-token-value",
         "db-password",
         "redis-password",
         base64.b64encode(key).decode(),

@@ -24,7 +24,7 @@ from hookrelay.api.http import (
 from hookrelay.api.keys import GATEWAY, LIVE_FEED, SETTINGS
 from hookrelay.api.views import delivery_view, event_view
 from hookrelay.errors import BadRequest
-from hookrelay.models import Event, EventFilter, LogFilter
+from hookrelay.models import Event, EventFilter, LogFilter, LogPosition
 from hookrelay.schemas import validate_request
 
 MAX_IDEMPOTENCY_KEY_CHARS = 255
@@ -101,11 +101,16 @@ async def _follow_events(request: web.Request) -> web.Response:
     after = request.query.get("after") or None
     gateway, ref = request.app[GATEWAY], request.match_info["app_id"]
     settings = request.app[SETTINGS]
+    resumed: LogPosition | str | None = after
     if after is not None and not EVENT_ID.fullmatch(after):
         app_id = await gateway.app_id_for(principal(request), ref)  # a cursor is for one app
-        position = parse_log_cursor(settings, app_id, after)
-    else:
-        app_id, position = await gateway.log_start(principal(request), ref, after, filters.job_id)
+        resumed = parse_log_cursor(settings, app_id, after)
+    if isinstance(resumed, tuple):
+        position = resumed
+    else:  # an event id: where it stands in this app's log
+        app_id, position = await gateway.log_start(
+            principal(request), ref, resumed, filters.job_id
+        )
     feed = request.app[LIVE_FEED]
     async with feed.follow(app_id) as tail:
         read = await feed.read(tail, position, filters, limit, wait_s)
