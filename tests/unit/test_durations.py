@@ -135,7 +135,9 @@ def test_neither_a_zoned_time_nor_a_duration_is_refused(text: str) -> None:
         parse_moment(text, NOW)
 
 
-@pytest.mark.parametrize("text", ["999999999h", "99999999999999999999d", "1" + "0" * 400 + "s", "800000d"])
+@pytest.mark.parametrize(
+    "text", ["999999999h", "99999999999999999999d", "1" + "0" * 400 + "s", "800000d"]
+)
 def test_a_duration_reaching_back_before_any_time_is_refused_in_words_of_its_own(
     text: str,
 ) -> None:
