@@ -108,9 +108,7 @@ async def _follow_events(request: web.Request) -> web.Response:
     if isinstance(resumed, tuple):
         position = resumed
     else:  # an event id: where it stands in this app's log
-        app_id, position = await gateway.log_start(
-            principal(request), ref, resumed, filters.job_id
-        )
+        app_id, position = await gateway.log_start(principal(request), ref, resumed, filters.job_id)
     feed = request.app[LIVE_FEED]
     async with feed.follow(app_id) as tail:
         read = await feed.read(tail, position, filters, limit, wait_s)
