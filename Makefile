@@ -25,7 +25,8 @@ browser:
 		echo "installing Debian's chromium and chromium-driver"; \
 		$$SUDO apt-get update -qq && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			chromium chromium-driver >/dev/null; \
+			chromium chromium-driver >/dev/null \
+		|| echo "could not install chromium: the browser test will skip"; \
 	fi
 
 ## Debian's nginx, for the tests that run the API behind the shipped proxy config (deploy/nginx/).
@@ -35,7 +36,8 @@ nginx:
 		echo "installing Debian's nginx"; \
 		$$SUDO apt-get update -qq && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			nginx >/dev/null; \
+			nginx >/dev/null \
+		|| echo "could not install nginx: the tests behind nginx will skip"; \
 	fi
 
 ## Run the whole test suite: unit, integration (with a browser test), network and acceptance.

@@ -5,6 +5,11 @@ or header, so any key or token in it, and logs the same text with a traceback at
 such a request gets the JSON error shape with a fixed message, and one log line that names the
 kind of error only.
 
+aiohttp 3.14's C parser also drops a request body whose chunked framing breaks after the
+request was handed out, without telling its reader (the handler would wait out its read
+timeout); `RequestHandler.data_received` hands the reader the error instead, so such a body
+gets a 400 at once.
+
 The answer is built by `RequestHandler.handle_error`, and aiohttp makes its handlers in
 `Server.__call__`, which `AppRunner._make_server` creates: both are internals of aiohttp (pinned
 in constraints.txt), checked by tests/integration/test_malformed_requests.py.
@@ -17,7 +22,7 @@ from contextlib import suppress
 from typing import Any
 
 import structlog
-from aiohttp import web, web_protocol
+from aiohttp import StreamReader, web, web_protocol
 from aiohttp.http_exceptions import BadHttpMethod
 
 from hookrelay.api.app import create_app, set_common_headers
@@ -38,6 +43,24 @@ MALFORMED_REQUEST = "the request is not valid HTTP/1.1"
 
 class RequestHandler(web_protocol.RequestHandler):
     """aiohttp's connection handler, answering errors without quoting the request."""
+
+    _open_body: StreamReader | None = None  # the body of the last request handed out
+
+    def data_received(self, data: bytes) -> None:
+        queued = len(self._messages)
+        super().data_received(data)
+        for message, body in list(self._messages)[queued:]:
+            if not isinstance(message, web_protocol._ErrInfo):
+                self._open_body = body
+            elif self._open_body is not None and not self._open_body.is_eof():
+                # The parser failed inside that body, and queued its error as if it were a
+                # request of its own: it is that body's error, and the connection's last.
+                self._messages.remove((message, body))
+                self._open_body.set_exception(
+                    web.RequestPayloadError("the chunked framing of the body is broken")
+                )
+                self._open_body.feed_eof()  # nothing more will come: no lingering for it
+                self.close()
 
     def handle_error(
         self,

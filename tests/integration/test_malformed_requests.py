@@ -106,6 +106,11 @@ def test_aiohttp_internals_we_override_are_unchanged() -> None:
     assert "return self._app._make_handler(loop=loop, **self._kwargs)" in inspect.getsource(
         web.AppRunner._make_server
     )
+    # A parser error in a request's body is queued as a message of its own (data_received),
+    # which RequestHandler.data_received turns into that body's error.
+    received = inspect.getsource(web_protocol.RequestHandler.data_received)
+    assert "(_ErrInfo(status=400, exc=exc, message=exc.message), EMPTY_PAYLOAD)" in received
+    assert "self._messages.append((msg, payload))" in received
     # The parser's errors reach the answer only through handle_error.
     protocol = inspect.getsource(web_protocol.RequestHandler)
     assert protocol.count("self.handle_error(") == 3

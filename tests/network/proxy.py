@@ -17,6 +17,7 @@ SHIPPED_CONFIG = REPO_ROOT / "deploy" / "nginx" / "hookrelay.conf"
 START_TIMEOUT_S = 10.0
 UPSTREAM_SERVER = re.compile(r"^(\s*)server \d+\.\d+\.\d+\.\d+:\d+;\n", re.MULTILINE)
 LISTEN = re.compile(r"^(\s*)listen 80;$", re.MULTILINE)
+SHIPPED_ACCESS_LOG = "/var/log/nginx/hookrelay.access.log"
 
 # Everything outside the shipped file: a main config whose files all live in the test's folder.
 MAIN_CONFIG = """\
@@ -62,8 +63,11 @@ class Nginx:
         self.root = root
         self.port = port
         root.chmod(0o755)  # nginx's workers drop root: they must reach their temp folders
+        config = render(SHIPPED_CONFIG.read_text(), port, upstream_ports)
+        assert SHIPPED_ACCESS_LOG in config, "the shipped config should name its access log"
+        self.access_log = root / "hookrelay.access.log"
         (root / "hookrelay.conf").write_text(
-            render(SHIPPED_CONFIG.read_text(), port, upstream_ports)
+            config.replace(SHIPPED_ACCESS_LOG, str(self.access_log))
         )
         (root / "nginx.conf").write_text(MAIN_CONFIG.format(root=root))
         command = [binary, "-p", str(root), "-c", str(root / "nginx.conf"), "-e", "stderr"]

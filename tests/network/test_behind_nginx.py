@@ -239,6 +239,46 @@ def test_malformed_chunked_body_is_400_json_through_nginx(
     assert count_events(network_database, app) == 0
 
 
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n", 400),
+        (b"POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (b"GET /healthz HTTP/1.1\r\n\r\n", 400),
+    ],
+    ids=["line too long", "header too large", "unknown transfer coding", "no host"],
+)
+def test_nginx_answers_its_own_errors_as_json_without_versions(
+    nginx: Nginx, request_bytes: bytes, status: int
+) -> None:
+    with wire.Connection(nginx.port) as connection:
+        connection.send(request_bytes)
+        answer = connection.response()
+    assert answer.status == status, answer
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["server"] == "nginx"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.json()["error"]["message"]
+
+
+def test_a_stream_token_reaches_no_nginx_access_log_line(nginx: Nginx, app: App) -> None:
+    tokens_path = app.events_path.removesuffix("/events") + "/stream-tokens"
+    status, grant, _ = call(nginx.port, "POST", tokens_path, app.key, {})
+    assert status == 201, grant
+    stream = f"{app.events_path}/stream?token={grant['token']}"
+    with wire.Connection(nginx.port) as connection:
+        connection.send(wire.request_head("GET", stream, {}, None))
+        assert connection.response_status() == 200
+    deadline = time.monotonic() + 5
+    while "/events/stream" not in nginx.access_log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    logged = nginx.access_log.read_text()
+    assert "/events/stream" in logged
+    assert grant["token"] not in logged
+    assert "token=" not in logged
+
+
 def test_long_poll_returns_as_soon_as_an_event_arrives_through_nginx(
     nginx: Nginx, app: App
 ) -> None:

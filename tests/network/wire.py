@@ -103,6 +103,10 @@ class Connection:
             body = self._exactly(int(headers.get("content-length", "0")))
         return Response(int(status_line.split()[1]), headers, body)
 
+    def response_status(self) -> int:
+        """The status of a response whose body is left unread (an event stream's)."""
+        return int(self._until(HEAD_END).split(b" ", 2)[1])
+
     def closed_by_server(self, within_s: float) -> bool:
         """Whether the server closes the connection within `within_s` (data before that is
         discarded)."""
