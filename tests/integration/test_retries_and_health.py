@@ -259,10 +259,13 @@ async def test_rate_limit_defers_deliveries_without_using_attempts(
         detail = await wait_for_delivery_status(api, app, event["id"], "succeeded")
         assert detail["deliveries"][0]["attempt_count"] == 1
     assert len(arrivals) == 15
-    # Starts are spaced 1/5 s apart: no one-second window holds more than five.
-    assert arrivals[-1] - arrivals[0] >= 14 * 0.2 - 0.15
+    # Starts are spaced 1/5 s apart: no one-second window holds more than five. Arrivals are
+    # measured at the receiver, so a start delayed on a busy machine followed by one on time
+    # brings two arrivals closer than their starts were: 0.25 s of slack. Without the limit,
+    # all fifteen arrive within a few milliseconds.
+    assert arrivals[-1] - arrivals[0] >= 14 * 0.2 - 0.25
     for start in range(len(arrivals) - 5):
-        assert arrivals[start + 5] - arrivals[start] >= 0.9
+        assert arrivals[start + 5] - arrivals[start] >= 1.0 - 0.25
 
 
 @pytest.mark.settings(endpoint_concurrency=2, delivery_timeout_s=5.0)
