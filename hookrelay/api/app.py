@@ -29,7 +29,7 @@ SERVER_NAME = "hookrelay"
 def create_app(settings: Settings, resolver: AbstractResolver | None = None) -> web.Application:
     """Return the API application; Postgres and Redis are opened on startup, closed on cleanup."""
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware, path_middleware],
+        middlewares=[error_middleware, path_middleware, auth_middleware],
         client_max_size=settings.max_payload_bytes + BODY_SLACK_BYTES,
     )
     app[SETTINGS] = settings

@@ -163,15 +163,18 @@ async def test_a_nul_in_a_stored_text_is_422_with_its_path(
         "/v1/apps/{app}/events/{}",
         "/v1/apps/{app}/deliveries/{}",
         "/v1/apps/{app}/keys/{}",
+        "/v1/apps/{}/events",
     ],
 )
+@pytest.mark.parametrize("caller", ["admin", "app key"])
 async def test_a_path_parameter_that_is_no_id_is_404_before_any_query(
-    api: Client, route: str, bad: str
+    api: Client, route: str, bad: str, caller: str
 ) -> None:
     app = await create_app_with_key(api)
     method = "DELETE" if route.endswith("/keys/{}") else "GET"
+    headers = ADMIN if caller == "admin" else bearer(app["api_key"])
     response = await api.request(
-        method, route.replace("{app}", app["id"]).format(bad), headers=ADMIN
+        method, route.replace("{app}", app["id"]).format(bad), headers=headers
     )
     assert response.status == 404, (await response.text())[:300]
     assert (await response.json())["error"]["code"] == "not_found"
