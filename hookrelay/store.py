@@ -681,14 +681,10 @@ class Store:
     ) -> ReplayResult:
         """How many originals a bulk replay matches (with `include_replayed`, also those a
         replay recovered or is replaying), and how many of them it would send."""
-        where, args = _delivery_where(filters, None, first=3)
+        where, args = _delivery_where(filters, None, first=2)
+        sql = _replay_sql(self._sql["count_deliveries"], where, include_replayed)
         async with self._connection() as connection:
-            record = await connection.fetchrow(
-                self._sql["count_deliveries"].replace("{filters}", where),
-                app_id,
-                include_replayed,
-                *args,
-            )
+            record = await connection.fetchrow(sql, app_id, *args)
         assert record is not None
         return ReplayResult(record["matched"], 0, record["replayable"])
 
@@ -704,16 +700,11 @@ class Store:
         count_deliveries matches, as new deliveries, while no other bulk replay of the app is
         in a batch; return the cursor for the next batch (None when done), how many were
         replayed, and the new deliveries due now."""
-        where, args = _delivery_where(filters, before, first=4)
+        where, args = _delivery_where(filters, before, first=3)
+        sql = _replay_sql(self._sql["replay_deliveries"], where, include_replayed)
         async with self._transaction() as connection:
             await connection.execute(self._sql["lock_app_replays"], app_id)
-            record = await connection.fetchrow(
-                self._sql["replay_deliveries"].replace("{filters}", where),
-                app_id,
-                limit,
-                include_replayed,
-                *args,
-            )
+            record = await connection.fetchrow(sql, app_id, limit, *args)
         assert record is not None
         done = record["replayed"] < limit
         return (None if done else record["last_id"]), record["replayed"], record["due"]
@@ -781,6 +772,15 @@ def _delivery_where(
             raise BadRequest(f"unknown delivery status {filters.status!r}")
         where += f" AND d.status = '{filters.status}'"
     return where, args
+
+
+def _replay_sql(sql: str, where: str, include_replayed: bool) -> str:
+    """A bulk replay's query with its filters and, as a literal, whether it includes originals
+    recovered or being replayed (a plan made for a parameter could not use the indexes of the
+    deliveries still lost)."""
+    return sql.replace("{filters}", where).replace(
+        "{include_replayed}", "true" if include_replayed else "false"
+    )
 
 
 DELIVERY_STATUSES = frozenset(

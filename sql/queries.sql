@@ -139,7 +139,7 @@ SELECT d.id, d.app_id, d.event_id, d.endpoint_id, e.url AS endpoint_url, d.statu
        d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at,
        d.finished_at, d.replay_of, replays.*
 FROM deliveries AS d JOIN endpoints AS e ON e.id = d.endpoint_id
-CROSS JOIN LATERAL replays_of(d.id, d.status) AS replays
+CROSS JOIN LATERAL replays_of(d.id, d.status, d.recovered_by, d.recovered_at) AS replays
 WHERE d.event_id = $1
 ORDER BY d.id;
 
@@ -149,7 +149,8 @@ ORDER BY d.id;
 -- $14: dead deliveries in a row that disable an endpoint; $15: seconds of failing that do.
 -- The endpoint's new health is computed from its current row (re-read if a concurrent attempt
 -- changed it), and the row is written only when its health changes, so a healthy endpoint
--- under load is never a hot row.
+-- under load is never a hot row. A replay that succeeded marks its original recovered (the
+-- first one to do so), in this same statement: no reader sees the one without the other.
 WITH attempt AS (
     INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, status_code,
                           error_kind, error_message, response_headers, response_body)
@@ -161,7 +162,12 @@ WITH attempt AS (
         last_error = $7, updated_at = now(),
         finished_at = CASE WHEN $10 IN ('succeeded', 'dead') THEN now() END
     WHERE id = $1 AND status = 'sending' AND attempt_count = $2
-    RETURNING id, endpoint_id, status
+    RETURNING id, endpoint_id, status, replay_of
+), recovered AS (
+    UPDATE deliveries AS original
+    SET recovered_by = delivery.id, recovered_at = now()
+    FROM delivery
+    WHERE $12 AND original.id = delivery.replay_of AND original.recovered_at IS NULL
 ), endpoint AS (
     UPDATE endpoints AS e
     SET failing_since = CASE WHEN $12 THEN NULL ELSE coalesce(e.failing_since, $3) END,
@@ -199,22 +205,25 @@ SELECT d.id, d.app_id, d.event_id, d.endpoint_id, d.status, d.attempt_count, d.n
        d.last_status_code, d.last_error, d.created_at, d.updated_at, d.finished_at, d.replay_of,
        ev.type AS event_type, replays.*
 FROM deliveries AS d JOIN events AS ev ON ev.id = d.event_id
-CROSS JOIN LATERAL replays_of(d.id, d.status) AS replays
+CROSS JOIN LATERAL replays_of(d.id, d.status, d.recovered_by, d.recovered_at) AS replays
 WHERE d.app_id = $1 AND d.id = $2;
 
 -- list_deliveries --
 -- An app's deliveries, newest first, with what their replays say of them; {filters} becomes the
 -- AND-clauses of the filters given. The page is chosen first, so only its rows ask their replays.
-SELECT page.*, replays.*
+SELECT page.id, page.app_id, page.event_id, page.endpoint_id, page.status, page.attempt_count,
+       page.next_attempt_at, page.last_status_code, page.last_error, page.created_at,
+       page.updated_at, page.finished_at, page.replay_of, page.event_type, replays.*
 FROM (
     SELECT d.id, d.app_id, d.event_id, d.endpoint_id, d.status, d.attempt_count,
            d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at,
-           d.finished_at, d.replay_of, ev.type AS event_type
+           d.finished_at, d.replay_of, d.recovered_by, d.recovered_at, ev.type AS event_type
     FROM deliveries AS d JOIN events AS ev ON ev.id = d.event_id
     WHERE d.app_id = $1 {filters}
     ORDER BY d.id DESC LIMIT $2
 ) AS page
-CROSS JOIN LATERAL replays_of(page.id, page.status) AS replays
+CROSS JOIN LATERAL replays_of(page.id, page.status, page.recovered_by, page.recovered_at)
+    AS replays
 ORDER BY page.id DESC;
 
 -- list_attempts --
@@ -410,15 +419,20 @@ RETURNING id, name, uid, created_at, updated_at;
 
 -- count_deliveries --
 -- How many of an app's originals a bulk replay matches, and how many of those it could replay.
--- Replays are never matched (their original is); nor, unless $2, an original that a replay
--- recovered or is still replaying. {filters} becomes the AND-clauses of the filters given.
+-- Replays are never matched (their original is); nor, unless {include_replayed}, an original
+-- that a replay recovered or is still replaying. {filters} becomes the AND-clauses of the
+-- filters given. {include_replayed} is a literal (true or false), not a parameter: a plan made
+-- for a parameter could not use the indexes of the deliveries still lost (their predicate says
+-- recovered_at IS NULL), and would read every recovered one.
 SELECT count(*) AS matched,
        count(*) FILTER (WHERE endpoint.status <> 'disabled') AS replayable
 FROM deliveries AS d
 JOIN events AS ev ON ev.id = d.event_id
 JOIN endpoints AS endpoint ON endpoint.id = d.endpoint_id
 WHERE d.app_id = $1 AND d.replay_of IS NULL
-  AND ($2::boolean OR NOT EXISTS (SELECT FROM live_replays(d.id))) {filters};
+  AND ({include_replayed}
+       OR (d.recovered_at IS NULL AND NOT EXISTS (SELECT FROM replays_in_flight(d.id))))
+  {filters};
 
 -- lock_app_replays --
 -- Wait until no other bulk replay of the app ($1) is in a batch; held until the transaction ends.
@@ -428,14 +442,16 @@ WHERE d.app_id = $1 AND d.replay_of IS NULL
 SELECT pg_advisory_xact_lock(1919250540, hashtext($1));
 
 -- replay_deliveries --
--- Replay the next batch (newest first, $2 at most) of the originals count_deliveries matches ($3: include those recovered or being replayed), skipping disabled endpoints.
+-- Replay the next batch (newest first, $2 at most) of the originals count_deliveries matches ({include_replayed}: a literal, as there), skipping disabled endpoints.
 WITH batch AS (
     SELECT d.id, d.event_id, d.endpoint_id, endpoint.status AS endpoint_status
     FROM deliveries AS d
     JOIN events AS ev ON ev.id = d.event_id
     JOIN endpoints AS endpoint ON endpoint.id = d.endpoint_id
     WHERE d.app_id = $1 AND endpoint.status <> 'disabled' AND d.replay_of IS NULL
-      AND ($3::boolean OR NOT EXISTS (SELECT FROM live_replays(d.id))) {filters}
+      AND ({include_replayed}
+           OR (d.recovered_at IS NULL AND NOT EXISTS (SELECT FROM replays_in_flight(d.id))))
+      {filters}
     ORDER BY d.id DESC LIMIT $2
 ), replayed AS (
     INSERT INTO deliveries (app_id, event_id, endpoint_id, status, next_attempt_at, replay_of)
@@ -492,7 +508,8 @@ FROM claimed JOIN events AS event ON event.id = claimed.event_id;
 
 -- record_successes --
 -- Record first attempts that succeeded (arrays, one element each) whose lease is still ours.
--- A success also ends an endpoint's run of failures, if it had one.
+-- A success also ends an endpoint's run of failures, if it had one; a replay's success marks
+-- its original recovered (see record_attempt).
 -- The lease is judged as `d.status = o.leased`, not against a constant: `d.status = 'sending'`
 -- let the planner reach the rows through the lease index, whose entries for long-finished
 -- deliveries (until vacuum) then slowed every record; `d.id = ANY ($1)` offers the primary key.
@@ -510,7 +527,14 @@ WITH outcome AS MATERIALIZED (
     FROM outcome AS o
     WHERE d.id = ANY ($1) AND d.id = o.delivery_id
       AND d.status = o.leased AND d.attempt_count = o.attempt_number
-    RETURNING d.id, d.endpoint_id
+    RETURNING d.id, d.endpoint_id, d.replay_of
+), recovered AS (
+    -- One replay per original: two that succeed in one batch must not both write it.
+    UPDATE deliveries AS original
+    SET recovered_by = first.id, recovered_at = now()
+    FROM (SELECT DISTINCT ON (replay_of) replay_of, id FROM delivery
+          WHERE replay_of IS NOT NULL ORDER BY replay_of, id) AS first
+    WHERE original.id = first.replay_of AND original.recovered_at IS NULL
 ), attempt AS (
     INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, status_code,
                           response_headers, response_body)

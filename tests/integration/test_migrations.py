@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
 
+from hookrelay.api.app import create_app
+from hookrelay.ids import new_id
 from hookrelay.migrate import migrate
 from hookrelay.sql import migrations, queries
-from tests.conftest import database_url
+from tests.conftest import base_settings, database_url
+from tests.integration.api_calls import ADMIN
 
 
 @pytest.fixture
@@ -48,8 +52,11 @@ async def test_every_named_query_prepares_against_the_schema(db_url: str) -> Non
     try:
         for name, sql in queries().items():
             try:
-                # Listing queries take their optional filters in place of {filters}.
-                await connection.prepare(sql.replace("{filters}", ""))
+                # Listing queries take their optional filters in place of {filters}, and bulk
+                # replays a literal in place of {include_replayed}.
+                await connection.prepare(
+                    sql.replace("{filters}", "").replace("{include_replayed}", "false")
+                )
             except asyncpg.PostgresError as exc:
                 raise AssertionError(f"query {name} does not prepare: {exc}") from exc
     finally:
@@ -85,3 +92,55 @@ async def test_idempotency_keys_taken_before_routes_were_told_apart_keep_their_r
     finally:
         await connection.close()
     assert keys == {"events:one", "events/batch:many"}
+
+
+async def test_replay_chains_made_before_replays_named_their_original_end_at_it(
+    empty_db_url: str, redis_url: str, aiohttp_client: Any
+) -> None:
+    # Before, a replay of a replay named that replay: O (dead) <- R1 (dead) <- R2 (succeeded).
+    # Beside it, L: dead, never replayed, still lost.
+    await migrate(empty_db_url, [m for m in migrations() if m.version < 7])
+    o, r1, r2, lost = (new_id("dlv_") for _ in range(4))
+    event, other_event, endpoint = new_id("evt_"), new_id("evt_"), new_id("ep_")
+    connection = await asyncpg.connect(empty_db_url)
+    try:
+        await connection.execute(
+            f"""
+            INSERT INTO apps (id, name) VALUES ('app_1', 'acme');
+            INSERT INTO endpoints (id, app_id, url, description, signing, secret_ciphertext,
+                                   secret_key_id, headers)
+            VALUES ('{endpoint}', 'app_1', 'http://127.0.0.1:9/hook', '', 'hmac', '\\x00', 'k',
+                    '{{}}');
+            INSERT INTO events (id, app_id, type, body, created_at)
+            VALUES ('{event}', 'app_1', 'image.ready', '{{}}', now()),
+                   ('{other_event}', 'app_1', 'image.ready', '{{}}', now());
+            INSERT INTO deliveries (id, app_id, event_id, endpoint_id, status, finished_at,
+                                    replay_of)
+            VALUES ('{o}', 'app_1', '{event}', '{endpoint}', 'dead', now(), NULL),
+                   ('{r1}', 'app_1', '{event}', '{endpoint}', 'dead', now(), '{o}'),
+                   ('{r2}', 'app_1', '{event}', '{endpoint}', 'succeeded', now(), '{r1}'),
+                   ('{lost}', 'app_1', '{other_event}', '{endpoint}', 'dead', now(), NULL);
+            """
+        )
+        await migrate(empty_db_url)
+    finally:
+        await connection.close()
+
+    api = await aiohttp_client(create_app(base_settings(empty_db_url, redis_url), None))
+
+    async def shown(delivery_id: str) -> dict[str, Any]:
+        response = await api.get(f"/v1/apps/app_1/deliveries/{delivery_id}", headers=ADMIN)
+        assert response.status == 200, await response.text()
+        found: dict[str, Any] = await response.json()
+        return found
+
+    original = await shown(o)
+    assert (original["recovered_by"], original["replayed_by"]) == (r2, r2)
+    assert original["recovered_at"] is not None
+    assert [(await shown(r))["replay_of"] for r in (r1, r2)] == [o, o]
+    assert (await shown(r1))["recovered_by"] is None  # a failed replay is not what was lost
+    response = await api.post(
+        "/v1/apps/app_1/deliveries/replay", json={"dry_run": True}, headers=ADMIN
+    )
+    assert response.status == 202, await response.text()
+    assert await response.json() == {"matched": 1, "replayed": 0, "replayable": 1}

@@ -4,6 +4,7 @@ not doubled, failed replays do not multiply what is lost, against real servers."
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -12,6 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from hookrelay.ids import new_id
 from hookrelay.settings import Settings
 from tests.integration.api_calls import (
     add_endpoint,
@@ -160,24 +162,31 @@ async def test_concurrent_bulk_replays_send_each_delivery_once(
     switch.failing = False
     before = len(receiver.requests)
 
-    # Hold the endpoint's row, which inserting a replay must share (its foreign key): both
-    # bulk replays are then inside their batch at once, each having read what is still lost.
+    # Hold the endpoint's row, which inserting a replay must share (its foreign key): one bulk
+    # replay is then inside its batch, having read what is still lost, and waits for the row;
+    # the other waits for the app's replay lock, before it reads anything.
     holder = await asyncpg.connect(settings.database_url)
     watcher = await asyncpg.connect(settings.database_url)
     try:
         async with holder.transaction():
             await holder.execute("SELECT 1 FROM endpoints WHERE id = $1 FOR UPDATE", endpoint["id"])
+            holder_pid = holder.get_server_pid()
             calls = [
                 asyncio.ensure_future(post_json(api, app, "/deliveries/replay", {}))
                 for _ in range(2)
             ]
 
             async def both_waiting() -> bool:
-                waiting: int = await watcher.fetchval(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                row = await watcher.fetchrow(
+                    "SELECT count(*) FILTER (WHERE wait_event = 'advisory') AS for_the_app,"
+                    "       count(*) FILTER (WHERE $1 = ANY (pg_blocking_pids(pid))"
+                    "                          AND query LIKE '%INSERT INTO deliveries%')"
+                    "           AS for_the_row"
+                    " FROM pg_stat_activity WHERE datname = current_database()",
+                    holder_pid,
                 )
-                return waiting == 2
+                assert row is not None
+                return (row["for_the_app"], row["for_the_row"]) == (1, 1)
 
             await wait_until(both_waiting)
     finally:
@@ -190,6 +199,36 @@ async def test_concurrent_bulk_replays_send_each_delivery_once(
     await asyncio.sleep(QUIET_S)
     sent = [r.headers["webhook-id"] for r in receiver.requests[before:]]
     assert sorted(sent) == sorted(e["id"] for e in events)
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_replay_that_succeeds_on_a_retry_recovers_its_original(
+    api: Client, receiver: Receiver
+) -> None:
+    switch = Switch()
+    receiver.respond = switch
+    app = await create_app_with_key(api)
+    await add_endpoint(api, app, f"{receiver.url}/hook")
+    _, [original] = await dead_deliveries(api, app, 1)
+    answers = [500]  # the replay's first attempt fails, its second succeeds
+
+    async def fail_once(_: Received) -> web.Response:
+        return web.Response(status=answers.pop() if answers else 200)
+
+    receiver.respond = fail_once
+    status, replay = await post_json(api, app, f"/deliveries/{original}/replay", {})
+    assert status == 202
+
+    async def recovered() -> bool:
+        return (await delivery(api, app, original))["recovered_by"] is not None
+
+    await wait_until(recovered)
+    shown = await delivery(api, app, original)
+    assert shown["recovered_by"] == replay["id"]
+    assert shown["recovered_at"] == (await delivery(api, app, replay["id"]))["finished_at"]
+    assert (await delivery(api, app, replay["id"]))["attempt_count"] == 2
+    status, counted = await post_json(api, app, "/deliveries/replay", {"dry_run": True})
+    assert (status, counted["matched"]) == (202, 0)
 
 
 @pytest.mark.usefixtures("worker")
@@ -245,29 +284,48 @@ async def test_replay_of_reads_the_same_in_every_view(api: Client, receiver: Rec
     assert shown["recovered_by"] is in_event["recovered_by"] is None
 
 
+async def made_minutes_ago(settings: Settings, delivery_id: str, minutes: int) -> None:
+    """Give a delivery the id (ids sort by creation time) and time of one made long ago."""
+    made_at = datetime.now(UTC) - timedelta(minutes=minutes)
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        async with connection.transaction():
+            await connection.execute("DELETE FROM attempts WHERE delivery_id = $1", delivery_id)
+            await connection.execute(
+                "UPDATE deliveries SET id = $2, created_at = $3 WHERE id = $1",
+                delivery_id,
+                new_id("dlv_", int(made_at.timestamp() * 1000)),
+                made_at,
+            )
+    finally:
+        await connection.close()
+
+
 @pytest.mark.usefixtures("worker")
-async def test_recover_takes_a_relative_window(api: Client, receiver: Receiver) -> None:
+async def test_recover_takes_a_relative_window(
+    api: Client, receiver: Receiver, settings: Settings
+) -> None:
     switch = Switch()
     receiver.respond = switch
     app = await create_app_with_key(api)
     endpoint = await add_endpoint(api, app, f"{receiver.url}/hook")
-    await dead_deliveries(api, app, 1)
-    await asyncio.sleep(1.2)
+    _, [old] = await dead_deliveries(api, app, 1)
+    await made_minutes_ago(settings, old, 30)
     [new], _ = await dead_deliveries(api, app, 1)
     switch.failing = False
     before = len(receiver.requests)
 
     path = f"/endpoints/{endpoint['id']}/recover"
-    status, counted = await post_json(api, app, path, {"since": "1s", "dry_run": True})
+    status, counted = await post_json(api, app, path, {"since": "10m", "dry_run": True})
     assert (status, counted) == (202, {"matched": 1, "replayed": 0, "replayable": 1})
-    status, result = await post_json(api, app, "/deliveries/replay", {"since": "1s"})
+    status, result = await post_json(api, app, "/deliveries/replay", {"since": "10m"})
     assert (status, result["replayed"]) == (202, 1)
     await receiver.wait_for(before + 1)
     await asyncio.sleep(QUIET_S)
     assert [r.headers["webhook-id"] for r in receiver.requests[before:]] == [new["id"]]
     # Until is "that long ago" too: the older one only.
     status, counted = await post_json(
-        api, app, path, {"since": "1h", "until": "1s", "dry_run": True}
+        api, app, path, {"since": "1h", "until": "10m", "dry_run": True}
     )
     assert (status, counted["matched"]) == (202, 1)
 
