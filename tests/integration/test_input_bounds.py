@@ -178,3 +178,13 @@ async def test_a_path_parameter_that_is_no_id_is_404_before_any_query(
     )
     assert response.status == 404, (await response.text())[:300]
     assert (await response.json())["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("uid", [".", "..", "..."])
+async def test_a_uid_of_only_dots_is_refused(api: Client, uid: str) -> None:
+    """Clients collapse such a path segment, so the app could never be reached by it."""
+    response = await api.post("/v1/apps", json={"name": "dots", "uid": uid}, headers=ADMIN)
+    assert response.status == 422, (await response.text())[:300]
+    assert [d["path"] for d in (await response.json())["error"]["details"]] == ["$.uid"]
+    listed = await (await api.get("/v1/apps?limit=250", headers=ADMIN)).json()
+    assert uid not in [app["uid"] for app in listed["data"]]
