@@ -3,6 +3,7 @@ one of its servers, presses Ctrl-C while it starts."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -29,6 +30,14 @@ def dev_argv(data_dir: Path, port: int) -> list[str]:
 
 def dev_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("HOOKRELAY_")}
+
+
+def run_dev_once(data_dir: Path, port: int, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """Run a `hookrelay dev` that should refuse to start; its output."""
+    return subprocess.run(
+        dev_argv(data_dir, port),
+        capture_output=True, text=True, env=dev_env(), timeout=timeout_s, check=False,
+    )  # fmt: skip
 
 
 def postmaster_of(data_dir: Path) -> psutil.Process:
@@ -63,10 +72,7 @@ async def test_a_second_dev_is_refused_and_the_first_stops_when_its_postgres_die
 
         # Same data dir: refused at once, touching nothing of the first.
         started = time.monotonic()
-        second = subprocess.run(
-            dev_argv(first.data_dir, free_port()),
-            capture_output=True, text=True, env=dev_env(), timeout=20, check=False,
-        )  # fmt: skip
+        second = await asyncio.to_thread(run_dev_once, first.data_dir, free_port(), 20)
         assert second.returncode == 2, second.stderr
         assert f"another hookrelay dev (pid {first.process.pid}) is using" in second.stderr
         assert time.monotonic() - started < 10
@@ -74,10 +80,7 @@ async def test_a_second_dev_is_refused_and_the_first_stops_when_its_postgres_die
         await first.wait_ready()
 
         # Same port, another data dir: refused before starting anything, no banner.
-        third = subprocess.run(
-            dev_argv(folder / "other", first.port),
-            capture_output=True, text=True, env=dev_env(), timeout=60, check=False,
-        )  # fmt: skip
+        third = await asyncio.to_thread(run_dev_once, folder / "other", first.port, 60)
         assert third.returncode == 2, third.stdout + third.stderr
         assert f"port {first.port} on 127.0.0.1 is already in use" in third.stderr
         assert "hookrelay is running" not in third.stdout
@@ -85,7 +88,7 @@ async def test_a_second_dev_is_refused_and_the_first_stops_when_its_postgres_die
 
         # The first dev watches its own servers: one dies, it says so and stops the rest.
         postmaster_of(first.data_dir).send_signal(signal.SIGINT)  # postgres's fast shutdown
-        assert first.process.wait(timeout=40) == 1
+        assert await asyncio.to_thread(first.process.wait, 40) == 1
         log = first.log_path.read_text()
         assert "the embedded postgres exited" in log
         assert processes_under(first.data_dir) == []
