@@ -22,6 +22,17 @@ DEFAULT = " (default: %(default)s)"
 GC_THRESHOLDS = (50_000, 20, 10)
 
 
+def http_status(text: str) -> int:
+    """An HTTP status a receiver can answer with (200-599), for argparse."""
+    try:
+        status = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 200 <= status <= 599:
+        raise argparse.ArgumentTypeError(f"{status} is not an HTTP status from 200 to 599")
+    return status
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hookrelay", description="The event-callback gateway for AI jobs."
@@ -100,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     receive.add_argument(
         "--status",
-        type=int,
+        type=http_status,
         default=200,
         help="the status answered to deliveries that verify (e.g. 500 to watch hookrelay retry)"
         + DEFAULT,

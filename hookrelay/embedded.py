@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from subprocess import DEVNULL, PIPE, STDOUT
 from types import ModuleType
+from typing import Any
 from urllib.parse import quote
 
 log = logging.getLogger(__name__)
@@ -75,16 +76,39 @@ def _terminate(pid: int, sig: signal.Signals, timeout_s: float) -> None:
         # and backends still attached to shared memory would stop the next postmaster starting.
         children = proc.children(recursive=True)
         proc.send_signal(sig)
-        proc.wait(timeout_s)
-        return
+        if _wait_gone(proc, timeout_s):
+            return
     except psutil.NoSuchProcess:
         return
-    except psutil.TimeoutExpired:
-        log.warning("pid %d ignored %s for %.0fs; killing it", pid, sig.name, timeout_s)
+    log.warning("pid %d ignored %s for %.0fs; killing it", pid, sig.name, timeout_s)
     for p in [proc, *children]:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
-    psutil.wait_procs([proc, *children], timeout=5)
+    for p in [proc, *children]:
+        _wait_gone(p, 5.0)
+
+
+def _wait_gone(proc: Any, timeout_s: float) -> bool:
+    """Wait until `proc` (a psutil.Process) has exited; False if it still runs after `timeout_s`.
+
+    A zombie counts as gone: it holds no port, file or shared memory any more, and only its
+    parent can reap it (psutil's wait would take a zombie of another process for a live one).
+    """
+    psutil = _import("psutil")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            proc.wait(0.1)  # reaps it if it is our child
+            return True
+        except psutil.TimeoutExpired:
+            pass
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() > deadline:
+            return False
 
 
 def _stop_leftover(pidfile: Path, workdir: Path, sig: signal.Signals) -> None:
@@ -133,23 +157,31 @@ def _pg_system_user() -> _Owner:
     return entry.pw_uid, entry.pw_gid
 
 
-def _popen(argv: list[str], log_path: Path, cwd: Path, owner: _Owner = None) -> _Popen:
-    """Popen `argv` with stdout and stderr appended to `log_path`, as `owner` if given."""
+def _popen(
+    argv: list[str], log_path: Path, cwd: Path, owner: _Owner = None, new_session: bool = False
+) -> _Popen:
+    """Popen `argv` with stdout and stderr appended to `log_path`, as `owner` if given, in a
+    session of its own if `new_session`."""
     uid, gid = owner if owner is not None else (None, None)
     groups: list[int] | None = None if owner is None else []  # drop root's supplementary groups too
     log.debug("running %s", " ".join(argv))
     with log_path.open("ab") as out:
         return subprocess.Popen(argv, stdin=DEVNULL, stdout=out, stderr=STDOUT, cwd=cwd,
-                                user=uid, group=gid, extra_groups=groups)  # fmt: skip
+                                user=uid, group=gid, extra_groups=groups,
+                                start_new_session=new_session)  # fmt: skip
 
 
 class _Server:
     """What the two servers share: one child process, its log, readiness and shutdown."""
 
     _stop_signal = signal.SIGTERM
+    name = "server"
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, new_session: bool) -> None:
         self._log_path = log_path
+        # In a session of its own, a Ctrl-C in the terminal reaches only the owner, which then
+        # stops its servers last, after the processes that use them.
+        self._new_session = new_session
         self._proc: _Popen | None = None
         # Chosen at the first start and kept, so a restarted server keeps its URL.
         self._port: int | None = None
@@ -166,7 +198,7 @@ class _Server:
             return EmbeddedServerError(f"{what}; tail of {self._log_path}:\n" + "\n".join(tail))
         return EmbeddedServerError(what)
 
-    def _wait_ready(self, probe: Callable[[], bool], timeout_s: float, name: str) -> None:
+    def _wait_ready(self, probe: Callable[[], bool], timeout_s: float) -> None:
         """Poll `probe` until it holds; raise with the log tail if the server dies or is late."""
         assert self._proc is not None
         deadline = time.monotonic() + timeout_s
@@ -179,7 +211,7 @@ class _Server:
                 time.sleep(0.1)
                 continue
             self.stop()
-            raise self._failure(f"{name} {problem}")
+            raise self._failure(f"{self.name} {problem}")
 
     def stop(self, timeout_s: float = 15.0) -> None:
         """Stop the server and wait for it to exit; SIGKILL it if it is late. Idempotent."""
@@ -196,13 +228,16 @@ class EmbeddedPostgres(_Server):
     """A private Postgres cluster in `data_dir/pgdata`, listening on 127.0.0.1."""
 
     _stop_signal = signal.SIGINT  # postgres's "fast shutdown": abort sessions, checkpoint, exit
+    name = "postgres"
 
-    def __init__(self, data_dir: Path, database: str = "hookrelay") -> None:
+    def __init__(
+        self, data_dir: Path, database: str = "hookrelay", *, new_session: bool = False
+    ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.pgdata = self.data_dir / "pgdata"
         self.database = database
         self._temp_socket_dir: Path | None = None
-        super().__init__(self.data_dir / "postgres.log")
+        super().__init__(self.data_dir / "postgres.log", new_session)
 
     def url_for(self, database: str) -> str:
         """The URL of `database` on the running server."""
@@ -232,19 +267,19 @@ class EmbeddedPostgres(_Server):
             log.info("initializing a postgres cluster in %s", self.pgdata)
             initdb = [str(bin_dir / "initdb"), "-D", str(self.pgdata), "-U", _PG_SUPERUSER]
             initdb += ["--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions"]
-            if _popen(initdb, self._log_path, self.pgdata, owner).wait() != 0:
+            if _popen(initdb, self._log_path, self.pgdata, owner, self._new_session).wait() != 0:
                 raise self._failure("initdb failed")
         port = self._port = self._port or _free_port()
         argv = [str(bin_dir / "postgres"), "-D", str(self.pgdata), "-h", _HOST, "-p", str(port)]
         argv += ["-k", str(socket_dir), "-c", "max_connections=200"]
         # Room for write bursts: fewer forced checkpoints (and the full-page writes after each).
         argv += ["-c", "max_wal_size=4GB", "-c", "shared_buffers=256MB"]
-        self._proc = _popen(argv, self._log_path, self.pgdata, owner)
+        self._proc = _popen(argv, self._log_path, self.pgdata, owner, self._new_session)
 
         def ready() -> bool:
             return _tcp_reply(port) is not None and self._client(bin_dir, "pg_isready") is not None
 
-        self._wait_ready(ready, timeout_s, "postgres")
+        self._wait_ready(ready, timeout_s)
         listed = self._client(bin_dir, "psql", "-tAc", "select datname from pg_database")
         missing = self.database not in (listed or "").splitlines()
         if missing and self._client(bin_dir, "createdb", self.database) is None:
@@ -275,10 +310,12 @@ class EmbeddedPostgres(_Server):
 class EmbeddedRedis(_Server):
     """A private Redis in `data_dir` with an append-only file, listening on 127.0.0.1."""
 
-    def __init__(self, data_dir: Path) -> None:
+    name = "redis"
+
+    def __init__(self, data_dir: Path, *, new_session: bool = False) -> None:
         self.data_dir = Path(data_dir).resolve()
         self._pidfile = self.data_dir / "redis.pid"
-        super().__init__(self.data_dir / "redis.log")
+        super().__init__(self.data_dir / "redis.log", new_session)
 
     def start(self, timeout_s: float = 15.0) -> str:
         """Start redis-server on a free port; return its URL."""
@@ -297,11 +334,11 @@ class EmbeddedRedis(_Server):
         argv += ["--dir", str(self.data_dir), "--pidfile", str(self._pidfile)]
         argv += ["--logfile", str(self._log_path), "--save", ""]
         argv += ["--appendonly", "yes", "--appendfsync", "everysec"]
-        self._proc = _popen(argv, self._log_path, self.data_dir)
+        self._proc = _popen(argv, self._log_path, self.data_dir, None, self._new_session)
 
         def ready() -> bool:
             # Redis answers -LOADING instead of +PONG while it replays its append-only file.
             return (_tcp_reply(port, b"PING\r\n") or b"").startswith(b"+PONG")
 
-        self._wait_ready(ready, timeout_s, "redis")
+        self._wait_ready(ready, timeout_s)
         return f"redis://{_HOST}:{self._port}/0"

@@ -11,6 +11,7 @@ import base64
 import binascii
 import hmac
 import time
+from http import HTTPStatus
 
 from aiohttp import web
 
@@ -19,6 +20,8 @@ from hookrelay.signing import SigningKey
 # Standard Webhooks receivers refuse messages whose timestamp is further off than this.
 TIMESTAMP_TOLERANCE_S = 300
 REFUSED_STATUS = 401
+# Statuses that may carry no body (RFC 9110 sections 15.3.5, 15.3.6, 15.4.5).
+BODYLESS_STATUSES = frozenset({204, 205, 304})
 
 
 def verify(key: SigningKey, headers: dict[str, str], body: bytes, now: float) -> str | None:
@@ -50,6 +53,33 @@ def signing_key(secret: str) -> SigningKey:
     return key
 
 
+def answer(status: int) -> web.Response:
+    """The answer to a delivery that verifies: `status`, with a body that matches it ("ok" for
+    a success, the JSON error shape otherwise)."""
+    if status in BODYLESS_STATUSES:
+        return web.Response(status=status)
+    if 200 <= status < 300:
+        return web.Response(status=status, text="ok")
+    try:
+        code = HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:  # a status with no registered name, e.g. 599
+        code = f"status_{status}"
+    error = {
+        "code": code,
+        "message": f"hookrelay receive answers {status} as told by --status",
+        "details": None,
+    }
+    return web.json_response({"error": error}, status=status)
+
+
+def describe(method: str, path: str, webhook_id: str | None, verdict: str, body: bytes) -> str:
+    """The lines printed for one request."""
+    return (
+        f"{method} {path} webhook-id={webhook_id or '(none)'} {verdict}\n"
+        f"  {body.decode(errors='replace')}"
+    )
+
+
 def create_receiver(secret: str | None, status: int) -> web.Application:
     """The receiver's app. Raises ValueError at once if `secret` is not a signing secret."""
     key = signing_key(secret) if secret is not None else None
@@ -65,8 +95,7 @@ def create_receiver(secret: str | None, status: int) -> web.Application:
         else:
             verdict = f"NOT VERIFIED: {problem}, answered {REFUSED_STATUS}"
         print(
-            f"{request.method} {request.path} webhook-id={headers.get('webhook-id')} {verdict}\n"
-            f"  {body.decode(errors='replace')}",
+            describe(request.method, request.path, headers.get("webhook-id"), verdict, body),
             flush=True,
         )
         if problem is not None:
@@ -76,7 +105,7 @@ def create_receiver(secret: str | None, status: int) -> web.Application:
                 "details": None,
             }
             return web.json_response({"error": error}, status=REFUSED_STATUS)
-        return web.Response(status=status, text="ok")
+        return answer(status)
 
     app = web.Application()
     app.router.add_route("POST", "/{tail:.*}", handle)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,3 +146,37 @@ def test_redis_leftover_from_killed_owner(root_dir: Path) -> None:
     finally:
         second.stop()
     assert _running_on(root_dir) == []
+
+
+def test_a_leftover_that_exits_but_stays_a_zombie_of_its_owner_counts_as_stopped(
+    root_dir: Path,
+) -> None:
+    # The owner started redis and never reaps it, as a `hookrelay dev` busy elsewhere would not.
+    owner_code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from hookrelay.embedded import EmbeddedRedis\n"
+        "server = EmbeddedRedis(Path(sys.argv[1]))\n"
+        "server.start()\n"
+        "print(server.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", owner_code, str(root_dir / "redis")], stdout=subprocess.PIPE
+    )
+    second = EmbeddedRedis(root_dir / "redis")
+    try:
+        assert owner.stdout is not None
+        old_pid = int(owner.stdout.readline())
+        started = time.monotonic()
+        second.start()
+        took_s = time.monotonic() - started
+        old = psutil.Process(old_pid)
+        assert old.status() == psutil.STATUS_ZOMBIE  # stopped; only its owner can reap it
+        assert took_s < 5.0, f"took {took_s:.1f}s: the zombie was taken for a live server"
+    finally:
+        second.stop()
+        owner.kill()
+        owner.wait()
+        assert owner.stdout is not None
+        owner.stdout.close()

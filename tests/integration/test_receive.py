@@ -123,3 +123,24 @@ def test_a_secret_that_is_not_one_is_refused_before_listening() -> None:
 def test_a_placeholder_secret_is_refused_before_listening(placeholder: str) -> None:
     with pytest.raises(ValueError, match="prefix"):
         create_receiver(placeholder, 200)
+
+
+async def test_a_failure_status_is_answered_with_the_json_error_shape_not_ok(
+    start_receive: StartReceiver,
+) -> None:
+    url = await start_receive(None, 500)
+    async with aiohttp.ClientSession() as session, session.post(url, json={"a": 1}) as response:
+        assert response.status == 500
+        body = await response.json()
+    assert body["error"]["code"] == "internal_server_error"
+
+
+async def test_a_request_without_headers_is_printed_with_no_python_none(
+    start_receive: StartReceiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = await start_receive(generate_hmac_secret(), 200)
+    async with aiohttp.ClientSession() as session, session.post(url, data=b"{}") as response:
+        assert response.status == 401
+    printed = capsys.readouterr().out
+    assert "POST /hooks webhook-id=(none) NOT VERIFIED" in printed
+    assert "None" not in printed
