@@ -120,9 +120,18 @@ def test_a_made_up_log_cursor_is_a_bad_request(raw: str) -> None:
         parse_log_cursor(SETTINGS, "app_1", raw)
 
 
-def test_a_cursor_given_out_before_cursors_were_sealed_still_resumes() -> None:
-    legacy = base64.urlsafe_b64encode(f"{POSITION[0]}:{POSITION[1]}".encode()).decode()
-    assert parse_log_cursor(SETTINGS, "app_1", legacy.rstrip("=")) == POSITION
+def test_a_cursor_given_out_before_cursors_were_sealed_resumes_after_its_event() -> None:
+    """Its transaction number is not trusted: whatever it says, the cursor stands for its
+    event id, which is then looked up as `after=<event id>` is."""
+    for number in (POSITION[0], 0, 2**63):
+        legacy = base64.urlsafe_b64encode(f"{number}:{POSITION[1]}".encode()).decode()
+        assert parse_log_cursor(SETTINGS, "app_1", legacy.rstrip("=")) == POSITION[1]
+
+
+def test_a_cursor_given_out_before_cursors_were_sealed_without_an_event_is_refused() -> None:
+    legacy = base64.urlsafe_b64encode(f"{POSITION[0]}:".encode()).decode()
+    with pytest.raises(BadRequest, match="last event"):
+        parse_log_cursor(SETTINGS, "app_1", legacy.rstrip("="))
 
 
 def event(tx: int, event_type: str = "image.ready", body_bytes: int = 10) -> Event:
