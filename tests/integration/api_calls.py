@@ -30,6 +30,26 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+async def get_json(api: TestClient, app: dict[str, Any], path: str) -> Any:  # type: ignore[type-arg]
+    """GET a path of `app` with its key: the answer, which must be a 200."""
+    response = await api.get(f"/v1/apps/{app['id']}{path}", headers=bearer(app["api_key"]))
+    assert response.status == 200, await response.text()
+    return orjson.loads(await response.read())
+
+
+async def post_json(
+    api: TestClient,  # type: ignore[type-arg]
+    app: dict[str, Any],
+    path: str,
+    body: Any,
+) -> tuple[int, Any]:
+    """POST `body` to a path of `app` with its key: the status and the answer."""
+    response = await api.post(
+        f"/v1/apps/{app['id']}{path}", json=body, headers=bearer(app["api_key"])
+    )
+    return response.status, orjson.loads(await response.read())
+
+
 async def add_endpoint(
     api: TestClient,
     app: dict[str, Any],

@@ -8,9 +8,7 @@ import base64
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -27,6 +25,8 @@ from tests.integration.api_calls import (
     add_endpoint,
     bearer,
     create_app_with_key,
+    get_json,
+    post_json,
     send_event,
     wait_for_delivery_status,
 )
@@ -49,19 +49,6 @@ def app_routes() -> list[tuple[str, str]]:
 
 def fill(path: str, values: dict[str, str]) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
-
-
-async def get_json(api: Client, app: dict[str, Any], path: str) -> Any:
-    response = await api.get(f"/v1/apps/{app['id']}{path}", headers=bearer(app["api_key"]))
-    assert response.status == 200, await response.text()
-    return orjson.loads(await response.read())
-
-
-async def post_json(api: Client, app: dict[str, Any], path: str, body: Any) -> tuple[int, Any]:
-    response = await api.post(
-        f"/v1/apps/{app['id']}{path}", json=body, headers=bearer(app["api_key"])
-    )
-    return response.status, orjson.loads(await response.read())
 
 
 @pytest.mark.usefixtures("worker")

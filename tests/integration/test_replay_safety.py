@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -19,6 +18,8 @@ from tests.integration.api_calls import (
     add_endpoint,
     bearer,
     create_app_with_key,
+    get_json,
+    post_json,
     send_event,
     wait_for_delivery_status,
 )
@@ -27,19 +28,6 @@ from tests.receiver import Received, Receiver
 Client = TestClient  # type: ignore[type-arg]
 # Long enough for a worker to have sent anything it was going to send.
 QUIET_S = 0.5
-
-
-async def get_json(api: Client, app: dict[str, Any], path: str) -> Any:
-    response = await api.get(f"/v1/apps/{app['id']}{path}", headers=bearer(app["api_key"]))
-    assert response.status == 200, await response.text()
-    return orjson.loads(await response.read())
-
-
-async def post_json(api: Client, app: dict[str, Any], path: str, body: Any) -> tuple[int, Any]:
-    response = await api.post(
-        f"/v1/apps/{app['id']}{path}", json=body, headers=bearer(app["api_key"])
-    )
-    return response.status, orjson.loads(await response.read())
 
 
 class Switch:
