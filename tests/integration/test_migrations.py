@@ -100,7 +100,9 @@ async def test_replay_chains_made_before_replays_named_their_original_end_at_it(
     # Before, a replay of a replay named that replay: O (dead) <- R1 (dead) <- R2 (succeeded).
     # Beside it, L: dead, never replayed, still lost.
     await migrate(empty_db_url, [m for m in migrations() if m.version < 7])
-    o, r1, r2, lost = (new_id("dlv_") for _ in range(4))
+    # Sorted: ids drawn in one millisecond are not in order, and the latest replay is the
+    # greatest id.
+    o, r1, r2, lost = sorted(new_id("dlv_") for _ in range(4))
     event, other_event, endpoint = new_id("evt_"), new_id("evt_"), new_id("ep_")
     connection = await asyncpg.connect(empty_db_url)
     try:
