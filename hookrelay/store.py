@@ -42,6 +42,10 @@ READ_LOG_BYTES = 1024 * 1024
 # A query waits at most this long for a free connection before the caller is told the database
 # is unavailable.
 ACQUIRE_TIMEOUT_S = 10.0
+# What a unique constraint's violation means to the caller; the constraint names are Postgres's
+# defaults for the UNIQUE columns of 0001_initial.sql.
+_CONFLICT = "a resource with that identity already exists"
+_CONFLICTS = {"apps_uid_key": "an app with this uid already exists; pick another uid"}
 SweepCursor = tuple[datetime, str]
 # Where a scan of overdue deliveries starts: before every (next_attempt_at, id).
 SWEEP_START: SweepCursor = (datetime.min.replace(tzinfo=UTC), "")
@@ -179,7 +183,7 @@ class Store:
             async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as connection:
                 yield connection
         except asyncpg.UniqueViolationError as exc:
-            raise Conflict("a resource with that identity already exists") from exc
+            raise Conflict(_CONFLICTS.get(exc.constraint_name or "", _CONFLICT)) from exc
         except asyncpg.ForeignKeyViolationError as exc:
             # What the row refers to was deleted meanwhile (an app, an endpoint).
             raise NotFound("a resource this refers to no longer exists") from exc

@@ -78,13 +78,15 @@ async def test_invalid_app_body_is_422_and_creates_nothing(api: Client) -> None:
     assert listed == {"data": [], "next_cursor": None}
 
 
-async def test_duplicate_uid_is_409(api: Client) -> None:
+async def test_duplicate_uid_is_409_saying_the_uid_is_taken(api: Client) -> None:
     assert (
         await api.post("/v1/apps", json={"name": "a", "uid": "acme"}, headers=ADMIN)
     ).status == 201
     response = await api.post("/v1/apps", json={"name": "b", "uid": "acme"}, headers=ADMIN)
     assert response.status == 409
-    assert_error(await response.json(), "conflict")
+    body = await response.json()
+    assert_error(body, "conflict")
+    assert "uid already exists" in body["error"]["message"]
 
 
 async def test_app_is_addressable_by_uid(api: Client) -> None:
