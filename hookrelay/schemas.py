@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
+from referencing import Registry, Resource
 
 from hookrelay.errors import InvalidPayload
 from hookrelay.resources import resource_dir
@@ -31,14 +32,24 @@ JOB_ID_RULE = "1 to 200 characters from A-Z a-z 0-9 _ . : -"
 
 
 @cache
-def _validators(kind: str) -> dict[str, Draft202012Validator]:
+def _schemas(kind: str) -> dict[str, dict[str, Any]]:
+    """The schemas of `schemas/<kind>/`, by file name without `.json`."""
     folder: Path = resource_dir("schemas") / kind
+    return {path.stem: orjson.loads(path.read_bytes()) for path in sorted(folder.glob("*.json"))}
+
+
+@cache
+def _validators(kind: str) -> dict[str, Draft202012Validator]:
+    schemas = _schemas(kind)
+    # A schema may name a sibling file ("$ref": "event_create.json"): its $id resolves it.
+    registry: Registry[Any] = Registry().with_resources(
+        (schema["$id"], Resource.from_contents(schema)) for schema in schemas.values()
+    )
     validators = {}
-    for path in sorted(folder.glob("*.json")):
-        schema = orjson.loads(path.read_bytes())
+    for name, schema in schemas.items():
         Draft202012Validator.check_schema(schema)
-        validators[path.stem] = Draft202012Validator(
-            schema, format_checker=Draft202012Validator.FORMAT_CHECKER
+        validators[name] = Draft202012Validator(
+            schema, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER
         )
     return validators
 
@@ -74,13 +85,26 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
 
 @cache
 def _quick_checks(kind: str) -> dict[str, Check]:
-    folder: Path = resource_dir("schemas") / kind
+    schemas = _schemas(kind)
     checks = {}
-    for path in sorted(folder.glob("*.json")):
-        check = quick_check(orjson.loads(path.read_bytes()))
+    for name, schema in schemas.items():
+        check = quick_check(inline_refs(schema, schemas))
         if check is not None:
-            checks[path.stem] = check
+            checks[name] = check
     return checks
+
+
+def inline_refs(schema: Any, siblings: dict[str, dict[str, Any]]) -> Any:
+    """`schema` with each `{"$ref": "<name>.json"}` replaced by that sibling schema (inlined
+    too): the same rule, in keywords the quick checks know. Other references stay."""
+    if isinstance(schema, list):
+        return [inline_refs(item, siblings) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    ref = schema.get("$ref")
+    if set(schema) == {"$ref"} and isinstance(ref, str) and ref.removesuffix(".json") in siblings:
+        return inline_refs(siblings[ref.removesuffix(".json")], siblings)
+    return {key: inline_refs(value, siblings) for key, value in schema.items()}
 
 
 def quick_check(schema: Any) -> Check | None:

@@ -149,7 +149,8 @@ RESPONSES: dict[str, Schema] = {
     "AppKey": _object(APP_KEY),
     "AppKeyCreated": _object({**APP_KEY, "key": STRING}),
     "Endpoint": _object(ENDPOINT),
-    "EndpointWithSecret": _object({**ENDPOINT, **SECRET}),
+    # An HMAC endpoint's public_key is null here (ENDPOINT's), as in every endpoint answer.
+    "EndpointWithSecret": _object({**ENDPOINT, "secret": SECRET["secret"]}),
     "Secret": _object(SECRET, optional=("public_key",)),
     "Event": _object(EVENT),
     "EventWithDeliveries": _object(
@@ -376,8 +377,23 @@ def _request_schemas() -> dict[str, Schema]:
         schema = orjson.loads(path.read_bytes())
         schema.pop("$schema", None)
         schema.pop("$id", None)
-        schemas[f"request.{path.stem}"] = schema
+        schemas[f"request.{path.stem}"] = _component_refs(schema)
     return schemas
+
+
+def _component_refs(node: Any) -> Any:
+    """The schema with each reference to a sibling file (`event_create.json`) pointing at that
+    file's component instead."""
+    if isinstance(node, list):
+        return [_component_refs(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {
+        key: _ref(f"request.{value.removesuffix('.json')}")["$ref"]
+        if key == "$ref" and isinstance(value, str) and value.endswith(".json")
+        else _component_refs(value)
+        for key, value in node.items()
+    }
 
 
 def _operation(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import orjson
 from aiohttp import web
 from jsonschema import Draft202012Validator
 
 from hookrelay.api.openapi import openapi_document
 from hookrelay.api.routes import add_routes
+from hookrelay.api.views import endpoint_view
+from hookrelay.models import Endpoint
 
 
 def router_routes() -> set[tuple[str, str]]:
@@ -56,3 +61,34 @@ def test_request_bodies_are_the_schemas_the_handlers_validate_with() -> None:
     schemas = openapi_document()["components"]["schemas"]
     assert schemas["request.endpoint_create"]["properties"]["url"]["maxLength"] == 2048
     assert schemas["request.event_batch"]["properties"]["events"]["maxItems"] == 1000
+
+
+def test_batch_items_are_described_as_the_single_event_request() -> None:
+    schemas = openapi_document()["components"]["schemas"]
+    items = schemas["request.event_batch"]["properties"]["events"]["items"]
+    assert items == {"$ref": "#/components/schemas/request.event_create"}
+
+
+def test_a_new_hmac_endpoint_answer_matches_its_schema() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    endpoint = Endpoint(
+        id="ep_" + "0" * 32,
+        app_id="app_" + "0" * 32,
+        url="https://example.com/hooks",
+        description="",
+        event_types=None,
+        status="active",
+        disabled_reason=None,
+        signing="hmac",
+        secret_ciphertext=b"",
+        secret_key_id="k1",
+        headers={},
+        rate_limit_per_s=None,
+        created_at=now,
+        updated_at=now,
+    )
+    # As the create and rotate-secret handlers answer: an HMAC endpoint has no public key.
+    answer = orjson.loads(orjson.dumps({**endpoint_view(endpoint), "secret": "whsec_x"}))
+    assert answer["public_key"] is None
+    schema = openapi_document()["components"]["schemas"]["EndpointWithSecret"]
+    assert not list(Draft202012Validator(schema).iter_errors(answer))

@@ -249,6 +249,19 @@ def test_event_create_with_a_bad_type_is_refused(event_type: str) -> None:
     assert paths_of(error_of(validate_request, "event_create", body)) == ["$.type"]
 
 
+@pytest.mark.parametrize(
+    ("item", "path"),
+    [
+        ({"type": "Job.completed", "data": {}}, "$.events[1].type"),
+        ({"type": "job.completed"}, "$.events[1]"),
+        ({"type": "job.completed", "data": {}, "extra": 1}, "$.events[1]"),
+    ],
+)
+def test_a_batch_item_is_checked_as_event_create(item: dict[str, Any], path: str) -> None:
+    body = {"events": [{"type": "image.ready", "data": {}}, item]}
+    assert paths_of(error_of(validate_request, "event_batch", body)) == [path]
+
+
 @pytest.mark.parametrize("data", [[], "text", 1, None])
 def test_event_create_data_must_be_an_object(data: Any) -> None:
     body = {"type": "job.completed", "data": data}
