@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from hookrelay.api.expect import expect_handler
 from hookrelay.api.handlers import (
     apps,
     deliveries,
@@ -28,7 +29,8 @@ DELIVERY = APP + "/deliveries/{delivery_id:(?!replay$)[^{}/]+}"
 
 
 def add_routes(app: web.Application, demo_page: bool = False) -> None:
-    app.router.add_routes(
+    _add(
+        app,
         [
             web.get("/", index.index),
             web.get("/healthz", health.healthz),
@@ -66,9 +68,19 @@ def add_routes(app: web.Application, demo_page: bool = False) -> None:
             web.get(DELIVERY, deliveries.get_delivery),
             web.post(f"{DELIVERY}/replay", deliveries.replay_delivery),
             web.get(f"{APP}/attempts", deliveries.list_attempts),
-        ]
+        ],
     )
     if demo_page:
-        app.router.add_routes(
-            [web.get("/demo", demo.demo_page), web.get("/demo/{asset}", demo.demo_page)]
-        )
+        _add(app, [web.get("/demo", demo.demo_page), web.get("/demo/{asset}", demo.demo_page)])
+
+
+def _add(app: web.Application, routes: list[web.RouteDef]) -> None:
+    """Add `routes`, each answering `Expect: 100-continue` with hookrelay's expect handler."""
+    app.router.add_routes(
+        [
+            web.RouteDef(
+                r.method, r.path, r.handler, {**r.kwargs, "expect_handler": expect_handler}
+            )
+            for r in routes
+        ]
+    )

@@ -120,6 +120,48 @@ def test_declared_length_over_the_limit_is_413_before_the_body(api: ApiProcess, 
     assert answer.json()["error"]["code"] == "payload_too_large"
 
 
+def expect_continue_head(app: App, length: int, expect: str = "100-continue") -> bytes:
+    fields = {
+        "Authorization": f"Bearer {app.key}",
+        "Content-Type": "application/json",
+        "Expect": expect,
+    }
+    return wire.request_head("POST", app.events_path, fields, length)
+
+
+def test_expect_continue_with_a_length_over_the_limit_is_413_without_a_100(
+    api: ApiProcess, app: App
+) -> None:
+    """curl asks before a large upload: the answer is the 413, not an invitation to send."""
+    with wire.Connection(api.port) as connection:
+        connection.send(expect_continue_head(app, 100_000_000))
+        answer = connection.response()
+    assert answer.status == 413, answer
+    assert answer.json()["error"]["code"] == "payload_too_large"
+
+
+def test_expect_continue_within_the_limit_gets_a_100_then_its_answer(
+    api: ApiProcess, app: App, network_database: str
+) -> None:
+    body = event_body(9, 162)
+    with wire.Connection(api.port) as connection:
+        connection.send(expect_continue_head(app, len(body)))
+        assert connection.response().status == 100
+        connection.send(body)
+        answer = connection.response()
+    assert answer.status == 202, answer
+    assert count_events(network_database, app) == 1
+
+
+def test_an_unknown_expectation_is_417_quoting_nothing(api: ApiProcess, app: App) -> None:
+    with wire.Connection(api.port) as connection:
+        connection.send(expect_continue_head(app, 10, expect=f"hrk_{app.key[-8:]}"))
+        answer = connection.response()
+    assert answer.status == 417, answer
+    assert answer.json()["error"]["code"] == "expectation_failed"
+    assert app.key[-8:].encode() not in answer.body
+
+
 def test_chunked_body_of_exactly_the_limit_is_accepted(api: ApiProcess, app: App) -> None:
     body = event_body(5, LIMIT)
     answer = post_chunked(api, app, *map(wire.chunk, wire.pieces(body, 4)), wire.LAST_CHUNK)
