@@ -1,5 +1,5 @@
-"""The `hookrelay` command (dev, api, worker, migrate, receive, ...). The only reader of the
-environment."""
+"""The `hookrelay` command: dev, api, worker, migrate, rotate-key, bench and receive. The only
+reader of the environment."""
 
 from __future__ import annotations
 
