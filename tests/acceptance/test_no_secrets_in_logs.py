@@ -9,6 +9,7 @@ import base64
 import json
 import re
 import shutil
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -118,6 +119,7 @@ async def test_logs_hold_no_secret_token_signature_or_payload(
 # A separator of parts sent apart: the server has read the first before the next arrives.
 PAUSE_S = 0.1
 ANSWER_TIMEOUT_S = 5.0
+LOGS_TIMEOUT_S = 10.0
 
 
 def malformed_requests(app_id: str, credential: str) -> dict[str, list[str]]:
@@ -231,9 +233,19 @@ async def test_malformed_requests_leave_no_credential_in_logs_or_answers(
         for who, credential in credentials.items()
         for where, parts in malformed_requests(client.app_id, credential).items()
     }
-    await asyncio.sleep(0.5)
-
+    refusals = {key: refusal(answer) for key, answer in answers.items() if answer}
+    # One line for each request the parser refused (some at debug level), naming no request.
+    parser_refusals = [
+        error for _, error in refusals.values() if error["message"] == MALFORMED_REQUEST
+    ]
+    # Read the logs once every refusal is in them: a search of logs not yet written finds
+    # nothing, and would pass.
+    deadline = time.monotonic() + LOGS_TIMEOUT_S
     logs = cluster.logs(whole=True)
+    while logs.count('"malformed request refused"') < len(parser_refusals):
+        assert time.monotonic() < deadline, "the refusals never all reached the logs"
+        await asyncio.sleep(0.1)
+        logs = cluster.logs(whole=True)
     assert "app created" in logs  # the logs are there
     secrets = {**credentials, "stream token's signature": stream_token["token"].rsplit(".", 1)[1]}
     leaked = [(name, "logs") for name, value in secrets.items() if value in logs]
@@ -245,15 +257,10 @@ async def test_malformed_requests_leave_no_credential_in_logs_or_answers(
     ]
     assert leaked == []
     assert {where for (_, where), answer in answers.items() if not answer} == set()
-    refusals = {key: refusal(answer) for key, answer in answers.items() if answer}
     assert all(400 <= status < 500 for status, _ in refusals.values())
     assert refusals["app key", "authorization with a bare CR"] == (
         400,
         {"code": "bad_request", "message": MALFORMED_REQUEST, "details": None},
     )
-    # One line for each request the parser refused (some at debug level), naming no request.
-    parser_refusals = [
-        error for _, error in refusals.values() if error["message"] == MALFORMED_REQUEST
-    ]
     assert len(parser_refusals) > len(answers) / 2
     assert logs.count('"malformed request refused"') == len(parser_refusals)

@@ -17,7 +17,7 @@ READ_TIMEOUT_S = 1.0
 # The time after an early answer in which the rest of a body is read and dropped
 # (hookrelay.api.server.LINGERING_S), and room for a busy machine.
 LINGERING_S = 2.0
-SLACK_S = 1.0
+SLACK_S = 2.0
 
 
 @pytest.fixture(scope="module")
