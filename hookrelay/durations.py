@@ -45,12 +45,21 @@ def parse_moment(text: str, now: datetime) -> datetime:
         except OverflowError:  # too many seconds for a timedelta, or back before year 1
             raise ValueError(f"{text!r} reaches back before any time there is") from None
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_time(text)
     except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
         raise ValueError(
             f"not a time or a duration: {text!r} (use e.g. 2026-01-02T03:04:05Z, or 1h for an"
             " hour ago)"
-        )
+        ) from None
+
+
+class NoTimeZone(ValueError):
+    """A time that names no zone, so it names no moment."""
+
+
+def parse_time(text: str) -> datetime:
+    """Return the RFC 3339 time `text` names (`2026-01-02T03:04:05Z`); it must name its zone."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))  # ValueError if not a time
+    if moment.tzinfo is None:
+        raise NoTimeZone(f"{text!r} names no time zone (Z or +hh:mm)")
     return moment

@@ -78,3 +78,8 @@ class Throttled(HookrelayError):
 class DependencyUnavailable(HookrelayError):
     status = 503
     code = "unavailable"
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The JSON error shape every answer that refuses something has."""
+    return {"error": {"code": code, "message": message, "details": details}}

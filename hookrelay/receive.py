@@ -7,14 +7,13 @@ records it as a failed attempt instead of a success.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import time
 from http import HTTPStatus
 
 from aiohttp import web
 
+from hookrelay.errors import error_body
 from hookrelay.signing import SigningKey
 
 # Standard Webhooks receivers refuse messages whose timestamp is further off than this.
@@ -40,19 +39,6 @@ def verify(key: SigningKey, headers: dict[str, str], body: bytes, now: float) ->
     return "no signature matches"
 
 
-def signing_key(secret: str) -> SigningKey:
-    """Decode `secret` strictly: a placeholder such as `whsec_...` must not become an empty key
-    that refuses every delivery. Raises ValueError."""
-    key = SigningKey.from_secret(secret)
-    try:
-        raw = base64.b64decode(secret.partition("_")[2], validate=True)
-    except binascii.Error as exc:
-        raise ValueError(f"what follows the prefix is not base64 ({exc})") from exc
-    if not raw:
-        raise ValueError("no key follows the prefix")
-    return key
-
-
 def answer(status: int) -> web.Response:
     """The answer to a delivery that verifies: `status`, with a body that matches it ("ok" for
     a success, the JSON error shape otherwise)."""
@@ -64,12 +50,8 @@ def answer(status: int) -> web.Response:
         code = HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
     except ValueError:  # a status with no registered name, e.g. 599
         code = f"status_{status}"
-    error = {
-        "code": code,
-        "message": f"hookrelay receive answers {status} as told by --status",
-        "details": None,
-    }
-    return web.json_response({"error": error}, status=status)
+    told = f"hookrelay receive answers {status} as told by --status"
+    return web.json_response(error_body(code, told), status=status)
 
 
 def describe(method: str, path: str, webhook_id: str | None, verdict: str, body: bytes) -> str:
@@ -82,7 +64,7 @@ def describe(method: str, path: str, webhook_id: str | None, verdict: str, body:
 
 def create_receiver(secret: str | None, status: int) -> web.Application:
     """The receiver's app. Raises ValueError at once if `secret` is not a signing secret."""
-    key = signing_key(secret) if secret is not None else None
+    key = SigningKey.from_secret(secret) if secret is not None else None
 
     async def handle(request: web.Request) -> web.Response:
         body = await request.read()
@@ -99,12 +81,8 @@ def create_receiver(secret: str | None, status: int) -> web.Application:
             flush=True,
         )
         if problem is not None:
-            error = {
-                "code": "invalid_signature",
-                "message": f"the signature does not verify: {problem}",
-                "details": None,
-            }
-            return web.json_response({"error": error}, status=REFUSED_STATUS)
+            refused = error_body("invalid_signature", f"the signature does not verify: {problem}")
+            return web.json_response(refused, status=REFUSED_STATUS)
         return answer(status)
 
     app = web.Application()

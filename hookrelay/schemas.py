@@ -16,7 +16,6 @@ from referencing import Registry, Resource
 from hookrelay.errors import InvalidPayload
 from hookrelay.resources import resource_dir
 
-EVENT_TYPE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+\Z")
 MAX_ERRORS_REPORTED = 20
 # The job id rule, declared once: it holds for the job_id of an event and of its data (of any
 # type), of a stream token, and of every query and path. It also bounds what goes into the
@@ -230,7 +229,7 @@ def check_data_job_id(data: dict[str, Any]) -> None:
 
 def validate_event_data(event_type: str, data: Any) -> None:
     """Check `data` against its type's schema; a custom type has none and is accepted."""
-    if not EVENT_TYPE.match(event_type):
+    if not is_event_type(event_type):
         raise InvalidPayload(
             "an event type is dotted lowercase words, like job.completed",
             [{"path": "$.type", "message": "does not match ^[a-z0-9_]+(\\.[a-z0-9_]+)+$"}],

@@ -7,6 +7,7 @@ with a `whsec_` secret; `v1a` is Ed25519 with a `whsk_` secret (seed and public 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -39,11 +40,15 @@ class SigningKey:
 
     @classmethod
     def from_secret(cls, secret: str) -> SigningKey:
-        """Decode a `whsec_` or `whsk_` secret."""
+        """Decode a `whsec_` or `whsk_` secret strictly: a placeholder such as `whsec_...` must
+        not become an empty key. Raises ValueError."""
         if secret.startswith(HMAC_PREFIX):
-            return cls("v1", base64.b64decode(secret[len(HMAC_PREFIX) :]))
+            raw = _strict_b64decode(secret[len(HMAC_PREFIX) :])
+            if not raw:
+                raise ValueError("no key follows the whsec_ prefix")
+            return cls("v1", raw)
         if secret.startswith(ED25519_SECRET_PREFIX):
-            raw = base64.b64decode(secret[len(ED25519_SECRET_PREFIX) :])
+            raw = _strict_b64decode(secret[len(ED25519_SECRET_PREFIX) :])
             if len(raw) != 64:
                 raise ValueError("a whsk_ secret holds 64 bytes: seed and public key")
             return cls("v1a", raw[:32])
@@ -101,3 +106,10 @@ def public_key_of(secret: str) -> str:
         raise ValueError("only Ed25519 secrets have a public key")
     public = Ed25519PrivateKey.from_private_bytes(key.key).public_key().public_bytes_raw()
     return ED25519_PUBLIC_PREFIX + base64.b64encode(public).decode()
+
+
+def _strict_b64decode(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error as exc:  # a ValueError too, for the callers
+        raise ValueError(f"what follows the prefix is not base64 ({exc})") from exc

@@ -13,6 +13,7 @@ import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import PayloadEncodingError
 
+from hookrelay import durations
 from hookrelay.api.keys import PRINCIPAL, SETTINGS
 from hookrelay.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 from hookrelay.gateway import Principal
@@ -77,6 +78,17 @@ async def read_json(request: web.Request) -> Any:
     if nesting_depth(document) > MAX_JSON_DEPTH:
         raise BadRequest(f"the body nests deeper than {MAX_JSON_DEPTH} levels")
     return document
+
+
+async def read_optional_json(request: web.Request) -> Any:
+    """The JSON body, or {} when the request has none (a bare POST asks for the defaults)."""
+    return await read_json(request) if request.body_exists else {}
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:
@@ -157,12 +169,11 @@ def query_id(request: web.Request, name: str, prefix: str) -> str | None:
 
 def parse_time(raw: str, name: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return durations.parse_time(raw)
+    except durations.NoTimeZone as exc:
+        raise BadRequest(f"{name} must name its time zone (Z or +hh:mm)") from exc
     except ValueError as exc:
         raise BadRequest(f"{name} must be an RFC 3339 time, like 2026-01-02T03:04:05Z") from exc
-    if moment.tzinfo is None:
-        raise BadRequest(f"{name} must name its time zone (Z or +hh:mm)")
-    return moment
 
 
 def query_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:

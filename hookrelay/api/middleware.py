@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import structlog
 from aiohttp import web
 
-from hookrelay.api.http import json_response
+from hookrelay.api.http import bearer_token, json_response
 from hookrelay.api.keys import GATEWAY, PRINCIPAL
-from hookrelay.errors import HookrelayError, NotFound, Throttled, Unauthorized
+from hookrelay.errors import HookrelayError, NotFound, Throttled, Unauthorized, error_body
 from hookrelay.gateway import Principal
 
 log = structlog.get_logger(__name__)
@@ -32,10 +31,6 @@ _HTTP_CODES = {
     429: "throttled",
     503: "unavailable",
 }
-
-
-def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details}}
 
 
 def http_code(status: int) -> str:
@@ -108,10 +103,10 @@ async def _principal(request: web.Request) -> Principal:
         if principal is None:
             raise Unauthorized("the stream token is not valid or has expired")
         return principal
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request)
+    if token is None:
         raise Unauthorized("send Authorization: Bearer <token>")
-    found = await gateway.authenticate(token.strip())
+    found = await gateway.authenticate(token)
     if found is None:
         raise Unauthorized("the token is not valid")
     return found

@@ -12,6 +12,7 @@ The reader decrypts it back to the same position, so ordering is exactly that of
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import hmac
 import struct
@@ -28,6 +29,7 @@ _KEY_LABEL = b"hookrelay log cursor v1"
 _TRANSACTION = struct.Struct(">Q")  # xid8: 64 bits
 
 
+@functools.cache
 def _cipher(secret_key: bytes) -> AESSIV:
     # A key of its own (64 bytes: AES-256-SIV): the key sealing secrets at rest seals nothing
     # else.

@@ -18,7 +18,7 @@ from hookrelay.api.http import (
     query_id,
     query_job_id,
     query_time,
-    read_json,
+    read_optional_json,
 )
 from hookrelay.api.keys import GATEWAY
 from hookrelay.api.views import attempt_view, delivery_view
@@ -95,13 +95,8 @@ def _moment(body: dict[str, Any], name: str, now: datetime) -> datetime | None:
         ) from exc
 
 
-async def _optional_json(request: web.Request) -> Any:
-    """The JSON body, or {} when the request has none (a bare POST asks for the defaults)."""
-    return await read_json(request) if request.body_exists else {}
-
-
 async def replay_deliveries(request: web.Request) -> web.Response:
-    body = validate_request("replay", await _optional_json(request))
+    body = validate_request("replay", await read_optional_json(request))
     result = await request.app[GATEWAY].replay_deliveries(
         principal(request),
         request.match_info["app_id"],
@@ -113,7 +108,7 @@ async def replay_deliveries(request: web.Request) -> web.Response:
 
 
 async def recover_endpoint(request: web.Request) -> web.Response:
-    body = validate_request("recover", await _optional_json(request))
+    body = validate_request("recover", await read_optional_json(request))  # bare: 422 naming since
     filters = _replay_filter(
         body, datetime.now(UTC), status="dead", endpoint_id=request.match_info["endpoint_id"]
     )

@@ -6,6 +6,7 @@ import hmac
 
 from aiohttp import web
 
+from hookrelay.api.http import bearer_token
 from hookrelay.api.keys import GATEWAY
 from hookrelay.errors import DependencyUnavailable, Unauthorized
 from hookrelay.metrics import metrics_key, render
@@ -34,9 +35,7 @@ def _check_metrics_token(request: web.Request, metrics_token: str | None) -> Non
     """With HOOKRELAY_METRICS_TOKEN set, only its bearer may read the metrics."""
     if metrics_token is None:
         return
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    # Compared in constant time; the scheme is not secret.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        token.strip().encode(), metrics_token.encode()
-    ):
+    token = bearer_token(request)
+    # Compared in constant time.
+    if token is None or not hmac.compare_digest(token.encode(), metrics_token.encode()):
         raise Unauthorized("send Authorization: Bearer <HOOKRELAY_METRICS_TOKEN>")

@@ -14,7 +14,7 @@ from hookrelay.api.http import (
     event_types_param,
     principal,
     query_job_id,
-    read_json,
+    read_optional_json,
     secret_response,
 )
 from hookrelay.api.keys import GATEWAY, LIVE_FEED, SETTINGS
@@ -41,7 +41,7 @@ HEARTBEAT = b": keep-alive\n\n"
 
 
 async def issue_stream_token(request: web.Request) -> web.Response:
-    body = await read_json(request) if request.body_exists else {}
+    body = await read_optional_json(request)
     token, grant = await request.app[GATEWAY].issue_stream_token(
         principal(request), request.match_info["app_id"], body
     )
