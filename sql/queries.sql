@@ -168,6 +168,7 @@ WITH attempt AS (
     SET recovered_by = delivery.id, recovered_at = now()
     FROM delivery
     WHERE $12 AND original.id = delivery.replay_of AND original.recovered_at IS NULL
+    RETURNING original.id
 ), endpoint AS (
     UPDATE endpoints AS e
     SET failing_since = CASE WHEN $12 THEN NULL ELSE coalesce(e.failing_since, $3) END,
@@ -187,7 +188,9 @@ WITH attempt AS (
                            IS NULL THEN e.disabled_at ELSE now() END,
         updated_at = now()
     FROM delivery
-    WHERE e.id = delivery.endpoint_id
+    -- The original is written before the endpoint (this sub-query runs first): the order in
+    -- which recording the original itself takes them, so the two cannot deadlock.
+    WHERE e.id = delivery.endpoint_id AND (SELECT count(*) FROM recovered) >= 0
       AND CASE WHEN $12 THEN e.failing_since IS NOT NULL OR e.consecutive_dead <> 0
                ELSE e.failing_since IS NULL OR delivery.status = 'dead'
                     OR endpoint_disable_reason(e.status, e.consecutive_dead, e.failing_since,
