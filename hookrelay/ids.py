@@ -12,6 +12,7 @@ import time
 
 PREFIXES = ("app_", "key_", "ep_", "evt_", "dlv_", "att_")
 ID_PATTERN = re.compile(r"^(app|key|ep|evt|dlv|att)_[0-9a-f]{32}$")
+ID_BYTES = 16  # what follows the prefix: 32 hex digits
 
 
 def new_id(prefix: str, now_ms: int | None = None) -> str:

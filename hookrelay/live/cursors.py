@@ -21,10 +21,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
 from hookrelay import base64url
+from hookrelay.ids import ID_BYTES
 from hookrelay.models import LogPosition
 
-EVENT_ID_PREFIX = "evt_"
-EVENT_ID_BYTES = 16
+EVENT_ID_PREFIX = "evt_"  # one of ids.PREFIXES
 _KEY_LABEL = b"hookrelay log cursor v1"
 _TRANSACTION = struct.Struct(">Q")  # xid8: 64 bits
 
@@ -56,7 +56,7 @@ def open_position(secret_keys: tuple[bytes, ...], app_id: str, cursor: str) -> L
             plain = _cipher(key).decrypt(sealed, [app_id.encode()])
         except (InvalidTag, ValueError):  # ValueError: too short to hold a tag
             continue
-        if len(plain) not in (_TRANSACTION.size, _TRANSACTION.size + EVENT_ID_BYTES):
+        if len(plain) not in (_TRANSACTION.size, _TRANSACTION.size + ID_BYTES):
             return None
         [transaction] = _TRANSACTION.unpack_from(plain)
         event_bytes = plain[_TRANSACTION.size :]

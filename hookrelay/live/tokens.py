@@ -36,13 +36,11 @@ def _mac(secret_key: bytes, claims: str) -> bytes:
     return hmac.new(signing_key, claims.encode(), hashlib.sha256).digest()
 
 
-# Decoded strictly: two different strings are never the same token.
-_b64, _unb64 = base64url.encode, base64url.decode
-
-
 def issue_token(secret_key: bytes, grant: StreamGrant) -> str:
-    claims = _b64(orjson.dumps({"app": grant.app_id, "job": grant.job_id, "exp": grant.expires_at}))
-    return f"{TOKEN_PREFIX}{claims}.{_b64(_mac(secret_key, claims))}"
+    claims = base64url.encode(
+        orjson.dumps({"app": grant.app_id, "job": grant.job_id, "exp": grant.expires_at})
+    )
+    return f"{TOKEN_PREFIX}{claims}.{base64url.encode(_mac(secret_key, claims))}"
 
 
 def verify_token(secret_keys: tuple[bytes, ...], token: str, now: float) -> StreamGrant | None:
@@ -51,12 +49,12 @@ def verify_token(secret_keys: tuple[bytes, ...], token: str, now: float) -> Stre
     if not token.startswith(TOKEN_PREFIX) or not dot:
         return None
     try:
-        mac = _unb64(mac_text)
+        mac = base64url.decode(mac_text)  # strictly: two strings are never the same token
     except (binascii.Error, ValueError):
         return None
     if not any(hmac.compare_digest(mac, _mac(key, claims)) for key in secret_keys):
         return None
-    decoded = orjson.loads(_unb64(claims))  # signed by us, so well formed
+    decoded = orjson.loads(base64url.decode(claims))  # signed by us, so well formed
     if decoded["exp"] <= now:
         return None
     return StreamGrant(decoded["app"], decoded["job"], decoded["exp"])
