@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -28,6 +28,18 @@ async def create_app_with_key(api: TestClient, name: str = "acme") -> dict[str, 
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], what: str = "the condition", timeout_s: float = 10.0
+) -> float:
+    """Seconds until `check` held; fails the test after `timeout_s`."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while not await check():
+        assert loop.time() - started < timeout_s, f"not {what} after {timeout_s} s"
+        await asyncio.sleep(0.02)
+    return loop.time() - started
 
 
 async def get_json(api: TestClient, app: dict[str, Any], path: str) -> Any:  # type: ignore[type-arg]

@@ -22,6 +22,7 @@ from tests.integration.api_calls import (
     post_json,
     send_event,
     wait_for_delivery_status,
+    wait_until,
 )
 from tests.receiver import Received, Receiver
 
@@ -52,12 +53,23 @@ async def dead_deliveries(
     return events, ids
 
 
-async def wait_until(check: Any, timeout_s: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("the condition did not come true in time")
-        await asyncio.sleep(0.02)
+async def failing_app(
+    api: Client, receiver: Receiver, count: int
+) -> tuple[Switch, dict[str, Any], tuple[list[dict[str, Any]], list[str]]]:
+    """An app whose one endpoint fails until its switch is turned, with `count` dead
+    deliveries: the switch, the app, and the events with their deliveries' ids."""
+    switch = Switch()
+    receiver.respond = switch
+    app = await create_app_with_key(api)
+    await add_endpoint(api, app, f"{receiver.url}/hook")
+    return switch, app, await dead_deliveries(api, app, count)
+
+
+async def wait_until_recovered(api: Client, app: dict[str, Any], originals: list[str]) -> None:
+    async def all_recovered() -> bool:
+        return all([(await delivery(api, app, d))["recovered_at"] for d in originals])
+
+    await wait_until(all_recovered, "every original recovered")
 
 
 async def delivery(api: Client, app: dict[str, Any], delivery_id: str) -> dict[str, Any]:
@@ -67,11 +79,7 @@ async def delivery(api: Client, app: dict[str, Any], delivery_id: str) -> dict[s
 
 @pytest.mark.usefixtures("worker")
 async def test_second_bulk_replay_sends_nothing(api: Client, receiver: Receiver) -> None:
-    switch = Switch()
-    receiver.respond = switch
-    app = await create_app_with_key(api)
-    await add_endpoint(api, app, f"{receiver.url}/hook")
-    events, originals = await dead_deliveries(api, app, 3)
+    switch, app, (events, originals) = await failing_app(api, receiver, 3)
     switch.failing = False
     before = len(receiver.requests)
 
@@ -81,11 +89,7 @@ async def test_second_bulk_replay_sends_nothing(api: Client, receiver: Receiver)
     assert {r.headers["webhook-id"] for r in receiver.requests[before:]} == {
         e["id"] for e in events
     }
-
-    async def all_recovered() -> bool:
-        return all([(await delivery(api, app, d))["recovered_at"] for d in originals])
-
-    await wait_until(all_recovered)
+    await wait_until_recovered(api, app, originals)
     for original in originals:
         shown = await delivery(api, app, original)
         assert shown["status"] == "dead"  # its own chain of attempts is left as it was
@@ -109,11 +113,7 @@ async def test_second_bulk_replay_sends_nothing(api: Client, receiver: Receiver)
 async def test_a_replay_in_flight_is_not_replayed_by_a_second_bulk_call(
     api: Client, receiver: Receiver
 ) -> None:
-    switch = Switch()
-    receiver.respond = switch
-    app = await create_app_with_key(api)
-    await add_endpoint(api, app, f"{receiver.url}/hook")
-    _, originals = await dead_deliveries(api, app, 3)
+    _, app, (_, originals) = await failing_app(api, receiver, 3)
     answer = asyncio.Event()
 
     async def hang(_: Received) -> web.Response:
@@ -193,11 +193,7 @@ async def test_concurrent_bulk_replays_send_each_delivery_once(
 async def test_a_replay_that_succeeds_on_a_retry_recovers_its_original(
     api: Client, receiver: Receiver
 ) -> None:
-    switch = Switch()
-    receiver.respond = switch
-    app = await create_app_with_key(api)
-    await add_endpoint(api, app, f"{receiver.url}/hook")
-    _, [original] = await dead_deliveries(api, app, 1)
+    _, app, (_, [original]) = await failing_app(api, receiver, 1)
     answers = [500]  # the replay's first attempt fails, its second succeeds
 
     async def fail_once(_: Received) -> web.Response:
@@ -357,19 +353,11 @@ async def test_bulk_replay_without_a_body_replays_every_lost_delivery(
 async def test_include_replayed_asks_for_recovered_deliveries_again(
     api: Client, receiver: Receiver
 ) -> None:
-    switch = Switch()
-    receiver.respond = switch
-    app = await create_app_with_key(api)
-    await add_endpoint(api, app, f"{receiver.url}/hook")
-    events, originals = await dead_deliveries(api, app, 2)
+    switch, app, (events, originals) = await failing_app(api, receiver, 2)
     switch.failing = False
     before = len(receiver.requests)
     assert (await post_json(api, app, "/deliveries/replay", {}))[1]["replayed"] == 2
-
-    async def all_recovered() -> bool:
-        return all([(await delivery(api, app, d))["recovered_at"] for d in originals])
-
-    await wait_until(all_recovered)
+    await wait_until_recovered(api, app, originals)
     status, result = await post_json(api, app, "/deliveries/replay", {"include_replayed": True})
     assert (status, result["replayed"]) == (202, 2)
     await receiver.wait_for(before + 4)

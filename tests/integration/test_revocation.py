@@ -3,8 +3,6 @@ one Redis, as two replicas behind a load balancer do."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -14,7 +12,7 @@ from redis.asyncio import Redis
 from hookrelay.api.app import create_app
 from hookrelay.api.keys import GATEWAY
 from hookrelay.settings import Settings
-from tests.integration.api_calls import ADMIN, bearer, create_app_with_key
+from tests.integration.api_calls import ADMIN, bearer, create_app_with_key, wait_until
 
 Client = TestClient  # type: ignore[type-arg]
 REVOCATION_DEADLINE_S = 1.0
@@ -37,18 +35,6 @@ async def _listeners(settings: Settings, count: int) -> bool:
     finally:
         await redis.aclose()
     return int(subscribed) == count
-
-
-async def wait_until(
-    check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 5.0
-) -> float:
-    """Seconds until `check` held; fails the test after `timeout_s`."""
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    while not await check():
-        assert loop.time() - started < timeout_s, f"not {what} after {timeout_s} s"
-        await asyncio.sleep(0.02)
-    return loop.time() - started
 
 
 async def status_with(api: Client, key: str, app_id: str) -> int:
