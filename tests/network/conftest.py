@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import signal
 import subprocess
@@ -156,3 +157,24 @@ def api(api_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> It
 @pytest.fixture
 def app(api: ApiProcess) -> App:
     return create_app(api.port)
+
+
+def event_body(n: int, size: int) -> bytes:
+    """A valid event of exactly `size` bytes, padded in its data."""
+    bare = {"type": "image.ready", "data": {"n": n, "padding": ""}}
+    padding = "x" * (size - len(json.dumps(bare).encode()))
+    return json.dumps({"type": "image.ready", "data": {"n": n, "padding": padding}}).encode()
+
+
+def count_events(database_url: str, app: App) -> int:
+    async def count() -> int:
+        connection = await asyncpg.connect(database_url)
+        try:
+            found: int = await connection.fetchval(
+                "SELECT count(*) FROM events WHERE app_id = $1", app.id
+            )
+            return found
+        finally:
+            await connection.close()
+
+    return asyncio.run(count())

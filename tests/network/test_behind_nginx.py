@@ -21,9 +21,15 @@ from hookrelay.embedded import EmbeddedPostgres
 from hookrelay.migrate import migrate
 from tests.conftest import server_tempdir
 from tests.network import wire
-from tests.network.conftest import ApiProcess, App, create_app, stored_events
+from tests.network.conftest import (
+    ApiProcess,
+    App,
+    count_events,
+    create_app,
+    event_body,
+    stored_events,
+)
 from tests.network.proxy import Nginx, nginx_binary
-from tests.network.test_request_bodies import count_events, event_body
 
 LONG_POLL_S = 30.0
 # The most an event may take from its POST's 202 to the stream's client, through nginx.

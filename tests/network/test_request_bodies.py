@@ -3,17 +3,15 @@ reads the whole body before parsing it, and enforces the size limit while readin
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import json
 import time
 from typing import Any
 
-import asyncpg
 import pytest
 
 from tests.network import wire
-from tests.network.conftest import ApiProcess, App, stored_events
+from tests.network.conftest import ApiProcess, App, count_events, event_body, stored_events
 
 LIMIT = 256 * 1024  # the default HOOKRELAY_MAX_PAYLOAD_BYTES
 READ_TIMEOUT_S = 2.0
@@ -22,13 +20,6 @@ READ_TIMEOUT_S = 2.0
 @pytest.fixture(scope="module")
 def api_settings() -> dict[str, str]:
     return {"REQUEST_READ_TIMEOUT": f"{READ_TIMEOUT_S}s"}
-
-
-def event_body(n: int, size: int) -> bytes:
-    """A valid event of exactly `size` bytes, padded in its data."""
-    bare = {"type": "image.ready", "data": {"n": n, "padding": ""}}
-    padding = "x" * (size - len(json.dumps(bare).encode()))
-    return json.dumps({"type": "image.ready", "data": {"n": n, "padding": padding}}).encode()
 
 
 def post_in_pieces(api: ApiProcess, app: App, body: bytes, count: int, pause_s: float) -> Any:
@@ -47,20 +38,6 @@ def post_chunked(api: ApiProcess, app: App, *chunks: bytes, pause_s: float = 0.0
     with wire.Connection(api.port) as connection:
         connection.send(wire.chunked_post_head(app.events_path, app.key), *chunks, pause_s=pause_s)
         return connection.response()
-
-
-def count_events(database_url: str, app: App) -> int:
-    async def count() -> int:
-        connection = await asyncpg.connect(database_url)
-        try:
-            found: int = await connection.fetchval(
-                "SELECT count(*) FROM events WHERE app_id = $1", app.id
-            )
-            return found
-        finally:
-            await connection.close()
-
-    return asyncio.run(count())
 
 
 def test_event_body_helper_gives_the_size_asked() -> None:
