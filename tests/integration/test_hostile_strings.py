@@ -111,6 +111,22 @@ async def _send(api: Client, method: str, url: str, body: Body, **headers: str) 
     return response.status
 
 
+# An endpoint's body and its string fields, for creating and for changing it alike.
+ENDPOINT_BODY = {
+    "url": "http://127.0.0.1:9/hook",
+    "description": "d",
+    "event_types": ["image.ready"],
+    "headers": {"X-Team": "a"},
+}
+ENDPOINT_FIELDS = [
+    ("url",),
+    ("description",),
+    ("event_types", 0),
+    ("headers", "X-Team"),
+    ("headers", "*X-Team"),
+]
+
+
 # For each request schema: the route it is sent to (given an app and an endpoint), a valid
 # body, and the paths of its string fields.
 Target = tuple[str, Callable[[str, str], str], Body, list[tuple[str | int, ...]]]
@@ -126,36 +142,14 @@ TARGETS: dict[str, Target] = {
     "endpoint_create": (
         "POST",
         lambda app, ep: f"/v1/apps/{app}/endpoints",
-        {
-            "url": "http://127.0.0.1:9/hook",
-            "description": "d",
-            "event_types": ["image.ready"],
-            "headers": {"X-Team": "a"},
-        },
-        [
-            ("url",),
-            ("description",),
-            ("event_types", 0),
-            ("headers", "X-Team"),
-            ("headers", "*X-Team"),
-        ],
+        ENDPOINT_BODY,
+        ENDPOINT_FIELDS,
     ),
     "endpoint_update": (
         "PATCH",
         lambda app, ep: f"/v1/apps/{app}/endpoints/{ep}",
-        {
-            "url": "http://127.0.0.1:9/hook",
-            "description": "d",
-            "event_types": ["image.ready"],
-            "headers": {"X-Team": "a"},
-        },
-        [
-            ("url",),
-            ("description",),
-            ("event_types", 0),
-            ("headers", "X-Team"),
-            ("headers", "*X-Team"),
-        ],
+        ENDPOINT_BODY,
+        ENDPOINT_FIELDS,
     ),
     "event_create": (
         "POST",

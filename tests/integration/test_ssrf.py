@@ -20,6 +20,7 @@ from tests.integration.api_calls import (
     add_endpoint,
     bearer,
     create_app_with_key,
+    post_json,
     save_endpoint_as_before,
     send_event,
     wait_for_delivery_status,
@@ -217,15 +218,11 @@ async def test_dns_rebinding_to_loopback_is_blocked_at_connect_time(
 )
 async def test_a_refused_name_does_not_tell_what_it_resolves_to(api: Client, host: str) -> None:
     app = await create_app_with_key(api)
-    response = await api.post(
-        f"/v1/apps/{app['id']}/endpoints",
-        json={"url": f"https://{host}/hook"},
-        headers=bearer(app["api_key"]),
-    )
-    assert response.status == 422
-    body = await response.text()
+    status, answer = await post_json(api, app, "/endpoints", {"url": f"https://{host}/hook"})
+    assert status == 422
+    body = orjson.dumps(answer).decode()
     message = f"the host {host} resolves to a non-public address"
-    assert orjson.loads(body)["error"] == {
+    assert answer["error"] == {
         "code": "unsafe_url",
         "message": message,
         "details": None,
@@ -241,13 +238,9 @@ async def test_a_numeric_spelling_is_refused_at_registration_even_where_loopback
     api: Client, host: str
 ) -> None:
     app = await create_app_with_key(api)
-    response = await api.post(
-        f"/v1/apps/{app['id']}/endpoints",
-        json={"url": f"http://{host}:8080/hook"},
-        headers=bearer(app["api_key"]),
-    )
-    assert response.status == 422
-    error = (await response.json())["error"]
+    status, answer = await post_json(api, app, "/endpoints", {"url": f"http://{host}:8080/hook"})
+    assert status == 422
+    error = answer["error"]
     assert error["code"] == "unsafe_url"
     assert "four decimal numbers" in error["message"]
 
