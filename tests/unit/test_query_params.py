@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from hookrelay.api import http
 from hookrelay.errors import BadRequest
+from hookrelay.ids import is_id
 from hookrelay.schemas import is_event_type, is_job_id
 
 # Text of every kind, with the digits of other scripts (which str.isdigit() accepts) drawn often.
@@ -33,7 +34,11 @@ PARSERS: dict[str, tuple[str, Callable[[web.Request], Any], Callable[[Any], bool
     "since": ("since", lambda r: http.query_time(r, "since"), lambda v: v.tzinfo is not None),
     "job_id": ("job_id", http.query_job_id, is_job_id),
     "type": ("type", lambda r: http.query_event_type(r, "type"), is_event_type),
-    "endpoint_id": ("endpoint_id", lambda r: http.query_id(r, "endpoint_id", "ep_"), bool),
+    "endpoint_id": (
+        "endpoint_id",
+        lambda r: http.query_id(r, "endpoint_id", "ep_"),
+        lambda v: is_id(v, "ep_"),
+    ),
     "status": ("status", lambda r: http.query_choice(r, "status", ("dead",)), "dead".__eq__),
     # An empty cursor is the first page.
     "cursor": ("cursor", http.cursor, lambda v: v is None or http.CURSOR_ID.fullmatch(v)),
@@ -48,6 +53,26 @@ def test_any_text_in_a_query_parameter_is_parsed_within_its_rule_or_a_400(
     name, parse, within = PARSERS[parameter]
     with contextlib.suppress(BadRequest):
         assert within(parse(_request(name, text)))
+
+
+# A value each parser must take: a parser that refused everything would pass the property above.
+GOOD = {
+    "limit": "250",
+    "wait": "30",
+    "since": "2026-01-02T03:04:05Z",
+    "job_id": "job_1",
+    "type": "job.completed",
+    "endpoint_id": "ep_" + "0" * 32,
+    "status": "dead",
+    "cursor": "",
+}
+
+
+@pytest.mark.parametrize("parameter", sorted(PARSERS))
+def test_a_good_value_of_each_query_parameter_is_taken(parameter: str) -> None:
+    name, parse, within = PARSERS[parameter]
+    assert GOOD.keys() == PARSERS.keys()
+    assert within(parse(_request(name, GOOD[parameter])))
 
 
 @pytest.mark.parametrize("text", ["\u00b3", "\u0663", "\uff15", ""])
