@@ -7,7 +7,6 @@ from typing import Any
 from aiohttp import web
 
 from hookrelay.api.http import (
-    EVENT_ID,
     cursor,
     json_response,
     log_cursor,
@@ -24,6 +23,7 @@ from hookrelay.api.http import (
 from hookrelay.api.keys import GATEWAY, LIVE_FEED, SETTINGS
 from hookrelay.api.views import delivery_view, event_view
 from hookrelay.errors import BadRequest
+from hookrelay.ids import is_id
 from hookrelay.models import Event, EventFilter, LogFilter, LogPosition
 from hookrelay.schemas import validate_request
 
@@ -102,7 +102,7 @@ async def _follow_events(request: web.Request) -> web.Response:
     gateway, ref = request.app[GATEWAY], request.match_info["app_id"]
     settings = request.app[SETTINGS]
     resumed: LogPosition | str | None = after
-    if after is not None and not EVENT_ID.fullmatch(after):
+    if after is not None and not is_id(after, "evt_"):
         app_id = await gateway.app_id_for(principal(request), ref)  # a cursor is for one app
         resumed = parse_log_cursor(settings, app_id, after)
     if isinstance(resumed, tuple):
