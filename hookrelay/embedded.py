@@ -22,6 +22,8 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
+from hookrelay.broker import answers_ping
+
 log = logging.getLogger(__name__)
 
 _Popen = subprocess.Popen[bytes]
@@ -57,14 +59,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _tcp_reply(port: int, request: bytes = b"") -> bytes | None:
-    """Send `request` to 127.0.0.1:port; the reply (b"" if nothing asked), None if refused."""
+def _accepts_connections(port: int) -> bool:
+    """Whether something listens on 127.0.0.1:port."""
     try:
-        with socket.create_connection((_HOST, port), timeout=1.0) as sock:
-            sock.sendall(request)
-            return sock.recv(64) if request else b""
+        with socket.create_connection((_HOST, port), timeout=1.0):
+            return True
     except OSError:
-        return None
+        return False
 
 
 def _terminate(pid: int, sig: signal.Signals, timeout_s: float) -> None:
@@ -277,7 +278,7 @@ class EmbeddedPostgres(_Server):
         self._proc = _popen(argv, self._log_path, self.pgdata, owner, self._new_session)
 
         def ready() -> bool:
-            return _tcp_reply(port) is not None and self._client(bin_dir, "pg_isready") is not None
+            return _accepts_connections(port) and self._client(bin_dir, "pg_isready") is not None
 
         self._wait_ready(ready, timeout_s)
         listed = self._client(bin_dir, "psql", "-tAc", "select datname from pg_database")
@@ -336,9 +337,6 @@ class EmbeddedRedis(_Server):
         argv += ["--appendonly", "yes", "--appendfsync", "everysec"]
         self._proc = _popen(argv, self._log_path, self.data_dir, None, self._new_session)
 
-        def ready() -> bool:
-            # Redis answers -LOADING instead of +PONG while it replays its append-only file.
-            return (_tcp_reply(port, b"PING\r\n") or b"").startswith(b"+PONG")
-
-        self._wait_ready(ready, timeout_s)
-        return f"redis://{_HOST}:{self._port}/0"
+        url = f"redis://{_HOST}:{port}/0"
+        self._wait_ready(lambda: answers_ping(url), timeout_s)
+        return url

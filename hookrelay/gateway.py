@@ -18,18 +18,13 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 
 from hookrelay import signing
+from hookrelay.broker import Broker, EnqueueCoalescer
 from hookrelay.endpoint_headers import check_custom_headers
 from hookrelay.errors import Conflict, Forbidden, InvalidPayload, NotFound
 from hookrelay.events import build_event
 from hookrelay.ids import new_id
 from hookrelay.jobs import Job
 from hookrelay.keycache import KeyCache
-from hookrelay.live.notify import (
-    CommitNotifier,
-    announce_revocation,
-    log_channel,
-    revocation_channel,
-)
 from hookrelay.live.tokens import StreamGrant, issue_token, verify_token
 from hookrelay.models import (
     LOG_START,
@@ -47,7 +42,6 @@ from hookrelay.models import (
 )
 from hookrelay.operational import is_operational
 from hookrelay.outbound import check_callback_url
-from hookrelay.queue import DeliveryQueue, EnqueueCoalescer
 from hookrelay.schemas import check_data_job_id, validate_event_data, validate_request
 from hookrelay.secretbox import SecretBox
 from hookrelay.settings import Settings
@@ -94,22 +88,22 @@ class Gateway:
         self,
         settings: Settings,
         store: Store,
-        queue: DeliveryQueue,
+        broker: Broker,
         box: SecretBox,
         resolver: AbstractResolver | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.queue = queue
+        self.queue = broker.queue
+        self.notices = broker.notices
         self.box = box
         # Names of callback hosts are resolved with this (tests give one they control).
         self.resolver = resolver or DefaultResolver()
         # One query per key per few seconds, not one per request; revocations, announced on
         # the revocation channel, empty it on every API process (see app.py).
         self.keys = KeyCache()
-        self.revocation_channel = revocation_channel(settings.queue_name)
-        self._coalescer = EnqueueCoalescer(queue)
-        self.notifier = CommitNotifier(queue.redis, log_channel(settings.queue_name))
+        self._coalescer = EnqueueCoalescer(broker.queue)
+        self.notifier = broker.notices.commit_notifier()
 
     # Who is calling
 
@@ -220,7 +214,7 @@ class Gateway:
         """After a revocation commits: this process forgets the app's keys at once, and every
         other API process when the notice reaches it (KeyCache's TTL if it never does)."""
         self.keys.forget_app(app_id)
-        await announce_revocation(self.queue.redis, self.revocation_channel, app_id)
+        await self.notices.announce_revocation(app_id)
 
     # Endpoints
 

@@ -1,6 +1,7 @@
-"""Delivery metrics: counted in each worker process, summed in Redis, shown by the API.
+"""Delivery metrics: counted in each worker process, summed in Redis (MetricTotals), shown by
+the API.
 
-Each Redis hash field is one Prometheus sample name (`name{labels}`), so rendering needs no
+Each summed field is one Prometheus sample name (`name{labels}`), so rendering needs no
 parsing; counters and the cumulative histogram buckets only ever grow.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import bisect
 from collections import Counter, defaultdict
 
-from redis.asyncio import Redis
+from hookrelay.broker.metrics import MetricTotals
 
 ATTEMPT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -38,10 +39,6 @@ _BUCKET_FIELDS = [
     ),
     'hookrelay_attempt_duration_seconds_bucket{le="+Inf"}',
 ]
-
-
-def metrics_key(queue_name: str) -> str:
-    return f"{queue_name}:metrics"
 
 
 class DeliveryMetrics:
@@ -79,18 +76,13 @@ class DeliveryMetrics:
             counts["hookrelay_attempt_duration_seconds_count"] += running
         return counts, sums
 
-    async def flush(self, redis: Redis, key: str) -> None:
-        """Add what was counted to the shared totals in Redis, in one round trip."""
+    async def flush(self, totals: MetricTotals) -> None:
+        """Add what was counted to the shared totals, in one round trip."""
         counts, sums = self.take()
         if not counts and not sums:
             return
         try:
-            async with redis.pipeline(transaction=False) as pipe:
-                for field, value in counts.items():
-                    pipe.hincrby(key, field, value)
-                for field, total in sums.items():
-                    pipe.hincrbyfloat(key, field, total)
-                await pipe.execute()
+            await totals.add(counts, sums)
         except Exception:
             # Keep the counts for the next flush rather than lose them to a Redis hiccup.
             self._counts.update(counts)

@@ -106,10 +106,6 @@ class Settings:
     log_level: str = "info"
 
     @property
-    def retry_queue_name(self) -> str:
-        return f"{self.queue_name}:retries"
-
-    @property
     def lease_s(self) -> float:
         """How long a claimed delivery stays claimed: always longer than the HTTP timeout."""
         return self.delivery_timeout_s + max(5.0, self.delivery_timeout_s * 0.5)

@@ -9,13 +9,12 @@ from functools import partial
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
-from hookrelay.api.keys import GATEWAY, LIVE_FEED, SETTINGS
+from hookrelay.api.keys import BROKER, GATEWAY, LIVE_FEED, SETTINGS
 from hookrelay.api.middleware import auth_middleware, error_middleware, path_middleware
 from hookrelay.api.routes import add_routes
+from hookrelay.broker import Broker
 from hookrelay.gateway import Gateway
 from hookrelay.live.feed import LiveFeed
-from hookrelay.live.notify import listen, log_channel
-from hookrelay.queue import DeliveryQueue
 from hookrelay.settings import Settings
 from hookrelay.store import Store
 
@@ -63,22 +62,13 @@ async def _gateway_ctx(
 ) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     store = await Store.open(settings.require_database_url())
-    queue = DeliveryQueue.connect(
-        settings.require_redis_url(), settings.queue_name, settings.retry_queue_name
-    )
+    app[BROKER] = broker = Broker(settings.require_redis_url(), settings.queue_name)
     box = settings.secret_box()
-    app[GATEWAY] = gateway = Gateway(settings, store, queue, box, resolver)
-    app[LIVE_FEED] = feed = LiveFeed(
-        store,
-        settings.require_redis_url(),
-        log_channel(settings.queue_name),
-        settings.max_streams_per_app,
-    )
+    app[GATEWAY] = gateway = Gateway(settings, store, broker, box, resolver)
+    app[LIVE_FEED] = feed = LiveFeed(store, broker.notices, settings.max_streams_per_app)
     # Revocations made through any API process reach this one's key cache at once.
     revocations = asyncio.get_running_loop().create_task(
-        listen(
-            settings.require_redis_url(),
-            gateway.revocation_channel,
+        broker.notices.follow_revocations(
             gateway.keys.forget_app,
             gateway.keys.clear,  # (re)subscribed: a notice may have been missed meanwhile
         )
@@ -90,5 +80,5 @@ async def _gateway_ctx(
         await asyncio.gather(revocations, return_exceptions=True)
         await feed.close()
         await gateway.notifier.close()
-        await queue.close()
+        await broker.close()
         await store.close()

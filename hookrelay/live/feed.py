@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from hookrelay.broker import Notices
 from hookrelay.errors import DependencyUnavailable, Throttled
-from hookrelay.live.notify import listen
 from hookrelay.models import LOG_START, Event, LogFilter, LogPosition, LogRead
 from hookrelay.store import Store
 
@@ -106,12 +106,9 @@ def _position(event: Event) -> LogPosition:
 class LiveFeed:
     """The tails of the apps followed through this API process, kept fresh by notices."""
 
-    def __init__(
-        self, store: Store, redis_url: str, channel: str, max_streams_per_app: int
-    ) -> None:
+    def __init__(self, store: Store, notices: Notices, max_streams_per_app: int) -> None:
         self._store = store
-        self._redis_url = redis_url
-        self._channel = channel
+        self._notices = notices
         self._max_streams = max_streams_per_app
         self._tails: dict[str, Tail] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -195,9 +192,7 @@ class LiveFeed:
         if not self._tasks:
             loop = asyncio.get_running_loop()
             self._tasks = [
-                loop.create_task(
-                    listen(self._redis_url, self._channel, self.notice, self._refresh_all)
-                ),
+                loop.create_task(self._notices.follow_log(self.notice, self._refresh_all)),
                 loop.create_task(self._housekeep()),
             ]
 

@@ -18,14 +18,13 @@ from aiohttp.helpers import sentinel
 from yarl import URL
 
 from hookrelay import retry
+from hookrelay.broker import Broker
 from hookrelay.endpoint_headers import is_reserved
 from hookrelay.errors import DependencyUnavailable
-from hookrelay.live.notify import CommitNotifier, log_channel
 from hookrelay.metrics import DeliveryMetrics
 from hookrelay.models import AttemptOutcome, ClaimedDelivery, Event, HealthPolicy, RecordedAttempt
 from hookrelay.operational import events_after_attempt
 from hookrelay.outbound import BlockedAddress, connect_error_message
-from hookrelay.queue import DeliveryQueue
 from hookrelay.secretbox import SecretBox
 from hookrelay.settings import Settings
 from hookrelay.signing import SigningKey, webhook_headers
@@ -178,7 +177,7 @@ class Deliverer:
         self,
         settings: Settings,
         store: Store,
-        queue: DeliveryQueue,
+        broker: Broker,
         box: SecretBox,
         session: aiohttp.ClientSession,
         limits: EndpointLimits,
@@ -187,7 +186,7 @@ class Deliverer:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.queue = queue
+        self.queue = broker.queue
         self.box = box
         self.session = session
         self.limits = limits
@@ -195,7 +194,7 @@ class Deliverer:
         self.rng = rng or random.Random()
         self.health = HealthPolicy(settings.disable_after_failing_s, settings.disable_after_dead)
         # Operational events join the app's log: its live readers hear of them.
-        self.notifier = CommitNotifier(queue.redis, log_channel(settings.queue_name))
+        self.notifier = broker.notices.commit_notifier()
         # Deliveries this process runs at once, across both lanes and batched jobs.
         self._running = Slots(settings.worker_concurrency + settings.retry_concurrency)
 

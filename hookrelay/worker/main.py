@@ -11,22 +11,14 @@ import asyncio
 import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import partial
 
 import structlog
 from aiohttp.abc import AbstractResolver
-from arq import Worker
-from arq.worker import Retry, func
 
-from hookrelay.metrics import DeliveryMetrics, metrics_key
+from hookrelay.broker import Broker, LaneConsumer, RetryTask
+from hookrelay.metrics import DeliveryMetrics
 from hookrelay.outbound import create_session
-from hookrelay.queue import (
-    DELIVER_TASK,
-    DeliveryQueue,
-    job_deserializer,
-    job_serializer,
-    open_redis,
-)
 from hookrelay.settings import Settings
 from hookrelay.store import Store
 from hookrelay.worker.delivery import SLOTS_WAIT_S, Deliverer
@@ -36,8 +28,6 @@ from hookrelay.worker.sweeper import Sweeper
 
 log = structlog.get_logger(__name__)
 
-# How often the worker writes its health-check key to Redis.
-HEALTH_CHECK_INTERVAL_S = 5
 # On SIGTERM, in-flight deliveries get this long past the HTTP timeout to finish; any still
 # running are cancelled (their leases expire and the sweeper sends them again).
 SHUTDOWN_GRACE_MARGIN_S = 5.0
@@ -49,33 +39,29 @@ SLOTS_BUSY_RETRY_S = 0.5
 # A lane whose loop failed (Redis down) is rebuilt after a backoff growing up to this.
 MAX_RESTART_BACKOFF_S = 10.0
 METRICS_FLUSH_INTERVAL_S = 1.0
-# A deferred job may be put off many times (a slow or rate-limited endpoint); arq's own limit on
-# tries must never be what stops it.
-MAX_JOB_TRIES = 1_000_000
 
 
 async def deliver(
-    ctx: dict[str, Any], delivery: str | list[str], slot_reserved: bool = False
+    deliverer: Deliverer, delivery: str | list[str], slot_reserved: bool = False
 ) -> None:
-    """The arq task. A job carries only ids (all state is in Postgres): one delivery, or a
+    """Run a queue task. It carries only ids (all state is in Postgres): one delivery, or a
     batch of new ones sent together; and whether a rate-limit slot is already reserved."""
-    deliverer: Deliverer = ctx["deliverer"]
     single = isinstance(delivery, str)
     ids = [delivery] if isinstance(delivery, str) else delivery
     try:
         deferred = await deliverer.deliver(ids, slot_reserved)
     except SlotsBusy:
-        raise Retry(defer=SLOTS_BUSY_RETRY_S) from None
+        raise RetryTask(SLOTS_BUSY_RETRY_S) from None
     for put_off in deferred:
         if put_off.slot_reserved and not slot_reserved:
-            # A new job (an id of its own) that knows its slot is reserved.
+            # A new queue task (an id of its own) that knows its slot is reserved.
             await deliverer.queue.enqueue_reserved(
                 put_off.delivery_id, put_off.attempts_made, put_off.delay_s
             )
         elif single:
-            raise Retry(defer=put_off.delay_s)
+            raise RetryTask(put_off.delay_s)
         else:
-            # Put off alone, in a job of its own; the rest of the batch is done.
+            # Put off alone, in a queue task of its own; the rest of the batch is done.
             later = datetime.now(UTC) + timedelta(seconds=put_off.delay_s)
             await deliverer.queue.enqueue([(put_off.delivery_id, put_off.attempts_made)], later)
 
@@ -86,7 +72,7 @@ class WorkerResources:
 
     settings: Settings
     store: Store
-    queue: DeliveryQueue
+    broker: Broker
     deliverer: Deliverer
     metrics: DeliveryMetrics
 
@@ -98,9 +84,7 @@ class WorkerResources:
             settings.require_database_url(),
             max_size=min(50, settings.worker_concurrency + settings.retry_concurrency),
         )
-        queue = DeliveryQueue.connect(
-            settings.require_redis_url(), settings.queue_name, settings.retry_queue_name
-        )
+        broker = Broker(settings.require_redis_url(), settings.queue_name)
         session = create_session(
             settings.allowed_cidrs,
             settings.delivery_timeout_s,
@@ -108,84 +92,28 @@ class WorkerResources:
             resolver,
         )
         metrics = DeliveryMetrics()
-        limits = EndpointLimits(queue.redis, settings.queue_name, settings.endpoint_concurrency)
+        limits = EndpointLimits(broker.rate_slots, settings.endpoint_concurrency)
         box = settings.secret_box()
-        deliverer = Deliverer(settings, store, queue, box, session, limits, metrics)
-        return cls(settings, store, queue, deliverer, metrics)
+        deliverer = Deliverer(settings, store, broker, box, session, limits, metrics)
+        return cls(settings, store, broker, deliverer, metrics)
 
     async def close(self) -> None:
         await self.deliverer.notifier.close()
         await self.deliverer.session.close()
-        await self.queue.close()
+        await self.broker.close()
         await self.store.close()
 
 
-class LaneWorker(Worker):
-    """arq's worker, minus round trips spent on its own running jobs.
-
-    Each poll reads the ids of due jobs, and a running job stays among them until it ends;
-    arq checks every id read against Redis (three round trips) before finding it already runs.
-    Under load that was most of the worker's Redis traffic.
-    """
-
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        running = self.tasks
-        await super().start_jobs(
-            [
-                job_id
-                for job_id in job_ids
-                if (task := running.get(job_id.decode())) is None or task.done()
-            ]
-        )
-
-
-def build_worker(resources: WorkerResources, queue_name: str, max_jobs: int) -> Worker:
-    """Return an arq worker for one lane (queue)."""
+def build_worker(resources: WorkerResources, queue_name: str, max_jobs: int) -> LaneConsumer:
+    """Return the consumer of one lane (queue)."""
     settings = resources.settings
-    return LaneWorker(
-        functions=[func(deliver, name=DELIVER_TASK, max_tries=MAX_JOB_TRIES)],
-        queue_name=queue_name,
-        redis_pool=open_redis(settings.require_redis_url(), queue_name),
-        ctx={"deliverer": resources.deliverer},
-        job_serializer=job_serializer,
-        job_deserializer=job_deserializer,
-        keep_result=0,
-        poll_delay=settings.worker_poll_delay_s,
-        max_jobs=max_jobs,
-        job_timeout=settings.lease_s + SLOTS_WAIT_S + JOB_TIMEOUT_MARGIN_S,
-        health_check_interval=HEALTH_CHECK_INTERVAL_S,
-        # Signals are handled by run_worker, which stops gracefully (see stop_lane).
-        handle_signals=False,
-        log_results=False,
+    return resources.broker.lane_consumer(
+        queue_name,
+        partial(deliver, resources.deliverer),
+        max_tasks=max_jobs,
+        poll_delay_s=settings.worker_poll_delay_s,
+        task_timeout_s=settings.lease_s + SLOTS_WAIT_S + JOB_TIMEOUT_MARGIN_S,
     )
-
-
-async def stop_lane(worker: Worker, main: asyncio.Task[None], grace_s: float) -> None:
-    """Stop taking jobs, give in-flight deliveries `grace_s` to finish, cancel the rest, close.
-
-    A cancelled delivery keeps its lease; when the lease expires it is sent again.
-    """
-    # In burst mode with no jobs left to start, arq's main loop waits for the running jobs and
-    # returns by itself, between Redis calls rather than in the middle of one.
-    worker.allow_pick_jobs = False
-    worker.burst = True
-    worker.max_burst_jobs = 0
-    try:
-        await asyncio.wait_for(asyncio.shield(main), grace_s)
-    except TimeoutError:
-        log.warning("deliveries still running after the grace period; cancelling them")
-        for task in worker.tasks.values():
-            task.cancel()
-        main.cancel()
-    except Exception:
-        pass  # the lane had already failed; run_lane logged it
-    await asyncio.gather(main, *worker.tasks.values(), return_exceptions=True)
-    # arq's close() awaits these tasks again and would re-raise a cancellation.
-    worker.tasks.clear()
-    try:
-        await worker.close()
-    except Exception as exc:
-        log.warning("closing a lane failed", error=repr(exc))
 
 
 class Lane:
@@ -196,14 +124,14 @@ class Lane:
         self.queue_name = queue_name
         self.max_jobs = max_jobs
         self._stopping = asyncio.Event()
-        self._current: tuple[Worker, asyncio.Task[None]] | None = None
+        self._current: LaneConsumer | None = None
 
     async def run(self) -> None:
         backoff = 0.5
         while not self._stopping.is_set():
             worker = build_worker(self.resources, self.queue_name, self.max_jobs)
-            main = asyncio.create_task(worker.async_run())
-            self._current = (worker, main)
+            main = worker.start()
+            self._current = worker
             try:
                 await asyncio.shield(main)
             except asyncio.CancelledError:
@@ -220,7 +148,7 @@ class Lane:
             finally:
                 if not self._stopping.is_set():
                     self._current = None
-                    await stop_lane(worker, main, grace_s=0)
+                    await worker.stop(grace_s=0)
             if self._stopping.is_set():
                 return
             await asyncio.sleep(backoff)
@@ -229,16 +157,14 @@ class Lane:
     async def stop(self, grace_s: float) -> None:
         self._stopping.set()
         if self._current is not None:
-            worker, main = self._current
-            await stop_lane(worker, main, grace_s)
+            await self._current.stop(grace_s)
 
 
 async def flush_metrics_forever(resources: WorkerResources) -> None:
-    key = metrics_key(resources.settings.queue_name)
     while True:
         await asyncio.sleep(METRICS_FLUSH_INTERVAL_S)
         try:
-            await resources.metrics.flush(resources.queue.redis, key)
+            await resources.metrics.flush(resources.broker.metrics)
         except Exception as exc:
             log.debug("metrics flush failed; kept for the next one", error=repr(exc))
 
@@ -248,12 +174,13 @@ class WorkerProcess:
 
     def __init__(self, resources: WorkerResources) -> None:
         settings = resources.settings
+        keys = resources.broker.keys
         self.resources = resources
         self.lanes = [
-            # A first-attempt job may carry a batch of deliveries (see JOB_BATCH); the deliverer
-            # bounds how many run at once, whatever the jobs.
-            Lane(self.resources, settings.queue_name, max(8, settings.worker_concurrency // 4)),
-            Lane(self.resources, settings.retry_queue_name, settings.retry_concurrency),
+            # A first-attempt task may carry a batch of deliveries (see TASK_BATCH); the
+            # deliverer bounds how many run at once, whatever the tasks.
+            Lane(self.resources, keys.first_attempt_lane, max(8, settings.worker_concurrency // 4)),
+            Lane(self.resources, keys.retry_lane, settings.retry_concurrency),
         ]
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -262,7 +189,7 @@ class WorkerProcess:
         self._tasks = [asyncio.create_task(lane.run()) for lane in self.lanes]
         sweeper = Sweeper(
             self.resources.store,
-            self.resources.queue,
+            self.resources.broker.queue,
             settings.sweep_interval_s,
             settings.sweep_grace_s,
             stale_after_s=SLOTS_WAIT_S
@@ -290,9 +217,7 @@ class WorkerProcess:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         try:
-            await self.resources.metrics.flush(
-                self.resources.queue.redis, metrics_key(self.resources.settings.queue_name)
-            )
+            await self.resources.metrics.flush(self.resources.broker.metrics)
         except Exception as exc:
             log.debug("final metrics flush failed", error=repr(exc))
         await self.resources.close()

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from hookrelay.broker import DeliveryQueue
 from hookrelay.metrics import DeliveryMetrics
-from hookrelay.queue import DeliveryQueue
 from hookrelay.store import SWEEP_START, Store
 
 log = structlog.get_logger(__name__)

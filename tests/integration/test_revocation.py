@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from hookrelay.api.app import create_app
 from hookrelay.api.keys import GATEWAY
+from hookrelay.broker.keys import Keys, listener_name
 from hookrelay.settings import Settings
 from tests.integration.api_calls import ADMIN, bearer, create_app_with_key, wait_until
 
@@ -28,7 +29,7 @@ async def two_apis(aiohttp_client: Any, settings: Settings) -> tuple[Client, Cli
 
 
 async def _listeners(settings: Settings, count: int) -> bool:
-    channel = f"{settings.queue_name}:revoked"
+    channel = Keys(settings.queue_name).revocation_channel
     redis = Redis.from_url(settings.require_redis_url())
     try:
         [(_, subscribed)] = await redis.pubsub_numsub(channel)
@@ -87,7 +88,7 @@ async def test_the_key_cache_is_emptied_when_its_notices_resume_after_a_lost_con
     assert len(cache) == 1
     redis = Redis.from_url(settings.require_redis_url())
     try:
-        name = f"hookrelay-listener:{settings.queue_name}:revoked"
+        name = listener_name(Keys(settings.queue_name).revocation_channel)
         listeners = [c for c in await redis.client_list() if c["name"] == name]
         assert len(listeners) == 2
         for client in listeners:

@@ -10,12 +10,9 @@ from typing import Any
 
 import pytest
 import uvloop
-from arq import Worker
-from arq.worker import func
 
 from hookrelay.store import SWEEP_START, Sweep
 from hookrelay.worker.limits import EndpointLimits, Slots, SlotsBusy
-from hookrelay.worker.main import LaneWorker
 from hookrelay.worker.sweeper import Sweeper
 
 
@@ -69,13 +66,15 @@ async def test_no_room_in_time_raises_slots_busy() -> None:
         pass
 
 
-class FakeRedis:
-    def register_script(self, _: str) -> Any:
-        return None
+class FakeRateSlots:
+    """Never called: these tests are about the slots within one process."""
+
+    async def reserve(self, endpoint_id: str, per_second: int) -> float:
+        raise AssertionError("no rate limit in these tests")
 
 
 async def test_endpoint_slots_forget_a_cancelled_waiter() -> None:
-    limits = EndpointLimits(FakeRedis(), "test", concurrency=1)  # type: ignore[arg-type]
+    limits = EndpointLimits(FakeRateSlots(), concurrency=1)  # type: ignore[arg-type]
     assert await limits.start("ep_1", wait_s=1)
     waiting = asyncio.create_task(limits.start("ep_1", wait_s=5))
     await asyncio.sleep(0)
@@ -86,7 +85,7 @@ async def test_endpoint_slots_forget_a_cancelled_waiter() -> None:
 
 
 async def test_endpoint_slots_go_to_waiters_in_order_and_late_ones_give_up() -> None:
-    limits = EndpointLimits(FakeRedis(), "test", concurrency=2)  # type: ignore[arg-type]
+    limits = EndpointLimits(FakeRateSlots(), concurrency=2)  # type: ignore[arg-type]
     assert await limits.start("ep_1", wait_s=1)
     assert await limits.start("ep_1", wait_s=1)
     first = asyncio.create_task(limits.start("ep_1", wait_s=5))
@@ -106,7 +105,7 @@ async def test_endpoint_slots_go_to_waiters_in_order_and_late_ones_give_up() -> 
 
 
 async def test_a_slot_granted_to_a_waiter_cancelled_meanwhile_goes_to_the_next() -> None:
-    limits = EndpointLimits(FakeRedis(), "test", concurrency=1)  # type: ignore[arg-type]
+    limits = EndpointLimits(FakeRateSlots(), concurrency=1)  # type: ignore[arg-type]
     assert await limits.start("ep_1", wait_s=1)
     cancelled = asyncio.create_task(limits.start("ep_1", wait_s=5))
     nxt = asyncio.create_task(limits.start("ep_1", wait_s=5))
@@ -160,28 +159,6 @@ async def test_sweeper_leaves_a_queued_backlog_alone_but_not_stale_deliveries() 
     assert await sweeper.sweep_once() == 3
 
 
-async def test_a_lane_skips_the_jobs_it_is_already_running(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Polls see running jobs again; checking them in Redis would cost three round trips each."""
-    checked: list[list[bytes]] = []
-
-    async def start_jobs(self: Worker, job_ids: list[bytes]) -> None:
-        checked.append(job_ids)
-
-    async def noop(ctx: dict[str, Any]) -> None:
-        pass
-
-    monkeypatch.setattr(Worker, "start_jobs", start_jobs)
-    lane = LaneWorker(functions=[func(noop, name="noop")], handle_signals=False)
-    running = asyncio.create_task(asyncio.sleep(10))
-    finished = asyncio.create_task(asyncio.sleep(0))
-    await finished
-    lane.tasks = {"running": running, "finished": finished}
-    await lane.start_jobs([b"running", b"finished", b"new"])
-    running.cancel()
-    # A finished job whose id came back (deferred and due again) is arq's to check.
-    assert checked == [[b"finished", b"new"]]
-
-
 @pytest.mark.parametrize("loop_factory", [asyncio.new_event_loop, uvloop.new_event_loop])
 def test_endpoint_slots_survive_bursts_deadlines_and_cancellations(
     loop_factory: Callable[[], asyncio.AbstractEventLoop],
@@ -194,7 +171,7 @@ def test_endpoint_slots_survive_bursts_deadlines_and_cancellations(
     errors: list[BaseException] = []
 
     async def scenario() -> dict[str, Any]:
-        limits = EndpointLimits(FakeRedis(), "test", concurrency=3)  # type: ignore[arg-type]
+        limits = EndpointLimits(FakeRateSlots(), concurrency=3)  # type: ignore[arg-type]
 
         async def deliver() -> None:
             nonlocal holding, most

@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 
 from hookrelay.api.http import json_response
-from hookrelay.api.keys import GATEWAY
+from hookrelay.api.keys import BROKER, GATEWAY
 from hookrelay.api.openapi import openapi_document
 from hookrelay.errors import DependencyUnavailable
 
@@ -24,7 +24,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
-    checks = {"postgres": gateway.store.ping(), "redis": gateway.queue.ping()}
+    checks = {"postgres": gateway.store.ping(), "redis": request.app[BROKER].ping()}
     results = {}
     for name, check in checks.items():
         try:

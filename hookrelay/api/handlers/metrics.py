@@ -7,22 +7,15 @@ import hmac
 from aiohttp import web
 
 from hookrelay.api.http import bearer_token
-from hookrelay.api.keys import GATEWAY
-from hookrelay.errors import DependencyUnavailable, Unauthorized
-from hookrelay.metrics import metrics_key, render
+from hookrelay.api.keys import BROKER, GATEWAY
+from hookrelay.errors import Unauthorized
+from hookrelay.metrics import render
 
 
 async def metrics(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     _check_metrics_token(request, gateway.settings.metrics_token)
-    try:
-        # redis-py types hgetall as sync-or-async; on the asyncio client it is a coroutine.
-        raw: dict[bytes, bytes] = await gateway.queue.redis.hgetall(  # type: ignore[misc]
-            metrics_key(gateway.settings.queue_name)
-        )
-    except Exception as exc:
-        raise DependencyUnavailable("redis is unreachable") from exc
-    samples = {field.decode(): float(value) for field, value in raw.items()}
+    samples = await request.app[BROKER].metrics.read()
     lag = await gateway.store.oldest_due_age()
     return web.Response(
         text=render(samples, lag),

@@ -1,5 +1,5 @@
-"""Notices between API processes, as app ids on Redis pub/sub channels: an app's log grew
-(read it again), or one of its keys was revoked (forget its cached keys).
+"""Notices between processes, as app ids on Redis pub/sub channels: an app's log grew (read it
+again), or one of its keys was revoked (forget its cached keys).
 
 A log notice only says "read again"; the log itself is read from Postgres. A lost notice costs
 latency, never an event (see LiveFeed's safety refresh). A lost revocation notice lets a revoked
@@ -15,6 +15,8 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from hookrelay.broker.keys import Keys, listener_name
+
 log = structlog.get_logger(__name__)
 
 # Redis connection of a listener: a PING when idle this long, so that a silent, dead connection
@@ -27,20 +29,46 @@ RESUBSCRIBE_MAX_S = 5.0
 # A revocation waits this long at most for Redis to take its notice.
 PUBLISH_TIMEOUT_S = 2.0
 
+# Called with the app id of each notice.
+OnNotice = Callable[[str], None]
+# Called whenever Redis confirms a subscription (the first time, and after each reconnection).
+OnSubscribed = Callable[[], None]
 
-def log_channel(queue_name: str) -> str:
-    return f"{queue_name}:log"
 
+class Notices:
+    """Log notices and revocation notices of one deployment, sent and followed."""
 
-def revocation_channel(queue_name: str) -> str:
-    return f"{queue_name}:revoked"
+    def __init__(self, redis: Redis, redis_url: str, keys: Keys) -> None:
+        self._redis = redis
+        self._redis_url = redis_url
+        self._keys = keys
+
+    def commit_notifier(self) -> CommitNotifier:
+        """A publisher of log notices, for a process that commits events."""
+        return CommitNotifier(self._redis, self._keys.log_channel)
+
+    async def announce_revocation(self, app_id: str) -> None:
+        """Tell every API process that a key of `app_id` was revoked (or the app deleted).
+        Redis trouble is logged, not raised: the revocation itself is committed, and the other
+        processes' cached entries expire by themselves."""
+        try:
+            await asyncio.wait_for(
+                self._redis.publish(self._keys.revocation_channel, app_id), PUBLISH_TIMEOUT_S
+            )
+        except Exception as exc:
+            log.warning("revocation notice not published", app_id=app_id, error=repr(exc))
+
+    async def follow_log(self, on_notice: OnNotice, on_subscribed: OnSubscribed) -> None:
+        """Follow log notices until cancelled (see `listen`)."""
+        await listen(self._redis_url, self._keys.log_channel, on_notice, on_subscribed)
+
+    async def follow_revocations(self, on_notice: OnNotice, on_subscribed: OnSubscribed) -> None:
+        """Follow revocation notices until cancelled (see `listen`)."""
+        await listen(self._redis_url, self._keys.revocation_channel, on_notice, on_subscribed)
 
 
 async def listen(
-    redis_url: str,
-    channel: str,
-    on_notice: Callable[[str], None],
-    on_subscribed: Callable[[], None],
+    redis_url: str, channel: str, on_notice: OnNotice, on_subscribed: OnSubscribed
 ) -> None:
     """Follow a channel until cancelled: each notice goes to `on_notice`; `on_subscribed` runs
     whenever Redis confirms the subscription (the first time and after every reconnection,
@@ -52,7 +80,7 @@ async def listen(
             socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S,
             socket_keepalive=True,
             health_check_interval=PUBSUB_HEALTH_CHECK_S,
-            client_name=f"hookrelay-listener:{channel}",
+            client_name=listener_name(channel),
         )
         pubsub = client.pubsub()
         try:
@@ -76,16 +104,6 @@ async def listen(
             await client.aclose()
 
 
-async def announce_revocation(redis: Redis, channel: str, app_id: str) -> None:
-    """Tell every API process that a key of `app_id` was revoked (or the app deleted). Redis
-    trouble is logged, not raised: the revocation itself is committed, and the other
-    processes' cached entries expire by themselves."""
-    try:
-        await asyncio.wait_for(redis.publish(channel, app_id), PUBLISH_TIMEOUT_S)
-    except Exception as exc:
-        log.warning("revocation notice not published", app_id=app_id, error=repr(exc))
-
-
 class CommitNotifier:
     """Publishes, after commit, the ids of the apps whose logs grew.
 
@@ -101,11 +119,13 @@ class CommitNotifier:
         self._flushing: asyncio.Task[None] | None = None
 
     def committed(self, app_id: str) -> None:
+        """Note that `app_id`'s log grew; the notice goes out soon after."""
         self._pending.add(app_id)
         if self._flushing is None:
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
 
     async def close(self) -> None:
+        """Wait for the notices on their way."""
         if self._flushing is not None:
             await self._flushing
 

@@ -1,0 +1,131 @@
+"""Running one lane's queue tasks with arq's worker.
+
+Two things here lean on arq's internals, which is why arq is pinned to the versions tested and
+tests/integration/test_arq_contract.py fails when they change: LaneWorker overrides
+`Worker.start_jobs` (and reads `Worker.tasks`), and a graceful stop sets `allow_pick_jobs`,
+`burst` and `max_burst_jobs` on a running worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from arq.worker import Retry, Worker, func
+
+from hookrelay.broker.client import open_redis
+from hookrelay.broker.tasks import (
+    DELIVER_TASK,
+    DeliveryHandler,
+    deserialize_task,
+    serialize_task,
+)
+
+log = structlog.get_logger(__name__)
+
+# How often a lane's worker writes its health-check key (see keys.py) to Redis.
+HEALTH_CHECK_INTERVAL_S = 5
+# A task may be retried many times (a slow or rate-limited endpoint puts it off again and
+# again); arq's own limit on tries must never be what stops it.
+MAX_TASK_TRIES = 1_000_000
+
+
+class RetryTask(Exception):
+    """Raised by a handler: run this queue task again, under the same id, after `after_s`."""
+
+    def __init__(self, after_s: float) -> None:
+        super().__init__(after_s)
+        self.after_s = after_s
+
+
+class LaneWorker(Worker):
+    """arq's worker, minus round trips spent on its own running tasks.
+
+    Each poll reads the ids of due tasks, and a running task stays among them until it ends;
+    arq checks every id read against Redis (three round trips) before finding it already runs.
+    Under load that was most of the worker's Redis traffic.
+    """
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        running = self.tasks
+        await super().start_jobs(
+            [
+                task_id
+                for task_id in job_ids
+                if (task := running.get(task_id.decode())) is None or task.done()
+            ]
+        )
+
+
+class LaneConsumer:
+    """Runs the `deliver` tasks of one lane with `handler`, until stopped."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        lane: str,
+        handler: DeliveryHandler,
+        *,
+        max_tasks: int,
+        poll_delay_s: float,
+        task_timeout_s: float,
+    ) -> None:
+        async def deliver(
+            ctx: dict[str, Any], delivery: str | list[str], slot_reserved: bool = False
+        ) -> None:
+            try:
+                await handler(delivery, slot_reserved)
+            except RetryTask as exc:
+                raise Retry(defer=exc.after_s) from None
+
+        self._worker = LaneWorker(
+            functions=[func(deliver, name=DELIVER_TASK, max_tries=MAX_TASK_TRIES)],
+            queue_name=lane,
+            redis_pool=open_redis(redis_url, lane),
+            job_serializer=serialize_task,
+            job_deserializer=deserialize_task,
+            keep_result=0,
+            poll_delay=poll_delay_s,
+            max_jobs=max_tasks,
+            job_timeout=task_timeout_s,
+            health_check_interval=HEALTH_CHECK_INTERVAL_S,
+            # The worker process handles signals and stops its lanes gracefully (see stop).
+            handle_signals=False,
+            log_results=False,
+        )
+        self._main: asyncio.Task[None] | None = None
+
+    def start(self) -> asyncio.Task[None]:
+        """Start taking tasks; the returned asyncio task ends if the lane's loop fails."""
+        self._main = asyncio.create_task(self._worker.async_run())
+        return self._main
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop taking tasks, give running ones `grace_s` to finish, cancel the rest, close.
+
+        A cancelled delivery keeps its lease; when the lease expires it is sent again.
+        """
+        worker, main = self._worker, self._main
+        if main is not None:
+            # In burst mode with no tasks left to start, arq's main loop waits for the running
+            # ones and returns by itself, between Redis calls rather than in the middle of one.
+            worker.allow_pick_jobs = False
+            worker.burst = True
+            worker.max_burst_jobs = 0
+            try:
+                await asyncio.wait_for(asyncio.shield(main), grace_s)
+            except TimeoutError:
+                log.warning("deliveries still running after the grace period; cancelling them")
+                for task in worker.tasks.values():
+                    task.cancel()
+                main.cancel()
+            except Exception:
+                pass  # the lane had already failed; its runner logged it
+            await asyncio.gather(main, *worker.tasks.values(), return_exceptions=True)
+        # arq's close() awaits these tasks again and would re-raise a cancellation.
+        worker.tasks.clear()
+        try:
+            await worker.close()
+        except Exception as exc:
+            log.warning("closing a lane failed", error=repr(exc))
