@@ -1,0 +1,337 @@
+"""What hookrelay relies on inside arq, checked against a real Redis: arq is pinned to the
+versions tested (pyproject.toml), and an upgrade that changes any of these fails here.
+
+- The batched enqueue writes arq's keys and payloads itself (a Lua copy of `enqueue_job`):
+  arq's own, unpatched worker must run those tasks, with their arguments intact.
+- The names of arq's keys it writes and reads: the task's payload and its result.
+- A lane is a sorted set scored by due time in ms (the queue's backlog count reads it).
+- LaneWorker overrides `Worker.start_jobs` and reads `Worker.tasks`.
+- A graceful stop sets `allow_pick_jobs`, `burst` and `max_burst_jobs` on a running worker.
+- `Retry` runs a task again under the same id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from arq.connections import RedisSettings
+from arq.worker import Worker, func
+from redis.asyncio import Redis
+
+from hookrelay.broker import Broker, LaneConsumer, RetryTask
+from hookrelay.broker.client import open_redis
+from hookrelay.broker.keys import TASK_KEY_PREFIX, TASK_RESULT_KEY_PREFIX
+from hookrelay.broker.tasks import (
+    DELIVER_TASK,
+    delivery_task_id,
+    deserialize_task,
+    serialize_task,
+)
+from tests.integration.api_calls import wait_until
+
+DAY_MS = 86_400_000
+
+Ran = list[tuple[str | list[str], bool]]
+
+
+@pytest.fixture
+async def broker(redis_url: str) -> AsyncIterator[Broker]:
+    """A broker of its own namespace (no database needed)."""
+    broker = Broker(redis_url, f"hookrelay:test:{uuid.uuid4().hex[:12]}")
+    yield broker
+    await broker.close()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+def new_ids(count: int) -> list[str]:
+    """Delivery ids no other test uses (arq's task keys are shared by every namespace)."""
+    return [f"dlv_{uuid.uuid4().hex}" for _ in range(count)]
+
+
+async def run_with_arqs_own_worker(
+    redis_url: str, lane: str, keep_result_s: int = 0
+) -> tuple[Ran, Worker]:
+    """Run `lane`'s due tasks with arq's unpatched Worker in burst mode; what they were given."""
+    ran: Ran = []
+
+    async def deliver(
+        ctx: dict[str, Any], delivery: str | list[str], slot_reserved: bool = False
+    ) -> None:
+        ran.append((delivery, slot_reserved))
+
+    worker = Worker(
+        functions=[func(deliver, name=DELIVER_TASK)],
+        queue_name=lane,
+        redis_settings=RedisSettings.from_dsn(redis_url),
+        job_serializer=serialize_task,
+        job_deserializer=deserialize_task,
+        burst=True,
+        poll_delay=0.01,
+        keep_result=keep_result_s,
+        handle_signals=False,
+    )
+    try:
+        await asyncio.wait_for(worker.async_run(), 10)
+    finally:
+        await worker.close()
+    return ran, worker
+
+
+def recording_consumer(broker: Broker, lane: str, ran: Ran, **handler_kwargs: Any) -> LaneConsumer:
+    async def handler(delivery: str | list[str], slot_reserved: bool) -> None:
+        ran.append((delivery, slot_reserved))
+
+    return broker.lane_consumer(
+        lane, handler, max_tasks=10, poll_delay_s=0.01, task_timeout_s=10, **handler_kwargs
+    )
+
+
+async def test_arqs_own_worker_runs_tasks_written_by_the_batched_enqueue(
+    broker: Broker, redis_url: str, redis: Redis
+) -> None:
+    alone, *batch = new_ids(3)
+    [retried] = new_ids(1)
+    assert await broker.queue.enqueue_first_attempts([alone]) == 1
+    assert await broker.queue.enqueue_first_attempts(batch) == 1
+    assert await broker.queue.enqueue([(retried, 2)]) == 1
+
+    ran, worker = await run_with_arqs_own_worker(redis_url, broker.keys.first_attempt_lane)
+    assert (worker.jobs_complete, worker.jobs_failed) == (2, 0)
+    assert sorted(ran, key=str) == sorted([(alone, False), (batch, False)], key=str)
+    ran, worker = await run_with_arqs_own_worker(redis_url, broker.keys.retry_lane)
+    assert (worker.jobs_complete, worker.jobs_failed) == (1, 0)
+    assert ran == [(retried, False)]
+    # Done and forgotten, as arq does with its own tasks.
+    assert await redis.zcard(broker.keys.first_attempt_lane) == 0
+    assert await redis.exists(TASK_KEY_PREFIX + delivery_task_id(alone, 0)) == 0
+
+
+async def test_arqs_own_worker_runs_a_task_for_a_reserved_slot_with_its_keyword(
+    broker: Broker, redis_url: str
+) -> None:
+    [delivery] = new_ids(1)
+    await broker.queue.enqueue_reserved(delivery, 1, delay_s=0)
+    ran, _ = await run_with_arqs_own_worker(redis_url, broker.keys.retry_lane)
+    assert ran == [(delivery, True)]
+
+
+async def test_our_lane_consumer_runs_tasks_written_by_the_batched_enqueue(
+    broker: Broker, redis: Redis
+) -> None:
+    alone, *batch = new_ids(3)
+    await broker.queue.enqueue_first_attempts([alone])
+    await broker.queue.enqueue_first_attempts(batch)
+    lane = broker.keys.first_attempt_lane
+    ran: Ran = []
+    consumer = recording_consumer(broker, lane, ran)
+    consumer.start()
+    try:
+
+        async def both_ran() -> bool:
+            return len(ran) == 2
+
+        await wait_until(both_ran, "both tasks run", 5)
+        # arq's worker writes its health-check key beside the lane (see keys.py).
+        assert await redis.exists(f"{lane}:health-check") == 1
+    finally:
+        await consumer.stop(grace_s=1)
+    assert sorted(ran, key=str) == sorted([(alone, False), (batch, False)], key=str)
+
+
+async def test_the_batched_enqueue_writes_what_arqs_enqueue_job_writes(
+    broker: Broker, redis_url: str, redis: Redis
+) -> None:
+    by_arq, by_us = new_ids(2)
+    lane = broker.keys.first_attempt_lane
+    arq_redis = open_redis(redis_url, lane)
+    try:
+        written = await arq_redis.enqueue_job(
+            DELIVER_TASK, by_arq, _job_id=delivery_task_id(by_arq, 0), _queue_name=lane
+        )
+        assert written is not None
+        assert await broker.queue.enqueue([(by_us, 0)]) == 1
+        now_ms = time.time() * 1000
+
+        payloads = {}
+        for delivery in (by_arq, by_us):
+            task_id = delivery_task_id(delivery, 0)
+            score = await redis.zscore(lane, task_id)
+            assert score is not None and abs(score - now_ms) < 5000  # due now, in ms
+            key = TASK_KEY_PREFIX + task_id
+            assert abs(await redis.pttl(key) - DAY_MS) < 10_000  # arq's expires_extra_ms
+            payloads[delivery] = orjson.loads(await redis.get(key))
+        ours, arqs = payloads[by_us], payloads[by_arq]
+        assert set(ours) == set(arqs)
+        assert {k: v for k, v in ours.items() if k != "et"} == {
+            k: (v if k != "a" else [by_us]) for k, v in arqs.items() if k != "et"
+        }
+        assert abs(ours["et"] - arqs["et"]) < 5000
+
+        # Each refuses a task the other wrote: they see the same keys.
+        assert await broker.queue.enqueue([(by_arq, 0)]) == 0
+        again = await arq_redis.enqueue_job(
+            DELIVER_TASK, by_us, _job_id=delivery_task_id(by_us, 0), _queue_name=lane
+        )
+        assert again is None
+    finally:
+        await arq_redis.aclose(close_connection_pool=True)
+
+
+async def test_a_task_whose_result_arq_keeps_is_not_enqueued_again(
+    broker: Broker, redis_url: str, redis: Redis
+) -> None:
+    [delivery] = new_ids(1)
+    task_id = delivery_task_id(delivery, 0)
+    await broker.queue.enqueue([(delivery, 0)])
+    await run_with_arqs_own_worker(redis_url, broker.keys.first_attempt_lane, keep_result_s=60)
+    try:
+        assert await redis.exists(TASK_RESULT_KEY_PREFIX + task_id) == 1
+        assert await broker.queue.enqueue([(delivery, 0)]) == 0
+    finally:
+        await redis.delete(TASK_RESULT_KEY_PREFIX + task_id)
+
+
+async def test_the_backlog_count_reads_arqs_due_times(broker: Broker, redis_url: str) -> None:
+    due, later, ours_later = new_ids(3)
+    lane = broker.keys.first_attempt_lane
+    arq_redis = open_redis(redis_url, lane)
+    try:
+        await arq_redis.enqueue_job(DELIVER_TASK, due, _job_id=due)
+        await arq_redis.enqueue_job(DELIVER_TASK, later, _job_id=later, _defer_by=60)
+    finally:
+        await arq_redis.aclose(close_connection_pool=True)
+    await broker.queue.enqueue([(ours_later, 1)], datetime.now(UTC) + timedelta(seconds=60))
+    assert await broker.queue.due_waiting() == 1
+
+
+async def test_a_task_that_asks_to_retry_runs_again_under_the_same_id(
+    broker: Broker,
+) -> None:
+    [delivery] = new_ids(1)
+    await broker.queue.enqueue([(delivery, 1)])
+    runs: list[float] = []
+
+    async def handler(task_delivery: str | list[str], slot_reserved: bool) -> None:
+        runs.append(time.monotonic())
+        if len(runs) == 1:
+            raise RetryTask(0.2)
+
+    consumer = broker.lane_consumer(
+        broker.keys.retry_lane, handler, max_tasks=10, poll_delay_s=0.01, task_timeout_s=10
+    )
+    consumer.start()
+    try:
+
+        async def ran_twice() -> bool:
+            return len(runs) == 2
+
+        await wait_until(ran_twice, "the task run again", 5)
+    finally:
+        await consumer.stop(grace_s=1)
+    assert runs[1] - runs[0] >= 0.2
+    assert await broker.queue.due_waiting() == 0  # done, not left behind under another id
+
+
+async def test_a_lane_checks_each_task_in_redis_once_however_long_it_runs(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running task stays in its lane's sorted set, so every poll reads its id again; only
+    the first read may reach arq's start_jobs (and its three round trips)."""
+    reached: list[list[bytes]] = []
+    arqs_start_jobs = Worker.start_jobs
+
+    async def recording_start_jobs(self: Worker, job_ids: list[bytes]) -> None:
+        reached.append(list(job_ids))
+        await arqs_start_jobs(self, job_ids)
+
+    monkeypatch.setattr(Worker, "start_jobs", recording_start_jobs)
+    [delivery] = new_ids(1)
+    await broker.queue.enqueue([(delivery, 0)])
+    finished = asyncio.Event()
+
+    async def slow(task_delivery: str | list[str], slot_reserved: bool) -> None:
+        await asyncio.sleep(0.5)
+        finished.set()
+
+    consumer = broker.lane_consumer(
+        broker.keys.first_attempt_lane, slow, max_tasks=10, poll_delay_s=0.01, task_timeout_s=10
+    )
+    consumer.start()
+    try:
+        await asyncio.wait_for(finished.wait(), 5)
+    finally:
+        await consumer.stop(grace_s=1)
+    task_id = delivery_task_id(delivery, 0).encode()
+    assert len(reached) >= 10  # arq polled (and called start_jobs) all along
+    assert sum(task_id in ids for ids in reached) == 1
+
+
+async def test_stopping_a_lane_lets_its_running_task_finish_and_starts_no_other(
+    broker: Broker, redis: Redis
+) -> None:
+    first, second = new_ids(2)
+    await broker.queue.enqueue([(first, 0)])
+    started, release = asyncio.Event(), asyncio.Event()
+    ran: list[str | list[str]] = []
+
+    async def handler(delivery: str | list[str], slot_reserved: bool) -> None:
+        started.set()
+        await release.wait()
+        ran.append(delivery)
+
+    lane = broker.keys.first_attempt_lane
+    consumer = broker.lane_consumer(
+        lane, handler, max_tasks=10, poll_delay_s=0.01, task_timeout_s=10
+    )
+    main = consumer.start()
+    await asyncio.wait_for(started.wait(), 5)
+    stopping = asyncio.create_task(consumer.stop(grace_s=5))
+    await asyncio.sleep(0.05)
+    await broker.queue.enqueue([(second, 0)])
+    await asyncio.sleep(0.1)  # many polls' worth: none may take it
+    assert not stopping.done()  # waiting for the running task
+    release.set()
+    await asyncio.wait_for(stopping, 5)
+    assert main.done() and not main.cancelled()
+    assert ran == [first]
+    assert await redis.zscore(lane, delivery_task_id(second, 0)) is not None  # left queued
+
+
+async def test_a_task_still_running_after_the_grace_period_is_cancelled(
+    broker: Broker,
+) -> None:
+    [delivery] = new_ids(1)
+    await broker.queue.enqueue([(delivery, 0)])
+    started = asyncio.Event()
+    cancelled: list[bool] = []
+
+    async def stuck(task_delivery: str | list[str], slot_reserved: bool) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    consumer = broker.lane_consumer(
+        broker.keys.first_attempt_lane, stuck, max_tasks=10, poll_delay_s=0.01, task_timeout_s=60
+    )
+    consumer.start()
+    await asyncio.wait_for(started.wait(), 5)
+    began = time.monotonic()
+    await consumer.stop(grace_s=0.2)
+    assert time.monotonic() - began < 2
+    assert cancelled == [True]
