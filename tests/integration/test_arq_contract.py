@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,21 +38,6 @@ from tests.integration.api_calls import wait_until
 DAY_MS = 86_400_000
 
 Ran = list[tuple[str | list[str], bool]]
-
-
-@pytest.fixture
-async def broker(redis_url: str) -> AsyncIterator[Broker]:
-    """A broker of its own namespace (no database needed)."""
-    broker = Broker(redis_url, f"hookrelay:test:{uuid.uuid4().hex[:12]}")
-    yield broker
-    await broker.close()
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 def new_ids(count: int) -> list[str]:
@@ -100,7 +84,7 @@ def recording_consumer(broker: Broker, lane: str, ran: Ran, **handler_kwargs: An
 
 
 async def test_arqs_own_worker_runs_tasks_written_by_the_batched_enqueue(
-    broker: Broker, redis_url: str, redis: Redis
+    broker: Broker, redis_url: str, redis_client: Redis
 ) -> None:
     alone, *batch = new_ids(3)
     [retried] = new_ids(1)
@@ -115,8 +99,8 @@ async def test_arqs_own_worker_runs_tasks_written_by_the_batched_enqueue(
     assert (worker.jobs_complete, worker.jobs_failed) == (1, 0)
     assert ran == [(retried, False)]
     # Done and forgotten, as arq does with its own tasks.
-    assert await redis.zcard(broker.keys.first_attempt_lane) == 0
-    assert await redis.exists(TASK_KEY_PREFIX + delivery_task_id(alone, 0)) == 0
+    assert await redis_client.zcard(broker.keys.first_attempt_lane) == 0
+    assert await redis_client.exists(TASK_KEY_PREFIX + delivery_task_id(alone, 0)) == 0
 
 
 async def test_arqs_own_worker_runs_a_task_for_a_reserved_slot_with_its_keyword(
@@ -129,7 +113,7 @@ async def test_arqs_own_worker_runs_a_task_for_a_reserved_slot_with_its_keyword(
 
 
 async def test_our_lane_consumer_runs_tasks_written_by_the_batched_enqueue(
-    broker: Broker, redis: Redis
+    broker: Broker, redis_client: Redis
 ) -> None:
     alone, *batch = new_ids(3)
     await broker.queue.enqueue_first_attempts([alone])
@@ -145,14 +129,14 @@ async def test_our_lane_consumer_runs_tasks_written_by_the_batched_enqueue(
 
         await wait_until(both_ran, "both tasks run", 5)
         # arq's worker writes its health-check key beside the lane (see keys.py).
-        assert await redis.exists(f"{lane}:health-check") == 1
+        assert await redis_client.exists(f"{lane}:health-check") == 1
     finally:
         await consumer.stop(grace_s=1)
     assert sorted(ran, key=str) == sorted([(alone, False), (batch, False)], key=str)
 
 
 async def test_the_batched_enqueue_writes_what_arqs_enqueue_job_writes(
-    broker: Broker, redis_url: str, redis: Redis
+    broker: Broker, redis_url: str, redis_client: Redis
 ) -> None:
     by_arq, by_us = new_ids(2)
     lane = broker.keys.first_attempt_lane
@@ -168,11 +152,11 @@ async def test_the_batched_enqueue_writes_what_arqs_enqueue_job_writes(
         payloads = {}
         for delivery in (by_arq, by_us):
             task_id = delivery_task_id(delivery, 0)
-            score = await redis.zscore(lane, task_id)
+            score = await redis_client.zscore(lane, task_id)
             assert score is not None and abs(score - now_ms) < 5000  # due now, in ms
             key = TASK_KEY_PREFIX + task_id
-            assert abs(await redis.pttl(key) - DAY_MS) < 10_000  # arq's expires_extra_ms
-            payloads[delivery] = orjson.loads(await redis.get(key))
+            assert abs(await redis_client.pttl(key) - DAY_MS) < 10_000  # arq's expires_extra_ms
+            payloads[delivery] = orjson.loads(await redis_client.get(key))
         ours, arqs = payloads[by_us], payloads[by_arq]
         assert set(ours) == set(arqs)
         assert {k: v for k, v in ours.items() if k != "et"} == {
@@ -191,17 +175,17 @@ async def test_the_batched_enqueue_writes_what_arqs_enqueue_job_writes(
 
 
 async def test_a_task_whose_result_arq_keeps_is_not_enqueued_again(
-    broker: Broker, redis_url: str, redis: Redis
+    broker: Broker, redis_url: str, redis_client: Redis
 ) -> None:
     [delivery] = new_ids(1)
     task_id = delivery_task_id(delivery, 0)
     await broker.queue.enqueue([(delivery, 0)])
     await run_with_arqs_own_worker(redis_url, broker.keys.first_attempt_lane, keep_result_s=60)
     try:
-        assert await redis.exists(TASK_RESULT_KEY_PREFIX + task_id) == 1
+        assert await redis_client.exists(TASK_RESULT_KEY_PREFIX + task_id) == 1
         assert await broker.queue.enqueue([(delivery, 0)]) == 0
     finally:
-        await redis.delete(TASK_RESULT_KEY_PREFIX + task_id)
+        await redis_client.delete(TASK_RESULT_KEY_PREFIX + task_id)
 
 
 async def test_the_backlog_count_reads_arqs_due_times(broker: Broker, redis_url: str) -> None:
@@ -280,7 +264,7 @@ async def test_a_lane_checks_each_task_in_redis_once_however_long_it_runs(
 
 
 async def test_stopping_a_lane_lets_its_running_task_finish_and_starts_no_other(
-    broker: Broker, redis: Redis
+    broker: Broker, redis_client: Redis
 ) -> None:
     first, second = new_ids(2)
     await broker.queue.enqueue([(first, 0)])
@@ -307,7 +291,7 @@ async def test_stopping_a_lane_lets_its_running_task_finish_and_starts_no_other(
     await asyncio.wait_for(stopping, 5)
     assert main.done() and not main.cancelled()
     assert ran == [first]
-    assert await redis.zscore(lane, delivery_task_id(second, 0)) is not None  # left queued
+    assert await redis_client.zscore(lane, delivery_task_id(second, 0)) is not None  # left queued
 
 
 async def test_a_task_still_running_after_the_grace_period_is_cancelled(

@@ -6,7 +6,6 @@ import asyncio
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -19,58 +18,47 @@ from hookrelay.errors import DependencyUnavailable
 from tests.integration.api_calls import wait_until
 
 
-@pytest.fixture
-async def broker(redis_url: str) -> AsyncIterator[Broker]:
-    """A broker of its own namespace (no database needed)."""
-    broker = Broker(redis_url, f"hookrelay:test:{uuid.uuid4().hex[:12]}")
-    yield broker
-    await broker.close()
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
-
-
 def new_ids(count: int) -> list[str]:
     return [f"dlv_{uuid.uuid4().hex}" for _ in range(count)]
 
 
-async def lane_scores(redis: Redis, lane: str) -> dict[str, float]:
+async def lane_scores(redis_client: Redis, lane: str) -> dict[str, float]:
     return {
         task_id.decode(): score
-        for task_id, score in await redis.zrange(lane, 0, -1, withscores=True)
+        for task_id, score in await redis_client.zrange(lane, 0, -1, withscores=True)
     }
 
 
 async def test_new_deliveries_go_out_in_tasks_of_at_most_a_hundred(
-    broker: Broker, redis: Redis
+    broker: Broker, redis_client: Redis
 ) -> None:
     ids = new_ids(250)
     assert await broker.queue.enqueue_first_attempts(ids) == 3
-    tasks = await lane_scores(redis, broker.keys.first_attempt_lane)
+    tasks = await lane_scores(redis_client, broker.keys.first_attempt_lane)
     assert set(tasks) == {f"{ids[0]}:0:x100", f"{ids[100]}:0:x100", f"{ids[200]}:0:x50"}
-    payload = orjson.loads(await redis.get(f"{TASK_KEY_PREFIX}{ids[200]}:0:x50"))
+    payload = orjson.loads(await redis_client.get(f"{TASK_KEY_PREFIX}{ids[200]}:0:x50"))
     assert payload["a"] == [ids[200:]]
 
 
-async def test_each_delivery_goes_to_the_lane_of_its_attempt(broker: Broker, redis: Redis) -> None:
+async def test_each_delivery_goes_to_the_lane_of_its_attempt(
+    broker: Broker, redis_client: Redis
+) -> None:
     first, retry = new_ids(2)
     assert await broker.queue.enqueue([(first, 0), (retry, 3)]) == 2
-    assert set(await lane_scores(redis, broker.keys.first_attempt_lane)) == {f"{first}:0"}
-    assert set(await lane_scores(redis, broker.keys.retry_lane)) == {f"{retry}:3"}
+    assert set(await lane_scores(redis_client, broker.keys.first_attempt_lane)) == {f"{first}:0"}
+    assert set(await lane_scores(redis_client, broker.keys.retry_lane)) == {f"{retry}:3"}
     assert await broker.queue.enqueue([(first, 0), (retry, 3)]) == 0  # already there
 
 
-async def test_deferred_and_reserved_tasks_are_due_when_asked(broker: Broker, redis: Redis) -> None:
+async def test_deferred_and_reserved_tasks_are_due_when_asked(
+    broker: Broker, redis_client: Redis
+) -> None:
     later, reserved = new_ids(2)
     due_at = datetime.now(UTC) + timedelta(seconds=30)
     await broker.queue.enqueue([(later, 1)], due_at)
     await broker.queue.enqueue_reserved(reserved, 2, delay_s=5.0)
     now_ms = time.time() * 1000
-    tasks = await lane_scores(redis, broker.keys.retry_lane)
+    tasks = await lane_scores(redis_client, broker.keys.retry_lane)
     assert tasks[f"{later}:1"] == pytest.approx(due_at.timestamp() * 1000, abs=1)
     assert tasks[f"{reserved}:2:slot"] == pytest.approx(now_ms + 5000, abs=1000)
     assert await broker.queue.due_waiting() == 0
