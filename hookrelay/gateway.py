@@ -20,7 +20,7 @@ from aiohttp.resolver import DefaultResolver
 from hookrelay import signing
 from hookrelay.endpoint_headers import check_custom_headers
 from hookrelay.errors import Conflict, Forbidden, InvalidPayload, NotFound
-from hookrelay.events import build_event
+from hookrelay.events import IDEMPOTENCY_TTL_S, build_event
 from hookrelay.ids import new_id
 from hookrelay.jobs import Job
 from hookrelay.keycache import KeyCache
@@ -58,8 +58,6 @@ log = structlog.get_logger(__name__)
 APP_KEY_PREFIX = "hrk_"
 APP_KEY_BYTES = 32
 KEY_PREFIX_SHOWN = 12  # characters of a key kept in clear, to tell keys apart in listings
-# An Idempotency-Key binds its first answer for this long.
-IDEMPOTENCY_TTL_S = 24 * 3600.0
 # Deliveries replayed per transaction in a bulk replay.
 REPLAY_BATCH = 2000
 # A job's events are folded this many per query.

@@ -34,7 +34,9 @@ CURSOR_ID = re.compile(r"[a-z]{2,4}_[0-9a-f]{32}")
 # Deeper documents are refused: nothing hookrelay accepts needs them, and they cost stack and
 # time in every consumer downstream.
 MAX_JSON_DEPTH = 32
-MAX_PAGE_SIZE = 250
+# The bounds of the query parameters, declared once (/openapi.json states them from here).
+MAX_PAGE_SIZE = 250  # items in one page of a list (?limit=)
+MAX_WAIT_S = 60  # seconds: how long a long-poll may wait for events (?wait=)
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:

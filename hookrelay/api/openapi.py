@@ -11,6 +11,7 @@ import orjson
 
 from hookrelay import __version__
 from hookrelay.api.handlers.index import DEMO_LINK, LINKS
+from hookrelay.api.http import MAX_PAGE_SIZE, MAX_WAIT_S
 from hookrelay.resources import resource_dir
 from hookrelay.schemas import JOB_ID_SCHEMA, event_type_schema
 
@@ -198,7 +199,7 @@ def _id(prefix: str) -> Schema:
 PAGE = ("limit", "cursor")
 TIME_WINDOW = ("since", "until")
 QUERY_PARAMETERS: dict[str, Schema] = {
-    "limit": {"type": "integer", "minimum": 1, "maximum": 250},
+    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
     "cursor": STRING,
     "since": TIME,
     "until": TIME,
@@ -216,7 +217,7 @@ QUERY_PARAMETERS: dict[str, Schema] = {
     "wait": {
         "type": "number",
         "minimum": 0,
-        "maximum": 60,
+        "maximum": MAX_WAIT_S,
         "description": "Long-poll: seconds to wait for events when there are none yet",
     },
     "types": {"type": "string", "description": "Comma-separated event types"},

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from hookrelay.api.http import (
+    MAX_WAIT_S,
     cursor,
     json_response,
     log_cursor,
@@ -28,7 +29,6 @@ from hookrelay.models import Event, EventFilter, LogFilter, LogPosition
 from hookrelay.schemas import validate_request
 
 MAX_IDEMPOTENCY_KEY_CHARS = 255
-MAX_WAIT_S = 60.0
 
 
 def _idempotency_key(request: web.Request) -> str | None:
