@@ -51,6 +51,7 @@ from hookrelay.queue import DeliveryQueue, EnqueueCoalescer
 from hookrelay.schemas import check_data_job_id, validate_event_data, validate_request
 from hookrelay.secretbox import SecretBox
 from hookrelay.settings import Settings
+from hookrelay.statuses import EndpointStatus
 from hookrelay.store import Idempotency, Store
 
 log = structlog.get_logger(__name__)
@@ -242,7 +243,7 @@ class Gateway:
                 url=body["url"],
                 description=body.get("description", ""),
                 event_types=body.get("event_types"),
-                status="active",
+                status=EndpointStatus.ACTIVE,
                 disabled_reason=None,
                 signing=scheme,
                 secret_ciphertext=ciphertext,

@@ -7,7 +7,8 @@ import base64
 import binascii
 import re
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
@@ -22,6 +23,8 @@ from hookrelay.live.cursors import open_position, seal_position
 from hookrelay.models import LogPosition
 from hookrelay.schemas import JOB_ID_RULE, is_event_type, is_job_id
 from hookrelay.settings import Settings
+
+Choice = TypeVar("Choice", bound=StrEnum)
 
 DEFAULT_PAGE_SIZE = 50
 # The cursors long-polls gave out before they were sealed: "<transaction>:<event id or
@@ -177,11 +180,15 @@ def parse_time(raw: str, name: str) -> datetime:
         raise BadRequest(f"{name} must be an RFC 3339 time, like 2026-01-02T03:04:05Z") from exc
 
 
-def query_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
+def query_choice(request: web.Request, name: str, choices: type[Choice]) -> Choice | None:
+    """A member of the StrEnum `choices` named in the query string, or None if absent."""
     raw = request.query.get(name)
-    if raw is not None and raw not in choices:
-        raise BadRequest(f"{name} must be one of {', '.join(choices)}")
-    return raw
+    if raw is None:
+        return None
+    try:
+        return choices(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be one of {', '.join(choices)}") from None
 
 
 def page_size(request: web.Request) -> int:

@@ -30,6 +30,7 @@ from hookrelay.secretbox import SecretBox
 from hookrelay.settings import Settings
 from hookrelay.signing import SigningKey, webhook_headers
 from hookrelay.ssrf import IPNetwork, literal_host_problem
+from hookrelay.statuses import ErrorKind
 from hookrelay.store import Store
 from hookrelay.worker.limits import EndpointLimits, Slots
 
@@ -397,7 +398,7 @@ class Deliverer:
             started_at=started_at,
             duration_ms=duration_ms,
             status_code=status_code,
-            error_kind=error_kind,
+            error_kind=None if error_kind is None else ErrorKind(error_kind),
             error_message=error_message,
             response_headers=response_headers,
             response_body=response_body,

@@ -18,6 +18,7 @@ from hookrelay.api import http
 from hookrelay.errors import BadRequest
 from hookrelay.ids import is_id
 from hookrelay.schemas import is_event_type, is_job_id
+from hookrelay.statuses import DeliveryStatus
 
 # Text of every kind, with the digits of other scripts (which str.isdigit() accepts) drawn often.
 awkward_digits = st.sampled_from(["\u00b3", "\u0663", "\uff15", "\u2460", "1_0", " 1", "nan"])
@@ -43,7 +44,11 @@ PARSERS: dict[str, tuple[str, Callable[[web.Request], Any], Callable[[Any], bool
         lambda r: http.query_id(r, "endpoint_id", "ep_"),
         lambda v: is_id(v, "ep_"),
     ),
-    "status": ("status", lambda r: http.query_choice(r, "status", ("dead",)), "dead".__eq__),
+    "status": (
+        "status",
+        lambda r: http.query_choice(r, "status", DeliveryStatus),
+        lambda v: type(v) is DeliveryStatus,
+    ),
     # An empty cursor is the first page.
     "cursor": ("cursor", http.cursor, lambda v: v is None or http.CURSOR_ID.fullmatch(v)),
 }

@@ -26,6 +26,7 @@ from hookrelay.durations import parse_moment
 from hookrelay.errors import InvalidPayload
 from hookrelay.models import AttemptFilter, DeliveryFilter, ReplayResult
 from hookrelay.schemas import validate_request
+from hookrelay.statuses import DeliveryStatus
 
 
 def replay_view(result: ReplayResult) -> dict[str, int]:
@@ -36,12 +37,9 @@ def replay_view(result: ReplayResult) -> dict[str, int]:
     }
 
 
-DELIVERY_STATUSES = ("pending", "sending", "retrying", "succeeded", "dead", "held", "cancelled")
-
-
 async def list_deliveries(request: web.Request) -> web.Response:
     filters = DeliveryFilter(
-        status=query_choice(request, "status", DELIVERY_STATUSES),
+        status=query_choice(request, "status", DeliveryStatus),
         endpoint_id=query_id(request, "endpoint_id", "ep_"),
         event_type=query_event_type(request, "event_type"),
         event_id=query_id(request, "event_id", "evt_"),
@@ -74,7 +72,7 @@ async def replay_delivery(request: web.Request) -> web.Response:
 
 def _replay_filter(body: dict[str, Any], now: datetime, **fixed: Any) -> DeliveryFilter:
     return DeliveryFilter(
-        status=fixed.get("status", body.get("status", "dead")),
+        status=fixed.get("status", DeliveryStatus(body.get("status", DeliveryStatus.DEAD))),
         endpoint_id=fixed.get("endpoint_id", body.get("endpoint_id")),
         event_type=body.get("event_type"),
         since=_moment(body, "since", now),
@@ -109,8 +107,9 @@ async def replay_deliveries(request: web.Request) -> web.Response:
 
 async def recover_endpoint(request: web.Request) -> web.Response:
     body = validate_request("recover", await read_optional_json(request))  # bare: 422 naming since
+    endpoint_id = request.match_info["endpoint_id"]
     filters = _replay_filter(
-        body, datetime.now(UTC), status="dead", endpoint_id=request.match_info["endpoint_id"]
+        body, datetime.now(UTC), status=DeliveryStatus.DEAD, endpoint_id=endpoint_id
     )
     result = await request.app[GATEWAY].replay_deliveries(
         principal(request),
