@@ -144,33 +144,24 @@ def drawn_from(kind: str, name: str) -> Any:
 
 REQUESTS = sorted(loaded_schemas("requests"))
 EVENTS = sorted(loaded_schemas("events"))
+SCHEMAS = [("requests", n) for n in REQUESTS] + [("events", n) for n in EVENTS]
+# How the API validates a document of each kind, and where its paths start.
+VALIDATE = {"requests": (validate_request, "$"), "events": (validate_event_data, "$.data")}
 
 
-@pytest.mark.parametrize("name", REQUESTS)
+@pytest.mark.parametrize(("kind", "name"), SCHEMAS)
 @settings(max_examples=75, deadline=None)
 @given(data=st.data())
-def test_a_request_body_gets_the_verdict_and_paths_of_the_reference(
-    name: str, data: st.DataObject
+def test_a_body_gets_the_verdict_and_paths_of_the_reference(
+    kind: str, name: str, data: st.DataObject
 ) -> None:
-    body = data.draw(near(drawn_from("requests", name)))
-    expected = reference_paths("requests", name, body, "$")
-    assert_same_paths(refused_paths(validate_request, name, body), expected)
+    document = data.draw(near(drawn_from(kind, name)))
+    validate, root = VALIDATE[kind]
+    expected = reference_paths(kind, name, document, root)
+    assert_same_paths(refused_paths(validate, name, document), expected)
 
 
-@pytest.mark.parametrize("event_type", EVENTS)
-@settings(max_examples=75, deadline=None)
-@given(data=st.data())
-def test_event_data_gets_the_verdict_and_paths_of_the_reference(
-    event_type: str, data: st.DataObject
-) -> None:
-    document = data.draw(near(drawn_from("events", event_type)))
-    expected = reference_paths("events", event_type, document, "$.data")
-    assert_same_paths(refused_paths(validate_event_data, event_type, document), expected)
-
-
-@pytest.mark.parametrize(
-    ("kind", "name"), [("requests", n) for n in REQUESTS] + [("events", n) for n in EVENTS]
-)
+@pytest.mark.parametrize(("kind", "name"), SCHEMAS)
 @pytest.mark.parametrize("verdict", [True, False])
 def test_the_bodies_drawn_reach_both_verdicts(kind: str, name: str, verdict: bool) -> None:
     """Else the tests above would check little."""
