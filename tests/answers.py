@@ -11,7 +11,7 @@ import orjson
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from hookrelay.api.contract import ERROR, Body, Route, response_schemas
+from hookrelay.api.contract import ERROR, Answer, Body, Route, response_schemas
 from hookrelay.api.routes import ROUTES
 
 JSON = "application/json"
@@ -51,6 +51,7 @@ def answer_problems(
 ) -> list[str]:
     """What is wrong with an answer to `route` (None: no route matched, so it is an error);
     `body` is read only when it is JSON (a stream's would never end)."""
+    answer: Answer
     if route is None:
         answer = ERROR if content_type == JSON else Body(content_type)
     elif status in route.responses():
@@ -67,4 +68,3 @@ def answer_problems(
         return [f"content type {content_type}, declared {JSON} ({answer})"]
     assert body is not None
     return [f"{answer}: {problem}" for problem in schema_errors(answer, orjson.loads(body))]
-

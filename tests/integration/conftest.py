@@ -23,7 +23,7 @@ from tests.answers import JSON, answer_problems, route_of
 class CheckedClient(TestClient):  # type: ignore[type-arg]
     """A test client that checks every answer against the route table and its schemas."""
 
-    def __init__(self, server: BaseTestServer, **kwargs: Any) -> None:  # type: ignore[type-arg]
+    def __init__(self, server: BaseTestServer, **kwargs: Any) -> None:
         assert isinstance(server, TestServer), "only an application's answers can be checked"
         self._router = server.app.router
         super().__init__(server, middlewares=(self._check_answer,), **kwargs)
@@ -39,7 +39,8 @@ class CheckedClient(TestClient):  # type: ignore[type-arg]
         )
         route = None
         if match.http_exception is None:
-            route = route_of(request.method, match.route.resource.canonical)
+            resource = match.route.resource
+            route = None if resource is None else route_of(request.method, resource.canonical)
             if route is None:  # a page, not the API (/demo)
                 return response
         body = await response.read() if response.content_type == JSON else None

@@ -14,7 +14,12 @@ from hookrelay.api.openapi import openapi_document
 from hookrelay.resources import resource_dir
 from hookrelay.schemas import JOB_ID_SCHEMA, event_type_schema, is_event_type, is_job_id
 
-SCHEMAS = sorted(resource_dir("schemas").glob("*/*.json"))
+# What a client sends (responses/ describes what the API answers with).
+SCHEMAS = sorted(
+    path
+    for kind in ("events", "requests")
+    for path in (resource_dir("schemas") / kind).glob("*.json")
+)
 
 
 def _properties(node: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:
