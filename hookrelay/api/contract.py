@@ -59,19 +59,23 @@ class Route:
     query: tuple[str, ...] = ()
     headers: tuple[str, ...] = ()
     auth: Auth = Auth.BEARER
-    errors: tuple[int, ...] = API_ERRORS
-    operation_id: str = ""  # derived from the method and path when not given
+    # The statuses answered with the ERROR schema; by default API_ERRORS, or none if PUBLIC.
+    errors: tuple[int, ...] | None = None
     name: str | None = None  # the aiohttp route's name
     allow_head: bool = True
 
     def responses(self) -> dict[int, Answer]:
         """Every status this route answers, with its body."""
-        return {**self.answers, **dict.fromkeys(self.errors, ERROR)}
+        errors = self.errors
+        if errors is None:
+            errors = () if self.auth is Auth.PUBLIC else API_ERRORS
+        return {**self.answers, **dict.fromkeys(errors, ERROR)}
 
-    def operation_name(self) -> str:
-        """The OpenAPI operationId: given, or get_v1_apps_app_id for GET /v1/apps/{app_id}."""
-        if self.operation_id:
-            return self.operation_id
+    def operation_id(self) -> str:
+        """The OpenAPI operationId: get_v1_apps_app_id for GET /v1/apps/{app_id}; outside /v1,
+        the path's name (healthz, openapi; index for /)."""
+        if not self.path.startswith("/v1/"):
+            return self.path.strip("/").removesuffix(".json") or "index"
         return f"{self.method.lower()}{self.path}".translate(str.maketrans("/", "_", "{}"))
 
 

@@ -161,7 +161,7 @@ def operation(route: Route) -> Schema:
     """The OpenAPI operation of `route`."""
     described: Schema = {
         "summary": route.summary,
-        "operationId": route.operation_name(),
+        "operationId": route.operation_id(),
         "security": SECURITY[route.auth],
     }
     if parameters := _parameters(route):

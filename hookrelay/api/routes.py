@@ -35,18 +35,9 @@ ROUTES: tuple[Route, ...] = (
         "What this server is (name, version) and links to where to go next",
         {200: "index"},
         auth=Auth.PUBLIC,
-        errors=(),
-        operation_id="index",
     ),
     Route(
-        "GET",
-        "/healthz",
-        health.healthz,
-        "The process is up",
-        {200: "health"},
-        auth=Auth.PUBLIC,
-        errors=(),
-        operation_id="healthz",
+        "GET", "/healthz", health.healthz, "The process is up", {200: "health"}, auth=Auth.PUBLIC
     ),
     Route(
         "GET",
@@ -55,8 +46,6 @@ ROUTES: tuple[Route, ...] = (
         "Postgres and Redis answer",
         {200: "ready", 503: "ready"},
         auth=Auth.PUBLIC,
-        errors=(),
-        operation_id="readyz",
     ),
     Route(
         "GET",
@@ -66,17 +55,9 @@ ROUTES: tuple[Route, ...] = (
         {200: Body("text/plain")},
         auth=Auth.METRICS_TOKEN,
         errors=(401, 503),
-        operation_id="metrics",
     ),
     Route(
-        "GET",
-        "/openapi.json",
-        health.openapi,
-        "This document",
-        {200: "openapi"},
-        auth=Auth.PUBLIC,
-        errors=(),
-        operation_id="openapi",
+        "GET", "/openapi.json", health.openapi, "This document", {200: "openapi"}, auth=Auth.PUBLIC
     ),
     Route(
         "POST",

@@ -76,7 +76,7 @@ def test_the_demo_page_is_served_beside_the_api_not_described_in_it() -> None:
 
 def test_each_route_is_declared_once_with_its_own_operation_id() -> None:
     assert len({(route.method, route.path) for route in ROUTES}) == len(ROUTES)
-    assert len({route.operation_name() for route in ROUTES}) == len(ROUTES)
+    assert len({route.operation_id() for route in ROUTES}) == len(ROUTES)
 
 
 def test_every_component_schema_is_a_valid_json_schema() -> None:
