@@ -80,7 +80,12 @@ class Route:
 
 
 @cache
-def response_schemas() -> dict[str, Schema]:
-    """The schemas of `schemas/responses/`, by file name without `.json`."""
-    folder = resource_dir("schemas") / "responses"
+def schema_files(kind: str) -> dict[str, Schema]:
+    """The schemas of `schemas/<kind>/` (requests, responses), by file name without `.json`."""
+    folder = resource_dir("schemas") / kind
     return {path.stem: orjson.loads(path.read_bytes()) for path in sorted(folder.glob("*.json"))}
+
+
+def response_schemas() -> dict[str, Schema]:
+    """The schemas of the answers, `schemas/responses/`, by file name without `.json`."""
+    return schema_files("responses")

@@ -4,17 +4,23 @@ and validate with (`schemas/requests/`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from http import HTTPStatus
 from typing import Any
 
-import orjson
-
 from hookrelay import __version__
-from hookrelay.api.contract import Answer, Auth, Body, Route, Schema, response_schemas
+from hookrelay.api.contract import (
+    Answer,
+    Auth,
+    Body,
+    Route,
+    Schema,
+    response_schemas,
+    schema_files,
+)
 from hookrelay.api.handlers.events import MAX_IDEMPOTENCY_KEY_CHARS, MAX_WAIT_S
 from hookrelay.api.http import MAX_PAGE_SIZE
-from hookrelay.resources import resource_dir
 from hookrelay.schemas import JOB_ID_SCHEMA, event_type_schema
 
 STRING: Schema = {"type": "string"}
@@ -98,14 +104,10 @@ def request_component(name: str) -> str:
 def _components() -> dict[str, Schema]:
     """Every schema file as a component, each reference to a file (`app.json`, or a part of
     one: `app.json#/$defs/fields`) or to a part of its own file pointing at that component."""
-    requests = {
-        path.stem: orjson.loads(path.read_bytes())
-        for path in sorted((resource_dir("schemas") / "requests").glob("*.json"))
-    }
     components = {}
     for files, component in (
         (response_schemas(), response_component),
-        (requests, request_component),
+        (schema_files("requests"), request_component),
     ):
         for stem, schema in files.items():
             body = {key: value for key, value in schema.items() if key not in ("$schema", "$id")}
@@ -113,7 +115,7 @@ def _components() -> dict[str, Schema]:
     return components
 
 
-def _component_refs(node: Any, stem: str, component: Any) -> Any:
+def _component_refs(node: Any, stem: str, component: Callable[[str], str]) -> Any:
     if isinstance(node, list):
         return [_component_refs(item, stem, component) for item in node]
     if not isinstance(node, dict):
