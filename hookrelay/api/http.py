@@ -16,11 +16,11 @@ from aiohttp.http_exceptions import PayloadEncodingError
 from hookrelay import durations
 from hookrelay.api.keys import PRINCIPAL, SETTINGS
 from hookrelay.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
-from hookrelay.gateway import Principal
 from hookrelay.ids import is_id
 from hookrelay.live.cursors import open_position, seal_position
 from hookrelay.models import LogPosition
 from hookrelay.schemas import JOB_ID_RULE, is_event_type, is_job_id
+from hookrelay.services.auth import Principal
 from hookrelay.settings import Settings
 
 DEFAULT_PAGE_SIZE = 50

@@ -9,9 +9,9 @@ import structlog
 from aiohttp import web
 
 from hookrelay.api.http import bearer_token, json_response
-from hookrelay.api.keys import GATEWAY, PRINCIPAL
+from hookrelay.api.keys import APP_ID, AUTH, PRINCIPAL
 from hookrelay.errors import HookrelayError, NotFound, Throttled, Unauthorized, error_body
-from hookrelay.gateway import Principal
+from hookrelay.services.auth import Principal
 
 log = structlog.get_logger(__name__)
 
@@ -81,32 +81,33 @@ STREAM_ROUTE = "event_stream"
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve the bearer token (or, on the event stream, a stream token) of every /v1
-    request to a principal, or answer 401."""
+    request to a principal, or answer 401; and the app its path names to that app's id, once,
+    for the handlers (APP_ID)."""
     if request.path.startswith("/v1/"):
         principal = await _principal(request)
         request[PRINCIPAL] = principal
         ref = request.match_info.get("app_id")
-        if ref is not None and principal.app_id is not None and ref != principal.app_id:
+        if ref is not None:
             # Before the handler reads anything: another app's resources do not exist, whatever
             # the request's body would have said (a uid naming one's own app passes).
-            await request.app[GATEWAY].app_for(principal, ref)
+            request[APP_ID] = await request.app[AUTH].app_id_for(principal, ref)
     return await handler(request)
 
 
 async def _principal(request: web.Request) -> Principal:
-    gateway = request.app[GATEWAY]
+    auth = request.app[AUTH]
     stream_token = request.query.get("token")
     if stream_token is not None and "Authorization" not in request.headers:
         if request.match_info.route.name != STREAM_ROUTE:
             raise Unauthorized("a stream token opens only GET .../events/stream")
-        principal = gateway.authenticate_stream_token(stream_token)
+        principal = auth.authenticate_stream_token(stream_token)
         if principal is None:
             raise Unauthorized("the stream token is not valid or has expired")
         return principal
     token = bearer_token(request)
     if token is None:
         raise Unauthorized("send Authorization: Bearer <token>")
-    found = await gateway.authenticate(token)
+    found = await auth.authenticate(token)
     if found is None:
         raise Unauthorized("the token is not valid")
     return found
