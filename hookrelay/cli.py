@@ -131,25 +131,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env(env)
         configure_logging(settings.log_format, settings.log_level, settings.secret_values())
-        return _run(args, settings)
+        return _run(args, settings, env)
     except (ConfigError, EmbeddedServerError) as exc:
         print(f"hookrelay: {exc}", file=sys.stderr)
         return 2
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> int:
+def _run(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> int:
     if args.command == "dev":
         from hookrelay.dev import run_dev
 
         return run_dev(settings, args.data_dir, args.host, args.port)
+    # The benchmark's processes start from this environment; set, this keeps their logs.
+    keep_logs = bool(env.get("HOOKRELAY_BENCH_KEEP_LOGS"))
     if args.command == "bench" and args.bench == "run":
-        from hookrelay.bench import gateway
+        from hookrelay.bench import throughput
 
-        return gateway.main(args.quick, args.workers, args.output, args.plot)
+        return throughput.main(args.quick, args.workers, args.output, args.plot, env, keep_logs)
     if args.command == "bench":
         from hookrelay.bench import admin
 
-        return admin.main(args.deliveries, args.replay, args.workers, args.samples, args.output)
+        return admin.main(
+            args.deliveries, args.replay, args.workers, args.samples, args.output, env, keep_logs
+        )
     if args.command == "receive":
         from hookrelay.receive import create_receiver, run_receiver
 
