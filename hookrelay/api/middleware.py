@@ -1,4 +1,5 @@
-"""Errors become the JSON error shape here, once; and every /v1 request is authenticated here."""
+"""A handler's error becomes the JSON error shape here, with the status and code api/errors.py
+gives it; and every /v1 request is authenticated here."""
 
 from __future__ import annotations
 
