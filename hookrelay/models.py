@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -219,6 +218,3 @@ class ReplayResult:
     matched: int  # deliveries that match the filter
     replayed: int  # new deliveries made (0 in a dry run)
     replayable: int  # matched deliveries whose endpoint is not disabled
-
-
-JSONDict = dict[str, Any]

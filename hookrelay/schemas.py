@@ -53,11 +53,6 @@ def _validators(kind: str) -> dict[str, Draft202012Validator]:
     return validators
 
 
-def builtin_event_types() -> list[str]:
-    """The event types that have a schema."""
-    return sorted(_validators("events"))
-
-
 def validate_request(name: str, body: Any) -> dict[str, Any]:
     """Check a request body against `schemas/requests/<name>.json`; return it."""
     quick = _quick_checks("requests").get(name)

@@ -1,4 +1,5 @@
-"""Errors become the JSON error shape here, once; and every /v1 request is authenticated here."""
+"""A handler's error becomes the JSON error shape here, with the status and code api/errors.py
+gives it; and every /v1 request is authenticated here."""
 
 from __future__ import annotations
 
@@ -8,34 +9,15 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
+from hookrelay.api.errors import answer_of, error_body, http_code
 from hookrelay.api.http import bearer_token, json_response
 from hookrelay.api.keys import APP_ID, AUTH, PRINCIPAL
-from hookrelay.errors import HookrelayError, NotFound, Throttled, Unauthorized, error_body
+from hookrelay.errors import HookrelayError, NotFound, Throttled, Unauthorized
 from hookrelay.services.auth import Principal
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    408: "request_timeout",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "invalid_payload",
-    429: "throttled",
-    503: "unavailable",
-}
-
-
-def http_code(status: int) -> str:
-    """The error code of an HTTP error status that no HookrelayError produced."""
-    return _HTTP_CODES.get(status, "http_error")
 
 
 @web.middleware
@@ -43,9 +25,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except HookrelayError as exc:
-        if exc.status >= 500:
-            log.warning("request failed", path=request.path, code=exc.code, error=exc.message)
-        response = json_response(error_body(exc.code, exc.message, exc.details), exc.status)
+        status, code = answer_of(exc)
+        if status >= 500:
+            log.warning("request failed", path=request.path, code=code, error=exc.message)
+        response = json_response(error_body(code, exc.message, exc.details), status)
         if isinstance(exc, Throttled):
             response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
