@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestClient
 
 from hookrelay.api.app import create_app
 from hookrelay.settings import Settings
-from hookrelay.worker.main import WorkerProcess, WorkerResources
+from hookrelay.worker.process import WorkerProcess
+from hookrelay.worker.resources import WorkerResources
 
 
 @pytest.fixture
