@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,31 +24,13 @@ from hookrelay.worker.deliverer import (
     Deferred,
     Deliverer,
 )
+from tests.unit.claims import claimed
 
 SETTINGS = Settings(retry_schedule_s=(5.0, 60.0), delivery_timeout_s=15.0)
 
 
 def claim(n: int, **changes: Any) -> ClaimedDelivery:
-    base = ClaimedDelivery(
-        id=f"dlv_{n}",
-        app_id="app_1",
-        event_id=f"evt_{n}",
-        endpoint_id="ep_1",
-        status="sending",
-        attempt_count=1,
-        previous_status="pending",
-        url="https://receiver.example/hook",
-        signing="hmac",
-        secret_ciphertext=b"sealed",
-        secret_key_id="k1",
-        headers={},
-        rate_limit_per_s=None,
-        previous_secret_ciphertext=None,
-        previous_secret_key_id=None,
-        event_type="job.completed",
-        body="{}",
-    )
-    return replace(base, **changes)
+    return claimed(id=f"dlv_{n}", event_id=f"evt_{n}", **changes)
 
 
 @dataclass

@@ -4,7 +4,6 @@ the retry policy. Pure, so every case runs without a server or a clock."""
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -14,34 +13,16 @@ from hypothesis import strategies as st
 
 from hookrelay.delivery.outcome import attempt_outcome
 from hookrelay.delivery.send import Response, Sent, TransportFailure
-from hookrelay.models import AttemptOutcome, ClaimedDelivery
+from hookrelay.models import AttemptOutcome
 from hookrelay.retry import JITTER, RETRY_AFTER_CAP_S
 from hookrelay.statuses import DeliveryStatus, ErrorKind
+from tests.unit.claims import claimed
 
 SCHEDULE = (5.0, 300.0, 1800.0)
 LAST_ATTEMPT = len(SCHEDULE) + 1  # the first attempt, then one per scheduled delay
 NOW = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
 STARTED_AT = NOW - timedelta(milliseconds=250)
 
-CLAIM = ClaimedDelivery(
-    id="dlv_1",
-    app_id="app_1",
-    event_id="evt_1",
-    endpoint_id="ep_1",
-    status="sending",
-    attempt_count=1,
-    previous_status="pending",
-    url="https://receiver.example/hook",
-    signing="hmac",
-    secret_ciphertext=b"sealed",
-    secret_key_id="k1",
-    headers={},
-    rate_limit_per_s=None,
-    previous_secret_ciphertext=None,
-    previous_secret_key_id=None,
-    event_type="job.completed",
-    body='{"ok":true}',
-)
 
 SUCCESS_CODES = [200, 201, 202, 203, 204, 206, 226, 299]
 INFORMATIONAL_CODES = [100, 101, 199]
@@ -76,7 +57,7 @@ def outcome_of(
     seed: int = 7,
     now: datetime = NOW,
 ) -> AttemptOutcome:
-    claim = replace(CLAIM, attempt_count=attempt)
+    claim = claimed(attempt_count=attempt)
     return attempt_outcome(claim, sent, schedule_s=schedule_s, now=now, rng=random.Random(seed))
 
 
@@ -147,16 +128,6 @@ def test_a_non_2xx_answer_retries_on_schedule_while_attempts_remain(
     assert outcome.status_code == status_code
     assert not outcome.disable_endpoint
     assert_jittered_wait(outcome, attempt)
-
-
-@pytest.mark.parametrize("status_code", FAILING_CODES)
-@pytest.mark.parametrize("attempt", DEAD_ATTEMPTS)
-def test_a_non_2xx_answer_on_the_last_attempt_is_dead(status_code: int, attempt: int) -> None:
-    outcome = outcome_of(answered(status_code), attempt)
-    assert outcome.next_status == DeliveryStatus.DEAD
-    assert outcome.next_attempt_at is None
-    assert outcome.error_kind == ErrorKind.HTTP_STATUS
-    assert not outcome.disable_endpoint
 
 
 @pytest.mark.parametrize("status_code", REDIRECT_CODES)
@@ -321,10 +292,19 @@ def test_a_transport_failure_retries_on_schedule_with_its_kind_and_message(
     assert_jittered_wait(outcome, attempt)
 
 
-@pytest.mark.parametrize("kind", TRANSPORT_KINDS)
+@pytest.mark.parametrize(
+    ("sent", "kind"),
+    [
+        *[
+            pytest.param(answered(code), ErrorKind.HTTP_STATUS, id=str(code))
+            for code in FAILING_CODES
+        ],
+        *[pytest.param(failed(kind), kind, id=kind) for kind in TRANSPORT_KINDS],
+    ],
+)
 @pytest.mark.parametrize("attempt", DEAD_ATTEMPTS)
-def test_a_transport_failure_on_the_last_attempt_is_dead(kind: ErrorKind, attempt: int) -> None:
-    outcome = outcome_of(failed(kind), attempt)
+def test_any_failure_on_the_last_attempt_is_dead(sent: Sent, kind: ErrorKind, attempt: int) -> None:
+    outcome = outcome_of(sent, attempt)
     assert outcome.next_status == DeliveryStatus.DEAD
     assert outcome.next_attempt_at is None
     assert outcome.error_kind == kind

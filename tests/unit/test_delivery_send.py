@@ -10,7 +10,7 @@ import os
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any
 
@@ -33,6 +33,7 @@ from hookrelay.outbound import BlockedAddress
 from hookrelay.secretbox import SecretBox
 from hookrelay.signing import generate_hmac_secret
 from hookrelay.statuses import ErrorKind
+from tests.unit.claims import claimed
 
 BOX = SecretBox(os.urandom(32))
 SECRET = generate_hmac_secret()
@@ -43,26 +44,14 @@ BODY_CAP_BYTES = 64
 
 def claim_for(url: str = "https://receiver.example/hook", **changes: Any) -> ClaimedDelivery:
     ciphertext, key_id = BOX.encrypt(SECRET, "ep_1")
-    claim = ClaimedDelivery(
-        id="dlv_1",
-        app_id="app_1",
-        event_id="evt_1",
-        endpoint_id="ep_1",
-        status="sending",
-        attempt_count=1,
-        previous_status="pending",
-        url=url,
-        signing="hmac",
-        secret_ciphertext=ciphertext,
-        secret_key_id=key_id,
-        headers={"X-Tenant": "acme"},
-        rate_limit_per_s=None,
-        previous_secret_ciphertext=None,
-        previous_secret_key_id=None,
-        event_type="job.completed",
-        body=BODY,
-    )
-    return replace(claim, **changes)
+    sendable = {
+        "url": url,
+        "secret_ciphertext": ciphertext,
+        "secret_key_id": key_id,
+        "headers": {"X-Tenant": "acme"},
+        "body": BODY,
+    }
+    return claimed(**{**sendable, **changes})
 
 
 class FakeContent:
