@@ -8,6 +8,9 @@ from hookrelay.models import AttemptOutcome, ClaimedDelivery
 from hookrelay.statuses import DeliveryStatus
 
 log = structlog.get_logger("hookrelay.delivery")
+# Compared for every attempt, so read once: on Python 3.11 each read of an enum member is a
+# descriptor call (about 0.15 µs).
+_DEAD = DeliveryStatus.DEAD
 
 
 def bound_log(claim: ClaimedDelivery) -> structlog.stdlib.BoundLogger:
@@ -25,7 +28,7 @@ def log_attempt(claim: ClaimedDelivery, outcome: AttemptOutcome, status: str) ->
     """Log a recorded attempt: a dead letter as a warning, as it needs someone to act (replay
     it, fix the endpoint); any other as news."""
     # Not through bound_log: binding costs a logger per delivery even when INFO is off.
-    dead = status == DeliveryStatus.DEAD
+    dead = status == _DEAD
     (log.warning if dead else log.info)(
         "delivery dead-lettered" if dead else "delivery attempted",
         delivery_id=claim.id,

@@ -28,6 +28,10 @@ RECORD_TRIES = 3
 
 Attempted = tuple[ClaimedDelivery, AttemptOutcome]
 
+# Compared for every delivery, so read once: on Python 3.11 each read of an enum member is a
+# descriptor call (about 0.15 µs).
+_SUCCEEDED, _RETRYING = DeliveryStatus.SUCCEEDED, DeliveryStatus.RETRYING
+
 
 async def with_db_retries(record: Callable[[], Awaitable[T]]) -> T:
     """Record an outcome, trying again on a passing database failure: receivers have answered,
@@ -43,7 +47,7 @@ async def with_db_retries(record: Callable[[], Awaitable[T]]) -> T:
 def is_quiet(claim: ClaimedDelivery, outcome: AttemptOutcome) -> bool:
     """A first attempt that succeeded (most of them): no event, health change or retry follows,
     so it is recorded with others in one statement."""
-    return outcome.next_status == DeliveryStatus.SUCCEEDED and claim.attempt_count == 1
+    return outcome.next_status == _SUCCEEDED and claim.attempt_count == 1
 
 
 class Recorder:
@@ -65,8 +69,10 @@ class Recorder:
 
     async def record(self, attempted: list[Attempted]) -> None:
         """Record these attempts: the quiet ones in one statement, the others one by one."""
-        quiet = [(claim, outcome) for claim, outcome in attempted if is_quiet(claim, outcome)]
-        others = [(claim, outcome) for claim, outcome in attempted if not is_quiet(claim, outcome)]
+        quiet: list[Attempted] = []
+        others: list[Attempted] = []
+        for claim, outcome in attempted:
+            (quiet if is_quiet(claim, outcome) else others).append((claim, outcome))
         # Shielded: once receivers have answered, cancelling the job must not lose records.
         await asyncio.shield(
             asyncio.gather(self._record_quiet(quiet), *(self._record_one(c, o) for c, o in others))
@@ -82,8 +88,8 @@ class Recorder:
             if claim.id not in recorded:
                 bound_log(claim).warning("lease lost before the attempt was recorded")
                 continue
-            self.metrics.attempt(DeliveryStatus.SUCCEEDED, outcome.duration_ms / 1000)
-            log_attempt(claim, outcome, DeliveryStatus.SUCCEEDED)
+            self.metrics.attempt(_SUCCEEDED, outcome.duration_ms / 1000)
+            log_attempt(claim, outcome, _SUCCEEDED)
 
     async def _record_one(self, claim: ClaimedDelivery, outcome: AttemptOutcome) -> None:
         """Record an attempt with the endpoint's health and the operational events it calls
@@ -111,7 +117,7 @@ class Recorder:
             self.notifier.committed(claim.app_id)
         if recorded.endpoint_disabled_reason is not None:
             bound.warning("endpoint disabled", reason=recorded.endpoint_disabled_reason)
-        if recorded.delivery_status == DeliveryStatus.RETRYING:
+        if recorded.delivery_status == _RETRYING:
             await self.queue.enqueue(
                 [(claim.id, claim.attempt_count)], defer_until=outcome.next_attempt_at
             )

@@ -32,6 +32,9 @@ CONCURRENCY_WAIT_S = 0.25
 CONCURRENCY_RETRY_S = 0.5
 # The request must end while the lease holds, with this long left to record it.
 RECORD_MARGIN_S = 2.0
+# Compared for every delivery, so read once: on Python 3.11 each read of an enum member is a
+# descriptor call (about 0.15 µs).
+_HELD, _SENDING = DeliveryStatus.HELD, DeliveryStatus.SENDING
 
 
 @dataclass(frozen=True)
@@ -114,10 +117,10 @@ class Deliverer:
         self, claim: ClaimedDelivery, claimed_at: float, slot_reserved: bool
     ) -> Attempted | Deferred | None:
         """Attempt one claimed delivery once its endpoint's limits allow; None if it is held."""
-        if claim.status == DeliveryStatus.HELD:
+        if claim.status == _HELD:
             bound_log(claim).info("delivery held: endpoint not active")
             return None
-        if claim.previous_status == DeliveryStatus.SENDING:
+        if claim.previous_status == _SENDING:
             self.metrics.count("hookrelay_redeliveries_total")
             bound_log(claim).warning("redelivering: the previous attempt's lease expired")
         if not await self.limits.start(claim.endpoint_id, CONCURRENCY_WAIT_S):
