@@ -63,7 +63,7 @@ class Recorder:
     ) -> None:
         self.store = store
         self.queue = queue
-        self.notifier = notifier  # operational events join the app's log: its readers hear
+        self.notifier = notifier  # tells an app's live readers that its log grew
         self.metrics = metrics
         self.health = health
 
