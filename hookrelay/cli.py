@@ -182,7 +182,7 @@ def _run(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> i
     if args.command == "worker" and args.processes > 1:
         return _run_worker_processes(args.processes)
     if args.command == "worker":
-        from hookrelay.worker.main import run_worker
+        from hookrelay.worker.process import run_worker
 
         settings.require_database_url(), settings.require_redis_url(), settings.require_secret_key()
         asyncio.run(run_worker(settings))

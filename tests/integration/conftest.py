@@ -16,7 +16,8 @@ from aiohttp.test_utils import BaseTestServer, TestClient, TestServer, make_mock
 
 from hookrelay.api.app import create_app
 from hookrelay.settings import Settings
-from hookrelay.worker.main import WorkerProcess, WorkerResources
+from hookrelay.worker.process import WorkerProcess
+from hookrelay.worker.resources import WorkerResources
 from tests.answers import JSON, answer_problems, route_of
 
 
