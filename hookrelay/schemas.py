@@ -42,7 +42,8 @@ EVENT_TYPE_SCHEMA: dict[str, Any] = {
 
 @cache
 def loaded_schemas(kind: str) -> dict[str, dict[str, Any]]:
-    """The schemas of `schemas/<kind>/`, by file name without `.json`."""
+    """The schemas of `schemas/<kind>/` (events, requests, responses), by file name without
+    `.json`; read once."""
     folder: Path = resource_dir("schemas") / kind
     return {path.stem: orjson.loads(path.read_bytes()) for path in sorted(folder.glob("*.json"))}
 
@@ -65,11 +66,6 @@ def _validators(kind: str) -> dict[str, jsonschema_rs.Validator]:
         jsonschema_rs.meta.validate(schema)
         validators[name] = _compile(schema, registry)
     return validators
-
-
-def builtin_event_types() -> list[str]:
-    """The event types that have a schema."""
-    return sorted(_validators("events"))
 
 
 def validate_request(name: str, body: Any) -> dict[str, Any]:

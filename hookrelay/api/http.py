@@ -15,13 +15,14 @@ from aiohttp import web
 from aiohttp.http_exceptions import PayloadEncodingError
 
 from hookrelay import durations
+from hookrelay.api.errors import PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 from hookrelay.api.keys import PRINCIPAL, SETTINGS
-from hookrelay.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
-from hookrelay.gateway import Principal
+from hookrelay.errors import BadRequest
 from hookrelay.ids import is_id
 from hookrelay.live.cursors import open_position, seal_position
 from hookrelay.models import LogPosition
 from hookrelay.schemas import JOB_ID_RULE, is_event_type, is_job_id
+from hookrelay.services.auth import Principal
 from hookrelay.settings import Settings
 
 Choice = TypeVar("Choice", bound=StrEnum)

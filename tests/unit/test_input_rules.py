@@ -23,7 +23,12 @@ from hookrelay.schemas import (
     validate_event_data,
 )
 
-SCHEMAS = sorted(resource_dir("schemas").glob("*/*.json"))
+# What a client sends (responses/ describes what the API answers with).
+SCHEMAS = sorted(
+    path
+    for kind in ("events", "requests")
+    for path in (resource_dir("schemas") / kind).glob("*.json")
+)
 
 
 def _properties(node: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:

@@ -8,12 +8,14 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
+from hookrelay.api.errors import answer_of
 from hookrelay.errors import InvalidPayload
 from hookrelay.schemas import inline_refs, loaded_schemas, validate_event_data, validate_request
 
@@ -47,11 +49,77 @@ def _long_string(bound: int) -> st.SearchStrategy[str]:
     return st.integers(max(0, bound - 1), bound + 1).map(lambda n: "a.b" + "c" * max(0, n - 3))
 
 
+def _merged(schema: dict[str, Any], sub: dict[str, Any], keyword: str) -> dict[str, Any]:
+    """`schema` with one branch of its `keyword` (anyOf...) folded in, the branch removed."""
+    properties = dict(schema.get("properties", {}))
+    for name, rule in sub.get("properties", {}).items():
+        properties[name] = {**properties.get(name, {}), **rule}
+    required = [*schema.get("required", []), *sub.get("required", [])]
+    folded = {**schema, **sub, "properties": properties, "required": required}
+    folded.pop(keyword)
+    return folded
+
+
+def _pattern(schema: dict[str, Any]) -> str:
+    return str(schema["pattern"]).removesuffix("(?!\\n)")
+
+
+def shaped(schema: Any, depth: int = 0) -> st.SearchStrategy[Any]:
+    """Values of the shape `schema` asks for, valid as a rule: the centre of the neighbourhood
+    that `near` draws around (without it, a valid batch of events would be rare)."""
+    if not isinstance(schema, dict) or depth > 4:
+        return json_values
+    for keyword in ("anyOf", "oneOf"):
+        if keyword in schema:
+            return st.one_of(
+                *(shaped(_merged(schema, sub, keyword), depth) for sub in schema[keyword])
+            )
+    if "enum" in schema:
+        return st.sampled_from(schema["enum"])
+    kinds = schema.get("type")
+    kind = kinds if isinstance(kinds, str) else next((k for k in kinds or [] if k != "null"), None)
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        if not props and isinstance(extra, dict):  # a map, such as an endpoint's headers
+            names = schema.get("propertyNames", {})
+            keys = (
+                st.from_regex(_pattern(names), fullmatch=True) if "pattern" in names else st.text()
+            )
+            return st.dictionaries(keys, shaped(extra, depth + 1), max_size=3)
+        required = [n for n in schema.get("required", []) if n in props]
+        return st.fixed_dictionaries(
+            {n: shaped(props[n], depth + 1) for n in required},
+            optional={n: shaped(props[n], depth + 1) for n in props if n not in required},
+        )
+    if kind == "array":
+        least = schema.get("minItems", 0)
+        return st.lists(
+            shaped(schema.get("items"), depth + 1),
+            min_size=least,
+            max_size=max(least, min(3, schema.get("maxItems", 3))),
+            unique_by=orjson.dumps if schema.get("uniqueItems") else None,
+        )
+    if kind == "string":
+        least, most = schema.get("minLength", 0), min(schema.get("maxLength", 12), 300)
+        if "pattern" in schema:
+            texts = st.from_regex(_pattern(schema), fullmatch=True)
+            return texts.filter(lambda t: least <= len(t) <= most)
+        return st.text(min_size=least, max_size=most)
+    if kind == "integer":
+        return st.integers(schema.get("minimum"), schema.get("maximum"))
+    if kind == "number":
+        return st.floats(schema.get("minimum"), schema.get("maximum"), allow_nan=False)
+    if kind == "boolean":
+        return st.booleans()
+    return json_values
+
+
 def near(schema: Any, depth: int = 0) -> st.SearchStrategy[Any]:
     """Values near the edges of `schema`: mostly of its shape, sometimes anything."""
     if not isinstance(schema, dict) or depth > 4:
         return json_values
-    options: list[st.SearchStrategy[Any]] = [json_scalars]
+    options: list[st.SearchStrategy[Any]] = [json_scalars, shaped(schema, depth)]
     if "enum" in schema:
         options.append(st.sampled_from(schema["enum"]))
     if "properties" in schema or schema.get("type") == "object":
@@ -68,15 +136,6 @@ def near(schema: Any, depth: int = 0) -> st.SearchStrategy[Any]:
                 max_size=len(names) + 1,
             )
         )
-        # The required properties, and some others, each with a value of its shape: the valid
-        # neighbourhood.
-        required = [n for n in schema.get("required", []) if n in props]
-        options.append(
-            st.fixed_dictionaries(
-                {n: near(props[n], depth + 1) for n in required},
-                optional={n: near(props[n], depth + 1) for n in props if n not in required},
-            )
-        )
     if "items" in schema or schema.get("type") in ("array", ["array", "null"]):
         items = near(schema.get("items"), depth + 1)
         most = schema.get("maxItems", 4)
@@ -86,7 +145,7 @@ def near(schema: Any, depth: int = 0) -> st.SearchStrategy[Any]:
     if kinds == "string" or (isinstance(kinds, list) and "string" in kinds) or "pattern" in schema:
         options.append(edge_strings)
         if "pattern" in schema:
-            pattern = schema["pattern"].removesuffix("(?!\\n)")
+            pattern = _pattern(schema)
             options.append(st.from_regex(pattern, fullmatch=True).filter(lambda t: len(t) < 300))
             options.append(st.from_regex(pattern).filter(lambda t: len(t) < 300))
         if "maxLength" in schema:
@@ -132,7 +191,7 @@ def refused_paths(call: Any, *args: Any) -> list[str]:
     try:
         call(*args)
     except InvalidPayload as refused:
-        assert refused.status == 422 and refused.code == "invalid_payload"
+        assert answer_of(refused) == (422, "invalid_payload")
         return sorted(detail["path"] for detail in refused.details)
     return []
 

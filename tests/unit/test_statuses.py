@@ -20,7 +20,7 @@ from hookrelay.errors import BadRequest
 from hookrelay.jobs import STATE_OF, TERMINAL, Job, JobState
 from hookrelay.models import Event
 from hookrelay.schemas import loaded_schemas
-from hookrelay.statuses import DeliveryStatus, EndpointStatus, SigningScheme
+from hookrelay.statuses import DeliveryStatus, EndpointStatus, ErrorKind, SigningScheme
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -54,6 +54,7 @@ FULL = {
     frozenset(DeliveryStatus): DeliveryStatus,
     frozenset(EndpointStatus): EndpointStatus,
     frozenset(SigningScheme): SigningScheme,
+    frozenset(ErrorKind): ErrorKind,
     frozenset(JobState): JobState,
 }
 

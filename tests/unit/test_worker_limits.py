@@ -14,8 +14,8 @@ from arq import Worker
 from arq.worker import func
 
 from hookrelay.store import SWEEP_START, Sweep
+from hookrelay.worker.lanes import LaneWorker
 from hookrelay.worker.limits import EndpointLimits, Slots, SlotsBusy
-from hookrelay.worker.main import LaneWorker
 from hookrelay.worker.sweeper import Sweeper
 
 

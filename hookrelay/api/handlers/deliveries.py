@@ -12,7 +12,6 @@ from hookrelay.api.http import (
     json_response,
     page,
     page_size,
-    principal,
     query_choice,
     query_event_type,
     query_id,
@@ -20,7 +19,7 @@ from hookrelay.api.http import (
     query_time,
     read_optional_json,
 )
-from hookrelay.api.keys import GATEWAY
+from hookrelay.api.keys import APP_ID, REPLAYS, STORE
 from hookrelay.api.views import attempt_view, delivery_view
 from hookrelay.durations import parse_moment
 from hookrelay.errors import InvalidPayload
@@ -48,24 +47,24 @@ async def list_deliveries(request: web.Request) -> web.Response:
         until=query_time(request, "until"),
     )
     limit = page_size(request)
-    deliveries = await request.app[GATEWAY].list_deliveries(
-        principal(request), request.match_info["app_id"], filters, cursor(request), limit
+    deliveries = await request.app[STORE].list_deliveries(
+        request[APP_ID], filters, cursor(request), limit
     )
     return json_response(page([delivery_view(d) for d in deliveries], limit))
 
 
 async def get_delivery(request: web.Request) -> web.Response:
-    delivery, attempts = await request.app[GATEWAY].get_delivery(
-        principal(request), request.match_info["app_id"], request.match_info["delivery_id"]
-    )
+    store = request.app[STORE]
+    delivery = await store.get_delivery(request[APP_ID], request.match_info["delivery_id"])
+    attempts = await store.delivery_attempts(delivery.id)
     return json_response(
         {**delivery_view(delivery), "attempts": [attempt_view(a) for a in attempts]}
     )
 
 
 async def replay_delivery(request: web.Request) -> web.Response:
-    new_id, original = await request.app[GATEWAY].replay_delivery(
-        principal(request), request.match_info["app_id"], request.match_info["delivery_id"]
+    new_id, original = await request.app[REPLAYS].replay_delivery(
+        request[APP_ID], request.match_info["delivery_id"]
     )
     return json_response({"id": new_id, "replay_of": original}, 202)
 
@@ -95,9 +94,8 @@ def _moment(body: dict[str, Any], name: str, now: datetime) -> datetime | None:
 
 async def replay_deliveries(request: web.Request) -> web.Response:
     body = validate_request("replay", await read_optional_json(request))
-    result = await request.app[GATEWAY].replay_deliveries(
-        principal(request),
-        request.match_info["app_id"],
+    result = await request.app[REPLAYS].replay_deliveries(
+        request[APP_ID],
         _replay_filter(body, datetime.now(UTC)),
         bool(body.get("dry_run", False)),
         bool(body.get("include_replayed", False)),
@@ -111,9 +109,8 @@ async def recover_endpoint(request: web.Request) -> web.Response:
     filters = _replay_filter(
         body, datetime.now(UTC), status=DeliveryStatus.DEAD, endpoint_id=endpoint_id
     )
-    result = await request.app[GATEWAY].replay_deliveries(
-        principal(request),
-        request.match_info["app_id"],
+    result = await request.app[REPLAYS].replay_deliveries(
+        request[APP_ID],
         filters,
         bool(body.get("dry_run")),
         bool(body.get("include_replayed", False)),
@@ -129,7 +126,7 @@ async def list_attempts(request: web.Request) -> web.Response:
         until=query_time(request, "until"),
     )
     limit = page_size(request)
-    attempts = await request.app[GATEWAY].list_attempts(
-        principal(request), request.match_info["app_id"], filters, cursor(request), limit
+    attempts = await request.app[STORE].list_attempts(
+        request[APP_ID], filters, cursor(request), limit
     )
     return json_response(page([attempt_view(a) for a in attempts], limit))

@@ -7,23 +7,23 @@ import hmac
 from aiohttp import web
 
 from hookrelay.api.http import bearer_token
-from hookrelay.api.keys import GATEWAY
+from hookrelay.api.keys import QUEUE, SETTINGS, STORE
 from hookrelay.errors import DependencyUnavailable, Unauthorized
 from hookrelay.metrics import metrics_key, render
 
 
 async def metrics(request: web.Request) -> web.Response:
-    gateway = request.app[GATEWAY]
-    _check_metrics_token(request, gateway.settings.metrics_token)
+    settings = request.app[SETTINGS]
+    _check_metrics_token(request, settings.metrics_token)
     try:
         # redis-py types hgetall as sync-or-async; on the asyncio client it is a coroutine.
-        raw: dict[bytes, bytes] = await gateway.queue.redis.hgetall(  # type: ignore[misc]
-            metrics_key(gateway.settings.queue_name)
+        raw: dict[bytes, bytes] = await request.app[QUEUE].redis.hgetall(  # type: ignore[misc]
+            metrics_key(settings.queue_name)
         )
     except Exception as exc:
         raise DependencyUnavailable("redis is unreachable") from exc
     samples = {field.decode(): float(value) for field, value in raw.items()}
-    lag = await gateway.store.oldest_due_age()
+    lag = await request.app[STORE].oldest_due_age()
     return web.Response(
         text=render(samples, lag),
         content_type="text/plain",
