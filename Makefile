@@ -71,7 +71,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## The gateway benchmark (about 6 minutes): prints a table, writes bench-results/.
+## The throughput benchmark (about 6 minutes): prints a table, writes bench-results/.
 bench: $(STAMP)
 	$(BIN)/hookrelay bench run --plot bench-results/latency.png
 

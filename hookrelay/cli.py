@@ -1,5 +1,5 @@
-"""The `hookrelay` command: dev, api, worker, migrate, rotate-key, bench and receive. The only
-reader of the environment."""
+"""The `hookrelay` command: dev, api, worker, migrate, rotate-key, bench (run, admin) and
+receive. The only reader of the environment."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from hookrelay.logs import configure_logging
 from hookrelay.settings import ConfigError, Settings
 
 DEFAULT_PORT = 8080
-# Appended to an option's help: argparse fills in the option's default.
-DEFAULT = " (default: %(default)s)"
+# Every option's help ends with its default, as argparse writes it.
+HELP_FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 # Garbage collection thresholds for the long-running processes (Python's defaults: 700, 10, 10).
 GC_THRESHOLDS = (50_000, 20, 10)
 
@@ -35,7 +35,9 @@ def http_status(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hookrelay", description="The event-callback gateway for AI jobs."
+        prog="hookrelay",
+        description="The event-callback gateway for AI jobs.",
+        formatter_class=HELP_FORMATTER,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     # Not required: a bare `hookrelay` prints this help and exits 0.
@@ -44,26 +46,29 @@ def _parser() -> argparse.ArgumentParser:
     def command(
         parent: argparse._SubParsersAction[argparse.ArgumentParser], name: str, what: str
     ) -> argparse.ArgumentParser:
-        return parent.add_parser(name, help=what, description=what[0].upper() + what[1:] + ".")
+        description = what[0].upper() + what[1:] + "."
+        return parent.add_parser(
+            name, help=what, description=description, formatter_class=HELP_FORMATTER
+        )
 
     dev = command(commands, "dev", "run everything locally on embedded Postgres and Redis")
-    dev.add_argument("--host", default="127.0.0.1", help="address the API listens on" + DEFAULT)
-    dev.add_argument("--port", type=int, default=DEFAULT_PORT, help="port of the API" + DEFAULT)
+    dev.add_argument("--host", default="127.0.0.1", help="address the API listens on")
+    dev.add_argument("--port", type=int, default=DEFAULT_PORT, help="port of the API")
     dev.add_argument(
         "--data-dir",
         type=Path,
         default=Path(".hookrelay"),
-        help="folder of the embedded servers' data, the admin token and the secret key" + DEFAULT,
+        help="folder of the embedded servers' data, the admin token and the secret key",
     )
     api = command(commands, "api", "run the HTTP API (configured by HOOKRELAY_* variables)")
-    api.add_argument("--host", default="127.0.0.1", help="address to listen on" + DEFAULT)
-    api.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on" + DEFAULT)
+    api.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    api.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
     worker = command(commands, "worker", "run a delivery worker")
     worker.add_argument(
         "--processes",
         type=int,
         default=1,
-        help="worker processes to run (one per core at most)" + DEFAULT,
+        help="worker processes to run (one per core at most)",
     )
     command(commands, "migrate", "apply database migrations")
     command(commands, "rotate-key", "re-encrypt endpoint secrets with HOOKRELAY_SECRET_KEY")
@@ -75,46 +80,39 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=max(1, (os.cpu_count() or 2) // 2),
-        help="worker processes (one per two CPUs)" + DEFAULT,
+        help="worker processes (one per two CPUs)",
     )
     run.add_argument(
         "--output",
         type=Path,
         default=Path("bench-results/latest.json"),
-        help="where to write the figures as JSON" + DEFAULT,
+        help="where to write the figures as JSON",
     )
-    run.add_argument("--plot", type=Path, help="write a latency plot (PNG) here (default: none)")
+    run.add_argument("--plot", type=Path, help="write a latency plot (PNG) here")
     admin = command(benches, "admin", "dead letters among a million deliveries; replay")
-    admin.add_argument(
-        "--deliveries", type=int, default=1_000_000, help="deliveries to seed" + DEFAULT
-    )
-    admin.add_argument(
-        "--replay", type=int, default=100_000, help="dead deliveries to replay" + DEFAULT
-    )
-    admin.add_argument("--workers", type=int, default=2, help="worker processes" + DEFAULT)
-    admin.add_argument(
-        "--samples", type=int, default=200, help="timed requests per listing" + DEFAULT
-    )
+    admin.add_argument("--deliveries", type=int, default=1_000_000, help="deliveries to seed")
+    admin.add_argument("--replay", type=int, default=100_000, help="dead deliveries to replay")
+    admin.add_argument("--workers", type=int, default=2, help="worker processes")
+    admin.add_argument("--samples", type=int, default=200, help="timed requests per listing")
     admin.add_argument(
         "--output",
         type=Path,
         default=Path("bench-results/admin.json"),
-        help="where to write the figures as JSON" + DEFAULT,
+        help="where to write the figures as JSON",
     )
     receive = command(commands, "receive", "run a local receiver that verifies webhooks")
-    receive.add_argument("--host", default="127.0.0.1", help="address to listen on" + DEFAULT)
-    receive.add_argument("--port", type=int, default=9000, help="port to listen on" + DEFAULT)
+    receive.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    receive.add_argument("--port", type=int, default=9000, help="port to listen on")
     receive.add_argument(
         "--secret",
         help="the endpoint's whsec_ secret: deliveries that do not verify with it are answered "
-        "401 (default: none, every delivery is accepted unverified)",
+        "401; without it, every delivery is accepted unverified",
     )
     receive.add_argument(
         "--status",
         type=http_status,
         default=200,
-        help="the status answered to deliveries that verify (e.g. 500 to watch hookrelay retry)"
-        + DEFAULT,
+        help="the status answered to deliveries that verify (e.g. 500 to watch hookrelay retry)",
     )
     return parser
 
@@ -131,25 +129,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env(env)
         configure_logging(settings.log_format, settings.log_level, settings.secret_values())
-        return _run(args, settings)
+        return _run(args, settings, env)
     except (ConfigError, EmbeddedServerError) as exc:
         print(f"hookrelay: {exc}", file=sys.stderr)
         return 2
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> int:
+def _run(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> int:
     if args.command == "dev":
         from hookrelay.dev import run_dev
 
         return run_dev(settings, args.data_dir, args.host, args.port)
+    # The benchmark's processes start from this environment; set, this keeps their logs.
+    keep_logs = bool(env.get("HOOKRELAY_BENCH_KEEP_LOGS"))
     if args.command == "bench" and args.bench == "run":
-        from hookrelay.bench import gateway
+        from hookrelay.bench import throughput
 
-        return gateway.main(args.quick, args.workers, args.output, args.plot)
+        return throughput.main(args.quick, args.workers, args.output, args.plot, env, keep_logs)
     if args.command == "bench":
         from hookrelay.bench import admin
 
-        return admin.main(args.deliveries, args.replay, args.workers, args.samples, args.output)
+        return admin.main(
+            args.deliveries, args.replay, args.workers, args.samples, args.output, env, keep_logs
+        )
     if args.command == "receive":
         from hookrelay.receive import create_receiver, run_receiver
 
@@ -180,7 +182,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "worker" and args.processes > 1:
         return _run_worker_processes(args.processes)
     if args.command == "worker":
-        from hookrelay.worker.main import run_worker
+        from hookrelay.worker.process import run_worker
 
         settings.require_database_url(), settings.require_redis_url(), settings.require_secret_key()
         asyncio.run(run_worker(settings))

@@ -1,4 +1,4 @@
-"""Postgres and Redis as child processes, for `hookrelay dev` and the test suite."""
+"""Postgres and Redis as child processes, for `hookrelay dev`, the cluster launcher and tests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The errors the domain raises; the API maps each to one HTTP status, once, in a middleware."""
+"""The errors the domain raises. They say what went wrong, not how to answer it: the API maps
+each to an HTTP status and an error code, once (`hookrelay.api.errors`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,6 @@ from typing import Any
 class HookrelayError(Exception):
     """Base of every error hookrelay reports to a client."""
 
-    status = 500
-    code = "internal_error"
-
     def __init__(self, message: str, details: Any = None) -> None:
         super().__init__(message)
         self.message = message
@@ -18,57 +16,35 @@ class HookrelayError(Exception):
 
 
 class BadRequest(HookrelayError):
-    status = 400
-    code = "bad_request"
+    """A request names something in a form hookrelay cannot take (a filter, a cursor...)."""
 
 
 class Unauthorized(HookrelayError):
-    status = 401
-    code = "unauthorized"
+    """No credential, or one that is not valid."""
 
 
 class Forbidden(HookrelayError):
-    status = 403
-    code = "forbidden"
+    """A valid credential that may not do this."""
 
 
 class NotFound(HookrelayError):
-    status = 404
-    code = "not_found"
+    """No such resource, or one of another app."""
 
 
 class Conflict(HookrelayError):
-    status = 409
-    code = "conflict"
-
-
-class RequestTimeout(HookrelayError):
-    status = 408
-    code = "request_timeout"
-
-
-class PayloadTooLarge(HookrelayError):
-    status = 413
-    code = "payload_too_large"
-
-
-class UnsupportedMediaType(HookrelayError):
-    status = 415
-    code = "unsupported_media_type"
+    """The request contradicts what is stored (a uid taken, a disabled endpoint...)."""
 
 
 class InvalidPayload(HookrelayError):
-    status = 422
-    code = "invalid_payload"
+    """A body that breaks its schema or a rule; `details` lists the failing paths."""
 
 
 class UnsafeTarget(InvalidPayload):
-    code = "unsafe_url"
+    """A callback URL the SSRF rules refuse."""
 
 
 class Throttled(HookrelayError):
-    status = 429
-    code = "throttled"
+    """Over a limit; the client may try again after `retry_after_s`."""
 
     def __init__(self, message: str, details: Any = None, retry_after_s: int = 5) -> None:
         super().__init__(message, details)
@@ -76,10 +52,4 @@ class Throttled(HookrelayError):
 
 
 class DependencyUnavailable(HookrelayError):
-    status = 503
-    code = "unavailable"
-
-
-def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    """The JSON error shape every answer that refuses something has."""
-    return {"error": {"code": code, "message": message, "details": details}}
+    """Postgres or Redis does not answer, or this process is shutting down."""

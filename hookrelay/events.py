@@ -10,6 +10,9 @@ import orjson
 from hookrelay.ids import new_id
 from hookrelay.models import Event
 
+# An Idempotency-Key binds its first answer for this long; then retention forgets it.
+IDEMPOTENCY_TTL_S = 24 * 3600.0
+
 
 def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -12,22 +12,35 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import orjson
 
 from hookrelay.models import Event
 
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
+
+class JobState(StrEnum):
+    """Where a job stands, as its events so far tell."""
+
+    QUEUED = "queued"  # the state a job starts in
+    RUNNING = "running"
+    ACTION_REQUIRED = "action_required"  # waiting for a human
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
 # The job events that set a state, and the state each sets.
 STATE_OF = {
-    "job.queued": "queued",
-    "job.started": "running",
-    "job.progress": "running",
-    "job.action_required": "action_required",
-    "job.completed": "completed",
-    "job.failed": "failed",
-    "job.cancelled": "cancelled",
+    "job.queued": JobState.QUEUED,
+    "job.started": JobState.RUNNING,
+    "job.progress": JobState.RUNNING,
+    "job.action_required": JobState.ACTION_REQUIRED,
+    "job.completed": JobState.COMPLETED,
+    "job.failed": JobState.FAILED,
+    "job.cancelled": JobState.CANCELLED,
 }
 # The most recent events shown in a job's history (the fold itself reads them all).
 HISTORY_EVENTS = 200
@@ -38,7 +51,7 @@ class Job:
     """A job as its events so far describe it."""
 
     job_id: str
-    state: str = "queued"
+    state: JobState = JobState.QUEUED
     percent: float | None = None
     message: str | None = None
     output: Any = None
@@ -67,9 +80,9 @@ class Job:
         changed = True
         if target in TERMINAL:
             self._finish(target, data, event.created_at)
-        elif target == "action_required":
+        elif target == JobState.ACTION_REQUIRED:
             self.state, self.action = target, data.get("action")
-        elif target == "running":
+        elif target == JobState.RUNNING:
             changed = self._run(data, event.created_at)
         else:  # job.queued: the state a job starts in
             changed = False
@@ -89,15 +102,15 @@ class Job:
             self.message = data.get("message", self.message)
             if "output" in data:
                 self.output = data["output"]
-        if self.state == "queued" or (self.state == "action_required" and advanced):
-            self.state, self.action, changed = "running", None, True
+        if self.state == JobState.QUEUED or (self.state == JobState.ACTION_REQUIRED and advanced):
+            self.state, self.action, changed = JobState.RUNNING, None, True
         return changed
 
-    def _finish(self, state: str, data: dict[str, Any], at: datetime) -> None:
+    def _finish(self, state: JobState, data: dict[str, Any], at: datetime) -> None:
         self.state, self.action, self.finished_at = state, None, at
-        if state == "completed":
+        if state == JobState.COMPLETED:
             self.percent = 100
             self.output = data.get("output", self.output)
             self.artifacts = data.get("artifacts")
-        elif state == "failed":
+        elif state == JobState.FAILED:
             self.error = data.get("error")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+
+from hookrelay.statuses import DeliveryStatus, EndpointStatus, ErrorKind, SigningScheme
 
 
 @dataclass(frozen=True)
@@ -23,9 +24,9 @@ class Endpoint:
     url: str
     description: str
     event_types: list[str] | None
-    status: str
+    status: EndpointStatus
     disabled_reason: str | None
-    signing: str
+    signing: SigningScheme
     secret_ciphertext: bytes
     secret_key_id: str
     headers: dict[str, str]
@@ -98,7 +99,7 @@ class Delivery:
     app_id: str
     event_id: str
     endpoint_id: str
-    status: str
+    status: DeliveryStatus
     attempt_count: int
     next_attempt_at: datetime | None
     last_status_code: int | None
@@ -122,7 +123,7 @@ class Attempt:
     started_at: datetime
     duration_ms: int
     status_code: int | None
-    error_kind: str | None
+    error_kind: ErrorKind | None
     error_message: str | None
     response_headers: dict[str, str] | None
     response_body: str | None
@@ -136,11 +137,11 @@ class ClaimedDelivery:
     app_id: str
     event_id: str
     endpoint_id: str
-    status: str  # "sending", or "held" when the endpoint is not active
+    status: DeliveryStatus  # SENDING, or HELD when the endpoint is not active
     attempt_count: int  # the number of this attempt, counting from 1
-    previous_status: str  # "sending" when an expired lease was taken over: a redelivery
+    previous_status: DeliveryStatus  # SENDING when an expired lease was taken over: a redelivery
     url: str
-    signing: str
+    signing: SigningScheme
     secret_ciphertext: bytes
     secret_key_id: str
     headers: dict[str, str]
@@ -160,11 +161,11 @@ class AttemptOutcome:
     started_at: datetime
     duration_ms: int
     status_code: int | None
-    error_kind: str | None
+    error_kind: ErrorKind | None
     error_message: str | None
     response_headers: dict[str, str] | None
     response_body: str | None
-    next_status: str
+    next_status: DeliveryStatus
     next_attempt_at: datetime | None
     disable_endpoint: bool = False  # the receiver answered 410 Gone
 
@@ -181,7 +182,7 @@ class HealthPolicy:
 class RecordedAttempt:
     """What recording an attempt changed."""
 
-    delivery_status: str
+    delivery_status: DeliveryStatus
     endpoint_disabled_reason: str | None  # set when this attempt disabled the endpoint
 
 
@@ -189,7 +190,7 @@ class RecordedAttempt:
 class DeliveryFilter:
     """What a delivery listing (or a bulk replay) is narrowed to; None means any."""
 
-    status: str | None = None
+    status: DeliveryStatus | None = None
     endpoint_id: str | None = None
     event_type: str | None = None
     event_id: str | None = None
@@ -219,6 +220,3 @@ class ReplayResult:
     matched: int  # deliveries that match the filter
     replayed: int  # new deliveries made (0 in a dry run)
     replayable: int  # matched deliveries whose endpoint is not disabled
-
-
-JSONDict = dict[str, Any]

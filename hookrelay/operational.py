@@ -7,6 +7,7 @@ from datetime import datetime
 
 from hookrelay.events import build_event
 from hookrelay.models import ClaimedDelivery, Event, RecordedAttempt
+from hookrelay.statuses import DeliveryStatus
 
 ENDPOINT_DISABLED = "endpoint.disabled"
 DELIVERY_DEAD = "delivery.dead"
@@ -40,10 +41,10 @@ def events_after_attempt(
         "endpoint_id": claim.endpoint_id,
         "attempts": claim.attempt_count,
     }
-    if recorded.delivery_status == "dead":
+    if recorded.delivery_status == DeliveryStatus.DEAD:
         data = {**about, "last_status_code": last_status_code, "last_error": last_error}
         events.append(build_event(claim.app_id, DELIVERY_DEAD, data, None, now))
-    elif recorded.delivery_status == "succeeded" and claim.attempt_count > 1:
+    elif recorded.delivery_status == DeliveryStatus.SUCCEEDED and claim.attempt_count > 1:
         events.append(build_event(claim.app_id, DELIVERY_RECOVERED, about, None, now))
     if recorded.endpoint_disabled_reason is not None:
         data = {

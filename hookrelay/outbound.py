@@ -19,8 +19,6 @@ from hookrelay.ssrf import (
     IPNetwork,
     check_addresses,
     ipv4_spelling_problem,
-    literal_host_problem,
-    parse_callback_url,
 )
 
 # How asyncio writes each failure when every address of a name failed differently.
@@ -79,23 +77,6 @@ class GuardedResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self._inner.close()
-
-
-async def check_callback_url(
-    url: str, allowed: Iterable[IPNetwork], resolver: AbstractResolver
-) -> None:
-    """Check a callback URL at registration: its form, then its address if it is one, else
-    every address it resolves to (IPv4 and IPv6)."""
-    target = parse_callback_url(url)
-    allowed = tuple(allowed)
-    problem = literal_host_problem(target.host, allowed)
-    if problem is not None:
-        raise UnsafeTarget(problem)
-    try:
-        results = await resolver.resolve(target.host, target.port, socket.AF_UNSPEC)
-    except (OSError, UnicodeError) as exc:
-        raise UnsafeTarget(f"the host {target.host} does not resolve") from exc
-    check_addresses(target.host, (r["host"] for r in results), allowed)
 
 
 def create_session(

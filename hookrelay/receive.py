@@ -13,7 +13,7 @@ from http import HTTPStatus
 
 from aiohttp import web
 
-from hookrelay.errors import error_body
+from hookrelay.api.errors import error_body
 from hookrelay.signing import SigningKey
 
 # Standard Webhooks receivers refuse messages whose timestamp is further off than this.

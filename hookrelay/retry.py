@@ -6,6 +6,8 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from hookrelay.statuses import DeliveryStatus
+
 JITTER = 0.2  # each delay is drawn from [0.8, 1.2] x its scheduled value
 # Retry-After never pushes a retry further out than this.
 RETRY_AFTER_CAP_S = 24 * 3600.0
@@ -16,7 +18,7 @@ RETRY_AFTER_STATUSES = frozenset({429, 503})
 class Decision:
     """The state a delivery moves to after an attempt."""
 
-    status: str  # "succeeded", "retrying" or "dead"
+    status: DeliveryStatus  # SUCCEEDED, RETRYING or DEAD
     next_attempt_at: datetime | None = None
     disable_endpoint: bool = False  # the receiver answered 410 Gone
 
@@ -55,16 +57,16 @@ def decide(
 ) -> Decision:
     """Decide what follows attempt number `attempts_made` (counting from 1)."""
     if is_success(status_code):
-        return Decision("succeeded")
+        return Decision(DeliveryStatus.SUCCEEDED)
     if status_code == 410:
-        return Decision("dead", disable_endpoint=True)
+        return Decision(DeliveryStatus.DEAD, disable_endpoint=True)
     delay = scheduled_delay(schedule_s, attempts_made)
     if delay is None:
-        return Decision("dead")
+        return Decision(DeliveryStatus.DEAD)
     wait = jittered(delay, rng)
     if retry_after_s is not None and status_code in RETRY_AFTER_STATUSES:
         wait = clamp_retry_after(retry_after_s, delay)
-    return Decision("retrying", next_attempt_at=now + timedelta(seconds=wait))
+    return Decision(DeliveryStatus.RETRYING, next_attempt_at=now + timedelta(seconds=wait))
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

@@ -1,109 +1,242 @@
-"""One settings object, built at the edge from the environment and passed down explicitly."""
+"""One settings object, built at the edge from the environment and passed down explicitly.
+
+Each setting is declared once, below: its field, its HOOKRELAY_* variable, its default as written
+in the environment, its parser and its meaning. `from_env`, the error messages and the README's
+configuration table are made from those declarations."""
 
 from __future__ import annotations
 
 import base64
-import binascii
 import ipaddress
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Literal, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Literal, cast, get_args
 from urllib.parse import urlsplit
 
 from hookrelay.durations import parse_duration, parse_duration_list
 from hookrelay.secretbox import SecretBox
+from hookrelay.variables import (
+    METADATA_KEY,
+    ConfigError,
+    IPNetwork,
+    Variable,
+    parse_cidrs,
+    parse_flag,
+    parse_positive_duration,
+    parse_positive_int,
+    parse_secret_key,
+    parse_secret_keys,
+    parse_text,
+    setting,
+)
 
-T = TypeVar("T")
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+__all__ = ["LOOPBACK_NETWORKS", "ConfigError", "Settings", "settings_table", "variables"]
+
 LogFormat = Literal["json", "console"]
 
-# Delays after the immediate first attempt: about 28 hours of retries in all.
-DEFAULT_RETRY_SCHEDULE_S = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
-DELIVERY_TIMEOUT_S = 15.0
-MAX_PAYLOAD_BYTES = 256 * 1024
-# A client has this long to send a request's headers (from connecting, or from the previous
-# answer on a kept-alive connection) and then this long again for its body; a kept-alive
-# connection idle this long is closed. Slow or stalled clients cannot hold a connection open.
-REQUEST_READ_TIMEOUT_S = 30.0
+# The first bytes of a receiver's answer kept on its attempt (not configurable).
 RESPONSE_BODY_CAP_BYTES = 4096
-# Concurrent deliveries one worker process runs; most of their time is spent waiting on I/O.
-WORKER_CONCURRENCY = 256
-# How often an idle worker asks Redis for due jobs: the floor of ingest-to-delivery latency.
-WORKER_POLL_DELAY_S = 0.005
-# Retries run in their own lane, so a failing endpoint's retries never delay first attempts.
-RETRY_CONCURRENCY = 64
-# Deliveries to one endpoint that one worker process runs at once: a slow endpoint cannot take
-# the whole pool.
-ENDPOINT_CONCURRENCY = 32
-QUEUE_NAME = "hookrelay:deliveries"
-# The sweeper re-enqueues work that is due but may have lost its job; a delivery must be overdue
-# this long first, so that it does not race the API's own enqueue.
-SWEEP_INTERVAL_S = 2.0
-SWEEP_GRACE_S = 5.0
-# An endpoint is disabled after failing this long without a success, or after this many
-# deliveries in a row were dead-lettered.
-DISABLE_AFTER_FAILING_S = 5 * 86400.0
-DISABLE_AFTER_DEAD = 20
-# After a secret rotation the old secret signs beside the new one for this long.
-SECRET_ROTATION_GRACE_S = 24 * 3600.0
-# Events (with their deliveries and attempts) are kept this long.
-RETENTION_S = 30 * 86400.0
-
-# Streams (SSE): a comment this often keeps idle connections open through proxies; a client that
-# takes longer than the send timeout to accept more is dropped (it resumes with Last-Event-ID).
-STREAM_HEARTBEAT_S = 15.0
-STREAM_SEND_TIMEOUT_S = 10.0
-MAX_STREAMS_PER_APP = 500
-# Stream tokens (for EventSource in browsers) are valid this long unless the issuer asks less.
-STREAM_TOKEN_TTL_S = 900.0
-
 LOOPBACK_NETWORKS: tuple[IPNetwork, ...] = (
     ipaddress.ip_network("127.0.0.0/8"),
     ipaddress.ip_network("::1/128"),
 )
 
 
-class ConfigError(ValueError):
-    """A setting in the environment has a value hookrelay cannot use."""
-
-
 @dataclass(frozen=True)
 class Settings:
-    """Everything configurable about hookrelay; see the README for each variable."""
+    """Everything configurable about hookrelay: each field is one HOOKRELAY_* variable (its
+    default, parser and meaning, declared once here), the README's table is made from them."""
 
-    # repr=False: URLs may hold passwords, and no token may reach a log line.
-    database_url: str | None = field(default=None, repr=False)
-    redis_url: str | None = field(default=None, repr=False)
-    admin_token: str | None = field(default=None, repr=False)
-    # When set, GET /metrics needs it as a bearer token; unset, /metrics is open.
-    metrics_token: str | None = field(default=None, repr=False)
-    secret_key: bytes | None = field(default=None, repr=False)
-    # Keys secrets may still be sealed with, during a key rotation (see `hookrelay rotate-key`).
-    old_secret_keys: tuple[bytes, ...] = field(default=(), repr=False)
-    allowed_cidrs: tuple[IPNetwork, ...] = ()
-    retry_schedule_s: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE_S
-    delivery_timeout_s: float = DELIVERY_TIMEOUT_S
-    max_payload_bytes: int = MAX_PAYLOAD_BYTES
-    request_read_timeout_s: float = REQUEST_READ_TIMEOUT_S
+    # Secret fields stay out of repr: URLs may hold passwords, and no token may reach a log line.
+    database_url: str | None = setting(
+        "DATABASE_URL", None, parse_text, "Postgres URL", note="(dev: embedded)", secret=True
+    )
+    redis_url: str | None = setting(
+        "REDIS_URL", None, parse_text, "Redis URL", note="(dev: embedded)", secret=True
+    )
+    admin_token: str | None = setting(
+        "ADMIN_TOKEN",
+        None,
+        parse_text,
+        "the admin bearer token",
+        note="(dev: generated, kept in the data dir)",
+        secret=True,
+    )
+    metrics_token: str | None = setting(
+        "METRICS_TOKEN",
+        None,
+        parse_text,
+        "the bearer token `GET /metrics` needs, when set",
+        note="(`/metrics` open)",
+        secret=True,
+    )
+    secret_key: bytes | None = setting(
+        "SECRET_KEY",
+        None,
+        parse_secret_key,
+        "32 random bytes, base64; encrypts endpoint secrets at rest (AES-GCM)",
+        note="(dev: generated, kept in the data dir)",
+        secret=True,
+    )
+    old_secret_keys: tuple[bytes, ...] = setting(
+        "OLD_SECRET_KEYS",
+        "",
+        parse_secret_keys,
+        "earlier secret keys, comma-separated, while `hookrelay rotate-key` moves secrets to the"
+        " new one",
+        secret=True,
+    )
+    allowed_cidrs: tuple[IPNetwork, ...] = setting(
+        "ALLOWED_CIDRS",
+        "",
+        parse_cidrs,
+        "networks callbacks may reach despite the SSRF rules, e.g. `10.1.0.0/16`",
+    )
+    # About 28 hours of retries after the immediate first attempt.
+    retry_schedule_s: tuple[float, ...] = setting(
+        "RETRY_SCHEDULE",
+        "5s,5m,30m,2h,5h,10h,10h",
+        parse_duration_list,
+        "delays after the first attempt",
+    )
+    delivery_timeout_s: float = setting(
+        "DELIVERY_TIMEOUT",
+        "15s",
+        parse_positive_duration,
+        "the HTTP timeout of one attempt; leases are longer",
+    )
+    max_payload_bytes: int = setting(
+        "MAX_PAYLOAD_BYTES",
+        str(256 * 1024),
+        parse_positive_int,
+        "the largest request body the API accepts",
+    )
+    # Slow or stalled clients cannot hold a connection open.
+    request_read_timeout_s: float = setting(
+        "REQUEST_READ_TIMEOUT",
+        "30s",
+        parse_positive_duration,
+        "how long a client may take to send a request's headers, and again its body; idle"
+        " kept-alive connections close after it",
+    )
+    # Most of a delivery's time is spent waiting on I/O, so one process runs many at once.
+    worker_concurrency: int = setting(
+        "WORKER_CONCURRENCY",
+        "256",
+        parse_positive_int,
+        "first attempts one worker process runs at once",
+    )
+    # Retries run in their own lane, so a failing endpoint's retries never delay first attempts.
+    retry_concurrency: int = setting(
+        "RETRY_CONCURRENCY", "64", parse_positive_int, "retries one worker process runs at once"
+    )
+    # A slow endpoint cannot take the whole pool.
+    endpoint_concurrency: int = setting(
+        "ENDPOINT_CONCURRENCY",
+        "32",
+        parse_positive_int,
+        "deliveries to one endpoint one worker process runs at once",
+    )
+    # Without a success for this long, or after this many dead deliveries in a row.
+    disable_after_dead: int = setting(
+        "DISABLE_AFTER_DEAD",
+        "20",
+        parse_positive_int,
+        "dead deliveries in a row that disable an endpoint",
+    )
+    disable_after_failing_s: float = setting(
+        "DISABLE_AFTER_FAILING",
+        "5d",
+        parse_positive_duration,
+        "how long an endpoint may fail every attempt before it is disabled",
+    )
+    # The sweeper re-enqueues work that is due but may have lost its job; a delivery must be
+    # overdue by the grace first, so that it does not race the API's own enqueue.
+    sweep_interval_s: float = setting(
+        "SWEEP_INTERVAL", "2s", parse_positive_duration, "how often the sweeper scans Postgres"
+    )
+    sweep_grace_s: float = setting(
+        "SWEEP_GRACE",
+        "5s",
+        parse_duration,
+        "how overdue a delivery must be before the sweeper re-enqueues it",
+    )
+    # The floor of ingest-to-delivery latency.
+    worker_poll_delay_s: float = setting(
+        "WORKER_POLL_DELAY",
+        "5ms",
+        parse_positive_duration,
+        "how often an idle worker looks for due tasks",
+    )
+    queue_name: str = setting(
+        "QUEUE_NAME",
+        "hookrelay:deliveries",
+        parse_text,
+        "the first-attempt arq queue, and the prefix of every other Redis name: `:retries`, the"
+        " pub/sub channels `:log` (log notices) and `:revoked` (key revocations), `:metrics`,"
+        " `:rate:<endpoint>` (all in `hookrelay/broker/keys.py`)",
+    )
+    # Streams (SSE): the heartbeat keeps idle connections open through proxies; a client that
+    # takes longer than the send timeout is dropped (it resumes with Last-Event-ID).
+    stream_heartbeat_s: float = setting(
+        "STREAM_HEARTBEAT",
+        "15s",
+        parse_positive_duration,
+        "the comment an idle event stream sends to stay open",
+    )
+    stream_send_timeout_s: float = setting(
+        "STREAM_SEND_TIMEOUT",
+        "10s",
+        parse_positive_duration,
+        "how long a stream client may take no data before it is dropped",
+    )
+    max_streams_per_app: int = setting(
+        "MAX_STREAMS_PER_APP",
+        "500",
+        parse_positive_int,
+        "open event streams per app per API process",
+    )
+    # For EventSource in browsers.
+    stream_token_ttl_s: float = setting(
+        "STREAM_TOKEN_TTL",
+        "15m",
+        parse_positive_duration,
+        "how long a stream token is valid unless the request asks less",
+    )
+    secret_rotation_grace_s: float = setting(
+        "SECRET_ROTATION_GRACE",
+        "24h",
+        parse_duration,
+        "how long an endpoint's old secret keeps signing beside the new one after `rotate-secret`",
+    )
+    retention_s: float = setting(
+        "RETENTION",
+        "30d",
+        parse_positive_duration,
+        "how long events, their deliveries and their attempts are kept",
+    )
+    demo_page: bool = setting(
+        "DEMO_PAGE",
+        "false",
+        parse_flag,
+        "serve the live job page at `/demo`",
+        note="(`true` in dev)",
+    )
+    log_format: LogFormat = setting(  # noqa: RUF009 (a Field, as the others: ruff sees a call)
+        "LOG_FORMAT",
+        "json",
+        lambda text: cast(LogFormat, text),
+        "`json` or `console`",
+        note="(`console` in dev)",
+        choices=get_args(LogFormat),
+    )
+    log_level: str = setting(
+        "LOG_LEVEL",
+        "info",
+        str.lower,
+        "the least severe level logged: `debug`, `info`, `warning`, `error` or `critical`",
+    )
     response_body_cap_bytes: int = RESPONSE_BODY_CAP_BYTES
-    worker_concurrency: int = WORKER_CONCURRENCY
-    worker_poll_delay_s: float = WORKER_POLL_DELAY_S
-    retry_concurrency: int = RETRY_CONCURRENCY
-    endpoint_concurrency: int = ENDPOINT_CONCURRENCY
-    queue_name: str = QUEUE_NAME
-    sweep_interval_s: float = SWEEP_INTERVAL_S
-    sweep_grace_s: float = SWEEP_GRACE_S
-    disable_after_failing_s: float = DISABLE_AFTER_FAILING_S
-    disable_after_dead: int = DISABLE_AFTER_DEAD
-    secret_rotation_grace_s: float = SECRET_ROTATION_GRACE_S
-    retention_s: float = RETENTION_S
-    stream_heartbeat_s: float = STREAM_HEARTBEAT_S
-    stream_send_timeout_s: float = STREAM_SEND_TIMEOUT_S
-    max_streams_per_app: int = MAX_STREAMS_PER_APP
-    stream_token_ttl_s: float = STREAM_TOKEN_TTL_S
-    demo_page: bool = False  # serve the live job page at /demo (hookrelay dev turns it on)
-    log_format: LogFormat = "json"
-    log_level: str = "info"
 
     @property
     def lease_s(self) -> float:
@@ -112,18 +245,18 @@ class Settings:
 
     def require_database_url(self) -> str:
         if not self.database_url:
-            raise ConfigError("HOOKRELAY_DATABASE_URL is not set")
+            raise ConfigError(f"{variable('database_url').env} is not set")
         return self.database_url
 
     def require_redis_url(self) -> str:
         if not self.redis_url:
-            raise ConfigError("HOOKRELAY_REDIS_URL is not set")
+            raise ConfigError(f"{variable('redis_url').env} is not set")
         return self.redis_url
 
     def require_secret_key(self) -> bytes:
         if self.secret_key is None:
             raise ConfigError(
-                "HOOKRELAY_SECRET_KEY is not set (32 random bytes, base64: "
+                f"{variable('secret_key').env} is not set (32 random bytes, base64: "
                 "python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())')"
             )
         return self.secret_key
@@ -157,137 +290,29 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        """Build settings from HOOKRELAY_* variables; raise ConfigError naming a bad one."""
-        defaults = cls()
-
-        def get(name: str) -> str | None:
-            value = env.get(f"HOOKRELAY_{name}")
-            return value.strip() if value and value.strip() else None
-
-        def parsed(name: str, parse: Callable[[str], T], default: T) -> T:
-            raw = get(name)
-            if raw is None:
-                return default
-            try:
-                return parse(raw)
-            except ValueError as exc:
-                raise ConfigError(f"HOOKRELAY_{name}: {exc}") from exc
-
-        log_format = get("LOG_FORMAT") or defaults.log_format
-        if log_format not in ("json", "console"):
-            raise ConfigError("HOOKRELAY_LOG_FORMAT must be json or console")
-        return cls(
-            database_url=get("DATABASE_URL"),
-            redis_url=get("REDIS_URL"),
-            admin_token=get("ADMIN_TOKEN"),
-            metrics_token=get("METRICS_TOKEN"),
-            secret_key=parsed("SECRET_KEY", parse_secret_key, None),
-            old_secret_keys=parsed("OLD_SECRET_KEYS", parse_secret_keys, ()),
-            allowed_cidrs=parsed("ALLOWED_CIDRS", parse_cidrs, ()),
-            retry_schedule_s=parsed(
-                "RETRY_SCHEDULE", parse_duration_list, DEFAULT_RETRY_SCHEDULE_S
-            ),
-            delivery_timeout_s=parsed(
-                "DELIVERY_TIMEOUT", _positive(parse_duration), defaults.delivery_timeout_s
-            ),
-            max_payload_bytes=parsed(
-                "MAX_PAYLOAD_BYTES", _positive_int, defaults.max_payload_bytes
-            ),
-            request_read_timeout_s=parsed(
-                "REQUEST_READ_TIMEOUT",
-                _positive(parse_duration),
-                defaults.request_read_timeout_s,
-            ),
-            worker_concurrency=parsed(
-                "WORKER_CONCURRENCY", _positive_int, defaults.worker_concurrency
-            ),
-            worker_poll_delay_s=parsed(
-                "WORKER_POLL_DELAY", _positive(parse_duration), defaults.worker_poll_delay_s
-            ),
-            retry_concurrency=parsed(
-                "RETRY_CONCURRENCY", _positive_int, defaults.retry_concurrency
-            ),
-            endpoint_concurrency=parsed(
-                "ENDPOINT_CONCURRENCY", _positive_int, defaults.endpoint_concurrency
-            ),
-            queue_name=get("QUEUE_NAME") or defaults.queue_name,
-            sweep_interval_s=parsed(
-                "SWEEP_INTERVAL", _positive(parse_duration), defaults.sweep_interval_s
-            ),
-            sweep_grace_s=parsed("SWEEP_GRACE", parse_duration, defaults.sweep_grace_s),
-            disable_after_failing_s=parsed(
-                "DISABLE_AFTER_FAILING",
-                _positive(parse_duration),
-                defaults.disable_after_failing_s,
-            ),
-            disable_after_dead=parsed(
-                "DISABLE_AFTER_DEAD", _positive_int, defaults.disable_after_dead
-            ),
-            secret_rotation_grace_s=parsed(
-                "SECRET_ROTATION_GRACE", parse_duration, defaults.secret_rotation_grace_s
-            ),
-            retention_s=parsed("RETENTION", _positive(parse_duration), defaults.retention_s),
-            stream_heartbeat_s=parsed(
-                "STREAM_HEARTBEAT", _positive(parse_duration), defaults.stream_heartbeat_s
-            ),
-            stream_send_timeout_s=parsed(
-                "STREAM_SEND_TIMEOUT", _positive(parse_duration), defaults.stream_send_timeout_s
-            ),
-            max_streams_per_app=parsed(
-                "MAX_STREAMS_PER_APP", _positive_int, defaults.max_streams_per_app
-            ),
-            stream_token_ttl_s=parsed(
-                "STREAM_TOKEN_TTL", _positive(parse_duration), defaults.stream_token_ttl_s
-            ),
-            demo_page=parsed("DEMO_PAGE", parse_flag, defaults.demo_page),
-            log_format=log_format,  # type: ignore[arg-type]
-            log_level=(get("LOG_LEVEL") or defaults.log_level).lower(),
-        )
+        """Build settings from HOOKRELAY_* variables (blank ones count as unset); raise
+        ConfigError naming a bad one."""
+        values = {}
+        for name, declared in variables().items():
+            raw = env.get(declared.env, "").strip()
+            if raw:
+                values[name] = declared.read(raw)
+        return cls(**values)
 
 
-def parse_flag(text: str) -> bool:
-    lowered = text.lower()
-    if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        raise ValueError("must be true or false")
-    return lowered in ("1", "true", "yes", "on")
+def variables() -> dict[str, Variable]:
+    """Every setting read from the environment, by field name, in declaration order."""
+    return {
+        f.name: f.metadata[METADATA_KEY] for f in fields(Settings) if METADATA_KEY in f.metadata
+    }
 
 
-def parse_secret_key(text: str) -> bytes:
-    """Decode a base64 (standard or URL-safe) key of exactly 32 bytes."""
-    padded = text + "=" * (-len(text) % 4)
-    try:
-        key = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("must be base64") from exc
-    if len(key) != 32:
-        raise ValueError(f"must decode to 32 bytes, not {len(key)}")
-    return key
+def variable(name: str) -> Variable:
+    """The environment variable of Settings field `name`."""
+    return variables()[name]
 
 
-def parse_secret_keys(text: str) -> tuple[bytes, ...]:
-    """Parse comma-separated base64 keys of 32 bytes each."""
-    return tuple(parse_secret_key(part.strip()) for part in text.split(",") if part.strip())
-
-
-def parse_cidrs(text: str) -> tuple[IPNetwork, ...]:
-    """Parse a comma-separated list of networks (`127.0.0.0/8, ::1/128`)."""
-    return tuple(
-        ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()
-    )
-
-
-def _positive(parse: Callable[[str], float]) -> Callable[[str], float]:
-    def parse_positive(text: str) -> float:
-        value = parse(text)
-        if value <= 0:
-            raise ValueError("must be greater than zero")
-        return value
-
-    return parse_positive
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise ValueError("must be greater than zero")
-    return value
+def settings_table() -> str:
+    """The README's configuration table (Markdown), made from the declarations."""
+    header = "| Variable | Default | Meaning |\n| --- | --- | --- |\n"
+    return header + "".join(declared.table_row() + "\n" for declared in variables().values())

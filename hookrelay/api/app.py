@@ -8,13 +8,29 @@ from functools import partial
 
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
+from aiohttp.resolver import DefaultResolver
 
-from hookrelay.api.keys import BROKER, GATEWAY, LIVE_FEED, SETTINGS
+from hookrelay.api.keys import (
+    APPS,
+    AUTH,
+    BROKER,
+    ENDPOINTS,
+    INGEST,
+    LIVE_FEED,
+    REPLAYS,
+    SETTINGS,
+    STORE,
+)
 from hookrelay.api.middleware import auth_middleware, error_middleware, path_middleware
 from hookrelay.api.routes import add_routes
-from hookrelay.broker import Broker
-from hookrelay.gateway import Gateway
+from hookrelay.broker import Broker, EnqueueCoalescer
 from hookrelay.live.feed import LiveFeed
+from hookrelay.services.apps import Apps
+from hookrelay.services.auth import Auth
+from hookrelay.services.endpoints import Endpoints
+from hookrelay.services.enqueue import Enqueuer
+from hookrelay.services.ingest import Ingest
+from hookrelay.services.replay import Replays
 from hookrelay.settings import Settings
 from hookrelay.store import Store
 
@@ -33,7 +49,7 @@ def create_app(settings: Settings, resolver: AbstractResolver | None = None) -> 
     )
     app[SETTINGS] = settings
     add_routes(app, demo_page=settings.demo_page)
-    app.cleanup_ctx.append(partial(_gateway_ctx, resolver=resolver))
+    app.cleanup_ctx.append(partial(_services_ctx, resolver=resolver))
     app.on_shutdown.append(_end_streams)
     app.on_response_prepare.append(_common_headers)
     return app
@@ -57,28 +73,36 @@ async def _end_streams(app: web.Application) -> None:
     await app[LIVE_FEED].close()
 
 
-async def _gateway_ctx(
+async def _services_ctx(
     app: web.Application, resolver: AbstractResolver | None
 ) -> AsyncIterator[None]:
+    """Open Postgres and Redis, and build the services on them; close all on cleanup."""
     settings = app[SETTINGS]
-    store = await Store.open(settings.require_database_url())
+    app[STORE] = store = await Store.open(settings.require_database_url())
     app[BROKER] = broker = Broker(settings.require_redis_url(), settings.queue_name)
-    box = settings.secret_box()
-    app[GATEWAY] = gateway = Gateway(settings, store, broker, box, resolver)
+    enqueuer = Enqueuer(broker.queue, EnqueueCoalescer(broker.queue))
+    notifier = broker.notices.commit_notifier()
+    app[AUTH] = auth = Auth(settings, store, broker.notices.announce_revocation)
+    app[APPS] = Apps(store, auth.revoked)
+    app[ENDPOINTS] = Endpoints(
+        settings, store, settings.secret_box(), resolver or DefaultResolver(), enqueuer
+    )
+    app[INGEST] = Ingest(store, enqueuer, notifier)
+    app[REPLAYS] = Replays(store, enqueuer)
     app[LIVE_FEED] = feed = LiveFeed(store, broker.notices, settings.max_streams_per_app)
     # Revocations made through any API process reach this one's key cache at once.
-    revocations = asyncio.get_running_loop().create_task(
+    listening = asyncio.get_running_loop().create_task(
         broker.notices.follow_revocations(
-            gateway.keys.forget_app,
-            gateway.keys.clear,  # (re)subscribed: a notice may have been missed meanwhile
+            auth.keys.forget_app,
+            auth.keys.clear,  # (re)subscribed: a notice may have been missed meanwhile
         )
     )
     try:
         yield
     finally:
-        revocations.cancel()
-        await asyncio.gather(revocations, return_exceptions=True)
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
         await feed.close()
-        await gateway.notifier.close()
+        await notifier.close()
         await broker.close()
         await store.close()

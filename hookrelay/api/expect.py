@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from aiohttp import HttpVersion11, web
 
+from hookrelay.api.errors import error_body
 from hookrelay.api.http import json_response
 from hookrelay.api.keys import SETTINGS
-from hookrelay.errors import error_body
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 

@@ -7,21 +7,25 @@ import base64
 import binascii
 import re
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import PayloadEncodingError
 
 from hookrelay import durations
+from hookrelay.api.errors import PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 from hookrelay.api.keys import PRINCIPAL, SETTINGS
-from hookrelay.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
-from hookrelay.gateway import Principal
+from hookrelay.errors import BadRequest
 from hookrelay.ids import is_id
 from hookrelay.live.cursors import open_position, seal_position
 from hookrelay.models import LogPosition
 from hookrelay.schemas import JOB_ID_RULE, is_event_type, is_job_id
+from hookrelay.services.auth import Principal
 from hookrelay.settings import Settings
+
+Choice = TypeVar("Choice", bound=StrEnum)
 
 DEFAULT_PAGE_SIZE = 50
 # The cursors long-polls gave out before they were sealed: "<transaction>:<event id or
@@ -34,7 +38,9 @@ CURSOR_ID = re.compile(r"[a-z]{2,4}_[0-9a-f]{32}")
 # Deeper documents are refused: nothing hookrelay accepts needs them, and they cost stack and
 # time in every consumer downstream.
 MAX_JSON_DEPTH = 32
-MAX_PAGE_SIZE = 250
+# The bounds of the query parameters, declared once (/openapi.json states them from here).
+MAX_PAGE_SIZE = 250  # items in one page of a list (?limit=)
+MAX_WAIT_S = 60  # seconds: how long a long-poll may wait for events (?wait=)
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
@@ -175,11 +181,15 @@ def parse_time(raw: str, name: str) -> datetime:
         raise BadRequest(f"{name} must be an RFC 3339 time, like 2026-01-02T03:04:05Z") from exc
 
 
-def query_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
+def query_choice(request: web.Request, name: str, choices: type[Choice]) -> Choice | None:
+    """A member of the StrEnum `choices` named in the query string, or None if absent."""
     raw = request.query.get(name)
-    if raw is not None and raw not in choices:
-        raise BadRequest(f"{name} must be one of {', '.join(choices)}")
-    return raw
+    if raw is None:
+        return None
+    try:
+        return choices(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be one of {', '.join(choices)}") from None
 
 
 def page_size(request: web.Request) -> int:

@@ -5,12 +5,25 @@ from __future__ import annotations
 from aiohttp import web
 
 from hookrelay.broker import Broker
-from hookrelay.gateway import Gateway, Principal
 from hookrelay.live.feed import LiveFeed
+from hookrelay.services.apps import Apps
+from hookrelay.services.auth import Auth, Principal
+from hookrelay.services.endpoints import Endpoints
+from hookrelay.services.ingest import Ingest
+from hookrelay.services.replay import Replays
 from hookrelay.settings import Settings
+from hookrelay.store import Store
 
 SETTINGS = web.AppKey("settings", Settings)
-GATEWAY = web.AppKey("gateway", Gateway)
+STORE = web.AppKey("store", Store)
 BROKER = web.AppKey("broker", Broker)
+AUTH = web.AppKey("auth", Auth)
+APPS = web.AppKey("apps", Apps)
+ENDPOINTS = web.AppKey("endpoints", Endpoints)
+INGEST = web.AppKey("ingest", Ingest)
+REPLAYS = web.AppKey("replays", Replays)
 LIVE_FEED = web.AppKey("live_feed", LiveFeed)
+# Set by the auth middleware on every /v1 request: who is calling, and the id of the app the
+# path names (resolved once from its id or uid, and only if the caller may see it).
 PRINCIPAL = web.RequestKey("principal", Principal)
+APP_ID = web.RequestKey("app_id", str)

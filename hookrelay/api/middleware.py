@@ -1,4 +1,5 @@
-"""Errors become the JSON error shape here, once; and every /v1 request is authenticated here."""
+"""A handler's error becomes the JSON error shape here, with the status and code api/errors.py
+gives it; and every /v1 request is authenticated here."""
 
 from __future__ import annotations
 
@@ -8,34 +9,15 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
+from hookrelay.api.errors import answer_of, error_body, http_code
 from hookrelay.api.http import bearer_token, json_response
-from hookrelay.api.keys import GATEWAY, PRINCIPAL
-from hookrelay.errors import HookrelayError, NotFound, Throttled, Unauthorized, error_body
-from hookrelay.gateway import Principal
+from hookrelay.api.keys import APP_ID, AUTH, PRINCIPAL
+from hookrelay.errors import HookrelayError, NotFound, Throttled, Unauthorized
+from hookrelay.services.auth import Principal
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    408: "request_timeout",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "invalid_payload",
-    429: "throttled",
-    503: "unavailable",
-}
-
-
-def http_code(status: int) -> str:
-    """The error code of an HTTP error status that no HookrelayError produced."""
-    return _HTTP_CODES.get(status, "http_error")
 
 
 @web.middleware
@@ -43,9 +25,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except HookrelayError as exc:
-        if exc.status >= 500:
-            log.warning("request failed", path=request.path, code=exc.code, error=exc.message)
-        response = json_response(error_body(exc.code, exc.message, exc.details), exc.status)
+        status, code = answer_of(exc)
+        if status >= 500:
+            log.warning("request failed", path=request.path, code=code, error=exc.message)
+        response = json_response(error_body(code, exc.message, exc.details), status)
         if isinstance(exc, Throttled):
             response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
@@ -81,32 +64,33 @@ STREAM_ROUTE = "event_stream"
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve the bearer token (or, on the event stream, a stream token) of every /v1
-    request to a principal, or answer 401."""
+    request to a principal, or answer 401; and the app its path names to that app's id, once,
+    for the handlers (APP_ID)."""
     if request.path.startswith("/v1/"):
         principal = await _principal(request)
         request[PRINCIPAL] = principal
         ref = request.match_info.get("app_id")
-        if ref is not None and principal.app_id is not None and ref != principal.app_id:
+        if ref is not None:
             # Before the handler reads anything: another app's resources do not exist, whatever
             # the request's body would have said (a uid naming one's own app passes).
-            await request.app[GATEWAY].app_for(principal, ref)
+            request[APP_ID] = await request.app[AUTH].app_id_for(principal, ref)
     return await handler(request)
 
 
 async def _principal(request: web.Request) -> Principal:
-    gateway = request.app[GATEWAY]
+    auth = request.app[AUTH]
     stream_token = request.query.get("token")
     if stream_token is not None and "Authorization" not in request.headers:
         if request.match_info.route.name != STREAM_ROUTE:
             raise Unauthorized("a stream token opens only GET .../events/stream")
-        principal = gateway.authenticate_stream_token(stream_token)
+        principal = auth.authenticate_stream_token(stream_token)
         if principal is None:
             raise Unauthorized("the stream token is not valid or has expired")
         return principal
     token = bearer_token(request)
     if token is None:
         raise Unauthorized("send Authorization: Bearer <token>")
-    found = await gateway.authenticate(token)
+    found = await auth.authenticate(token)
     if found is None:
         raise Unauthorized("the token is not valid")
     return found

@@ -1,9 +1,11 @@
-"""Every route of the HTTP API, and nothing else."""
+"""Every route of the HTTP API, declared once: the router and /openapi.json are built from
+this table."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from hookrelay.api.contract import API_ERRORS, Auth, Body, Route
 from hookrelay.api.expect import expect_handler
 from hookrelay.api.handlers import (
     apps,
@@ -22,65 +24,247 @@ from hookrelay.api.middleware import STREAM_ROUTE
 
 APP = "/v1/apps/{app_id}"
 ENDPOINT = APP + "/endpoints/{endpoint_id}"
+PAGE = ("limit", "cursor")
+TIME_WINDOW = ("since", "until")
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        "/",
+        index.index,
+        "What this server is (name, version) and links to where to go next",
+        {200: "index"},
+        auth=Auth.PUBLIC,
+    ),
+    Route(
+        "GET", "/healthz", health.healthz, "The process is up", {200: "health"}, auth=Auth.PUBLIC
+    ),
+    Route(
+        "GET",
+        "/readyz",
+        health.readyz,
+        "Postgres and Redis answer",
+        {200: "ready", 503: "ready"},
+        auth=Auth.PUBLIC,
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        metrics.metrics,
+        "Prometheus metrics",
+        {200: Body("text/plain")},
+        auth=Auth.METRICS_TOKEN,
+        errors=(401, 503),
+    ),
+    Route(
+        "GET", "/openapi.json", health.openapi, "This document", {200: "openapi"}, auth=Auth.PUBLIC
+    ),
+    Route(
+        "POST",
+        "/v1/apps",
+        apps.create_app,
+        "Create an app (admin)",
+        {201: "app_created"},
+        request="app_create",
+    ),
+    Route("GET", "/v1/apps", apps.list_apps, "List apps", {200: "app_page"}, query=PAGE),
+    Route("GET", APP, apps.get_app, "Get an app by id or uid", {200: "app"}),
+    Route("PATCH", APP, apps.update_app, "Change an app", {200: "app"}, request="app_update"),
+    Route("DELETE", APP, apps.delete_app, "Delete an app and all it owns", {204: None}),
+    Route(
+        "POST",
+        APP + "/keys",
+        keys.create_key,
+        "Create an app key",
+        {201: "app_key_created"},
+        request="app_key_create",
+    ),
+    Route("GET", APP + "/keys", keys.list_keys, "List app keys", {200: "app_key_page"}, query=PAGE),
+    Route("DELETE", APP + "/keys/{key_id}", keys.revoke_key, "Revoke an app key", {200: "app_key"}),
+    Route(
+        "POST",
+        APP + "/endpoints",
+        endpoints.create_endpoint,
+        "Register an endpoint",
+        {201: "endpoint_with_secret"},
+        request="endpoint_create",
+    ),
+    Route(
+        "GET",
+        APP + "/endpoints",
+        endpoints.list_endpoints,
+        "List endpoints",
+        {200: "endpoint_page"},
+        query=PAGE,
+    ),
+    Route("GET", ENDPOINT, endpoints.get_endpoint, "Get an endpoint", {200: "endpoint"}),
+    Route(
+        "PATCH",
+        ENDPOINT,
+        endpoints.update_endpoint,
+        "Change an endpoint",
+        {200: "endpoint"},
+        request="endpoint_update",
+    ),
+    Route("DELETE", ENDPOINT, endpoints.delete_endpoint, "Delete an endpoint", {204: None}),
+    Route(
+        "GET",
+        ENDPOINT + "/secret",
+        endpoints.get_endpoint_secret,
+        "Get an endpoint's secret",
+        {200: "secret"},
+    ),
+    Route(
+        "POST",
+        ENDPOINT + "/rotate-secret",
+        endpoints.rotate_secret,
+        "Rotate an endpoint's secret",
+        {200: "endpoint_with_secret"},
+    ),
+    Route(
+        "POST",
+        ENDPOINT + "/recover",
+        deliveries.recover_endpoint,
+        "Re-send an endpoint's still-lost dead deliveries in a window",
+        {202: "replay_result"},
+        request="recover",
+    ),
+    Route(
+        "POST",
+        APP + "/events",
+        events.create_event,
+        "Send an event",
+        {202: "event"},
+        request="event_create",
+        headers=("Idempotency-Key",),
+    ),
+    Route(
+        "POST",
+        APP + "/events/batch",
+        events.create_events,
+        "Send up to 1,000 events",
+        {202: "event_batch_accepted"},
+        request="event_batch",
+        headers=("Idempotency-Key",),
+    ),
+    Route(
+        "GET",
+        APP + "/events",
+        events.list_events,
+        "List events, newest first; with after or wait, long-poll for newer ones, oldest first",
+        {200: "event_page"},
+        query=("type", "job_id", *TIME_WINDOW, *PAGE, "after", "wait"),
+    ),
+    Route(
+        "GET",
+        APP + "/events/stream",
+        stream.stream_events,
+        "Stream events as Server-Sent Events (id: event id, event: type, data: webhook body)",
+        {200: Body("text/event-stream")},
+        query=("types", "job_id", "last_event_id", "token"),
+        headers=("Last-Event-ID",),
+        auth=Auth.BEARER_OR_STREAM_TOKEN,
+        errors=(*API_ERRORS, 429),
+        name=STREAM_ROUTE,
+        allow_head=False,  # a stream has no end to answer a HEAD request with
+    ),
+    Route(
+        "POST",
+        APP + "/stream-tokens",
+        stream.issue_stream_token,
+        "Issue a short-lived token that opens the event stream (for EventSource)",
+        {201: "stream_token"},
+        request="stream_token_create",
+        request_optional=True,
+    ),
+    Route(
+        "GET",
+        APP + "/jobs/{job_id}",
+        jobs.get_job,
+        "Get a job's current state, folded from its events",
+        {200: "job"},
+    ),
+    Route(
+        "GET",
+        APP + "/events/{event_id}",
+        events.get_event,
+        "Get an event with its deliveries",
+        {200: "event_with_deliveries"},
+    ),
+    Route(
+        "GET",
+        APP + "/deliveries",
+        deliveries.list_deliveries,
+        "List deliveries, newest first",
+        {200: "delivery_page"},
+        query=("status", "endpoint_id", "event_type", "event_id", "job_id", *TIME_WINDOW, *PAGE),
+    ),
+    Route(
+        "POST",
+        APP + "/deliveries/replay",
+        deliveries.replay_deliveries,
+        "Replay every matching original that no replay has delivered or is still delivering",
+        {202: "replay_result"},
+        request="replay",
+        request_optional=True,
+    ),
+    Route(
+        "GET",
+        APP + "/deliveries/{delivery_id}",
+        deliveries.get_delivery,
+        "Get a delivery with its attempts",
+        {200: "delivery_with_attempts"},
+    ),
+    Route(
+        "POST",
+        APP + "/deliveries/{delivery_id}/replay",
+        deliveries.replay_delivery,
+        "Replay one delivery",
+        {202: "replayed"},
+    ),
+    Route(
+        "GET",
+        APP + "/attempts",
+        deliveries.list_attempts,
+        "List attempts, newest first",
+        {200: "attempt_page"},
+        query=("delivery_id", "endpoint_id", *TIME_WINDOW, *PAGE),
+    ),
+)
+
 # A path parameter never takes the name of a route beside it, so that /events/batch answers as
 # that route does (a GET is 405 with Allow: POST), not as the event called "batch".
-EVENT = APP + "/events/{event_id:(?!batch$|stream$)[^{}/]+}"
-DELIVERY = APP + "/deliveries/{delivery_id:(?!replay$)[^{}/]+}"
+PARAMETER_RULES = {
+    "event_id": "(?!batch$|stream$)[^{}/]+",
+    "delivery_id": "(?!replay$)[^{}/]+",
+}
 
 
 def add_routes(app: web.Application, demo_page: bool = False) -> None:
-    _add(
-        app,
-        [
-            web.get("/", index.index),
-            web.get("/healthz", health.healthz),
-            web.get("/readyz", health.readyz),
-            web.get("/metrics", metrics.metrics),
-            web.get("/openapi.json", health.openapi),
-            web.post("/v1/apps", apps.create_app),
-            web.get("/v1/apps", apps.list_apps),
-            web.get(APP, apps.get_app),
-            web.patch(APP, apps.update_app),
-            web.delete(APP, apps.delete_app),
-            web.post(f"{APP}/keys", keys.create_key),
-            web.get(f"{APP}/keys", keys.list_keys),
-            web.delete(f"{APP}/keys/{{key_id}}", keys.revoke_key),
-            web.post(f"{APP}/endpoints", endpoints.create_endpoint),
-            web.get(f"{APP}/endpoints", endpoints.list_endpoints),
-            web.get(f"{ENDPOINT}", endpoints.get_endpoint),
-            web.patch(f"{ENDPOINT}", endpoints.update_endpoint),
-            web.delete(f"{ENDPOINT}", endpoints.delete_endpoint),
-            web.get(f"{ENDPOINT}/secret", endpoints.get_endpoint_secret),
-            web.post(f"{ENDPOINT}/rotate-secret", endpoints.rotate_secret),
-            web.post(f"{ENDPOINT}/recover", deliveries.recover_endpoint),
-            web.post(f"{APP}/events", events.create_event),
-            web.post(f"{APP}/events/batch", events.create_events),
-            web.get(f"{APP}/events", events.list_events),
-            # No HEAD: a stream has no end to answer a HEAD request with.
-            web.get(
-                f"{APP}/events/stream", stream.stream_events, name=STREAM_ROUTE, allow_head=False
-            ),
-            web.post(f"{APP}/stream-tokens", stream.issue_stream_token),
-            web.get(f"{APP}/jobs/{{job_id}}", jobs.get_job),
-            web.get(EVENT, events.get_event),
-            web.get(f"{APP}/deliveries", deliveries.list_deliveries),
-            web.post(f"{APP}/deliveries/replay", deliveries.replay_deliveries),
-            web.get(DELIVERY, deliveries.get_delivery),
-            web.post(f"{DELIVERY}/replay", deliveries.replay_delivery),
-            web.get(f"{APP}/attempts", deliveries.list_attempts),
-        ],
-    )
+    """Serve every route of ROUTES (and, if asked, the live job page), each answering
+    `Expect: 100-continue` with hookrelay's expect handler."""
+    definitions = [_definition(route) for route in ROUTES]
     if demo_page:
-        _add(app, [web.get("/demo", demo.demo_page), web.get("/demo/{asset}", demo.demo_page)])
-
-
-def _add(app: web.Application, routes: list[web.RouteDef]) -> None:
-    """Add `routes`, each answering `Expect: 100-continue` with hookrelay's expect handler."""
+        definitions += [web.get("/demo", demo.demo_page), web.get("/demo/{asset}", demo.demo_page)]
     app.router.add_routes(
         [
             web.RouteDef(
-                r.method, r.path, r.handler, {**r.kwargs, "expect_handler": expect_handler}
+                d.method, d.path, d.handler, {**d.kwargs, "expect_handler": expect_handler}
             )
-            for r in routes
+            for d in definitions
         ]
     )
+
+
+def _definition(route: Route) -> web.RouteDef:
+    options: dict[str, object] = {"name": route.name} if route.name else {}
+    if route.method == "GET":
+        options["allow_head"] = route.allow_head
+    return web.RouteDef(route.method, router_path(route.path), route.handler, options)
+
+
+def router_path(path: str) -> str:
+    """`path` as the router matches it: each parameter that has a rule, with its rule."""
+    for name, rule in PARAMETER_RULES.items():
+        path = path.replace(f"{{{name}}}", f"{{{name}:{rule}}}")
+    return path

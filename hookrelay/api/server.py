@@ -26,9 +26,8 @@ from aiohttp import StreamReader, web, web_protocol
 from aiohttp.http_exceptions import BadHttpMethod
 
 from hookrelay.api.app import create_app, set_common_headers
+from hookrelay.api.errors import error_body, http_code
 from hookrelay.api.http import json_response
-from hookrelay.api.middleware import http_code
-from hookrelay.errors import error_body
 from hookrelay.settings import Settings
 
 log = structlog.get_logger(__name__)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import statistics
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -107,10 +107,17 @@ async def time_listing(api: Api, key: str, path: str, samples: int) -> list[floa
     return latencies
 
 
-async def run(deliveries: int, replay: int, workers: int, samples: int) -> dict[str, Any]:
+async def run(
+    deliveries: int,
+    replay: int,
+    workers: int,
+    samples: int,
+    env: Mapping[str, str],
+    keep_logs: bool,
+) -> dict[str, Any]:
     events = deliveries // ENDPOINTS
     replay = min(replay, events)
-    stack = Stack(workers, keep_logs=bool(os.environ.get("HOOKRELAY_BENCH_KEEP_LOGS")))
+    stack = Stack(workers, env, keep_logs)
     await stack.start()
     try:
         async with aiohttp.ClientSession() as session:
@@ -212,8 +219,17 @@ def print_report(figures: dict[str, Any]) -> None:
         print(f"  {name.ljust(width)}  {value}")
 
 
-def main(deliveries: int, replay: int, workers: int, samples: int, output: Path) -> int:
-    figures = asyncio.run(run(deliveries, replay, workers, samples))
+def main(
+    deliveries: int,
+    replay: int,
+    workers: int,
+    samples: int,
+    output: Path,
+    env: Mapping[str, str],
+    keep_logs: bool,
+) -> int:
+    """Run the benchmark, print and write its figures; 1 if a replayed delivery never arrived."""
+    figures = asyncio.run(run(deliveries, replay, workers, samples, env, keep_logs))
     print_report(figures)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(figures, indent=2) + "\n")

@@ -1,90 +1,49 @@
-"""A whole hookrelay on this machine for a benchmark: embedded Postgres and Redis, the API, N
-worker processes and an always-200 sink, each in its own process."""
+"""What a benchmark runs against: a local cluster (`hookrelay.cluster`) with N worker processes
+and an always-200 sink in its own process, in a temporary folder; and the calls it makes."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from hookrelay.embedded import EmbeddedPostgres, EmbeddedRedis
-from hookrelay.migrate import migrate
+from hookrelay.cluster import Cluster, free_port, wait_until_answers
 
 ADMIN_TOKEN = "bench-admin-token"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Stack:
-    """Everything a benchmark runs against; `close()` stops it all and removes its data."""
+    """The cluster and its sink; `close()` stops it all and removes its folder (unless
+    `keep_logs`). The processes start from `env`: the caller's HOOKRELAY_* settings
+    (concurrency, timeouts...) apply, but the URLs and secrets are the stack's own."""
 
-    def __init__(self, workers: int, keep_logs: bool = False, **settings: str) -> None:
+    def __init__(self, workers: int, env: Mapping[str, str], keep_logs: bool = False) -> None:
         self.keep_logs = keep_logs
         self.root = Path(tempfile.mkdtemp(prefix="hookrelay-bench-"))
-        self.postgres = EmbeddedPostgres(self.root / "postgres")
-        self.redis = EmbeddedRedis(self.root / "redis")
+        self.cluster = Cluster(self.root, ADMIN_TOKEN, env, {"log_level": "warning"})
         self.workers = workers
-        self.settings = settings
-        self.api_url = f"http://127.0.0.1:{free_port()}"
-        self.sink_url = f"http://127.0.0.1:{free_port()}"
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self.database_url = ""
+        self.sink_port = free_port()
+        self.sink_url = f"http://127.0.0.1:{self.sink_port}"
+
+    @property
+    def api_url(self) -> str:
+        return self.cluster.url
+
+    @property
+    def database_url(self) -> str:
+        return self.cluster.database_url
 
     async def start(self) -> None:
-        self.database_url = self.postgres.start()
-        redis_url = self.redis.start()
-        await migrate(self.database_url)
-        # The caller's HOOKRELAY_* settings (concurrency, timeouts...) apply; the URLs and
-        # secrets are this stack's own.
-        env = dict(os.environ)
-        env.update(
-            HOOKRELAY_DATABASE_URL=self.database_url,
-            HOOKRELAY_REDIS_URL=redis_url,
-            HOOKRELAY_ADMIN_TOKEN=ADMIN_TOKEN,
-            HOOKRELAY_SECRET_KEY=base64.b64encode(os.urandom(32)).decode(),
-            HOOKRELAY_ALLOWED_CIDRS="127.0.0.0/8",
-            HOOKRELAY_LOG_LEVEL="warning",
-        )
-        env.update({f"HOOKRELAY_{k.upper()}": v for k, v in self.settings.items()})
-        python = [sys.executable, "-m"]
-        api_port = self.api_url.rsplit(":", 1)[1]
-        sink_port = self.sink_url.rsplit(":", 1)[1]
-        self._spawn("sink", [*python, "hookrelay.bench.sink", "--port", sink_port], env)
-        self._spawn("api", [*python, "hookrelay", "api", "--port", api_port], env)
-        for n in range(self.workers):
-            self._spawn(f"worker{n + 1}", [*python, "hookrelay", "worker"], env)
-        await self._wait_for(f"{self.api_url}/readyz")
-        await self._wait_for(f"{self.sink_url}/stats")
-
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        with open(self.root / f"{name}.log", "wb") as log:
-            self.processes[name] = subprocess.Popen(argv, env=env, stdout=log, stderr=log)
-
-    async def _wait_for(self, url: str) -> None:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(300):
-                try:
-                    async with session.get(url) as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise RuntimeError(f"{url} did not answer; logs in {self.root}")
+        await self.cluster.start()
+        sink = self.cluster.spawn("sink", "hookrelay.bench.sink", "--port", str(self.sink_port))
+        await self.cluster.start_api()
+        for _ in range(self.workers):
+            self.cluster.start_worker()
+        await wait_until_answers(f"{self.sink_url}/stats", sink)
 
     async def sink_stats(
         self, session: aiohttp.ClientSession, ids: bool = False, path: str | None = None
@@ -107,17 +66,7 @@ class Stack:
         return found
 
     def close(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self.redis.stop()
-        self.postgres.stop()
+        self.cluster.close()
         if self.keep_logs:
             print(f"  logs kept in {self.root}")
         else:

@@ -8,6 +8,7 @@ import time
 
 import structlog
 
+from hookrelay.events import IDEMPOTENCY_TTL_S
 from hookrelay.ids import id_bound
 from hookrelay.store import Store
 
@@ -19,7 +20,6 @@ PASS_BUDGET_S = 10.0
 # Events per batch; each takes its deliveries and attempts along (a fan-out multiplies it).
 EVENT_BATCH = 100
 KEY_BATCH = 1000
-IDEMPOTENCY_KEY_TTL_S = 24 * 3600.0
 
 
 async def prune_once(store: Store, retention_s: float, interval_s: float) -> int | None:
@@ -35,7 +35,7 @@ async def prune_once(store: Store, retention_s: float, interval_s: float) -> int
         if batch < EVENT_BATCH:
             break
     while time.monotonic() < deadline:
-        if await store.prune_idempotency_keys(IDEMPOTENCY_KEY_TTL_S, KEY_BATCH) < KEY_BATCH:
+        if await store.prune_idempotency_keys(IDEMPOTENCY_TTL_S, KEY_BATCH) < KEY_BATCH:
             break
     return deleted
 

@@ -35,7 +35,7 @@ from typing import Any
 import aiohttp
 
 from hookrelay.api.openapi import openapi_document
-from tests.acceptance.cluster import ADMIN_TOKEN, Cluster
+from tests.acceptance.harness import ADMIN_TOKEN, AcceptanceCluster
 from tests.conftest import REPO_ROOT, server_tempdir
 
 DEFAULT_CASES = 10_000
@@ -247,7 +247,7 @@ async def wait_dead(api: _Api, seeds: list[Seed]) -> None:
             await asyncio.sleep(0.1)
 
 
-async def seed_runs(cluster: Cluster, refused_port: int) -> list[Run]:
+async def seed_runs(cluster: AcceptanceCluster, refused_port: int) -> list[Run]:
     """The admin's run and the app key's, each with resources of its own. A worker runs only
     while they are made, so that the deliveries die on the refused loopback port; it is gone
     before the fuzzing starts, so nothing the fuzzing registers is ever called."""
@@ -286,7 +286,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None, help="repeat an earlier run")
     args = parser.parse_args()
     root = server_tempdir()
-    cluster = Cluster(root, log_level="warning", retry_schedule=SEED_RETRY_SCHEDULE)
+    cluster = AcceptanceCluster(root, log_level="warning", retry_schedule=SEED_RETRY_SCHEDULE)
     try:
         with refusing_port() as port:
             asyncio.run(cluster.start())

@@ -19,7 +19,7 @@ from schemathesis.checks import (
 )
 
 from hookrelay.api.openapi import openapi_document
-from tests.acceptance.cluster import ADMIN_TOKEN, Cluster
+from tests.acceptance.harness import ADMIN_TOKEN, AcceptanceCluster
 from tests.conftest import server_tempdir
 
 pytestmark = pytest.mark.acceptance
@@ -34,7 +34,7 @@ MAX_FUZZ_WAIT_S = 0.2
 @pytest.fixture(scope="module")
 def live_api() -> Iterator[str]:
     root = server_tempdir()
-    cluster = Cluster(root, log_level="warning")
+    cluster = AcceptanceCluster(root, log_level="warning")
     try:
         asyncio.run(cluster.start())
         asyncio.run(cluster.start_api())

@@ -17,22 +17,22 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from tests.acceptance.cluster import Client, Cluster
+from tests.acceptance.harness import AcceptanceCluster, Client
 from tests.conftest import server_tempdir
 from tests.receiver import Received, Receiver
 
 pytestmark = pytest.mark.acceptance
 
-ClusterFactory = Callable[..., Awaitable[Cluster]]
+ClusterFactory = Callable[..., Awaitable[AcceptanceCluster]]
 
 
 @pytest.fixture
 async def make_cluster() -> AsyncIterator[ClusterFactory]:
-    made: list[tuple[Cluster, Any]] = []
+    made: list[tuple[AcceptanceCluster, Any]] = []
 
-    async def make(**settings: str) -> Cluster:
+    async def make(**settings: str) -> AcceptanceCluster:
         root = server_tempdir()
-        cluster = Cluster(root, **settings)
+        cluster = AcceptanceCluster(root, **settings)
         made.append((cluster, root))
         await cluster.start()
         return cluster
@@ -68,7 +68,7 @@ class Stream:
 
 
 async def wait_until_all_received(
-    receiver: Receiver, event_ids: set[str], cluster: Cluster, timeout_s: float = 60.0
+    receiver: Receiver, event_ids: set[str], cluster: AcceptanceCluster, timeout_s: float = 60.0
 ) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
@@ -82,7 +82,7 @@ async def wait_until_all_received(
 
 
 async def serve_one_endpoint(
-    cluster: Cluster, session: aiohttp.ClientSession, url: str
+    cluster: AcceptanceCluster, session: aiohttp.ClientSession, url: str
 ) -> tuple[Any, Any, Client]:
     """Start the API and a worker; make an app with one endpoint at `url`."""
     api = await cluster.start_api()
@@ -250,7 +250,9 @@ async def test_a_hostile_receiver_ends_each_delivery_exactly_as_the_schedule_say
     assert {"http_status", "timeout", "reset"} <= kinds, kinds
 
 
-async def _wait_until_finished(cluster: Cluster, count: int, timeout_s: float = 60.0) -> list[Any]:
+async def _wait_until_finished(
+    cluster: AcceptanceCluster, count: int, timeout_s: float = 60.0
+) -> list[Any]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while True:

@@ -14,7 +14,7 @@ import aiohttp
 import psutil
 import pytest
 
-from tests.acceptance.cluster import Client, Cluster
+from tests.acceptance.harness import AcceptanceCluster, Client
 from tests.conftest import server_tempdir
 from tests.sse import SseReader
 
@@ -24,10 +24,10 @@ MB = 1024 * 1024
 
 
 @pytest.fixture
-async def cluster(request: pytest.FixtureRequest) -> AsyncIterator[Cluster]:
+async def cluster(request: pytest.FixtureRequest) -> AsyncIterator[AcceptanceCluster]:
     root = server_tempdir()
     marker = request.node.get_closest_marker("cluster")
-    made = Cluster(root, **(marker.kwargs if marker else {}))
+    made = AcceptanceCluster(root, **(marker.kwargs if marker else {}))
     try:
         await made.start()
         yield made
@@ -38,7 +38,7 @@ async def cluster(request: pytest.FixtureRequest) -> AsyncIterator[Cluster]:
 
 async def open_stream(
     session: aiohttp.ClientSession,
-    cluster: Cluster,
+    cluster: AcceptanceCluster,
     client: Client,
     last_event_id: str | None = None,
 ) -> SseReader:
@@ -54,7 +54,7 @@ async def open_stream(
     return reader
 
 
-def stalled_stream(cluster: Cluster, client: Client) -> socket.socket:
+def stalled_stream(cluster: AcceptanceCluster, client: Client) -> socket.socket:
     """A stream whose client never reads: its receive buffer is tiny, so the server's writes
     back up at once."""
     sock = socket.socket()
@@ -85,7 +85,7 @@ async def send_large_events(client: Client, count: int, size: int) -> None:
 
 @pytest.mark.cluster(stream_send_timeout="2s")
 async def test_a_client_that_reads_nothing_is_dropped_and_memory_stays_bounded(
-    cluster: Cluster,
+    cluster: AcceptanceCluster,
 ) -> None:
     api = psutil.Process((await cluster.start_api()).pid)
     async with aiohttp.ClientSession() as session:
@@ -136,7 +136,7 @@ async def test_a_client_that_reads_nothing_is_dropped_and_memory_stays_bounded(
     assert "stream client too slow; dropped" in cluster.logs(whole=True)
 
 
-async def test_streams_catch_up_when_redis_restarts_empty(cluster: Cluster) -> None:
+async def test_streams_catch_up_when_redis_restarts_empty(cluster: AcceptanceCluster) -> None:
     """Notices published while Redis was away are lost; the streams lose no event."""
     await cluster.start_api()
     async with aiohttp.ClientSession() as session:
@@ -156,7 +156,7 @@ async def test_streams_catch_up_when_redis_restarts_empty(cluster: Cluster) -> N
 
 
 async def test_an_api_restart_ends_streams_at_once_and_they_resume_where_they_were(
-    cluster: Cluster,
+    cluster: AcceptanceCluster,
 ) -> None:
     api = await cluster.start_api()
     async with aiohttp.ClientSession() as session:

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from hookrelay.api.server import MALFORMED_REQUEST
-from tests.acceptance.cluster import ADMIN_TOKEN, Client, Cluster
+from tests.acceptance.harness import ADMIN_TOKEN, AcceptanceCluster, Client
 from tests.conftest import server_tempdir
 from tests.receiver import Received, Receiver
 
@@ -27,10 +27,10 @@ PAYLOAD_MARKER = "payload-marker-7f3c9e"
 
 
 @pytest.fixture
-async def cluster() -> AsyncIterator[Cluster]:
+async def cluster() -> AsyncIterator[AcceptanceCluster]:
     root = server_tempdir()
     # A body that never ends is answered (408) once the read timeout is over, within the wait.
-    cluster = Cluster(
+    cluster = AcceptanceCluster(
         root, log_level="debug", retry_schedule="50ms,50ms", request_read_timeout="2s"
     )
     await cluster.start()
@@ -40,7 +40,7 @@ async def cluster() -> AsyncIterator[Cluster]:
 
 
 async def test_logs_hold_no_secret_token_signature_or_payload(
-    cluster: Cluster, receiver: Receiver
+    cluster: AcceptanceCluster, receiver: Receiver
 ) -> None:
     failures = iter([500, 500, 503])
 
@@ -212,7 +212,7 @@ def refusal(answer: bytes) -> tuple[int, dict[str, object]]:
 
 
 async def test_malformed_requests_leave_no_credential_in_logs_or_answers(
-    cluster: Cluster,
+    cluster: AcceptanceCluster,
 ) -> None:
     await cluster.start_api()
     cluster.start_worker()

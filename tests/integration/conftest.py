@@ -1,4 +1,8 @@
-"""Integration fixtures: the real API app, a real in-process worker, a real receiver."""
+"""Integration fixtures: the real API app, a real in-process worker, a real receiver.
+
+Every client these tests make holds each answer it receives to the route table (see
+tests/answers.py): a status the route does not declare, or a body its schema refuses, fails the
+test that received it."""
 
 from __future__ import annotations
 
@@ -7,14 +11,53 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
 from aiohttp.abc import AbstractResolver
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import BaseTestServer, TestClient, TestServer, make_mocked_request
 from redis.asyncio import Redis
 
 from hookrelay.api.app import create_app
 from hookrelay.broker import Broker
 from hookrelay.settings import Settings
-from hookrelay.worker.main import WorkerProcess, WorkerResources
+from hookrelay.worker.process import WorkerProcess
+from hookrelay.worker.resources import WorkerResources
+from tests.answers import JSON, answer_problems, route_of
+
+
+class CheckedClient(TestClient):  # type: ignore[type-arg]
+    """A test client that checks every answer against the route table and its schemas."""
+
+    def __init__(self, server: BaseTestServer, **kwargs: Any) -> None:
+        assert isinstance(server, TestServer), "only an application's answers can be checked"
+        self._router = server.app.router
+        super().__init__(server, middlewares=(self._check_answer,), **kwargs)
+
+    async def _check_answer(
+        self, request: ClientRequest, handler: ClientHandlerType
+    ) -> ClientResponse:
+        response = await handler(request)
+        if request.method == "HEAD":
+            return response
+        match = await self._router.resolve(
+            make_mocked_request(request.method, request.url.raw_path)
+        )
+        route = None
+        if match.http_exception is None:
+            resource = match.route.resource
+            route = None if resource is None else route_of(request.method, resource.canonical)
+            if route is None:  # a page, not the API (/demo)
+                return response
+        body = await response.read() if response.content_type == JSON else None
+        problems = answer_problems(route, response.status, response.content_type, body)
+        where = f"{request.method} {request.url.path} answered {response.status}"
+        assert not problems, f"{where}, not as the route table says: {problems}"
+        return response
+
+
+@pytest.fixture
+def aiohttp_client_cls() -> type[TestClient]:  # type: ignore[type-arg]
+    """pytest-aiohttp's aiohttp_client makes CheckedClients."""
+    return CheckedClient
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from hookrelay.api.keys import GATEWAY, LIVE_FEED
+from hookrelay.api.keys import LIVE_FEED, STORE
 from hookrelay.events import build_event
 from hookrelay.live.cursors import open_position
 from hookrelay.live.tokens import StreamGrant, issue_token
@@ -521,7 +521,7 @@ async def test_waiting_long_polls_cost_no_database_work(api: Client) -> None:
     app = await create_app_with_key(api)
     _, page = await poll(api, app, "?wait=0")
     url = api.make_url(f"/v1/apps/{app['id']}/events?after={page['next_cursor']}&wait=20")
-    store = api.app[GATEWAY].store
+    store = api.app[STORE]
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         waiting = [
             asyncio.create_task(session.get(url, headers=bearer(app["api_key"])))
@@ -610,7 +610,7 @@ async def test_pages_of_the_log_are_bounded_in_bytes_and_skip_nothing(api: Clien
         (await send_event(api, app, "image.ready", {"n": n, "pad": "x" * 100_000}))["id"]
         for n in range(25)
     ]
-    store = api.app[GATEWAY].store
+    store = api.app[STORE]
     position, pages, read = (0, ""), [], []
     while len(read) < len(sent):
         page = await store.read_log(app["id"], position, LogFilter(), 100)

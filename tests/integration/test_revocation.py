@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from hookrelay.api.app import create_app
-from hookrelay.api.keys import GATEWAY
+from hookrelay.api.keys import AUTH
 from hookrelay.broker.keys import Keys, listener_name
 from hookrelay.settings import Settings
 from tests.integration.api_calls import ADMIN, bearer, create_app_with_key, wait_until
@@ -84,7 +84,7 @@ async def test_the_key_cache_is_emptied_when_its_notices_resume_after_a_lost_con
     one, two = two_apis
     app = await create_app_with_key(one)
     assert await status_with(two, app["api_key"], app["id"]) == 200
-    cache = two.server.app[GATEWAY].keys
+    cache = two.server.app[AUTH].keys
     assert len(cache) == 1
     redis = Redis.from_url(settings.require_redis_url())
     try:

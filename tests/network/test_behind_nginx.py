@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from hookrelay.bench.stack import free_port
+from hookrelay.cluster import free_port
 from hookrelay.embedded import EmbeddedPostgres
 from hookrelay.migrate import migrate
 from tests.conftest import server_tempdir

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hookrelay.bench.gateway import percentiles, report
+from hookrelay.bench.throughput import percentiles, report
 
 
 def test_percentiles_pick_the_nearest_rank() -> None:

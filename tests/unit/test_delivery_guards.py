@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
-from hookrelay.worker.delivery import _literal_problem, sendable_headers
+from hookrelay.delivery.send import _literal_problem, sendable_headers
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,24 @@ import orjson
 import pytest
 
 from hookrelay.api.openapi import openapi_document
+from hookrelay.errors import InvalidPayload
 from hookrelay.resources import resource_dir
-from hookrelay.schemas import JOB_ID_SCHEMA, event_type_schema, is_event_type, is_job_id
+from hookrelay.schemas import (
+    EVENT_TYPE_PATTERN,
+    EVENT_TYPE_SCHEMA,
+    JOB_ID_SCHEMA,
+    event_type_schema,
+    is_event_type,
+    is_job_id,
+    validate_event_data,
+)
 
-SCHEMAS = sorted(resource_dir("schemas").glob("*/*.json"))
+# What a client sends (responses/ describes what the API answers with).
+SCHEMAS = sorted(
+    path
+    for kind in ("events", "requests")
+    for path in (resource_dir("schemas") / kind).glob("*.json")
+)
 
 
 def _properties(node: Any, path: str = "") -> Iterator[tuple[str, str, Any]]:
@@ -117,3 +131,30 @@ def test_a_job_id_is_1_to_200_safe_characters(value: object, verdict: bool) -> N
 )
 def test_an_event_type_is_bounded_dotted_lowercase_words(value: str, verdict: bool) -> None:
     assert is_event_type(value) is verdict
+
+
+def test_every_event_type_in_a_request_schema_is_the_one_event_type_rule() -> None:
+    """The JSON files must hold the rule as a literal (they are served as they are in
+    /openapi.json); this keeps each equal to EVENT_TYPE_SCHEMA."""
+    seen = []
+    for path in (resource_dir("schemas") / "requests").glob("*.json"):
+        for _, name, sub in _properties(orjson.loads(path.read_bytes())):
+            if name in ("event_type", "event_types") or (name == "type" and "pattern" in sub):
+                rule = sub.get("items", sub)
+                seen.append(path.stem)
+                assert {k: v for k, v in rule.items() if k != "description"} == EVENT_TYPE_SCHEMA
+    assert sorted(set(seen)) == ["endpoint_create", "endpoint_update", "event_create", "replay"]
+
+
+def test_the_event_type_pattern_is_the_rule_with_no_trailing_newline() -> None:
+    assert EVENT_TYPE_SCHEMA["pattern"] == EVENT_TYPE_PATTERN + "(?!\\n)"
+    assert event_type_schema() == EVENT_TYPE_SCHEMA
+    assert event_type_schema() is not EVENT_TYPE_SCHEMA  # a copy: callers cannot change it
+
+
+def test_a_bad_event_type_is_reported_with_the_pattern() -> None:
+    with pytest.raises(InvalidPayload) as caught:
+        validate_event_data("Job.completed", {})
+    assert caught.value.details == [
+        {"path": "$.type", "message": "does not match ^[a-z0-9_]+(\\.[a-z0-9_]+)+$"}
+    ]

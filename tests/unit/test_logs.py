@@ -16,13 +16,13 @@ import pytest
 import structlog
 
 from hookrelay import signing
-from hookrelay.gateway import _new_app_key
 from hookrelay.live.tokens import StreamGrant, issue_token
 from hookrelay.logs import REDACTED, Redactor, configure_logging
+from hookrelay.services.auth import new_app_key
 from hookrelay.settings import Settings
 
 # Each credential as hookrelay makes it.
-APP_KEY = _new_app_key()
+APP_KEY = new_app_key()
 STREAM_TOKEN = issue_token(bytes(32), StreamGrant("app_1", "job_1", 1_900_000_000))
 DEV_ADMIN_TOKEN = "hra_Qm9vdHN0cmFwIHRva2VuIGZvciBkZXYgbW9kZQ"  # as hookrelay dev makes one
 HMAC_SECRET = signing.generate_hmac_secret()

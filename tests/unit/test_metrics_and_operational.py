@@ -10,30 +10,13 @@ import pytest
 from hookrelay.metrics import DeliveryMetrics, render
 from hookrelay.models import ClaimedDelivery, RecordedAttempt
 from hookrelay.operational import events_after_attempt
+from tests.unit.claims import claimed
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def claim(event_type: str = "job.completed", attempt: int = 1) -> ClaimedDelivery:
-    return ClaimedDelivery(
-        id="dlv_1",
-        app_id="app_1",
-        event_id="evt_1",
-        endpoint_id="ep_1",
-        status="sending",
-        attempt_count=attempt,
-        previous_status="pending",
-        url="https://example.com/hook",
-        signing="hmac",
-        secret_ciphertext=b"",
-        secret_key_id="k",
-        headers={},
-        rate_limit_per_s=None,
-        previous_secret_ciphertext=None,
-        previous_secret_key_id=None,
-        event_type=event_type,
-        body="{}",
-    )
+    return claimed(event_type=event_type, attempt_count=attempt)
 
 
 def test_attempt_durations_fill_cumulative_buckets() -> None:

@@ -18,6 +18,7 @@ from hookrelay.api import http
 from hookrelay.errors import BadRequest
 from hookrelay.ids import is_id
 from hookrelay.schemas import is_event_type, is_job_id
+from hookrelay.statuses import DeliveryStatus
 
 # Text of every kind, with the digits of other scripts (which str.isdigit() accepts) drawn often.
 awkward_digits = st.sampled_from(["\u00b3", "\u0663", "\uff15", "\u2460", "1_0", " 1", "nan"])
@@ -30,7 +31,11 @@ def _request(name: str, value: str) -> web.Request:
 
 PARSERS: dict[str, tuple[str, Callable[[web.Request], Any], Callable[[Any], bool]]] = {
     "limit": ("limit", http.page_size, lambda v: 1 <= v <= http.MAX_PAGE_SIZE),
-    "wait": ("wait", lambda r: http.seconds_param(r, "wait", 60.0), lambda v: 0 <= v <= 60),
+    "wait": (
+        "wait",
+        lambda r: http.seconds_param(r, "wait", http.MAX_WAIT_S),
+        lambda v: 0 <= v <= http.MAX_WAIT_S,
+    ),
     "since": ("since", lambda r: http.query_time(r, "since"), lambda v: v.tzinfo is not None),
     "job_id": ("job_id", http.query_job_id, is_job_id),
     "type": ("type", lambda r: http.query_event_type(r, "type"), is_event_type),
@@ -39,7 +44,11 @@ PARSERS: dict[str, tuple[str, Callable[[web.Request], Any], Callable[[Any], bool
         lambda r: http.query_id(r, "endpoint_id", "ep_"),
         lambda v: is_id(v, "ep_"),
     ),
-    "status": ("status", lambda r: http.query_choice(r, "status", ("dead",)), "dead".__eq__),
+    "status": (
+        "status",
+        lambda r: http.query_choice(r, "status", DeliveryStatus),
+        lambda v: type(v) is DeliveryStatus,
+    ),
     # An empty cursor is the first page.
     "cursor": ("cursor", http.cursor, lambda v: v is None or http.CURSOR_ID.fullmatch(v)),
 }
@@ -79,3 +88,37 @@ def test_a_good_value_of_each_query_parameter_is_taken(parameter: str) -> None:
 def test_a_limit_is_ascii_digits(text: str) -> None:
     with pytest.raises(BadRequest):
         http.page_size(_request("limit", text))
+
+
+# The bounds are declared once, in hookrelay.api.http; /openapi.json states the same ones.
+
+
+def _query_schema(name: str) -> dict[str, Any]:
+    from hookrelay.api.openapi import openapi_document
+
+    found = [
+        parameter["schema"]
+        for methods in openapi_document()["paths"].values()
+        for operation in methods.values()
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "query" and parameter["name"] == name
+    ]
+    assert found
+    assert all(schema == found[0] for schema in found)
+    return found[0]
+
+
+def test_openapi_states_the_page_size_bound_the_parser_holds() -> None:
+    assert http.MAX_PAGE_SIZE == 250
+    assert _query_schema("limit")["maximum"] == http.MAX_PAGE_SIZE
+    assert http.page_size(_request("limit", "250")) == 250
+    with pytest.raises(BadRequest, match="from 1 to 250"):
+        http.page_size(_request("limit", "251"))
+
+
+def test_openapi_states_the_long_poll_wait_bound_the_parser_holds() -> None:
+    assert http.MAX_WAIT_S == 60
+    assert _query_schema("wait")["maximum"] == http.MAX_WAIT_S
+    assert http.seconds_param(_request("wait", "60"), "wait", http.MAX_WAIT_S) == 60.0
+    with pytest.raises(BadRequest, match="from 0 to 60"):
+        http.seconds_param(_request("wait", "60.5"), "wait", http.MAX_WAIT_S)

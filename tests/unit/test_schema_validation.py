@@ -7,11 +7,13 @@ from typing import Any
 
 import pytest
 
+from hookrelay.api.errors import answer_of
 from hookrelay.errors import InvalidPayload
-from hookrelay.schemas import builtin_event_types, validate_event_data, validate_request
+from hookrelay.schemas import validate_event_data, validate_request
 
 REQUEST_SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "requests"
 REQUEST_NAMES = sorted(path.stem for path in REQUEST_SCHEMA_DIR.glob("*.json"))
+EVENT_SCHEMA_DIR = REQUEST_SCHEMA_DIR.parent / "events"
 
 # The smallest valid body of each request.
 VALID_REQUESTS: dict[str, dict[str, Any]] = {
@@ -96,8 +98,7 @@ def paths_of(error: InvalidPayload) -> list[str]:
 )
 def test_invalid_event_type_is_refused_with_path_type(event_type: str) -> None:
     error = error_of(validate_event_data, event_type, {"job_id": "job_1"})
-    assert error.status == 422
-    assert error.code == "invalid_payload"
+    assert answer_of(error) == (422, "invalid_payload")
     assert paths_of(error) == ["$.type"]
 
 
@@ -114,7 +115,7 @@ def test_custom_dotted_event_type_is_accepted(event_type: str) -> None:
 
 
 def test_builtin_event_types_are_the_job_types() -> None:
-    assert builtin_event_types() == [
+    assert sorted(path.stem for path in EVENT_SCHEMA_DIR.glob("*.json")) == [
         "job.action_required",
         "job.cancelled",
         "job.completed",
@@ -131,7 +132,7 @@ def test_valid_progress_data_passes() -> None:
 
 def test_progress_percent_over_100_reports_its_path() -> None:
     error = error_of(validate_event_data, "job.progress", {"job_id": "job_1", "percent": 150})
-    assert error.status == 422
+    assert answer_of(error)[0] == 422
     assert paths_of(error) == ["$.data.percent"]
 
 
@@ -173,7 +174,7 @@ def test_full_valid_request_passes(name: str) -> None:
 @pytest.mark.parametrize("name", REQUEST_NAMES)
 def test_request_with_unknown_field_is_refused(name: str) -> None:
     error = error_of(validate_request, name, {**VALID_REQUESTS[name], "surprise": 1})
-    assert error.status == 422
+    assert answer_of(error)[0] == 422
     assert paths_of(error) == ["$"]
     assert "surprise" in error.details[0]["message"]
 

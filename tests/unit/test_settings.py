@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
-from hookrelay.settings import (
-    DEFAULT_RETRY_SCHEDULE_S,
-    LOOPBACK_NETWORKS,
-    ConfigError,
-    Settings,
-)
+from hookrelay.settings import LOOPBACK_NETWORKS, ConfigError, Settings, settings_table, variables
 
 # Bytes chosen so that standard and URL-safe base64 differ (the encoding holds + and /).
 SECRET_KEY = bytes([0xFB, 0xEF, 0xBE, 0xFF] * 8)
@@ -43,7 +40,8 @@ def test_defaults_leave_urls_token_and_key_unset() -> None:
 
 def test_default_retry_schedule_and_limits() -> None:
     settings = Settings.from_env({})
-    assert settings.retry_schedule_s == DEFAULT_RETRY_SCHEDULE_S
+    # 5s, 5m, 30m, 2h, 5h, 10h, 10h: about 28 hours of retries.
+    assert settings.retry_schedule_s == (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
     assert settings.delivery_timeout_s == 15.0
     assert settings.max_payload_bytes == 256 * 1024
     assert settings.request_read_timeout_s == 30.0
@@ -289,3 +287,77 @@ def test_repr_does_not_show_the_metrics_token() -> None:
 )
 def test_repr_does_not_show_passwords_in_urls(attribute: str, url: str) -> None:
     assert "s3cr3t-pa55" not in repr(Settings(**{attribute: url}))
+
+
+# One declaration per setting: the environment, the errors and the README come from it
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_configuration_table_is_the_one_made_from_the_declarations() -> None:
+    text = README.read_text()
+    start = text.index("| Variable | Default | Meaning |")
+    table = text[start : text.index("\n\n", start) + 1]
+    assert table == settings_table()
+
+
+def test_every_setting_but_the_fixed_ones_has_a_variable() -> None:
+    fixed = {"response_body_cap_bytes"}
+    assert set(variables()) == {f.name for f in fields(Settings)} - fixed
+
+
+def test_variable_names_are_unique_and_prefixed() -> None:
+    names = [declared.env for declared in variables().values()]
+    assert len(names) == len(set(names))
+    assert all(name.startswith("HOOKRELAY_") for name in names)
+
+
+@pytest.mark.parametrize("name", [name for name, v in variables().items() if v.default])
+def test_a_variable_set_to_its_own_default_gives_the_default(name: str) -> None:
+    declared = variables()[name]
+    assert declared.default is not None
+    settings = Settings.from_env({declared.env: declared.default})
+    assert getattr(settings, name) == getattr(Settings(), name)
+
+
+def test_log_format_error_lists_the_choices() -> None:
+    with pytest.raises(ConfigError) as caught:
+        from_env(LOG_FORMAT="xml")
+    assert str(caught.value) == "HOOKRELAY_LOG_FORMAT must be json or console"
+
+
+def test_a_parse_error_names_the_variable_then_the_reason() -> None:
+    with pytest.raises(ConfigError) as caught:
+        from_env(DELIVERY_TIMEOUT="0s")
+    assert str(caught.value) == "HOOKRELAY_DELIVERY_TIMEOUT: must be greater than zero"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "attribute", "expected"),
+    [
+        ("DEMO_PAGE", "yes", "demo_page", True),
+        ("DEMO_PAGE", "OFF", "demo_page", False),
+        ("RETENTION", "7d", "retention_s", 7 * 86400.0),
+        ("SWEEP_GRACE", "0", "sweep_grace_s", 0.0),
+        ("SECRET_ROTATION_GRACE", "1h", "secret_rotation_grace_s", 3600.0),
+        ("MAX_STREAMS_PER_APP", "3", "max_streams_per_app", 3),
+        ("STREAM_TOKEN_TTL", "90s", "stream_token_ttl_s", 90.0),
+        ("DISABLE_AFTER_DEAD", "2", "disable_after_dead", 2),
+    ],
+)
+def test_more_variables_are_read(name: str, value: str, attribute: str, expected: object) -> None:
+    assert getattr(from_env(**{name: value}), attribute) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DEMO_PAGE", "maybe"),
+        ("RETENTION", "0d"),
+        ("OLD_SECRET_KEYS", "short"),
+        ("STREAM_HEARTBEAT", "-"),
+    ],
+)
+def test_more_bad_values_raise_config_error_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"^HOOKRELAY_{name}"):
+        from_env(**{name: value})

@@ -6,6 +6,7 @@ import ipaddress
 
 import pytest
 
+from hookrelay.api.errors import answer_of
 from hookrelay.errors import InvalidPayload, UnsafeTarget
 from hookrelay.settings import LOOPBACK_NETWORKS
 from hookrelay.ssrf import (
@@ -158,8 +159,7 @@ def test_parse_callback_url_refuses_port_zero() -> None:
 def test_unsafe_target_is_reported_as_invalid_payload() -> None:
     with pytest.raises(InvalidPayload) as caught:
         parse_callback_url("ftp://example.com")
-    assert caught.value.status == 422
-    assert caught.value.code == "unsafe_url"
+    assert answer_of(caught.value) == (422, "unsafe_url")
 
 
 # Numeric IPv4 spellings: every form inet_aton reads, refused by hookrelay's own rule

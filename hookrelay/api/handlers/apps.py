@@ -13,33 +13,31 @@ from hookrelay.api.http import (
     read_json,
     secret_response,
 )
-from hookrelay.api.keys import GATEWAY
+from hookrelay.api.keys import APP_ID, APPS, STORE
 from hookrelay.api.views import app_view
 
 
 async def create_app(request: web.Request) -> web.Response:
-    app, key = await request.app[GATEWAY].create_app(principal(request), await read_json(request))
+    app, key = await request.app[APPS].create_app(principal(request), await read_json(request))
     return secret_response({**app_view(app), "api_key": key}, status=201)
 
 
 async def list_apps(request: web.Request) -> web.Response:
     limit = page_size(request)
-    apps = await request.app[GATEWAY].list_apps(principal(request), cursor(request), limit)
+    apps = await request.app[APPS].list_apps(principal(request), cursor(request), limit)
     return json_response(page([app_view(a) for a in apps], limit))
 
 
 async def get_app(request: web.Request) -> web.Response:
-    app = await request.app[GATEWAY].app_for(principal(request), request.match_info["app_id"])
+    app = await request.app[STORE].get_app(request[APP_ID])
     return json_response(app_view(app))
 
 
 async def update_app(request: web.Request) -> web.Response:
-    app = await request.app[GATEWAY].update_app(
-        principal(request), request.match_info["app_id"], await read_json(request)
-    )
+    app = await request.app[APPS].update_app(request[APP_ID], await read_json(request))
     return json_response(app_view(app))
 
 
 async def delete_app(request: web.Request) -> web.Response:
-    await request.app[GATEWAY].delete_app(principal(request), request.match_info["app_id"])
+    await request.app[APPS].delete_app(request[APP_ID])
     return web.Response(status=204)

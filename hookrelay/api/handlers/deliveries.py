@@ -12,7 +12,6 @@ from hookrelay.api.http import (
     json_response,
     page,
     page_size,
-    principal,
     query_choice,
     query_event_type,
     query_id,
@@ -20,12 +19,13 @@ from hookrelay.api.http import (
     query_time,
     read_optional_json,
 )
-from hookrelay.api.keys import GATEWAY
+from hookrelay.api.keys import APP_ID, REPLAYS, STORE
 from hookrelay.api.views import attempt_view, delivery_view
 from hookrelay.durations import parse_moment
 from hookrelay.errors import InvalidPayload
 from hookrelay.models import AttemptFilter, DeliveryFilter, ReplayResult
 from hookrelay.schemas import validate_request
+from hookrelay.statuses import DeliveryStatus
 
 
 def replay_view(result: ReplayResult) -> dict[str, int]:
@@ -36,12 +36,9 @@ def replay_view(result: ReplayResult) -> dict[str, int]:
     }
 
 
-DELIVERY_STATUSES = ("pending", "sending", "retrying", "succeeded", "dead", "held", "cancelled")
-
-
 async def list_deliveries(request: web.Request) -> web.Response:
     filters = DeliveryFilter(
-        status=query_choice(request, "status", DELIVERY_STATUSES),
+        status=query_choice(request, "status", DeliveryStatus),
         endpoint_id=query_id(request, "endpoint_id", "ep_"),
         event_type=query_event_type(request, "event_type"),
         event_id=query_id(request, "event_id", "evt_"),
@@ -50,31 +47,31 @@ async def list_deliveries(request: web.Request) -> web.Response:
         until=query_time(request, "until"),
     )
     limit = page_size(request)
-    deliveries = await request.app[GATEWAY].list_deliveries(
-        principal(request), request.match_info["app_id"], filters, cursor(request), limit
+    deliveries = await request.app[STORE].list_deliveries(
+        request[APP_ID], filters, cursor(request), limit
     )
     return json_response(page([delivery_view(d) for d in deliveries], limit))
 
 
 async def get_delivery(request: web.Request) -> web.Response:
-    delivery, attempts = await request.app[GATEWAY].get_delivery(
-        principal(request), request.match_info["app_id"], request.match_info["delivery_id"]
-    )
+    store = request.app[STORE]
+    delivery = await store.get_delivery(request[APP_ID], request.match_info["delivery_id"])
+    attempts = await store.delivery_attempts(delivery.id)
     return json_response(
         {**delivery_view(delivery), "attempts": [attempt_view(a) for a in attempts]}
     )
 
 
 async def replay_delivery(request: web.Request) -> web.Response:
-    new_id, original = await request.app[GATEWAY].replay_delivery(
-        principal(request), request.match_info["app_id"], request.match_info["delivery_id"]
+    new_id, original = await request.app[REPLAYS].replay_delivery(
+        request[APP_ID], request.match_info["delivery_id"]
     )
     return json_response({"id": new_id, "replay_of": original}, 202)
 
 
 def _replay_filter(body: dict[str, Any], now: datetime, **fixed: Any) -> DeliveryFilter:
     return DeliveryFilter(
-        status=fixed.get("status", body.get("status", "dead")),
+        status=fixed.get("status", DeliveryStatus(body.get("status", DeliveryStatus.DEAD))),
         endpoint_id=fixed.get("endpoint_id", body.get("endpoint_id")),
         event_type=body.get("event_type"),
         since=_moment(body, "since", now),
@@ -97,9 +94,8 @@ def _moment(body: dict[str, Any], name: str, now: datetime) -> datetime | None:
 
 async def replay_deliveries(request: web.Request) -> web.Response:
     body = validate_request("replay", await read_optional_json(request))
-    result = await request.app[GATEWAY].replay_deliveries(
-        principal(request),
-        request.match_info["app_id"],
+    result = await request.app[REPLAYS].replay_deliveries(
+        request[APP_ID],
         _replay_filter(body, datetime.now(UTC)),
         bool(body.get("dry_run", False)),
         bool(body.get("include_replayed", False)),
@@ -109,12 +105,12 @@ async def replay_deliveries(request: web.Request) -> web.Response:
 
 async def recover_endpoint(request: web.Request) -> web.Response:
     body = validate_request("recover", await read_optional_json(request))  # bare: 422 naming since
+    endpoint_id = request.match_info["endpoint_id"]
     filters = _replay_filter(
-        body, datetime.now(UTC), status="dead", endpoint_id=request.match_info["endpoint_id"]
+        body, datetime.now(UTC), status=DeliveryStatus.DEAD, endpoint_id=endpoint_id
     )
-    result = await request.app[GATEWAY].replay_deliveries(
-        principal(request),
-        request.match_info["app_id"],
+    result = await request.app[REPLAYS].replay_deliveries(
+        request[APP_ID],
         filters,
         bool(body.get("dry_run")),
         bool(body.get("include_replayed", False)),
@@ -130,7 +126,7 @@ async def list_attempts(request: web.Request) -> web.Response:
         until=query_time(request, "until"),
     )
     limit = page_size(request)
-    attempts = await request.app[GATEWAY].list_attempts(
-        principal(request), request.match_info["app_id"], filters, cursor(request), limit
+    attempts = await request.app[STORE].list_attempts(
+        request[APP_ID], filters, cursor(request), limit
     )
     return json_response(page([attempt_view(a) for a in attempts], limit))

@@ -7,28 +7,28 @@ from typing import Any
 from aiohttp import web
 
 from hookrelay.api.http import (
+    MAX_WAIT_S,
     cursor,
     json_response,
     log_cursor,
     page,
     page_size,
     parse_log_cursor,
-    principal,
     query_event_type,
     query_job_id,
     query_time,
     read_json,
     seconds_param,
 )
-from hookrelay.api.keys import GATEWAY, LIVE_FEED, SETTINGS
+from hookrelay.api.keys import APP_ID, INGEST, LIVE_FEED, SETTINGS, STORE
 from hookrelay.api.views import delivery_view, event_view
 from hookrelay.errors import BadRequest
 from hookrelay.ids import is_id
 from hookrelay.models import Event, EventFilter, LogFilter, LogPosition
 from hookrelay.schemas import validate_request
+from hookrelay.services.event_log import log_start
 
 MAX_IDEMPOTENCY_KEY_CHARS = 255
-MAX_WAIT_S = 60.0
 
 
 def _idempotency_key(request: web.Request) -> str | None:
@@ -48,21 +48,16 @@ def _many(events: list[Event]) -> dict[str, Any]:
 
 async def create_event(request: web.Request) -> web.Response:
     body = await read_json(request)
-    answer = await request.app[GATEWAY].ingest(
-        principal(request), request.match_info["app_id"], [body], _idempotency_key(request), _one
+    answer = await request.app[INGEST].ingest(
+        request[APP_ID], [body], _idempotency_key(request), _one
     )
     return json_response(answer, status=202)
 
 
 async def create_events(request: web.Request) -> web.Response:
     body = validate_request("event_batch", await read_json(request))
-    answer = await request.app[GATEWAY].ingest(
-        principal(request),
-        request.match_info["app_id"],
-        body["events"],
-        _idempotency_key(request),
-        _many,
-        batch=True,
+    answer = await request.app[INGEST].ingest(
+        request[APP_ID], body["events"], _idempotency_key(request), _many, batch=True
     )
     return json_response(answer, status=202)
 
@@ -77,9 +72,7 @@ async def list_events(request: web.Request) -> web.Response:
         since=query_time(request, "since"),
         until=query_time(request, "until"),
     )
-    events = await request.app[GATEWAY].list_events(
-        principal(request), request.match_info["app_id"], filters, cursor(request), limit
-    )
+    events = await request.app[STORE].list_events(request[APP_ID], filters, cursor(request), limit)
     return json_response(page([event_view(e) for e in events], limit))
 
 
@@ -99,16 +92,14 @@ async def _follow_events(request: web.Request) -> web.Response:
         job_id=query_job_id(request),
     )
     after = request.query.get("after") or None
-    gateway, ref = request.app[GATEWAY], request.match_info["app_id"]
-    settings = request.app[SETTINGS]
+    app_id, settings = request[APP_ID], request.app[SETTINGS]
     resumed: LogPosition | str | None = after
     if after is not None and not is_id(after, "evt_"):
-        app_id = await gateway.app_id_for(principal(request), ref)  # a cursor is for one app
-        resumed = parse_log_cursor(settings, app_id, after)
+        resumed = parse_log_cursor(settings, app_id, after)  # a cursor is for one app
     if isinstance(resumed, tuple):
         position = resumed
     else:  # an event id: where it stands in this app's log
-        app_id, position = await gateway.log_start(principal(request), ref, resumed, filters.job_id)
+        position = await log_start(request.app[STORE], app_id, resumed, filters.job_id)
     feed = request.app[LIVE_FEED]
     async with feed.follow(app_id) as tail:
         read = await feed.read(tail, position, filters, limit, wait_s)
@@ -121,9 +112,9 @@ async def _follow_events(request: web.Request) -> web.Response:
 
 
 async def get_event(request: web.Request) -> web.Response:
-    event, deliveries = await request.app[GATEWAY].get_event(
-        principal(request), request.match_info["app_id"], request.match_info["event_id"]
-    )
+    store = request.app[STORE]
+    event = await store.get_event(request[APP_ID], request.match_info["event_id"])
+    deliveries = await store.list_event_deliveries(event.id)
     return json_response(
         {**event_view(event), "deliveries": [delivery_view(d) for d in deliveries]}
     )

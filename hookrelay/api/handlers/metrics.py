@@ -7,16 +7,16 @@ import hmac
 from aiohttp import web
 
 from hookrelay.api.http import bearer_token
-from hookrelay.api.keys import BROKER, GATEWAY
+from hookrelay.api.keys import BROKER, SETTINGS, STORE
 from hookrelay.errors import Unauthorized
 from hookrelay.metrics import render
 
 
 async def metrics(request: web.Request) -> web.Response:
-    gateway = request.app[GATEWAY]
-    _check_metrics_token(request, gateway.settings.metrics_token)
+    settings = request.app[SETTINGS]
+    _check_metrics_token(request, settings.metrics_token)
     samples = await request.app[BROKER].metrics.read()
-    lag = await gateway.store.oldest_due_age()
+    lag = await request.app[STORE].oldest_due_age()
     return web.Response(
         text=render(samples, lag),
         content_type="text/plain",

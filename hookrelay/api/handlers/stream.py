@@ -17,9 +17,10 @@ from hookrelay.api.http import (
     read_optional_json,
     secret_response,
 )
-from hookrelay.api.keys import GATEWAY, LIVE_FEED, SETTINGS
+from hookrelay.api.keys import APP_ID, AUTH, LIVE_FEED, SETTINGS, STORE
 from hookrelay.errors import HookrelayError, NotFound
 from hookrelay.models import Event, LogFilter
+from hookrelay.services.event_log import log_start
 
 log = structlog.get_logger(__name__)
 
@@ -42,9 +43,7 @@ HEARTBEAT = b": keep-alive\n\n"
 
 async def issue_stream_token(request: web.Request) -> web.Response:
     body = await read_optional_json(request)
-    token, grant = await request.app[GATEWAY].issue_stream_token(
-        principal(request), request.match_info["app_id"], body
-    )
+    token, grant = request.app[AUTH].issue_stream_token(request[APP_ID], body)
     return secret_response(
         {
             "token": token,
@@ -68,9 +67,8 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     resume = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or None
     if resume is not None:
         resume = event_id_param(resume, "Last-Event-ID")
-    app_id, position = await request.app[GATEWAY].log_start(
-        caller, request.match_info["app_id"], resume, job_id
-    )
+    app_id = request[APP_ID]
+    position = await log_start(request.app[STORE], app_id, resume, job_id)
     async with feed.follow(app_id, stream=True) as tail:
         response = web.StreamResponse(headers=SSE_HEADERS)
         await response.prepare(request)

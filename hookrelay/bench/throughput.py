@@ -1,4 +1,4 @@
-"""The gateway benchmark: everything on this machine, measured side by side in one run.
+"""The throughput benchmark: everything on this machine, measured side by side in one run.
 
 1. The raw ceiling: a bare aiohttp client posting webhook-sized bodies to the same sink.
 2. Fixed rates (50, 200 and 1,000 events/s): ingest latency (request to 202) and delivery
@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -72,9 +73,10 @@ class PeakRss:
 
     def _sample(self) -> None:
         groups: dict[str, list[psutil.Process]] = {}
-        for name, popen in self.stack.processes.items():
+        cluster = self.stack.cluster
+        for name, popen in cluster.processes.items():
             groups[name] = [psutil.Process(popen.pid)]
-        for name, server in (("postgres", self.stack.postgres), ("redis", self.stack.redis)):
+        for name, server in (("postgres", cluster.postgres), ("redis", cluster.redis)):
             if server.pid is not None:
                 root = psutil.Process(server.pid)
                 groups[name] = [root, *root.children(recursive=True)]
@@ -263,11 +265,11 @@ class Bench:
         }
 
 
-async def run(quick: bool, workers: int) -> dict[str, Any]:
+async def run(quick: bool, workers: int, env: Mapping[str, str], keep_logs: bool) -> dict[str, Any]:
     # (One worker process is the default on two cores: measured, 1 process sustained the most,
     # then 2, then 3; every process competes with Postgres, Redis, the API and the sink.)
     plan = QUICK if quick else FULL
-    stack = Stack(workers, keep_logs=bool(os.environ.get("HOOKRELAY_BENCH_KEEP_LOGS")))
+    stack = Stack(workers, env, keep_logs)
     await stack.start()
     rss = PeakRss(stack)
     sampling = asyncio.create_task(rss.run())
@@ -371,8 +373,16 @@ def plot(figures: dict[str, Any], path: Path) -> None:
     figure.savefig(path, dpi=120)
 
 
-def main(quick: bool, workers: int, output: Path, plot_path: Path | None) -> int:
-    figures = asyncio.run(run(quick, workers))
+def main(
+    quick: bool,
+    workers: int,
+    output: Path,
+    plot_path: Path | None,
+    env: Mapping[str, str],
+    keep_logs: bool,
+) -> int:
+    """Run the benchmark, print and write its figures; 1 if any accepted event was lost."""
+    figures = asyncio.run(run(quick, workers, env, keep_logs))
     print(report(figures))
     output.parent.mkdir(parents=True, exist_ok=True)
     summary = {

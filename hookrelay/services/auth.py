@@ -1,0 +1,129 @@
+"""Who is calling, and which app a request may name.
+
+A bearer token is the admin token (compared in constant time), an app key (looked up by its
+hash, through the process's KeyCache), or, on the event stream only, a stream token (signed,
+checked against no table). A revocation forgets the app's cached keys here at once and is
+announced to every other API process.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hookrelay.errors import NotFound
+from hookrelay.keycache import KeyCache
+from hookrelay.live.tokens import StreamGrant, issue_token, verify_token
+from hookrelay.schemas import validate_request
+from hookrelay.services.ports import AnnounceRevocation, KeyStore
+from hookrelay.settings import Settings
+
+APP_KEY_PREFIX = "hrk_"
+APP_KEY_BYTES = 32
+KEY_PREFIX_SHOWN = 12  # characters of a key kept in clear, to tell keys apart in listings
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the admin, one app's key, or a stream token (which the auth middleware
+    lets open only the event stream of its app; of one job, if it names one)."""
+
+    app_id: str | None  # None for the admin
+    job_id: str | None = None  # a stream token's job
+    # A stream token is checked against no table, so it outlives the app it was issued for:
+    # that app is looked up on every use.
+    stream_token: bool = False
+
+    @property
+    def is_admin(self) -> bool:
+        return self.app_id is None
+
+
+ADMIN = Principal(app_id=None)
+
+
+def hash_app_key(key: str) -> bytes:
+    """App keys are 32 random bytes, so one SHA-256 is a safe way to store them."""
+    return hashlib.sha256(key.encode()).digest()
+
+
+def new_app_key() -> str:
+    """A new app key: the prefix, then 32 random bytes in URL-safe base64."""
+    return APP_KEY_PREFIX + base64.urlsafe_b64encode(os.urandom(APP_KEY_BYTES)).decode().rstrip("=")
+
+
+class Auth:
+    """Authenticates tokens, issues stream tokens, and resolves the app a request names."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: KeyStore,
+        announce_revocation: AnnounceRevocation,
+        keys: KeyCache | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._announce_revocation = announce_revocation
+        # One query per key per few seconds, not one per request; revocations, announced to
+        # every API process, empty it (see api/app.py).
+        self.keys = keys if keys is not None else KeyCache()
+        self._clock = clock
+        self._monotonic = monotonic
+
+    async def authenticate(self, token: str) -> Principal | None:
+        """Return the principal a bearer token stands for, or None."""
+        admin_token = self._settings.admin_token
+        if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
+            return ADMIN
+        if not token.startswith(APP_KEY_PREFIX):
+            return None
+        key_hash = hash_app_key(token)
+        cached = self.keys.get(key_hash, self._monotonic())
+        if cached is not None:
+            app_id = cached.app_id
+        else:
+            generation = self.keys.generation
+            app_id = await self._store.app_id_for_key(key_hash)
+            self.keys.put(key_hash, app_id, self._monotonic(), generation)
+        return None if app_id is None else Principal(app_id)
+
+    def authenticate_stream_token(self, token: str) -> Principal | None:
+        """Return the principal a stream token stands for, or None if it is not valid."""
+        grant = verify_token(self._settings.all_secret_keys(), token, self._clock())
+        if grant is None:
+            return None
+        return Principal(grant.app_id, grant.job_id, stream_token=True)
+
+    def issue_stream_token(self, app_id: str, body: Any) -> tuple[str, StreamGrant]:
+        """A token that opens the app's event stream (of one job, if the body names one) from
+        a browser, where EventSource cannot send an Authorization header."""
+        body = validate_request("stream_token_create", body)
+        ttl_s = body.get("expires_in", self._settings.stream_token_ttl_s)
+        grant = StreamGrant(app_id, body.get("job_id"), int(self._clock() + ttl_s))
+        return issue_token(self._settings.require_secret_key(), grant), grant
+
+    async def app_id_for(self, principal: Principal, ref: str) -> str:
+        """The id of the app `ref` (an id or a uid) names, if the caller may see it; another
+        app's resources do not exist (NotFound). No query when an app key names its own app
+        by id."""
+        if principal.app_id == ref and not principal.stream_token:
+            return ref
+        app = await self._store.get_app(ref)
+        if not principal.is_admin and app.id != principal.app_id:
+            raise NotFound("no such app")
+        return app.id
+
+    async def revoked(self, app_id: str) -> None:
+        """After a revocation commits: this process forgets the app's keys at once, and every
+        other API process when the notice reaches it (KeyCache's TTL if it never does)."""
+        self.keys.forget_app(app_id)
+        await self._announce_revocation(app_id)

@@ -1,0 +1,104 @@
+"""Ingest: validate events, record them with their deliveries in one transaction (at most once
+per Idempotency-Key), enqueue the deliveries due now, and tell the log's readers."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import structlog
+
+from hookrelay.errors import InvalidPayload
+from hookrelay.events import IDEMPOTENCY_TTL_S, build_event
+from hookrelay.models import Event
+from hookrelay.operational import is_operational
+from hookrelay.schemas import check_data_job_id, validate_event_data, validate_request
+from hookrelay.services.enqueue import Enqueuer
+from hookrelay.services.ports import CommitNotices, EventStore
+from hookrelay.store import Idempotency
+
+log = structlog.get_logger(__name__)
+
+# What an Idempotency-Key is bound to: each route's keys are its own.
+SINGLE_ROUTE = "events"
+BATCH_ROUTE = "events/batch"
+
+
+class Ingest:
+    """Takes events in: all of a request's or none."""
+
+    def __init__(self, store: EventStore, enqueuer: Enqueuer, notices: CommitNotices) -> None:
+        self._store = store
+        self._enqueuer = enqueuer
+        self._notices = notices
+
+    async def ingest(
+        self,
+        app_id: str,
+        bodies: list[Any],
+        idempotency_key: str | None,
+        render: Callable[[list[Event]], Any],
+        batch: bool = False,
+    ) -> Any:
+        """Validate and record events (all or none) with their deliveries, then enqueue those
+        due now; return `render(events)`, or the first answer given to `idempotency_key` on
+        the same route (the single-event one, or with `batch` the batch one)."""
+        now = datetime.now(UTC)
+        events = [
+            event_from(app_id, body, now, f"$.events[{n}]" if len(bodies) > 1 else "$")
+            for n, body in enumerate(bodies)
+        ]
+        idempotency = None
+        if idempotency_key is not None:
+            digest = hashlib.sha256(orjson.dumps(bodies, option=orjson.OPT_SORT_KEYS)).digest()
+            route = BATCH_ROUTE if batch else SINGLE_ROUTE
+            idempotency = Idempotency(idempotency_key, digest, IDEMPOTENCY_TTL_S, route)
+        answer, due = await self._store.insert_events_once(events, idempotency, render(events))
+        if due:
+            log.info("events accepted", app_id=app_id, events=len(events), deliveries=len(due))
+            await self._enqueuer.enqueue_new(due)
+        self._notices.committed(app_id)
+        return answer
+
+
+def event_from(app_id: str, body: Any, now: datetime, path: str) -> Event:
+    """The event a request's body describes, validated; an error's paths start at `path`."""
+    try:
+        body = validate_request("event_create", body)
+        event_type: str = body["type"]
+        if is_operational(event_type):
+            raise InvalidPayload(
+                f"{event_type} is reserved for events hookrelay itself reports",
+                [{"path": "$.type", "message": "is a reserved operational event type"}],
+            )
+        data: dict[str, Any] = body["data"]
+        job_id = _job_id(body, data)
+        if job_id is not None and event_type.startswith("job.") and "job_id" not in data:
+            data = {**data, "job_id": job_id}
+        validate_event_data(event_type, data)
+    except InvalidPayload as exc:
+        if path != "$" and isinstance(exc.details, list):
+            exc.details = [
+                {**d, "path": path + d["path"][1:]} for d in exc.details if isinstance(d, dict)
+            ]
+        raise
+    return build_event(app_id, event_type, data, job_id, now)
+
+
+def _job_id(body: dict[str, Any], data: dict[str, Any]) -> str | None:
+    """The job an event belongs to: `job_id` beside `data` or inside it (they must agree).
+    The one beside is checked by the request's schema; the one inside, here, whatever the
+    event's type."""
+    check_data_job_id(data)
+    outer = body.get("job_id")
+    inner = data.get("job_id")
+    if outer is not None and inner is not None and outer != inner:
+        raise InvalidPayload(
+            "job_id and data.job_id differ",
+            [{"path": "$.job_id", "message": "must equal data.job_id when both are given"}],
+        )
+    job_id: str | None = outer if outer is not None else inner
+    return job_id

@@ -1,0 +1,154 @@
+"""What the services need from the rest of hookrelay, as Protocols: the storage operations
+each one calls (named as the store names them), the queue, the notices, the DNS resolver.
+
+Production passes the store, the delivery queue and the Redis notices; unit tests pass the
+in-memory fakes of tests/fakes.py.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from hookrelay.models import (
+    App,
+    AppKey,
+    Delivery,
+    DeliveryFilter,
+    Endpoint,
+    Event,
+    LogPosition,
+    ReplayResult,
+)
+from hookrelay.store import Idempotency
+
+# (delivery id, attempts made so far): a delivery due again, for the lane of its attempt.
+DueDelivery = tuple[str, int]
+# Tells every API process that one of an app's keys was revoked (or the app deleted).
+AnnounceRevocation = Callable[[str], Awaitable[None]]
+
+
+class KeyStore(Protocol):
+    """What authentication reads: the app a key opens, and an app by id or uid."""
+
+    async def app_id_for_key(self, key_hash: bytes) -> str | None: ...
+
+    async def get_app(self, ref: str) -> App: ...
+
+
+class AppStore(Protocol):
+    """Apps and their keys."""
+
+    async def create_app(
+        self, app_id: str, name: str, uid: str | None, key_hash: bytes, key_prefix: str
+    ) -> App: ...
+
+    async def create_app_key(
+        self, app_id: str, key_hash: bytes, key_prefix: str, name: str
+    ) -> AppKey: ...
+
+    async def revoke_app_key(self, app_id: str, key_id: str) -> AppKey: ...
+
+    async def get_app(self, ref: str) -> App: ...
+
+    async def list_apps(self, after: str | None, limit: int) -> list[App]: ...
+
+    async def update_app(self, app_id: str, name: str, uid: str | None) -> App: ...
+
+    async def delete_app(self, app_id: str) -> None: ...
+
+
+class EndpointStore(Protocol):
+    """Endpoints, their secrets, and the deliveries held while they were not active."""
+
+    async def create_endpoint(self, endpoint: Endpoint) -> Endpoint: ...
+
+    async def get_endpoint(self, app_id: str, endpoint_id: str) -> Endpoint: ...
+
+    async def update_endpoint(
+        self, app_id: str, endpoint_id: str, change: Callable[[Endpoint], Endpoint]
+    ) -> tuple[Endpoint, list[DueDelivery]]: ...
+
+    async def rotate_endpoint_secret(
+        self,
+        app_id: str,
+        endpoint_id: str,
+        ciphertext: bytes,
+        key_id: str,
+        public_key: str | None,
+        grace_s: float,
+    ) -> Endpoint: ...
+
+    async def delete_endpoint(self, app_id: str, endpoint_id: str) -> None: ...
+
+
+class EventStore(Protocol):
+    """Events with their deliveries, written in one transaction, once per Idempotency-Key."""
+
+    async def insert_events_once(
+        self, events: list[Event], idempotency: Idempotency | None, answer: Any
+    ) -> tuple[Any, list[str]]: ...
+
+
+class ReplayStore(Protocol):
+    """Deliveries made again: one, or every lost one a filter matches, in batches."""
+
+    async def get_endpoint(self, app_id: str, endpoint_id: str) -> Endpoint: ...
+
+    async def get_delivery(self, app_id: str, delivery_id: str) -> Delivery: ...
+
+    async def replay_delivery(self, app_id: str, delivery_id: str) -> tuple[str, str, str]: ...
+
+    async def count_deliveries(
+        self, app_id: str, filters: DeliveryFilter, include_replayed: bool
+    ) -> ReplayResult: ...
+
+    async def replay_batch(
+        self,
+        app_id: str,
+        filters: DeliveryFilter,
+        include_replayed: bool,
+        before: str | None,
+        limit: int,
+    ) -> tuple[str | None, int, list[str]]: ...
+
+
+class LogStore(Protocol):
+    """Places in an app's event log, and a job's events in commit order."""
+
+    async def log_horizon(self) -> LogPosition: ...
+
+    async def log_position(self, app_id: str, event_id: str) -> LogPosition: ...
+
+    async def job_log_start(self, app_id: str, job_id: str) -> LogPosition: ...
+
+    async def job_events(
+        self, app_id: str, job_id: str, after: LogPosition, limit: int
+    ) -> list[Event]: ...
+
+
+class Queue(Protocol):
+    """The delivery queue: one job per delivery due again (DeliveryQueue)."""
+
+    async def enqueue(self, deliveries: list[DueDelivery]) -> object: ...
+
+
+class NewDeliveryQueue(Protocol):
+    """New deliveries due now, enqueued together with other requests' (EnqueueCoalescer)."""
+
+    async def enqueue(self, delivery_ids: list[str]) -> None: ...
+
+
+class CommitNotices(Protocol):
+    """Tells the readers of an app's log (streams, long-polls) that it grew (CommitNotifier)."""
+
+    def committed(self, app_id: str) -> None: ...
+
+
+class Resolver(Protocol):
+    """Resolves a callback host's name (aiohttp's resolvers have this shape)."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> Sequence[Mapping[str, Any]]: ...

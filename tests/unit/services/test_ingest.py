@@ -1,0 +1,219 @@
+"""Ingest on the in-memory fakes: what is refused, what is recorded, what is enqueued, what is
+announced; Idempotency-Keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+import structlog
+
+from hookrelay.errors import Conflict, InvalidPayload
+from hookrelay.models import Event
+from hookrelay.statuses import DeliveryStatus, EndpointStatus
+from tests.unit.services.conftest import Rig
+
+
+def one(events: list[Event]) -> dict[str, Any]:
+    return {"id": events[0].id, "type": events[0].type}
+
+
+def many(events: list[Event]) -> dict[str, Any]:
+    return {"data": [{"id": e.id} for e in events]}
+
+
+def data_of(event: Event) -> dict[str, Any]:
+    data: dict[str, Any] = orjson.loads(event.body)["data"]
+    return data
+
+
+async def ingest_one(rig: Rig, app_id: str, body: Any, key: str | None = None) -> Any:
+    return await rig.ingest.ingest(app_id, [body], key, one)
+
+
+async def test_an_event_is_recorded_and_its_rendered_answer_returned(rig: Rig) -> None:
+    app = rig.store.add_app()
+    answer = await ingest_one(rig, app.id, {"type": "image.ready", "data": {"n": 1}})
+    [event] = rig.store.events
+    assert answer == {"id": event.id, "type": "image.ready"}
+    assert (event.app_id, data_of(event)) == (app.id, {"n": 1})
+
+
+async def test_each_subscribed_endpoint_gets_a_delivery_enqueued_as_new(rig: Rig) -> None:
+    app = rig.store.add_app()
+    first, second = rig.store.add_endpoint(app.id), rig.store.add_endpoint(app.id)
+    rig.store.add_endpoint(app.id, event_types=["job.completed"])  # not subscribed
+    await ingest_one(rig, app.id, {"type": "image.ready", "data": {}})
+    deliveries = list(rig.store.deliveries.values())
+    assert {d.endpoint_id for d in deliveries} == {first.id, second.id}
+    assert sorted(rig.new_deliveries.enqueued) == sorted(d.id for d in deliveries)
+    assert rig.queue.enqueued == []  # new deliveries go through the coalescing enqueue only
+
+
+async def test_only_due_deliveries_are_enqueued_not_those_held_for_a_paused_endpoint(
+    rig: Rig,
+) -> None:
+    app = rig.store.add_app()
+    active = rig.store.add_endpoint(app.id)
+    rig.store.add_endpoint(app.id, status=EndpointStatus.PAUSED)
+    await ingest_one(rig, app.id, {"type": "image.ready", "data": {}})
+    held = [d for d in rig.store.deliveries.values() if d.status == DeliveryStatus.HELD]
+    assert len(held) == 1
+    [due] = rig.new_deliveries.enqueued
+    assert rig.store.deliveries[due].endpoint_id == active.id
+
+
+async def test_nothing_is_enqueued_when_no_delivery_is_due(rig: Rig) -> None:
+    app = rig.store.add_app()
+    await ingest_one(rig, app.id, {"type": "image.ready", "data": {}})
+    assert rig.new_deliveries.calls == 0
+
+
+async def test_an_enqueue_failure_is_logged_and_the_events_are_still_accepted(rig: Rig) -> None:
+    app = rig.store.add_app()
+    rig.store.add_endpoint(app.id)
+    rig.new_deliveries.failure = ConnectionError("redis is away")
+    with structlog.testing.capture_logs() as logs:
+        answer = await ingest_one(rig, app.id, {"type": "image.ready", "data": {}})
+    assert answer["id"] == rig.store.events[0].id
+    [warning] = [entry for entry in logs if entry["log_level"] == "warning"]
+    assert warning["event"] == "enqueue failed; the sweeper will pick these up"
+    assert "redis is away" in warning["error"]
+
+
+async def test_the_commit_notice_names_the_app_once_per_request(rig: Rig) -> None:
+    app = rig.store.add_app()
+    bodies = [{"type": "image.ready", "data": {"n": n}} for n in range(3)]
+    await rig.ingest.ingest(app.id, bodies, None, many, batch=True)
+    assert rig.notices.committed_apps == [app.id]
+
+
+async def test_a_refused_request_records_nothing_and_announces_nothing(rig: Rig) -> None:
+    app = rig.store.add_app()
+    with pytest.raises(InvalidPayload):
+        await ingest_one(rig, app.id, {"type": "image.ready"})
+    assert (rig.store.calls, rig.notices.committed_apps) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ({"data": {}}, "$"),
+        ({"type": "Not A Type", "data": {}}, "$.type"),
+        ({"type": "image.ready", "data": []}, "$.data"),
+        ({"type": "image.ready", "data": {}, "extra": 1}, "$"),
+    ],
+)
+async def test_a_malformed_event_is_refused_naming_the_path(
+    rig: Rig, body: dict[str, Any], path: str
+) -> None:
+    with pytest.raises(InvalidPayload) as refused:
+        await ingest_one(rig, rig.store.add_app().id, body)
+    assert path in [d["path"] for d in refused.value.details]
+
+
+@pytest.mark.parametrize("event_type", ["endpoint.disabled", "delivery.dead", "delivery.recovered"])
+async def test_an_operational_type_is_reserved_for_hookrelay(rig: Rig, event_type: str) -> None:
+    with pytest.raises(InvalidPayload, match="reserved") as refused:
+        await ingest_one(rig, rig.store.add_app().id, {"type": event_type, "data": {}})
+    assert refused.value.details == [
+        {"path": "$.type", "message": "is a reserved operational event type"}
+    ]
+
+
+async def test_a_job_event_must_name_its_job(rig: Rig) -> None:
+    with pytest.raises(InvalidPayload):
+        await ingest_one(rig, rig.store.add_app().id, {"type": "job.started", "data": {}})
+
+
+async def test_a_job_id_beside_the_data_of_a_job_event_is_copied_into_it(rig: Rig) -> None:
+    body = {"type": "job.started", "data": {}, "job_id": "job_7"}
+    await ingest_one(rig, rig.store.add_app().id, body)
+    [event] = rig.store.events
+    assert (event.job_id, data_of(event)) == ("job_7", {"job_id": "job_7"})
+
+
+async def test_a_job_id_beside_the_data_of_a_custom_event_is_kept_out_of_its_data(
+    rig: Rig,
+) -> None:
+    body = {"type": "image.ready", "data": {"n": 1}, "job_id": "job_7"}
+    await ingest_one(rig, rig.store.add_app().id, body)
+    [event] = rig.store.events
+    assert (event.job_id, data_of(event)) == ("job_7", {"n": 1})
+
+
+async def test_a_job_id_inside_the_data_of_any_event_makes_it_that_jobs(rig: Rig) -> None:
+    await ingest_one(
+        rig, rig.store.add_app().id, {"type": "image.ready", "data": {"job_id": "job_9"}}
+    )
+    assert rig.store.events[0].job_id == "job_9"
+
+
+async def test_two_different_job_ids_are_refused(rig: Rig) -> None:
+    body = {"type": "job.started", "data": {"job_id": "job_1"}, "job_id": "job_2"}
+    with pytest.raises(InvalidPayload, match="differ") as refused:
+        await ingest_one(rig, rig.store.add_app().id, body)
+    assert refused.value.details[0]["path"] == "$.job_id"
+
+
+async def test_a_malformed_job_id_inside_the_data_is_refused_whatever_the_type(rig: Rig) -> None:
+    body = {"type": "image.ready", "data": {"job_id": "has spaces"}}
+    with pytest.raises(InvalidPayload) as refused:
+        await ingest_one(rig, rig.store.add_app().id, body)
+    assert refused.value.details[0]["path"] == "$.data.job_id"
+
+
+async def test_in_a_batch_an_error_names_the_event_it_is_in(rig: Rig) -> None:
+    bodies = [{"type": "image.ready", "data": {}}, {"type": "job.started", "data": {}}]
+    with pytest.raises(InvalidPayload) as refused:
+        await rig.ingest.ingest(rig.store.add_app().id, bodies, None, many, batch=True)
+    assert all(d["path"].startswith("$.events[1]") for d in refused.value.details)
+    assert rig.store.events == []  # all or none
+
+
+async def test_the_same_key_and_body_return_the_first_answer_and_record_nothing_more(
+    rig: Rig,
+) -> None:
+    app = rig.store.add_app()
+    rig.store.add_endpoint(app.id)
+    body = {"type": "image.ready", "data": {"n": 1}}
+    first = await ingest_one(rig, app.id, body, key="k1")
+    again = await ingest_one(rig, app.id, body, key="k1")
+    assert again == first
+    assert len(rig.store.events) == 1
+    assert len(rig.new_deliveries.enqueued) == 1  # the repeat enqueues nothing
+
+
+async def test_the_same_key_with_the_same_body_in_another_key_order_is_the_same_request(
+    rig: Rig,
+) -> None:
+    app = rig.store.add_app()
+    first = await ingest_one(rig, app.id, {"type": "image.ready", "data": {"a": 1, "b": 2}}, "k")
+    again = await ingest_one(rig, app.id, {"data": {"b": 2, "a": 1}, "type": "image.ready"}, "k")
+    assert again == first
+
+
+async def test_the_same_key_with_a_different_body_is_a_conflict(rig: Rig) -> None:
+    app = rig.store.add_app()
+    await ingest_one(rig, app.id, {"type": "image.ready", "data": {"n": 1}}, key="k1")
+    with pytest.raises(Conflict) as refused:
+        await ingest_one(rig, app.id, {"type": "image.ready", "data": {"n": 2}}, key="k1")
+    assert refused.value.details == {"idempotency_key": "k1"}
+    assert len(rig.store.events) == 1
+
+
+async def test_a_key_binds_per_route_so_the_batch_route_has_its_own(rig: Rig) -> None:
+    app = rig.store.add_app()
+    body = {"type": "image.ready", "data": {"n": 1}}
+    single = await ingest_one(rig, app.id, body, key="k1")
+    batch = await rig.ingest.ingest(app.id, [body], "k1", many, batch=True)
+    assert batch != single
+    assert len(rig.store.events) == 2
+
+
+async def test_a_key_binds_per_app(rig: Rig) -> None:
+    body = {"type": "image.ready", "data": {}}
+    await ingest_one(rig, rig.store.add_app("a").id, body, key="k1")
+    await ingest_one(rig, rig.store.add_app("b").id, body, key="k1")
+    assert len(rig.store.events) == 2
