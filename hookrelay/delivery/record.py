@@ -50,7 +50,7 @@ def is_quiet(claim: ClaimedDelivery, outcome: AttemptOutcome) -> bool:
 
 
 class Recorder:
-    """Writes attempts and what follows from them; shared by a worker process's jobs."""
+    """Writes attempts and what follows from them; shared by a worker process's tasks."""
 
     def __init__(
         self,
@@ -72,7 +72,7 @@ class Recorder:
         others: list[Attempted] = []
         for claim, outcome in attempted:
             (quiet if is_quiet(claim, outcome) else others).append((claim, outcome))
-        # Shielded: once receivers have answered, cancelling the job must not lose records.
+        # Shielded: once receivers have answered, cancelling the task must not lose records.
         await asyncio.shield(
             asyncio.gather(self._record_quiet(quiet), *(self._record_one(c, o) for c, o in others))
         )

@@ -1,4 +1,4 @@
-"""A job's deliveries through the pipeline: claim them with a lease, wait for room under the
+"""A queue task's deliveries through the pipeline: claim them with a lease, wait for room under the
 process's and each endpoint's limits, then send → outcome → record."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from hookrelay.statuses import DeliveryStatus
 from hookrelay.store import Store
 from hookrelay.worker.limits import EndpointLimits, Slots
 
-# A job waits this long for room among the deliveries in flight, then is put off whole.
+# A task waits this long for room among the deliveries in flight, then is put off whole.
 SLOTS_WAIT_S = 5.0
 # A claimed delivery that could not be sent (not an attempt) goes again after this.
 UNSENT_RETRY_S = 1.0
@@ -52,7 +52,7 @@ class Deferred:
 
 
 class Deliverer:
-    """Runs deliveries; one instance per worker process, shared by its concurrent jobs."""
+    """Runs deliveries; one instance per worker process, shared by its concurrent tasks."""
 
     def __init__(
         self,
@@ -73,7 +73,7 @@ class Deliverer:
         self.limits = limits
         self.metrics = metrics
         self.rng = rng or random.Random()
-        # Deliveries this process runs at once, across both lanes and batched jobs.
+        # Deliveries this process runs at once, across both lanes and batched tasks.
         self._running = Slots(settings.worker_concurrency + settings.retry_concurrency)
 
     async def deliver(self, delivery_ids: list[str], slot_reserved: bool = False) -> list[Deferred]:
@@ -83,8 +83,8 @@ class Deliverer:
 
         Returns the deliveries an endpoint limit put off (their claims given back).
         """
-        # Bounded: a job waiting longer would run into arq's job timeout. SlotsBusy puts the
-        # whole job off, claimed nothing.
+        # Bounded: a task waiting longer would run into its timeout. SlotsBusy puts the whole
+        # task off, claimed nothing.
         async with self._running.take(len(delivery_ids), SLOTS_WAIT_S):
             claims = await self.store.claim_deliveries(delivery_ids, self.settings.lease_s)
             claimed_at = time.monotonic()
