@@ -1,0 +1,1 @@
+"""hookrelay's data in Postgres, by aggregate: the only package that imports asyncpg."""
