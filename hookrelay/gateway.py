@@ -51,7 +51,8 @@ from hookrelay.queue import DeliveryQueue, EnqueueCoalescer
 from hookrelay.schemas import check_data_job_id, validate_event_data, validate_request
 from hookrelay.secretbox import SecretBox
 from hookrelay.settings import Settings
-from hookrelay.store import Idempotency, Store
+from hookrelay.storage import Storage
+from hookrelay.storage.events import Idempotency
 
 log = structlog.get_logger(__name__)
 
@@ -93,13 +94,13 @@ class Gateway:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        storage: Storage,
         queue: DeliveryQueue,
         box: SecretBox,
         resolver: AbstractResolver | None = None,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.storage = storage
         self.queue = queue
         self.box = box
         # Names of callback hosts are resolved with this (tests give one they control).
@@ -126,7 +127,7 @@ class Gateway:
             app_id = cached.app_id
         else:
             generation = self.keys.generation
-            app_id = await self.store.app_id_for_key(key_hash)
+            app_id = await self.storage.apps.id_for_key(key_hash)
             self.keys.put(key_hash, app_id, time.monotonic(), generation)
         return None if app_id is None else Principal(app_id)
 
@@ -148,7 +149,7 @@ class Gateway:
 
     async def app_for(self, principal: Principal, ref: str) -> App:
         """Return the app `ref` names, if the caller may see it; others' apps do not exist."""
-        app = await self.store.get_app(ref)
+        app = await self.storage.apps.get(ref)
         if not principal.is_admin and app.id != principal.app_id:
             raise NotFound("no such app")
         return app
@@ -167,7 +168,7 @@ class Gateway:
             raise Forbidden("only the admin token may create apps")
         body = validate_request("app_create", body)
         key = _new_app_key()
-        app = await self.store.create_app(
+        app = await self.storage.apps.create(
             new_id("app_"), body["name"], body.get("uid"), hash_app_key(key), key[:KEY_PREFIX_SHOWN]
         )
         log.info("app created", app_id=app.id)
@@ -178,7 +179,7 @@ class Gateway:
         app_id = await self.app_id_for(principal, ref)
         body = validate_request("app_key_create", body)
         key = _new_app_key()
-        created = await self.store.create_app_key(
+        created = await self.storage.apps.create_key(
             app_id, hash_app_key(key), key[:KEY_PREFIX_SHOWN], body.get("name", "")
         )
         log.info("app key created", app_id=app_id, key_id=created.id)
@@ -188,31 +189,31 @@ class Gateway:
         self, principal: Principal, ref: str, after: str | None, limit: int
     ) -> list[AppKey]:
         app_id = await self.app_id_for(principal, ref)
-        return await self.store.list_app_keys(app_id, after, limit)
+        return await self.storage.apps.list_keys(app_id, after, limit)
 
     async def revoke_app_key(self, principal: Principal, ref: str, key_id: str) -> AppKey:
         app_id = await self.app_id_for(principal, ref)
-        revoked = await self.store.revoke_app_key(app_id, key_id)
+        revoked = await self.storage.apps.revoke_key(app_id, key_id)
         await self._revoked(app_id)
         log.info("app key revoked", app_id=app_id, key_id=key_id)
         return revoked
 
     async def list_apps(self, principal: Principal, after: str | None, limit: int) -> list[App]:
         if principal.app_id is not None:
-            app = await self.store.get_app(principal.app_id)
+            app = await self.storage.apps.get(principal.app_id)
             return [app] if after is None or app.id > after else []
-        return await self.store.list_apps(after, limit)
+        return await self.storage.apps.list(after, limit)
 
     async def update_app(self, principal: Principal, ref: str, body: Any) -> App:
         app = await self.app_for(principal, ref)
         body = validate_request("app_update", body)
-        return await self.store.update_app(
+        return await self.storage.apps.update(
             app.id, body.get("name", app.name), body.get("uid", app.uid)
         )
 
     async def delete_app(self, principal: Principal, ref: str) -> None:
         app = await self.app_for(principal, ref)
-        await self.store.delete_app(app.id)
+        await self.storage.apps.delete(app.id)
         await self._revoked(app.id)  # its keys went with it
         log.info("app deleted", app_id=app.id)
 
@@ -237,7 +238,7 @@ class Gateway:
         endpoint_id = new_id("ep_")
         ciphertext, key_id = self.box.encrypt(secret, endpoint_id)
         now = datetime.now(UTC)
-        endpoint = await self.store.create_endpoint(
+        endpoint = await self.storage.endpoints.create(
             Endpoint(
                 id=endpoint_id,
                 app_id=app_id,
@@ -265,13 +266,13 @@ class Gateway:
 
     async def get_endpoint(self, principal: Principal, ref: str, endpoint_id: str) -> Endpoint:
         app_id = await self.app_id_for(principal, ref)
-        return await self.store.get_endpoint(app_id, endpoint_id)
+        return await self.storage.endpoints.get(app_id, endpoint_id)
 
     async def list_endpoints(
         self, principal: Principal, ref: str, after: str | None, limit: int
     ) -> list[Endpoint]:
         app_id = await self.app_id_for(principal, ref)
-        return await self.store.list_endpoints(app_id, after, limit)
+        return await self.storage.endpoints.list(app_id, after, limit)
 
     async def update_endpoint(
         self, principal: Principal, ref: str, endpoint_id: str, body: Any
@@ -296,7 +297,7 @@ class Gateway:
                 disabled_reason=None if status != "disabled" else endpoint.disabled_reason,
             )
 
-        endpoint, released = await self.store.update_endpoint(app_id, endpoint_id, change)
+        endpoint, released = await self.storage.endpoints.update(app_id, endpoint_id, change)
         if released:
             log.info("held deliveries released", endpoint_id=endpoint_id, count=len(released))
             await self._enqueue(released)
@@ -308,10 +309,10 @@ class Gateway:
         """Give an endpoint a new secret; the old one keeps signing beside it for the grace
         period, so receivers can switch without missing a delivery."""
         app_id = await self.app_id_for(principal, ref)
-        endpoint = await self.store.get_endpoint(app_id, endpoint_id)
+        endpoint = await self.storage.endpoints.get(app_id, endpoint_id)
         secret = _new_secret(endpoint.signing)
         ciphertext, key_id = self.box.encrypt(secret, endpoint.id)
-        rotated = await self.store.rotate_endpoint_secret(
+        rotated = await self.storage.endpoints.rotate_secret(
             app_id,
             endpoint.id,
             ciphertext,
@@ -324,7 +325,7 @@ class Gateway:
 
     async def delete_endpoint(self, principal: Principal, ref: str, endpoint_id: str) -> None:
         app_id = await self.app_id_for(principal, ref)
-        await self.store.delete_endpoint(app_id, endpoint_id)
+        await self.storage.endpoints.delete(app_id, endpoint_id)
         log.info("endpoint deleted", app_id=app_id, endpoint_id=endpoint_id)
 
     # Events
@@ -352,7 +353,7 @@ class Gateway:
             digest = hashlib.sha256(orjson.dumps(bodies, option=orjson.OPT_SORT_KEYS)).digest()
             route = "events/batch" if batch else "events"
             idempotency = Idempotency(idempotency_key, digest, IDEMPOTENCY_TTL_S, route)
-        answer, due = await self.store.insert_events_once(events, idempotency, render(events))
+        answer, due = await self.storage.events.insert_once(events, idempotency, render(events))
         if due:
             log.info("events accepted", app_id=app_id, events=len(events), deliveries=len(due))
             await self._enqueue_new(due)
@@ -401,14 +402,14 @@ class Gateway:
     ) -> tuple[Event, list[Delivery]]:
         """One event with the state of its delivery to each endpoint."""
         app_id = await self.app_id_for(principal, ref)
-        event = await self.store.get_event(app_id, event_id)
-        return event, await self.store.list_event_deliveries(event.id)
+        event = await self.storage.events.get(app_id, event_id)
+        return event, await self.storage.deliveries.of_event(event.id)
 
     async def list_events(
         self, principal: Principal, ref: str, filters: EventFilter, before: str | None, limit: int
     ) -> list[Event]:
         app_id = await self.app_id_for(principal, ref)
-        return await self.store.list_events(app_id, filters, before, limit)
+        return await self.storage.events.list(app_id, filters, before, limit)
 
     # The event log, read live (long-poll, SSE) and folded into jobs
 
@@ -421,10 +422,10 @@ class Gateway:
         # Looked up even for its own key's app: a stream token outlives the app it was for.
         app_id = (await self.app_for(principal, ref)).id
         if resume_after is not None:
-            return app_id, await self.store.log_position(app_id, resume_after)
+            return app_id, await self.storage.events.log_position(app_id, resume_after)
         if job_id is not None:
-            return app_id, await self.store.job_log_start(app_id, job_id)
-        return app_id, await self.store.log_horizon()
+            return app_id, await self.storage.events.job_log_start(app_id, job_id)
+        return app_id, await self.storage.events.log_horizon()
 
     async def job(self, principal: Principal, ref: str, job_id: str) -> Job:
         """A job's current state, folded from all its events in commit order."""
@@ -432,7 +433,7 @@ class Gateway:
         job = Job(job_id)
         after = LOG_START
         while True:
-            events = await self.store.job_events(app_id, job_id, after, JOB_EVENTS_PAGE)
+            events = await self.storage.events.job_events(app_id, job_id, after, JOB_EVENTS_PAGE)
             for event in events:
                 job.apply(event)
             if len(events) < JOB_EVENTS_PAGE:
@@ -453,21 +454,21 @@ class Gateway:
         limit: int,
     ) -> list[Delivery]:
         app_id = await self.app_id_for(principal, ref)
-        return await self.store.list_deliveries(app_id, filters, before, limit)
+        return await self.storage.deliveries.list(app_id, filters, before, limit)
 
     async def get_delivery(
         self, principal: Principal, ref: str, delivery_id: str
     ) -> tuple[Delivery, list[Attempt]]:
         """One delivery with every attempt made at it."""
         app_id = await self.app_id_for(principal, ref)
-        delivery = await self.store.get_delivery(app_id, delivery_id)
-        return delivery, await self.store.delivery_attempts(delivery.id)
+        delivery = await self.storage.deliveries.get(app_id, delivery_id)
+        return delivery, await self.storage.deliveries.attempts(delivery.id)
 
     async def list_attempts(
         self, principal: Principal, ref: str, filters: AttemptFilter, before: str | None, limit: int
     ) -> list[Attempt]:
         app_id = await self.app_id_for(principal, ref)
-        return await self.store.list_attempts(app_id, filters, before, limit)
+        return await self.storage.deliveries.list_attempts(app_id, filters, before, limit)
 
     async def replay_delivery(
         self, principal: Principal, ref: str, delivery_id: str
@@ -475,9 +476,9 @@ class Gateway:
         """Send a delivery's event to its endpoint again, as a new delivery, whatever became of
         earlier replays (asked for by name); return its id and the original it replays."""
         app_id = await self.app_id_for(principal, ref)
-        delivery = await self.store.get_delivery(app_id, delivery_id)
+        delivery = await self.storage.deliveries.get(app_id, delivery_id)
         await self._refuse_if_disabled(app_id, delivery.endpoint_id)
-        new_id, status, original = await self.store.replay_delivery(app_id, delivery.id)
+        new_id, status, original = await self.storage.deliveries.replay(app_id, delivery.id)
         if status == "pending":
             await self._enqueue([(new_id, 0)])
         log.info("delivery replayed", app_id=app_id, delivery_id=delivery.id, replay_id=new_id)
@@ -498,12 +499,12 @@ class Gateway:
         app_id = await self.app_id_for(principal, ref)
         if filters.endpoint_id is not None:
             await self._refuse_if_disabled(app_id, filters.endpoint_id)
-        counted = await self.store.count_deliveries(app_id, filters, include_replayed)
+        counted = await self.storage.deliveries.count(app_id, filters, include_replayed)
         if dry_run:
             return counted
         replayed, cursor = 0, None
         while True:
-            cursor, count, due = await self.store.replay_batch(
+            cursor, count, due = await self.storage.deliveries.replay_batch(
                 app_id, filters, include_replayed, cursor, REPLAY_BATCH
             )
             replayed += count
@@ -514,7 +515,7 @@ class Gateway:
         return ReplayResult(counted.matched, replayed, counted.replayable)
 
     async def _refuse_if_disabled(self, app_id: str, endpoint_id: str) -> None:
-        endpoint = await self.store.get_endpoint(app_id, endpoint_id)
+        endpoint = await self.storage.endpoints.get(app_id, endpoint_id)
         if endpoint.status == "disabled":
             raise Conflict(
                 "the endpoint is disabled; enable it (PATCH status active) before replaying",

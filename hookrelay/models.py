@@ -1,4 +1,4 @@
-"""The records hookrelay works with, as plain dataclasses (no driver types past the store)."""
+"""The records hookrelay works with, as plain dataclasses (no driver types past storage)."""
 
 from __future__ import annotations
 

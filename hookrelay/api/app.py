@@ -17,7 +17,7 @@ from hookrelay.live.feed import LiveFeed
 from hookrelay.live.notify import listen, log_channel
 from hookrelay.queue import DeliveryQueue
 from hookrelay.settings import Settings
-from hookrelay.store import Store
+from hookrelay.storage import Storage
 
 # Room for headers and framing above the payload limit; the payload limit itself is checked
 # by read_json, so an oversized body gets our 413 shape.
@@ -62,14 +62,14 @@ async def _gateway_ctx(
     app: web.Application, resolver: AbstractResolver | None
 ) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    store = await Store.open(settings.require_database_url())
+    storage = await Storage.open(settings.require_database_url())
     queue = DeliveryQueue.connect(
         settings.require_redis_url(), settings.queue_name, settings.retry_queue_name
     )
     box = settings.secret_box()
-    app[GATEWAY] = gateway = Gateway(settings, store, queue, box, resolver)
+    app[GATEWAY] = gateway = Gateway(settings, storage, queue, box, resolver)
     app[LIVE_FEED] = feed = LiveFeed(
-        store,
+        storage.events,
         settings.require_redis_url(),
         log_channel(settings.queue_name),
         settings.max_streams_per_app,
@@ -91,4 +91,4 @@ async def _gateway_ctx(
         await feed.close()
         await gateway.notifier.close()
         await queue.close()
-        await store.close()
+        await storage.close()

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from hookrelay.embedded import EmbeddedPostgres, EmbeddedRedis
-from hookrelay.migrate import migrate
+from hookrelay.storage.migrate import migrate
 
 ADMIN_TOKEN = "bench-admin-token"
 

@@ -12,14 +12,12 @@ from functools import lru_cache
 from typing import TypeVar
 
 import aiohttp
-import asyncpg
 import structlog
 from aiohttp.helpers import sentinel
 from yarl import URL
 
 from hookrelay import retry
 from hookrelay.endpoint_headers import is_reserved
-from hookrelay.errors import DependencyUnavailable
 from hookrelay.live.notify import CommitNotifier, log_channel
 from hookrelay.metrics import DeliveryMetrics
 from hookrelay.models import AttemptOutcome, ClaimedDelivery, Event, HealthPolicy, RecordedAttempt
@@ -30,7 +28,8 @@ from hookrelay.secretbox import SecretBox
 from hookrelay.settings import Settings
 from hookrelay.signing import SigningKey, webhook_headers
 from hookrelay.ssrf import IPNetwork, literal_host_problem
-from hookrelay.store import Store
+from hookrelay.storage import Storage
+from hookrelay.storage.db import is_transient
 from hookrelay.worker.limits import EndpointLimits, Slots
 
 log = structlog.get_logger(__name__)
@@ -115,7 +114,9 @@ async def _with_retries(record: Callable[[], Awaitable[T]]) -> T:
     for attempt in range(RECORD_TRIES - 1):
         try:
             return await record()
-        except (DependencyUnavailable, asyncpg.DeadlockDetectedError):
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
             await asyncio.sleep(0.2 * (attempt + 1))
     return await record()
 
@@ -177,7 +178,7 @@ class Deliverer:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: Storage,
         queue: DeliveryQueue,
         box: SecretBox,
         session: aiohttp.ClientSession,
@@ -209,7 +210,7 @@ class Deliverer:
         # Bounded: a job waiting longer would run into arq's job timeout. SlotsBusy puts the
         # whole job off, claimed nothing.
         async with self._running.take(len(delivery_ids), SLOTS_WAIT_S):
-            claims = await self.store.claim_deliveries(delivery_ids, self.settings.lease_s)
+            claims = await self.store.deliveries.claim(delivery_ids, self.settings.lease_s)
             claimed_at = time.monotonic()
             sent = await asyncio.gather(
                 *(self._send(claim, claimed_at, slot_reserved) for claim in claims),
@@ -222,7 +223,7 @@ class Deliverer:
                     # the delivery goes again soon, without using up its attempt.
                     _bound_log(claim).warning("delivery not sent", error=repr(result))
                     with contextlib.suppress(Exception):
-                        await self.store.release_delivery(
+                        await self.store.deliveries.release(
                             claim.id, claim.attempt_count, UNSENT_RETRY_S
                         )
                         deferred.append(
@@ -271,7 +272,7 @@ class Deliverer:
         if not sent:
             return
         recorded = await _with_retries(
-            lambda: self.store.record_successes([outcome for _, outcome in sent])
+            lambda: self.store.deliveries.record_successes([outcome for _, outcome in sent])
         )
         for claim, outcome in sent:
             if claim.id not in recorded:
@@ -295,7 +296,7 @@ class Deliverer:
             return reported
 
         recorded, due = await _with_retries(
-            lambda: self.store.record_attempt(outcome, self.health, follow_up)
+            lambda: self.store.deliveries.record_attempt(outcome, self.health, follow_up)
         )
         if recorded is None:
             bound.warning("lease lost before the attempt was recorded")
@@ -315,7 +316,7 @@ class Deliverer:
 
     async def _defer(self, claim: ClaimedDelivery, delay_s: float, slot_reserved: bool) -> None:
         """Give the claim back without using up the attempt, and raise Deferred."""
-        await self.store.release_delivery(claim.id, claim.attempt_count, delay_s)
+        await self.store.deliveries.release(claim.id, claim.attempt_count, delay_s)
         self.metrics.count("hookrelay_deferred_total")
         raise Deferred(claim.id, delay_s, claim.attempt_count - 1, slot_reserved)
 

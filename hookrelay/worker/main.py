@@ -28,7 +28,7 @@ from hookrelay.queue import (
     open_redis,
 )
 from hookrelay.settings import Settings
-from hookrelay.store import Store
+from hookrelay.storage import Storage
 from hookrelay.worker.delivery import SLOTS_WAIT_S, Deliverer
 from hookrelay.worker.limits import EndpointLimits, SlotsBusy
 from hookrelay.worker.retention import prune_forever
@@ -85,7 +85,7 @@ class WorkerResources:
     """What the lanes of one worker process share."""
 
     settings: Settings
-    store: Store
+    store: Storage
     queue: DeliveryQueue
     deliverer: Deliverer
     metrics: DeliveryMetrics
@@ -94,7 +94,7 @@ class WorkerResources:
     async def open(
         cls, settings: Settings, resolver: AbstractResolver | None = None
     ) -> WorkerResources:
-        store = await Store.open(
+        store = await Storage.open(
             settings.require_database_url(),
             max_size=min(50, settings.worker_concurrency + settings.retry_concurrency),
         )
@@ -261,7 +261,7 @@ class WorkerProcess:
         settings = self.resources.settings
         self._tasks = [asyncio.create_task(lane.run()) for lane in self.lanes]
         sweeper = Sweeper(
-            self.resources.store,
+            self.resources.store.maintenance,
             self.resources.queue,
             settings.sweep_interval_s,
             settings.sweep_grace_s,
@@ -272,7 +272,9 @@ class WorkerProcess:
         )
         self._tasks.append(asyncio.create_task(sweeper.run(self.resources.metrics)))
         self._tasks.append(
-            asyncio.create_task(prune_forever(self.resources.store, settings.retention_s))
+            asyncio.create_task(
+                prune_forever(self.resources.store.maintenance, settings.retention_s)
+            )
         )
         self._tasks.append(asyncio.create_task(flush_metrics_forever(self.resources)))
         log.info(

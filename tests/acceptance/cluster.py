@@ -19,7 +19,7 @@ import asyncpg
 
 from hookrelay.bench.stack import free_port
 from hookrelay.embedded import EmbeddedPostgres, EmbeddedRedis
-from hookrelay.migrate import migrate
+from hookrelay.storage.migrate import migrate
 
 ADMIN_TOKEN = "acceptance-admin-token"
 

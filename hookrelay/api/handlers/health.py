@@ -24,7 +24,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
-    checks = {"postgres": gateway.store.ping(), "redis": gateway.queue.ping()}
+    checks = {"postgres": gateway.storage.ping(), "redis": gateway.queue.ping()}
     results = {}
     for name, check in checks.items():
         try:

@@ -23,7 +23,7 @@ async def metrics(request: web.Request) -> web.Response:
     except Exception as exc:
         raise DependencyUnavailable("redis is unreachable") from exc
     samples = {field.decode(): float(value) for field, value in raw.items()}
-    lag = await gateway.store.oldest_due_age()
+    lag = await gateway.storage.maintenance.oldest_due_age()
     return web.Response(
         text=render(samples, lag),
         content_type="text/plain",
