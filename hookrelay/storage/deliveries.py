@@ -191,10 +191,16 @@ class Deliveries:
         matches, as new deliveries, while no other bulk replay of the app is in a batch; return
         the cursor for the next batch (None when done), how many were replayed, and the new
         deliveries due now."""
-        async with self.db.transaction(custom_plan=True) as session:
+        async with self.db.transaction() as session:
             await session.execute("lock_app_replays", app_id)
             record = await session.row(
-                "replay_deliveries", app_id, limit, before, *filter_args(filters), include_replayed
+                "replay_deliveries",
+                app_id,
+                limit,
+                before,
+                *filter_args(filters),
+                include_replayed,
+                custom_plan=True,
             )
         assert record is not None
         done = record["replayed"] < limit

@@ -5,8 +5,8 @@ A prepared statement's plan is made once and kept (a generic plan), with whateve
 the table had then. A claim or record that reached its rows through the due or lease index
 scanned every entry there, those of long-finished deliveries included until vacuum, and grew
 slower as the table filled. Listings and bulk replays take their filters as parameters that
-may be null, and storage runs them on connections that plan each call for its arguments
-(plan_cache_mode = force_custom_plan): their plans are checked as such.
+may be null, and storage has them planned for each call's arguments (a custom plan): their
+plans are checked as such.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import pytest
 
 from hookrelay.models import LOG_START, AttemptFilter, DeliveryFilter, EventFilter, LogFilter
 from hookrelay.storage import Storage
-from hookrelay.storage.db import Database
 from hookrelay.storage.sql import queries
 
 STATEMENTS = {
@@ -60,13 +59,14 @@ async def connection(db_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 @pytest.fixture
 async def custom_plan_connection(db_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection of the pool storage runs listings and bulk replays on, as it is set."""
-    db = await Database.open(db_url)
+    """A connection on which a prepared statement is planned for each call's arguments, as
+    storage has its listings and bulk replays planned."""
+    connection = await asyncpg.connect(db_url)
+    await connection.execute("SET plan_cache_mode = force_custom_plan")
     try:
-        async with db.custom_plan_pool.acquire() as connection:
-            yield connection
+        yield connection
     finally:
-        await db.close()
+        await connection.close()
 
 
 async def generic_plan_scans(connection: asyncpg.Connection, name: str) -> list[dict[str, Any]]:
@@ -278,8 +278,9 @@ def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 async def test_listings_and_bulk_replays_are_planned_for_each_call(db_url: str) -> None:
-    """They run on connections that plan every call for its arguments; nothing else does."""
-    storage = await Storage.open(db_url)
+    """Reads run on connections that plan every call, and a replay's batch is prepared unnamed
+    (planned for its call); the hot statements keep their plans."""
+    storage = await Storage.open(db_url, max_size=2)
     calls = 8  # more than the 5 custom plans Postgres makes before it may keep a generic one
     try:
         for _ in range(calls):
@@ -289,20 +290,28 @@ async def test_listings_and_bulk_replays_are_planned_for_each_call(db_url: str) 
             await storage.deliveries.list_attempts("app_1", AttemptFilter(), None, 50)
             await storage.events.list("app_1", EventFilter(type="a.b"), None, 50)
             await storage.events.read_log("app_1", LOG_START, LogFilter(job_id="j"), 50)
-            await storage.events.read_log("app_1", LOG_START, LogFilter(), 50)
-        async with storage.db.custom_plan_pool.acquire() as connection:
-            assert await connection.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
-            planned = {
-                row["statement"]: (row["custom_plans"], row["generic_plans"])
-                for row in await connection.fetch(
-                    "SELECT statement, custom_plans, generic_plans FROM pg_prepared_statements"
-                )
-            }
-        async with storage.db.pool.acquire() as connection:
-            assert await connection.fetchval("SHOW plan_cache_mode") == "auto"
+            await storage.deliveries.claim(["dlv_1"], 60.0)
+        plans = {}
+        for pool in (storage.db.custom_plan_pool, storage.db.pool):
+            async with pool.acquire() as connection:
+                mode = await connection.fetchval("SHOW plan_cache_mode")
+                plans[mode] = {
+                    row["statement"]: (row["custom_plans"], row["generic_plans"])
+                    for row in await connection.fetch(
+                        "SELECT statement, custom_plans, generic_plans FROM pg_prepared_statements"
+                    )
+                }
     finally:
         await storage.close()
     sql = queries()
-    for name in ("list_deliveries", "replay_deliveries", "list_attempts", "list_events"):
-        assert planned[sql[name]] == (calls * (2 if name == "replay_deliveries" else 1), 0)
-    assert planned[sql["read_log"]] == (calls, 0)  # the reads of one job only
+    planned, cached = plans["force_custom_plan"], plans["auto"]
+    for name in (
+        "list_deliveries",
+        "replay_deliveries",
+        "list_attempts",
+        "list_events",
+        "read_log",
+    ):
+        assert planned[sql[name]] == (calls, 0), name  # (replay_deliveries: the counts)
+    assert sql["replay_deliveries"] not in cached  # the batches: unnamed, never kept
+    assert sql["claim_deliveries"] in cached
