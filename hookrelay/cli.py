@@ -164,7 +164,7 @@ def _run(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> i
     _install_uvloop()
     _collect_garbage_less_often()
     if args.command == "migrate":
-        from hookrelay.migrate import migrate
+        from hookrelay.storage.migrate import migrate
 
         applied = asyncio.run(migrate(settings.require_database_url()))
         print(
@@ -192,13 +192,13 @@ def _run(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> i
 
 async def _rotate_key(settings: Settings) -> int:
     from hookrelay.rekey import reseal_all
-    from hookrelay.store import Store
+    from hookrelay.storage import Storage
 
-    store = await Store.open(settings.require_database_url())
+    storage = await Storage.open(settings.require_database_url())
     try:
-        count = await reseal_all(store, settings.secret_box())
+        count = await reseal_all(storage.maintenance, settings.secret_box())
     finally:
-        await store.close()
+        await storage.close()
     print(f"re-encrypted the secrets of {count} endpoint(s)")
     return 0
 

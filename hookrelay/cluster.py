@@ -18,7 +18,7 @@ from pathlib import Path
 import aiohttp
 
 from hookrelay.embedded import EmbeddedPostgres, EmbeddedRedis
-from hookrelay.migrate import migrate
+from hookrelay.storage.migrate import migrate
 
 # How long a process may take to answer after it was started, and between two asks.
 START_TIMEOUT_S = 30.0

@@ -29,9 +29,9 @@ import structlog
 
 from hookrelay.durations import format_duration
 from hookrelay.embedded import EmbeddedPostgres, EmbeddedRedis
-from hookrelay.migrate import migrate
 from hookrelay.retry import JITTER
 from hookrelay.settings import LOOPBACK_NETWORKS, ConfigError, Settings
+from hookrelay.storage.migrate import migrate
 
 log = structlog.get_logger(__name__)
 

@@ -1,4 +1,4 @@
-"""The records hookrelay works with, as plain dataclasses (no driver types past the store)."""
+"""The records hookrelay works with, as plain dataclasses (no driver types past storage)."""
 
 from __future__ import annotations
 
@@ -220,3 +220,19 @@ class ReplayResult:
     matched: int  # deliveries that match the filter
     replayed: int  # new deliveries made (0 in a dry run)
     replayable: int  # matched deliveries whose endpoint is not disabled
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An Idempotency-Key sent with a request to a route, and how long it binds."""
+
+    key: str
+    request_hash: bytes
+    ttl_s: float
+    route: str  # "events" or "events/batch": one key on two routes is two keys
+
+    @property
+    def stored_key(self) -> str:
+        """The key as stored: the route first, so that a key binds per route (the rows
+        written before routes were told apart got theirs in migration 0008)."""
+        return f"{self.route}:{self.key}"

@@ -12,19 +12,19 @@ from dataclasses import replace
 import structlog
 
 from hookrelay.secretbox import SecretBox
-from hookrelay.store import Store
+from hookrelay.storage.maintenance import Maintenance
 
 log = structlog.get_logger(__name__)
 
 BATCH = 500
 
 
-async def reseal_all(store: Store, box: SecretBox) -> int:
+async def reseal_all(maintenance: Maintenance, box: SecretBox) -> int:
     """Re-encrypt, with the current key, every secret sealed with another; return how many
     endpoints changed. Safe to run again, and beside a running gateway."""
     resealed = 0
     while True:
-        batch = await store.endpoints_sealed_with_other_keys(box.current_key_id, BATCH)
+        batch = await maintenance.sealed_with_other_keys(box.current_key_id, BATCH)
         if not batch:
             return resealed
         for sealed in batch:
@@ -43,6 +43,6 @@ async def reseal_all(store: Store, box: SecretBox) -> int:
                     ),
                     previous_secret_key_id=box.current_key_id,
                 )
-            if await store.reseal_endpoint_secrets(sealed, after):
+            if await maintenance.reseal(sealed, after):
                 resealed += 1
         log.info("endpoint secrets re-encrypted", so_far=resealed)

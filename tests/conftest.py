@@ -13,8 +13,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from hookrelay.migrate import migrate
 from hookrelay.settings import LOOPBACK_NETWORKS, Settings
+from hookrelay.storage.migrate import migrate
 from tests.receiver import Receiver, start_receiver
 from tests.servers import postgres_server, redis_server
 

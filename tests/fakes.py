@@ -22,13 +22,13 @@ from hookrelay.models import (
     DeliveryFilter,
     Endpoint,
     Event,
+    Idempotency,
     LogPosition,
     ReplayResult,
 )
 from hookrelay.services.auth import KEY_PREFIX_SHOWN, hash_app_key
 from hookrelay.services.ports import DueDelivery
 from hookrelay.statuses import DeliveryStatus, EndpointStatus
-from hookrelay.store import Idempotency
 
 
 def _now() -> datetime:
@@ -103,39 +103,10 @@ class FakeStore:
 
     # Apps and keys
 
-    async def create_app(
-        self, app_id: str, name: str, uid: str | None, key_hash: bytes, key_prefix: str
-    ) -> App:
-        self.calls.append("create_app")
-        if uid is not None and any(a.uid == uid for a in self.apps.values()):
-            raise Conflict("an app with this uid already exists; pick another uid")
-        app = App(app_id, name, uid, _now(), _now())
-        self.apps[app_id] = app
-        self._add_key(app_id, key_hash, key_prefix, "default")
-        return app
-
-    async def create_app_key(
-        self, app_id: str, key_hash: bytes, key_prefix: str, name: str
-    ) -> AppKey:
-        self.calls.append("create_app_key")
-        return self._add_key(app_id, key_hash, key_prefix, name)
-
     def _add_key(self, app_id: str, key_hash: bytes, key_prefix: str, name: str) -> AppKey:
         key = AppKey(new_id("key_"), app_id, key_prefix, name, _now(), None)
         self.keys[key_hash] = key
         return key
-
-    async def revoke_app_key(self, app_id: str, key_id: str) -> AppKey:
-        self.calls.append("revoke_app_key")
-        for key_hash, key in self.keys.items():
-            if key.app_id == app_id and key.id == key_id:
-                self.keys[key_hash] = replace(key, revoked_at=key.revoked_at or _now())
-                return self.keys[key_hash]
-        raise NotFound("no such key")
-
-    async def get_app(self, ref: str) -> App:
-        self.calls.append("get_app")
-        return self._app(ref)
 
     def _app(self, ref: str) -> App:
         for app in self.apps.values():
@@ -143,39 +114,7 @@ class FakeStore:
                 return app
         raise NotFound("no such app")
 
-    async def list_apps(self, after: str | None, limit: int) -> list[App]:
-        self.calls.append("list_apps")
-        apps = [a for a in self.apps.values() if after is None or a.id > after]
-        return sorted(apps, key=lambda a: a.id)[:limit]
-
-    async def update_app(self, app_id: str, name: str, uid: str | None) -> App:
-        self.calls.append("update_app")
-        if app_id not in self.apps:
-            raise NotFound("no such app")
-        self.apps[app_id] = replace(self.apps[app_id], name=name, uid=uid, updated_at=_now())
-        return self.apps[app_id]
-
-    async def delete_app(self, app_id: str) -> None:
-        self.calls.append("delete_app")
-        if self.apps.pop(app_id, None) is None:
-            raise NotFound("no such app")
-        self.keys = {h: k for h, k in self.keys.items() if k.app_id != app_id}
-
-    async def app_id_for_key(self, key_hash: bytes) -> str | None:
-        self.calls.append("app_id_for_key")
-        key = self.keys.get(key_hash)
-        return key.app_id if key is not None and key.revoked_at is None else None
-
     # Endpoints
-
-    async def create_endpoint(self, endpoint: Endpoint) -> Endpoint:
-        self.calls.append("create_endpoint")
-        self.endpoints[endpoint.id] = endpoint
-        return endpoint
-
-    async def get_endpoint(self, app_id: str, endpoint_id: str) -> Endpoint:
-        self.calls.append("get_endpoint")
-        return self._endpoint(app_id, endpoint_id)
 
     def _endpoint(self, app_id: str, endpoint_id: str) -> Endpoint:
         endpoint = self.endpoints.get(endpoint_id)
@@ -183,77 +122,13 @@ class FakeStore:
             raise NotFound("no such endpoint")
         return endpoint
 
-    async def update_endpoint(
-        self, app_id: str, endpoint_id: str, change: Callable[[Endpoint], Endpoint]
-    ) -> tuple[Endpoint, list[DueDelivery]]:
-        self.calls.append("update_endpoint")
-        before = self._endpoint(app_id, endpoint_id)
-        after = self.endpoints[endpoint_id] = change(before)
-        released: list[DueDelivery] = []
-        if after.status == EndpointStatus.ACTIVE and before.status != EndpointStatus.ACTIVE:
-            for delivery in self._deliveries_of(app_id):
-                if delivery.endpoint_id == endpoint_id and delivery.status == DeliveryStatus.HELD:
-                    self.deliveries[delivery.id] = replace(delivery, status=DeliveryStatus.PENDING)
-                    released.append((delivery.id, delivery.attempt_count))
-        return after, released
-
-    async def rotate_endpoint_secret(
-        self,
-        app_id: str,
-        endpoint_id: str,
-        ciphertext: bytes,
-        key_id: str,
-        public_key: str | None,
-        grace_s: float,
-    ) -> Endpoint:
-        self.calls.append("rotate_endpoint_secret")
-        endpoint = self._endpoint(app_id, endpoint_id)
-        rotated = replace(
-            endpoint, secret_ciphertext=ciphertext, secret_key_id=key_id, public_key=public_key
-        )
-        self.endpoints[endpoint_id] = rotated
-        return rotated
-
-    async def delete_endpoint(self, app_id: str, endpoint_id: str) -> None:
-        self.calls.append("delete_endpoint")
-        self._endpoint(app_id, endpoint_id)
-        del self.endpoints[endpoint_id]
-
     # Events
-
-    async def insert_events_once(
-        self, events: list[Event], idempotency: Idempotency | None, answer: Any
-    ) -> tuple[Any, list[str]]:
-        self.calls.append("insert_events_once")
-        if idempotency is not None:
-            key = (events[0].app_id, idempotency.stored_key)
-            if key in self.idempotency:
-                request_hash, first_answer = self.idempotency[key]
-                if request_hash != idempotency.request_hash:
-                    raise Conflict(
-                        "this Idempotency-Key was used with a different request",
-                        {"idempotency_key": idempotency.key},
-                    )
-                return orjson.loads(first_answer), []
-            self.idempotency[key] = (idempotency.request_hash, orjson.dumps(answer).decode())
-        tx_id, self.next_tx = self.next_tx, self.next_tx + 1
-        due = []
-        for event in events:
-            self.events.append(replace(event, tx_id=tx_id))
-            for endpoint in self.endpoints.values():
-                if endpoint.app_id == event.app_id and (
-                    endpoint.event_types is None or event.type in endpoint.event_types
-                ):
-                    delivery = self.add_delivery(event, endpoint)
-                    if delivery.status == DeliveryStatus.PENDING:
-                        due.append(delivery.id)
-        return answer, due
 
     def add_delivery(
         self,
         event: Event,
         endpoint: Endpoint,
-        status: str | None = None,
+        status: DeliveryStatus | None = None,
         replay_of: str | None = None,
     ) -> Delivery:
         """A delivery of `event` to `endpoint`: pending, or held if the endpoint is not active."""
@@ -284,50 +159,13 @@ class FakeStore:
 
     # The event log
 
-    async def log_horizon(self) -> LogPosition:
-        self.calls.append("log_horizon")
-        return (self.next_tx, "")
-
-    async def log_position(self, app_id: str, event_id: str) -> LogPosition:
-        self.calls.append("log_position")
-        for event in self.events:
-            if event.app_id == app_id and event.id == event_id:
-                return event.position
-        raise NotFound("no such event in this app's log")
-
-    async def job_log_start(self, app_id: str, job_id: str) -> LogPosition:
-        self.calls.append("job_log_start")
-        txs = [e.tx_id for e in self.events if e.app_id == app_id and e.job_id == job_id]
-        return (min(txs, default=self.next_tx), "")
-
-    async def job_events(
-        self, app_id: str, job_id: str, after: LogPosition, limit: int
-    ) -> list[Event]:
-        self.calls.append("job_events")
-        found = [
-            e
-            for e in self.events
-            if e.app_id == app_id and e.job_id == job_id and e.position > after
-        ]
-        return sorted(found, key=lambda e: e.position)[:limit]
-
     # Deliveries and replays
-
-    async def get_delivery(self, app_id: str, delivery_id: str) -> Delivery:
-        self.calls.append("get_delivery")
-        return self._delivery(app_id, delivery_id)
 
     def _delivery(self, app_id: str, delivery_id: str) -> Delivery:
         delivery = self.deliveries.get(delivery_id)
         if delivery is None or delivery.app_id != app_id:
             raise NotFound("no such delivery")
         return delivery
-
-    async def replay_delivery(self, app_id: str, delivery_id: str) -> tuple[str, str, str]:
-        self.calls.append("replay_delivery")
-        delivery = self._delivery(app_id, delivery_id)
-        replay = self._replay(delivery)
-        return replay.id, replay.status, delivery.replay_of or delivery.id
 
     def _replay(self, delivery: Delivery) -> Delivery:
         original_id = delivery.replay_of or delivery.id
@@ -358,11 +196,221 @@ class FakeStore:
         ]
         return matched, enabled
 
-    async def count_deliveries(
+    # The aggregates, as hookrelay.storage.Storage has them
+
+    @property
+    def as_apps(self) -> FakeApps:
+        return FakeApps(self)
+
+    @property
+    def as_endpoints(self) -> FakeEndpoints:
+        return FakeEndpoints(self)
+
+    @property
+    def as_events(self) -> FakeEvents:
+        return FakeEvents(self)
+
+    @property
+    def as_deliveries(self) -> FakeDeliveries:
+        return FakeDeliveries(self)
+
+
+class FakeApps:
+    """storage.apps: apps and their keys, over the fake's data."""
+
+    def __init__(self, data: FakeStore) -> None:
+        self.data = data
+
+    async def id_for_key(self, key_hash: bytes) -> str | None:
+        self.data.calls.append("app_id_for_key")
+        key = self.data.keys.get(key_hash)
+        return key.app_id if key is not None and key.revoked_at is None else None
+
+    async def get(self, ref: str) -> App:
+        self.data.calls.append("get_app")
+        return self.data._app(ref)
+
+    async def create(
+        self, app_id: str, name: str, uid: str | None, key_hash: bytes, key_prefix: str
+    ) -> App:
+        self.data.calls.append("create_app")
+        if uid is not None and any(a.uid == uid for a in self.data.apps.values()):
+            raise Conflict("an app with this uid already exists; pick another uid")
+        app = App(app_id, name, uid, _now(), _now())
+        self.data.apps[app_id] = app
+        self.data._add_key(app_id, key_hash, key_prefix, "default")
+        return app
+
+    async def create_key(self, app_id: str, key_hash: bytes, key_prefix: str, name: str) -> AppKey:
+        self.data.calls.append("create_app_key")
+        return self.data._add_key(app_id, key_hash, key_prefix, name)
+
+    async def revoke_key(self, app_id: str, key_id: str) -> AppKey:
+        self.data.calls.append("revoke_app_key")
+        for key_hash, key in self.data.keys.items():
+            if key.app_id == app_id and key.id == key_id:
+                self.data.keys[key_hash] = replace(key, revoked_at=key.revoked_at or _now())
+                return self.data.keys[key_hash]
+        raise NotFound("no such key")
+
+    async def list(self, after: str | None, limit: int) -> list[App]:
+        self.data.calls.append("list_apps")
+        apps = [a for a in self.data.apps.values() if after is None or a.id > after]
+        return sorted(apps, key=lambda a: a.id)[:limit]
+
+    async def update(self, app_id: str, name: str, uid: str | None) -> App:
+        self.data.calls.append("update_app")
+        if app_id not in self.data.apps:
+            raise NotFound("no such app")
+        self.data.apps[app_id] = replace(
+            self.data.apps[app_id], name=name, uid=uid, updated_at=_now()
+        )
+        return self.data.apps[app_id]
+
+    async def delete(self, app_id: str) -> None:
+        self.data.calls.append("delete_app")
+        if self.data.apps.pop(app_id, None) is None:
+            raise NotFound("no such app")
+        self.data.keys = {h: k for h, k in self.data.keys.items() if k.app_id != app_id}
+
+
+class FakeEndpoints:
+    """storage.endpoints, over the fake's data."""
+
+    def __init__(self, data: FakeStore) -> None:
+        self.data = data
+
+    async def create(self, endpoint: Endpoint) -> Endpoint:
+        self.data.calls.append("create_endpoint")
+        self.data.endpoints[endpoint.id] = endpoint
+        return endpoint
+
+    async def get(self, app_id: str, endpoint_id: str) -> Endpoint:
+        self.data.calls.append("get_endpoint")
+        return self.data._endpoint(app_id, endpoint_id)
+
+    async def update(
+        self, app_id: str, endpoint_id: str, change: Callable[[Endpoint], Endpoint]
+    ) -> tuple[Endpoint, list[DueDelivery]]:
+        self.data.calls.append("update_endpoint")
+        before = self.data._endpoint(app_id, endpoint_id)
+        after = self.data.endpoints[endpoint_id] = change(before)
+        released: list[DueDelivery] = []
+        if after.status == EndpointStatus.ACTIVE and before.status != EndpointStatus.ACTIVE:
+            for delivery in self.data._deliveries_of(app_id):
+                if delivery.endpoint_id == endpoint_id and delivery.status == DeliveryStatus.HELD:
+                    self.data.deliveries[delivery.id] = replace(
+                        delivery, status=DeliveryStatus.PENDING
+                    )
+                    released.append((delivery.id, delivery.attempt_count))
+        return after, released
+
+    async def rotate_secret(
+        self,
+        app_id: str,
+        endpoint_id: str,
+        ciphertext: bytes,
+        key_id: str,
+        public_key: str | None,
+        grace_s: float,
+    ) -> Endpoint:
+        self.data.calls.append("rotate_endpoint_secret")
+        endpoint = self.data._endpoint(app_id, endpoint_id)
+        rotated = replace(
+            endpoint, secret_ciphertext=ciphertext, secret_key_id=key_id, public_key=public_key
+        )
+        self.data.endpoints[endpoint_id] = rotated
+        return rotated
+
+    async def delete(self, app_id: str, endpoint_id: str) -> None:
+        self.data.calls.append("delete_endpoint")
+        self.data._endpoint(app_id, endpoint_id)
+        del self.data.endpoints[endpoint_id]
+
+
+class FakeEvents:
+    """storage.events: ingest and the log, over the fake's data."""
+
+    def __init__(self, data: FakeStore) -> None:
+        self.data = data
+
+    async def insert_once(
+        self, events: list[Event], idempotency: Idempotency | None, answer: Any
+    ) -> tuple[Any, list[str]]:
+        self.data.calls.append("insert_events_once")
+        if idempotency is not None:
+            key = (events[0].app_id, idempotency.stored_key)
+            if key in self.data.idempotency:
+                request_hash, first_answer = self.data.idempotency[key]
+                if request_hash != idempotency.request_hash:
+                    raise Conflict(
+                        "this Idempotency-Key was used with a different request",
+                        {"idempotency_key": idempotency.key},
+                    )
+                return orjson.loads(first_answer), []
+            self.data.idempotency[key] = (idempotency.request_hash, orjson.dumps(answer).decode())
+        tx_id, self.data.next_tx = self.data.next_tx, self.data.next_tx + 1
+        due = []
+        for event in events:
+            self.data.events.append(replace(event, tx_id=tx_id))
+            for endpoint in self.data.endpoints.values():
+                if endpoint.app_id == event.app_id and (
+                    endpoint.event_types is None or event.type in endpoint.event_types
+                ):
+                    delivery = self.data.add_delivery(event, endpoint)
+                    if delivery.status == DeliveryStatus.PENDING:
+                        due.append(delivery.id)
+        return answer, due
+
+    async def log_horizon(self) -> LogPosition:
+        self.data.calls.append("log_horizon")
+        return (self.data.next_tx, "")
+
+    async def log_position(self, app_id: str, event_id: str) -> LogPosition:
+        self.data.calls.append("log_position")
+        for event in self.data.events:
+            if event.app_id == app_id and event.id == event_id:
+                return event.position
+        raise NotFound("no such event in this app's log")
+
+    async def job_log_start(self, app_id: str, job_id: str) -> LogPosition:
+        self.data.calls.append("job_log_start")
+        txs = [e.tx_id for e in self.data.events if e.app_id == app_id and e.job_id == job_id]
+        return (min(txs, default=self.data.next_tx), "")
+
+    async def job_events(
+        self, app_id: str, job_id: str, after: LogPosition, limit: int
+    ) -> list[Event]:
+        self.data.calls.append("job_events")
+        found = [
+            e
+            for e in self.data.events
+            if e.app_id == app_id and e.job_id == job_id and e.position > after
+        ]
+        return sorted(found, key=lambda e: e.position)[:limit]
+
+
+class FakeDeliveries:
+    """storage.deliveries: replays, over the fake's data."""
+
+    def __init__(self, data: FakeStore) -> None:
+        self.data = data
+
+    async def get(self, app_id: str, delivery_id: str) -> Delivery:
+        self.data.calls.append("get_delivery")
+        return self.data._delivery(app_id, delivery_id)
+
+    async def replay(self, app_id: str, delivery_id: str) -> tuple[str, str, str]:
+        self.data.calls.append("replay_delivery")
+        delivery = self.data._delivery(app_id, delivery_id)
+        replay = self.data._replay(delivery)
+        return replay.id, replay.status, delivery.replay_of or delivery.id
+
+    async def count(
         self, app_id: str, filters: DeliveryFilter, include_replayed: bool
     ) -> ReplayResult:
-        self.calls.append("count_deliveries")
-        matched, replayable = self._replayable(app_id, filters, include_replayed)
+        self.data.calls.append("count_deliveries")
+        matched, replayable = self.data._replayable(app_id, filters, include_replayed)
         return ReplayResult(len(matched), 0, len(replayable))
 
     async def replay_batch(
@@ -373,10 +421,10 @@ class FakeStore:
         before: str | None,
         limit: int,
     ) -> tuple[str | None, int, list[str]]:
-        self.calls.append("replay_batch")
-        _, replayable = self._replayable(app_id, filters, include_replayed)
+        self.data.calls.append("replay_batch")
+        _, replayable = self.data._replayable(app_id, filters, include_replayed)
         batch = [d for d in replayable if before is None or d.id < before][:limit]
-        replays = [self._replay(d) for d in batch]
+        replays = [self.data._replay(d) for d in batch]
         due = [r.id for r in replays if r.status == DeliveryStatus.PENDING]
         return (None if len(batch) < limit else batch[-1].id), len(batch), due
 

@@ -19,7 +19,7 @@ from hookrelay.api.keys import (
     LIVE_FEED,
     REPLAYS,
     SETTINGS,
-    STORE,
+    STORAGE,
 )
 from hookrelay.api.middleware import auth_middleware, error_middleware, path_middleware
 from hookrelay.api.routes import add_routes
@@ -32,7 +32,7 @@ from hookrelay.services.enqueue import Enqueuer
 from hookrelay.services.ingest import Ingest
 from hookrelay.services.replay import Replays
 from hookrelay.settings import Settings
-from hookrelay.store import Store
+from hookrelay.storage import Storage
 
 # Room for headers and framing above the payload limit; the payload limit itself is checked
 # by read_json, so an oversized body gets our 413 shape.
@@ -78,18 +78,18 @@ async def _services_ctx(
 ) -> AsyncIterator[None]:
     """Open Postgres and Redis, and build the services on them; close all on cleanup."""
     settings = app[SETTINGS]
-    app[STORE] = store = await Store.open(settings.require_database_url())
+    app[STORAGE] = storage = await Storage.open(settings.require_database_url())
     app[BROKER] = broker = Broker(settings.require_redis_url(), settings.queue_name)
     enqueuer = Enqueuer(broker.queue, EnqueueCoalescer(broker.queue))
     notifier = broker.notices.commit_notifier()
-    app[AUTH] = auth = Auth(settings, store, broker.notices.announce_revocation)
-    app[APPS] = Apps(store, auth.revoked)
+    app[AUTH] = auth = Auth(settings, storage.apps, broker.notices.announce_revocation)
+    app[APPS] = Apps(storage.apps, auth.revoked)
     app[ENDPOINTS] = Endpoints(
-        settings, store, settings.secret_box(), resolver or DefaultResolver(), enqueuer
+        settings, storage.endpoints, settings.secret_box(), resolver or DefaultResolver(), enqueuer
     )
-    app[INGEST] = Ingest(store, enqueuer, notifier)
-    app[REPLAYS] = Replays(store, enqueuer)
-    app[LIVE_FEED] = feed = LiveFeed(store, broker.notices, settings.max_streams_per_app)
+    app[INGEST] = Ingest(storage.events, enqueuer, notifier)
+    app[REPLAYS] = Replays(storage.deliveries, storage.endpoints, enqueuer)
+    app[LIVE_FEED] = feed = LiveFeed(storage.events, broker.notices, settings.max_streams_per_app)
     # Revocations made through any API process reach this one's key cache at once.
     listening = asyncio.get_running_loop().create_task(
         broker.notices.follow_revocations(
@@ -105,4 +105,4 @@ async def _services_ctx(
         await feed.close()
         await notifier.close()
         await broker.close()
-        await store.close()
+        await storage.close()

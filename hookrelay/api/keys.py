@@ -12,10 +12,10 @@ from hookrelay.services.endpoints import Endpoints
 from hookrelay.services.ingest import Ingest
 from hookrelay.services.replay import Replays
 from hookrelay.settings import Settings
-from hookrelay.store import Store
+from hookrelay.storage import Storage
 
 SETTINGS = web.AppKey("settings", Settings)
-STORE = web.AppKey("store", Store)
+STORAGE = web.AppKey("storage", Storage)
 BROKER = web.AppKey("broker", Broker)
 AUTH = web.AppKey("auth", Auth)
 APPS = web.AppKey("apps", Apps)

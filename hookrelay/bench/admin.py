@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import orjson
 
 from hookrelay.bench.stack import ADMIN_TOKEN, Api, Stack
 from hookrelay.ids import new_id
+from hookrelay.statuses import DeliveryStatus
+from hookrelay.storage import Storage
 
 ENDPOINTS = 10
 REPLAY_TIMEOUT_S = 600.0
@@ -40,7 +41,7 @@ async def seed(
     """COPY `events` events, one per millisecond from `base_ms`, and one delivery per endpoint
     each; return the seconds it took."""
     started = time.perf_counter()
-    connection = await asyncpg.connect(database_url)
+    storage = await Storage.open(database_url, max_size=1)
     try:
         now = datetime.now(UTC)
         for first in range(0, events, COPY_CHUNK):
@@ -50,6 +51,7 @@ async def seed(
                 body = orjson.dumps(
                     {"type": "image.ready", "timestamp": now.isoformat(), "data": {"n": n}}
                 ).decode()
+                # As maintenance.EVENT_COLUMNS and DELIVERY_COLUMNS say.
                 event_rows.append((event_id, app_id, "image.ready", None, body, now))
                 for e, endpoint_id in enumerate(endpoint_ids):
                     dead = e == 0 or n % 10 == 0
@@ -59,7 +61,7 @@ async def seed(
                             app_id,
                             event_id,
                             endpoint_id,
-                            "dead" if dead else "succeeded",
+                            DeliveryStatus.DEAD if dead else DeliveryStatus.SUCCEEDED,
                             8 if dead else 1,
                             500 if dead else 200,
                             "the receiver answered 500" if dead else None,
@@ -68,31 +70,10 @@ async def seed(
                             now,
                         )
                     )
-            await connection.copy_records_to_table(
-                "events",
-                records=event_rows,
-                columns=["id", "app_id", "type", "job_id", "body", "created_at"],
-            )
-            await connection.copy_records_to_table(
-                "deliveries",
-                records=delivery_rows,
-                columns=[
-                    "id",
-                    "app_id",
-                    "event_id",
-                    "endpoint_id",
-                    "status",
-                    "attempt_count",
-                    "last_status_code",
-                    "last_error",
-                    "created_at",
-                    "updated_at",
-                    "finished_at",
-                ],
-            )
-        await connection.execute("ANALYZE events; ANALYZE deliveries;")
+            await storage.maintenance.copy_log(event_rows, delivery_rows)
+        await storage.maintenance.analyze_log()
     finally:
-        await connection.close()
+        await storage.close()
     return time.perf_counter() - started
 
 

@@ -9,16 +9,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-import asyncpg
-
 from hookrelay.broker import CommitNotifier, DeliveryQueue
 from hookrelay.delivery.log import bound_log, log_attempt
-from hookrelay.errors import DependencyUnavailable
 from hookrelay.metrics import DeliveryMetrics
 from hookrelay.models import AttemptOutcome, ClaimedDelivery, Event, HealthPolicy, RecordedAttempt
 from hookrelay.operational import events_after_attempt
 from hookrelay.statuses import DeliveryStatus
-from hookrelay.store import Store
+from hookrelay.storage.db import is_transient
+from hookrelay.storage.deliveries import Deliveries
 
 T = TypeVar("T")
 
@@ -38,7 +36,9 @@ async def with_db_retries(record: Callable[[], Awaitable[T]]) -> T:
     for attempt in range(RECORD_TRIES - 1):
         try:
             return await record()
-        except (DependencyUnavailable, asyncpg.DeadlockDetectedError):
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
             await asyncio.sleep(0.2 * (attempt + 1))
     return await record()
 
@@ -54,13 +54,13 @@ class Recorder:
 
     def __init__(
         self,
-        store: Store,
+        deliveries: Deliveries,
         queue: DeliveryQueue,
         notifier: CommitNotifier,
         metrics: DeliveryMetrics,
         health: HealthPolicy,
     ) -> None:
-        self.store = store
+        self.deliveries = deliveries
         self.queue = queue
         self.notifier = notifier  # tells an app's live readers that its log grew
         self.metrics = metrics
@@ -81,7 +81,7 @@ class Recorder:
         if not attempted:
             return
         recorded = await with_db_retries(
-            lambda: self.store.record_successes([outcome for _, outcome in attempted])
+            lambda: self.deliveries.record_successes([outcome for _, outcome in attempted])
         )
         for claim, outcome in attempted:
             if claim.id not in recorded:
@@ -105,7 +105,7 @@ class Recorder:
             return reported
 
         recorded, due = await with_db_retries(
-            lambda: self.store.record_attempt(outcome, self.health, follow_up)
+            lambda: self.deliveries.record_attempt(outcome, self.health, follow_up)
         )
         if recorded is None:
             bound.warning("lease lost before the attempt was recorded")

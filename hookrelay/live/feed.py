@@ -19,7 +19,7 @@ import structlog
 from hookrelay.broker import Notices
 from hookrelay.errors import DependencyUnavailable, Throttled
 from hookrelay.models import LOG_START, Event, LogFilter, LogPosition, LogRead
-from hookrelay.store import Store
+from hookrelay.storage.events import Events
 
 log = structlog.get_logger(__name__)
 
@@ -106,8 +106,8 @@ def _position(event: Event) -> LogPosition:
 class LiveFeed:
     """The tails of the apps followed through this API process, kept fresh by notices."""
 
-    def __init__(self, store: Store, notices: Notices, max_streams_per_app: int) -> None:
-        self._store = store
+    def __init__(self, events: Events, notices: Notices, max_streams_per_app: int) -> None:
+        self._events = events
         self._notices = notices
         self._max_streams = max_streams_per_app
         self._tails: dict[str, Tail] = {}
@@ -149,7 +149,7 @@ class LiveFeed:
         while True:
             page = tail.read_after(after, filters, limit)
             if page is None:  # behind the tail: catch up from Postgres
-                page = await self._store.read_log(tail.app_id, after, filters, limit)
+                page = await self._events.read_log(tail.app_id, after, filters, limit)
             after = page.position
             remaining = deadline - loop.time()
             if page.events or remaining <= 0 or self.closed:
@@ -212,10 +212,10 @@ class LiveFeed:
                 tail.refreshed_at = loop.time()
                 try:
                     if tail.position is None:
-                        tail.position = tail.floor = await self._store.log_horizon()
+                        tail.position = tail.floor = await self._events.log_horizon()
                         tail.wake()
                         continue
-                    page = await self._store.read_log(
+                    page = await self._events.read_log(
                         tail.app_id, tail.position, ANY_EVENT, TAIL_PAGE
                     )
                 except Exception as exc:  # Postgres down: readers wait; try again shortly

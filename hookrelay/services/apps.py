@@ -20,8 +20,8 @@ log = structlog.get_logger(__name__)
 class Apps:
     """The operations on apps and keys that do more than one read or write."""
 
-    def __init__(self, store: AppStore, revoked: AnnounceRevocation) -> None:
-        self._store = store
+    def __init__(self, apps: AppStore, revoked: AnnounceRevocation) -> None:
+        self._apps = apps
         # Auth.revoked: forgets the app's cached keys here and tells the other processes.
         self._revoked = revoked
 
@@ -31,7 +31,7 @@ class Apps:
             raise Forbidden("only the admin token may create apps")
         body = validate_request("app_create", body)
         key = new_app_key()
-        app = await self._store.create_app(
+        app = await self._apps.create(
             new_id("app_"), body["name"], body.get("uid"), hash_app_key(key), key[:KEY_PREFIX_SHOWN]
         )
         log.info("app created", app_id=app.id)
@@ -40,21 +40,19 @@ class Apps:
     async def list_apps(self, principal: Principal, after: str | None, limit: int) -> list[App]:
         """Every app for the admin; for an app key, its own app alone."""
         if principal.app_id is not None:
-            app = await self._store.get_app(principal.app_id)
+            app = await self._apps.get(principal.app_id)
             return [app] if after is None or app.id > after else []
-        return await self._store.list_apps(after, limit)
+        return await self._apps.list(after, limit)
 
     async def update_app(self, app_id: str, body: Any) -> App:
         """Rename an app or change its uid; what the body leaves out stays as it was."""
         body = validate_request("app_update", body)
-        app = await self._store.get_app(app_id)
-        return await self._store.update_app(
-            app.id, body.get("name", app.name), body.get("uid", app.uid)
-        )
+        app = await self._apps.get(app_id)
+        return await self._apps.update(app.id, body.get("name", app.name), body.get("uid", app.uid))
 
     async def delete_app(self, app_id: str) -> None:
         """Delete an app with everything it owns; its keys stop working everywhere."""
-        await self._store.delete_app(app_id)
+        await self._apps.delete(app_id)
         await self._revoked(app_id)
         log.info("app deleted", app_id=app_id)
 
@@ -62,7 +60,7 @@ class Apps:
         """Add a key to an app; return it and the key itself (shown once)."""
         body = validate_request("app_key_create", body)
         key = new_app_key()
-        created = await self._store.create_app_key(
+        created = await self._apps.create_key(
             app_id, hash_app_key(key), key[:KEY_PREFIX_SHOWN], body.get("name", "")
         )
         log.info("app key created", app_id=app_id, key_id=created.id)
@@ -70,7 +68,7 @@ class Apps:
 
     async def revoke_app_key(self, app_id: str, key_id: str) -> AppKey:
         """Revoke a key; it stops working on every API process."""
-        revoked = await self._store.revoke_app_key(app_id, key_id)
+        revoked = await self._apps.revoke_key(app_id, key_id)
         await self._revoked(app_id)
         log.info("app key revoked", app_id=app_id, key_id=key_id)
         return revoked

@@ -64,14 +64,14 @@ class Auth:
     def __init__(
         self,
         settings: Settings,
-        store: KeyStore,
+        apps: KeyStore,
         announce_revocation: AnnounceRevocation,
         keys: KeyCache | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
-        self._store = store
+        self._apps = apps
         self._announce_revocation = announce_revocation
         # One query per key per few seconds, not one per request; revocations, announced to
         # every API process, empty it (see api/app.py).
@@ -92,7 +92,7 @@ class Auth:
             app_id = cached.app_id
         else:
             generation = self.keys.generation
-            app_id = await self._store.app_id_for_key(key_hash)
+            app_id = await self._apps.id_for_key(key_hash)
             self.keys.put(key_hash, app_id, self._monotonic(), generation)
         return None if app_id is None else Principal(app_id)
 
@@ -117,7 +117,7 @@ class Auth:
         by id."""
         if principal.app_id == ref and not principal.stream_token:
             return ref
-        app = await self._store.get_app(ref)
+        app = await self._apps.get(ref)
         if not principal.is_admin and app.id != principal.app_id:
             raise NotFound("no such app")
         return app.id

@@ -34,13 +34,13 @@ class Endpoints:
     def __init__(
         self,
         settings: Settings,
-        store: EndpointStore,
+        endpoints: EndpointStore,
         box: SecretBox,
         resolver: Resolver,
         enqueuer: Enqueuer,
     ) -> None:
         self._settings = settings
-        self._store = store
+        self._endpoints = endpoints
         self._box = box
         # Names of callback hosts are resolved with this (tests give one they control).
         self._resolver = resolver
@@ -56,7 +56,7 @@ class Endpoints:
         endpoint_id = new_id("ep_")
         ciphertext, key_id = self._box.encrypt(secret, endpoint_id)
         now = datetime.now(UTC)
-        endpoint = await self._store.create_endpoint(
+        endpoint = await self._endpoints.create(
             Endpoint(
                 id=endpoint_id,
                 app_id=app_id,
@@ -104,7 +104,7 @@ class Endpoints:
                 ),
             )
 
-        endpoint, released = await self._store.update_endpoint(app_id, endpoint_id, change)
+        endpoint, released = await self._endpoints.update(app_id, endpoint_id, change)
         if released:
             log.info("held deliveries released", endpoint_id=endpoint_id, count=len(released))
             await self._enqueuer.enqueue_due(released)
@@ -113,10 +113,10 @@ class Endpoints:
     async def rotate_secret(self, app_id: str, endpoint_id: str) -> tuple[Endpoint, str]:
         """Give an endpoint a new secret; the old one keeps signing beside it for the grace
         period, so receivers can switch without missing a delivery."""
-        endpoint = await self._store.get_endpoint(app_id, endpoint_id)
+        endpoint = await self._endpoints.get(app_id, endpoint_id)
         secret = new_secret(endpoint.signing)
         ciphertext, key_id = self._box.encrypt(secret, endpoint.id)
-        rotated = await self._store.rotate_endpoint_secret(
+        rotated = await self._endpoints.rotate_secret(
             app_id,
             endpoint.id,
             ciphertext,
@@ -129,7 +129,7 @@ class Endpoints:
 
     async def delete_endpoint(self, app_id: str, endpoint_id: str) -> None:
         """Delete an endpoint with its deliveries."""
-        await self._store.delete_endpoint(app_id, endpoint_id)
+        await self._endpoints.delete(app_id, endpoint_id)
         log.info("endpoint deleted", app_id=app_id, endpoint_id=endpoint_id)
 
 

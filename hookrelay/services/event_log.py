@@ -13,30 +13,30 @@ JOB_EVENTS_PAGE = 1000
 
 
 async def log_start(
-    store: LogStore, app_id: str, resume_after: str | None, job_id: str | None
+    events: LogStore, app_id: str, resume_after: str | None, job_id: str | None
 ) -> LogPosition:
     """Where a reader of an app's log starts: after the event it last saw; else, following one
     job, before that job's first event; else at the end (new events only)."""
     if resume_after is not None:
-        return await store.log_position(app_id, resume_after)
+        return await events.log_position(app_id, resume_after)
     if job_id is not None:
-        return await store.job_log_start(app_id, job_id)
-    return await store.log_horizon()
+        return await events.job_log_start(app_id, job_id)
+    return await events.log_horizon()
 
 
 async def fold_job(
-    store: LogStore, app_id: str, job_id: str, page_size: int = JOB_EVENTS_PAGE
+    events: LogStore, app_id: str, job_id: str, page_size: int = JOB_EVENTS_PAGE
 ) -> Job:
     """A job's current state, folded from all its events in commit order."""
     job = Job(job_id)
     after = LOG_START
     while True:
-        events = await store.job_events(app_id, job_id, after, page_size)
-        for event in events:
+        page = await events.job_events(app_id, job_id, after, page_size)
+        for event in page:
             job.apply(event)
-        if len(events) < page_size:
+        if len(page) < page_size:
             break
-        after = events[-1].position
+        after = page[-1].position
     if job.event_count == 0:
         raise NotFound("no events for this job")
     return job

@@ -13,12 +13,11 @@ import structlog
 
 from hookrelay.errors import InvalidPayload
 from hookrelay.events import IDEMPOTENCY_TTL_S, build_event
-from hookrelay.models import Event
+from hookrelay.models import Event, Idempotency
 from hookrelay.operational import is_operational
 from hookrelay.schemas import check_data_job_id, validate_event_data, validate_request
 from hookrelay.services.enqueue import Enqueuer
 from hookrelay.services.ports import CommitNotices, EventStore
-from hookrelay.store import Idempotency
 
 log = structlog.get_logger(__name__)
 
@@ -30,8 +29,8 @@ BATCH_ROUTE = "events/batch"
 class Ingest:
     """Takes events in: all of a request's or none."""
 
-    def __init__(self, store: EventStore, enqueuer: Enqueuer, notices: CommitNotices) -> None:
-        self._store = store
+    def __init__(self, events: EventStore, enqueuer: Enqueuer, notices: CommitNotices) -> None:
+        self._events = events
         self._enqueuer = enqueuer
         self._notices = notices
 
@@ -56,7 +55,7 @@ class Ingest:
             digest = hashlib.sha256(orjson.dumps(bodies, option=orjson.OPT_SORT_KEYS)).digest()
             route = BATCH_ROUTE if batch else SINGLE_ROUTE
             idempotency = Idempotency(idempotency_key, digest, IDEMPOTENCY_TTL_S, route)
-        answer, due = await self._store.insert_events_once(events, idempotency, render(events))
+        answer, due = await self._events.insert_once(events, idempotency, render(events))
         if due:
             log.info("events accepted", app_id=app_id, events=len(events), deliveries=len(due))
             await self._enqueuer.enqueue_new(due)

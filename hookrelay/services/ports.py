@@ -1,7 +1,8 @@
 """What the services need from the rest of hookrelay, as Protocols: the storage operations
-each one calls (named as the store names them), the queue, the notices, the DNS resolver.
+each one calls (the aggregates of hookrelay.storage have these shapes), the queue, the
+notices, the DNS resolver.
 
-Production passes the store, the delivery queue and the Redis notices; unit tests pass the
+Production passes the storage aggregates, the broker's queue and notices; unit tests pass the
 in-memory fakes of tests/fakes.py.
 """
 
@@ -18,10 +19,10 @@ from hookrelay.models import (
     DeliveryFilter,
     Endpoint,
     Event,
+    Idempotency,
     LogPosition,
     ReplayResult,
 )
-from hookrelay.store import Idempotency
 
 # (delivery id, attempts made so far): a delivery due again, for the lane of its attempt.
 DueDelivery = tuple[str, int]
@@ -32,45 +33,45 @@ AnnounceRevocation = Callable[[str], Awaitable[None]]
 class KeyStore(Protocol):
     """What authentication reads: the app a key opens, and an app by id or uid."""
 
-    async def app_id_for_key(self, key_hash: bytes) -> str | None: ...
+    async def id_for_key(self, key_hash: bytes) -> str | None: ...
 
-    async def get_app(self, ref: str) -> App: ...
+    async def get(self, ref: str) -> App: ...
 
 
 class AppStore(Protocol):
     """Apps and their keys."""
 
-    async def create_app(
+    async def create(
         self, app_id: str, name: str, uid: str | None, key_hash: bytes, key_prefix: str
     ) -> App: ...
 
-    async def create_app_key(
+    async def create_key(
         self, app_id: str, key_hash: bytes, key_prefix: str, name: str
     ) -> AppKey: ...
 
-    async def revoke_app_key(self, app_id: str, key_id: str) -> AppKey: ...
+    async def revoke_key(self, app_id: str, key_id: str) -> AppKey: ...
 
-    async def get_app(self, ref: str) -> App: ...
+    async def get(self, ref: str) -> App: ...
 
-    async def list_apps(self, after: str | None, limit: int) -> list[App]: ...
+    async def list(self, after: str | None, limit: int) -> list[App]: ...
 
-    async def update_app(self, app_id: str, name: str, uid: str | None) -> App: ...
+    async def update(self, app_id: str, name: str, uid: str | None) -> App: ...
 
-    async def delete_app(self, app_id: str) -> None: ...
+    async def delete(self, app_id: str) -> None: ...
 
 
 class EndpointStore(Protocol):
     """Endpoints, their secrets, and the deliveries held while they were not active."""
 
-    async def create_endpoint(self, endpoint: Endpoint) -> Endpoint: ...
+    async def create(self, endpoint: Endpoint) -> Endpoint: ...
 
-    async def get_endpoint(self, app_id: str, endpoint_id: str) -> Endpoint: ...
+    async def get(self, app_id: str, endpoint_id: str) -> Endpoint: ...
 
-    async def update_endpoint(
+    async def update(
         self, app_id: str, endpoint_id: str, change: Callable[[Endpoint], Endpoint]
     ) -> tuple[Endpoint, list[DueDelivery]]: ...
 
-    async def rotate_endpoint_secret(
+    async def rotate_secret(
         self,
         app_id: str,
         endpoint_id: str,
@@ -80,27 +81,31 @@ class EndpointStore(Protocol):
         grace_s: float,
     ) -> Endpoint: ...
 
-    async def delete_endpoint(self, app_id: str, endpoint_id: str) -> None: ...
+    async def delete(self, app_id: str, endpoint_id: str) -> None: ...
 
 
 class EventStore(Protocol):
     """Events with their deliveries, written in one transaction, once per Idempotency-Key."""
 
-    async def insert_events_once(
+    async def insert_once(
         self, events: list[Event], idempotency: Idempotency | None, answer: Any
     ) -> tuple[Any, list[str]]: ...
+
+
+class EndpointReader(Protocol):
+    """One endpoint of an app."""
+
+    async def get(self, app_id: str, endpoint_id: str) -> Endpoint: ...
 
 
 class ReplayStore(Protocol):
     """Deliveries made again: one, or every lost one a filter matches, in batches."""
 
-    async def get_endpoint(self, app_id: str, endpoint_id: str) -> Endpoint: ...
+    async def get(self, app_id: str, delivery_id: str) -> Delivery: ...
 
-    async def get_delivery(self, app_id: str, delivery_id: str) -> Delivery: ...
+    async def replay(self, app_id: str, delivery_id: str) -> tuple[str, str, str]: ...
 
-    async def replay_delivery(self, app_id: str, delivery_id: str) -> tuple[str, str, str]: ...
-
-    async def count_deliveries(
+    async def count(
         self, app_id: str, filters: DeliveryFilter, include_replayed: bool
     ) -> ReplayResult: ...
 

@@ -8,7 +8,7 @@ import structlog
 from hookrelay.errors import Conflict
 from hookrelay.models import DeliveryFilter, ReplayResult
 from hookrelay.services.enqueue import Enqueuer
-from hookrelay.services.ports import ReplayStore
+from hookrelay.services.ports import EndpointReader, ReplayStore
 from hookrelay.statuses import DeliveryStatus, EndpointStatus
 
 log = structlog.get_logger(__name__)
@@ -21,18 +21,23 @@ class Replays:
     """Makes new deliveries of old events, and enqueues them once they commit."""
 
     def __init__(
-        self, store: ReplayStore, enqueuer: Enqueuer, batch_size: int = REPLAY_BATCH
+        self,
+        deliveries: ReplayStore,
+        endpoints: EndpointReader,
+        enqueuer: Enqueuer,
+        batch_size: int = REPLAY_BATCH,
     ) -> None:
-        self._store = store
+        self._deliveries = deliveries
+        self._endpoints = endpoints
         self._enqueuer = enqueuer
         self._batch_size = batch_size
 
     async def replay_delivery(self, app_id: str, delivery_id: str) -> tuple[str, str]:
         """Send a delivery's event to its endpoint again, as a new delivery, whatever became of
         earlier replays (asked for by name); return its id and the original it replays."""
-        delivery = await self._store.get_delivery(app_id, delivery_id)
+        delivery = await self._deliveries.get(app_id, delivery_id)
         await self._refuse_if_disabled(app_id, delivery.endpoint_id)
-        new_id, status, original = await self._store.replay_delivery(app_id, delivery.id)
+        new_id, status, original = await self._deliveries.replay(app_id, delivery.id)
         if status == DeliveryStatus.PENDING:
             await self._enqueuer.enqueue_due([(new_id, 0)])
         log.info("delivery replayed", app_id=app_id, delivery_id=delivery.id, replay_id=new_id)
@@ -51,12 +56,12 @@ class Replays:
         memory and locks stay small."""
         if filters.endpoint_id is not None:
             await self._refuse_if_disabled(app_id, filters.endpoint_id)
-        counted = await self._store.count_deliveries(app_id, filters, include_replayed)
+        counted = await self._deliveries.count(app_id, filters, include_replayed)
         if dry_run:
             return counted
         replayed, cursor = 0, None
         while True:
-            cursor, count, due = await self._store.replay_batch(
+            cursor, count, due = await self._deliveries.replay_batch(
                 app_id, filters, include_replayed, cursor, self._batch_size
             )
             replayed += count
@@ -67,7 +72,7 @@ class Replays:
         return ReplayResult(counted.matched, replayed, counted.replayable)
 
     async def _refuse_if_disabled(self, app_id: str, endpoint_id: str) -> None:
-        endpoint = await self._store.get_endpoint(app_id, endpoint_id)
+        endpoint = await self._endpoints.get(app_id, endpoint_id)
         if endpoint.status == EndpointStatus.DISABLED:
             raise Conflict(
                 "the endpoint is disabled; enable it (PATCH status active) before replaying",

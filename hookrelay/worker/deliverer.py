@@ -19,7 +19,7 @@ from hookrelay.metrics import DeliveryMetrics
 from hookrelay.models import ClaimedDelivery
 from hookrelay.settings import Settings
 from hookrelay.statuses import DeliveryStatus
-from hookrelay.store import Store
+from hookrelay.storage.deliveries import Deliveries
 from hookrelay.worker.limits import EndpointLimits, Slots
 
 # A task waits this long for room among the deliveries in flight, then is put off whole.
@@ -57,7 +57,7 @@ class Deliverer:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        deliveries: Deliveries,
         queue: DeliveryQueue,
         sender: Sender,
         recorder: Recorder,
@@ -66,7 +66,7 @@ class Deliverer:
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.deliveries = deliveries
         self.queue = queue
         self.sender = sender
         self.recorder = recorder
@@ -86,7 +86,7 @@ class Deliverer:
         # Bounded: a task waiting longer would run into its timeout. SlotsBusy puts the whole
         # task off, claimed nothing.
         async with self._running.take(len(delivery_ids), SLOTS_WAIT_S):
-            claims = await self.store.claim_deliveries(delivery_ids, self.settings.lease_s)
+            claims = await self.deliveries.claim(delivery_ids, self.settings.lease_s)
             claimed_at = time.monotonic()
             results = await asyncio.gather(
                 *(self._run(claim, claimed_at, slot_reserved) for claim in claims),
@@ -104,9 +104,7 @@ class Deliverer:
                     # the delivery goes again soon, without using up its attempt.
                     bound_log(claim).warning("delivery not sent", error=repr(result))
                     with contextlib.suppress(Exception):
-                        await self.store.release_delivery(
-                            claim.id, claim.attempt_count, UNSENT_RETRY_S
-                        )
+                        await self.deliveries.release(claim.id, claim.attempt_count, UNSENT_RETRY_S)
                         deferred.append(
                             Deferred(claim.id, UNSENT_RETRY_S, claim.attempt_count - 1, False)
                         )
@@ -152,6 +150,6 @@ class Deliverer:
 
     async def _defer(self, claim: ClaimedDelivery, delay_s: float, slot_reserved: bool) -> Deferred:
         """Give the claim back without using up the attempt."""
-        await self.store.release_delivery(claim.id, claim.attempt_count, delay_s)
+        await self.deliveries.release(claim.id, claim.attempt_count, delay_s)
         self.metrics.count("hookrelay_deferred_total")
         return Deferred(claim.id, delay_s, claim.attempt_count - 1, slot_reserved)

@@ -63,7 +63,7 @@ class WorkerProcess:
         settings = self.resources.settings
         self._tasks = [asyncio.create_task(lane.run()) for lane in self.lanes]
         sweeper = Sweeper(
-            self.resources.store,
+            self.resources.storage.maintenance,
             self.resources.broker.queue,
             settings.sweep_interval_s,
             settings.sweep_grace_s,
@@ -72,7 +72,9 @@ class WorkerProcess:
         )
         self._tasks.append(asyncio.create_task(sweeper.run(self.resources.metrics)))
         self._tasks.append(
-            asyncio.create_task(prune_forever(self.resources.store, settings.retention_s))
+            asyncio.create_task(
+                prune_forever(self.resources.storage.maintenance, settings.retention_s)
+            )
         )
         self._tasks.append(asyncio.create_task(flush_metrics_forever(self.resources)))
         log.info(

@@ -15,7 +15,7 @@ from hookrelay.metrics import DeliveryMetrics
 from hookrelay.models import HealthPolicy
 from hookrelay.outbound import create_session
 from hookrelay.settings import Settings
-from hookrelay.store import Store
+from hookrelay.storage import Storage
 from hookrelay.worker.deliverer import Deliverer
 from hookrelay.worker.limits import EndpointLimits
 
@@ -25,7 +25,7 @@ class WorkerResources:
     """What the lanes of one worker process share."""
 
     settings: Settings
-    store: Store
+    storage: Storage
     broker: Broker
     session: aiohttp.ClientSession
     notifier: CommitNotifier
@@ -38,7 +38,9 @@ class WorkerResources:
     ) -> WorkerResources:
         """Open the store, the broker and the HTTP client, and build the deliverer on them."""
         running_at_most = settings.worker_concurrency + settings.retry_concurrency
-        store = await Store.open(settings.require_database_url(), max_size=min(50, running_at_most))
+        storage = await Storage.open(
+            settings.require_database_url(), max_size=min(50, running_at_most)
+        )
         broker = Broker(settings.require_redis_url(), settings.queue_name)
         session = create_session(
             settings.allowed_cidrs, settings.delivery_timeout_s, running_at_most, resolver
@@ -54,14 +56,16 @@ class WorkerResources:
             settings.response_body_cap_bytes,
         )
         health = HealthPolicy(settings.disable_after_failing_s, settings.disable_after_dead)
-        recorder = Recorder(store, broker.queue, notifier, metrics, health)
+        recorder = Recorder(storage.deliveries, broker.queue, notifier, metrics, health)
         limits = EndpointLimits(broker.rate_slots, settings.endpoint_concurrency)
-        deliverer = Deliverer(settings, store, broker.queue, sender, recorder, limits, metrics)
-        return cls(settings, store, broker, session, notifier, deliverer, metrics)
+        deliverer = Deliverer(
+            settings, storage.deliveries, broker.queue, sender, recorder, limits, metrics
+        )
+        return cls(settings, storage, broker, session, notifier, deliverer, metrics)
 
     async def close(self) -> None:
         """Close what `open` opened, the notices still on their way published first."""
         await self.notifier.close()
         await self.session.close()
         await self.broker.close()
-        await self.store.close()
+        await self.storage.close()

@@ -10,7 +10,7 @@ import structlog
 
 from hookrelay.events import IDEMPOTENCY_TTL_S
 from hookrelay.ids import id_bound
-from hookrelay.store import Store
+from hookrelay.storage.maintenance import Maintenance
 
 log = structlog.get_logger(__name__)
 
@@ -22,31 +22,31 @@ EVENT_BATCH = 100
 KEY_BATCH = 1000
 
 
-async def prune_once(store: Store, retention_s: float, interval_s: float) -> int | None:
+async def prune_once(maintenance: Maintenance, retention_s: float, interval_s: float) -> int | None:
     """One pass if it is this worker's turn: how many events it deleted (None: not its turn)."""
-    if not await store.take_retention_turn(interval_s):
+    if not await maintenance.take_retention_turn(interval_s):
         return None
     cutoff = id_bound("evt_", round((time.time() - retention_s) * 1000))
     deadline = time.monotonic() + PASS_BUDGET_S
     deleted = 0
     while time.monotonic() < deadline:
-        batch = await store.prune_events(cutoff, EVENT_BATCH)
+        batch = await maintenance.prune_events(cutoff, EVENT_BATCH)
         deleted += batch
         if batch < EVENT_BATCH:
             break
     while time.monotonic() < deadline:
-        if await store.prune_idempotency_keys(IDEMPOTENCY_TTL_S, KEY_BATCH) < KEY_BATCH:
+        if await maintenance.prune_idempotency_keys(IDEMPOTENCY_TTL_S, KEY_BATCH) < KEY_BATCH:
             break
     return deleted
 
 
 async def prune_forever(
-    store: Store, retention_s: float, interval_s: float = RETENTION_INTERVAL_S
+    maintenance: Maintenance, retention_s: float, interval_s: float = RETENTION_INTERVAL_S
 ) -> None:
     """Take a pruning turn every interval until cancelled; failures only postpone it."""
     while True:
         try:
-            deleted = await prune_once(store, retention_s, interval_s)
+            deleted = await prune_once(maintenance, retention_s, interval_s)
         except Exception as exc:
             log.warning("pruning failed; trying again later", error=repr(exc))
         else:

@@ -16,7 +16,7 @@ import structlog
 
 from hookrelay.broker import DeliveryQueue
 from hookrelay.metrics import DeliveryMetrics
-from hookrelay.store import SWEEP_START, Store
+from hookrelay.storage.maintenance import SWEEP_START, Maintenance
 
 log = structlog.get_logger(__name__)
 
@@ -31,13 +31,13 @@ class Sweeper:
 
     def __init__(
         self,
-        store: Store,
+        maintenance: Maintenance,
         queue: DeliveryQueue,
         interval_s: float,
         grace_s: float,
         stale_after_s: float,
     ) -> None:
-        self.store = store
+        self.maintenance = maintenance
         self.queue = queue
         self.interval_s = interval_s
         self.grace_s = grace_s
@@ -50,7 +50,7 @@ class Sweeper:
         """One scan; how many deliveries it enqueued (None: another worker's turn)."""
         # A little less than the interval, so that this worker's next turn is not missed by
         # the few milliseconds its own timer runs early.
-        sweep = await self.store.sweep(
+        sweep = await self.maintenance.sweep(
             self.interval_s * 0.9, self.grace_s, SWEEP_BATCH, self.cursor
         )
         if sweep is None:

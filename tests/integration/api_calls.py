@@ -12,7 +12,7 @@ from standardwebhooks.webhooks import Webhook
 
 from hookrelay.models import Endpoint
 from hookrelay.settings import Settings
-from hookrelay.store import Store
+from hookrelay.storage import Storage
 from tests.conftest import ADMIN_TOKEN
 from tests.receiver import Received
 
@@ -85,11 +85,11 @@ async def save_endpoint_as_before(
     change: Callable[[Endpoint], Endpoint],
 ) -> None:
     """Change an endpoint's row past the API's checks, as a row saved before a rule existed."""
-    store = await Store.open(settings.require_database_url())
+    storage = await Storage.open(settings.require_database_url())
     try:
-        await store.update_endpoint(app["id"], endpoint_id, change)
+        await storage.endpoints.update(app["id"], endpoint_id, change)
     finally:
-        await store.close()
+        await storage.close()
 
 
 async def send_event(

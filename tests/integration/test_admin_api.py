@@ -19,7 +19,7 @@ from hookrelay.api.routes import add_routes
 from hookrelay.events import build_event
 from hookrelay.ids import new_id
 from hookrelay.settings import Settings
-from hookrelay.store import Store
+from hookrelay.storage import Storage
 from hookrelay.worker.retention import prune_once
 from tests.integration.api_calls import (
     add_endpoint,
@@ -336,19 +336,19 @@ async def test_retention_prunes_old_events_with_their_deliveries(
 ) -> None:
     app = await create_app_with_key(api)
     await add_endpoint(api, app, "http://127.0.0.1:9/hook")
-    store = await Store.open(settings.require_database_url())
+    storage = await Storage.open(settings.require_database_url())
     try:
         forty_days_ago = datetime.now(UTC) - timedelta(days=40)
         old = build_event(app["id"], "image.ready", {}, None, forty_days_ago)
         old = replace(old, id=new_id("evt_", now_ms=round(forty_days_ago.timestamp() * 1000)))
-        await store.insert_event(old)
+        await storage.events.insert(old)
         fresh = build_event(app["id"], "image.ready", {}, None, datetime.now(UTC))
-        await store.insert_event(fresh)
-        assert await prune_once(store, retention_s=30 * 86400, interval_s=60) == 1
+        await storage.events.insert(fresh)
+        assert await prune_once(storage.maintenance, retention_s=30 * 86400, interval_s=60) == 1
         # One pass per interval, however many workers ask.
-        assert await prune_once(store, retention_s=30 * 86400, interval_s=60) is None
+        assert await prune_once(storage.maintenance, retention_s=30 * 86400, interval_s=60) is None
     finally:
-        await store.close()
+        await storage.close()
     listed = (await get_json(api, app, "/events"))["data"]
     assert [e["id"] for e in listed] == [fresh.id]
     assert (await get_json(api, app, "/deliveries"))["data"][0]["event_id"] == fresh.id

@@ -106,7 +106,7 @@ async def _send(api: Client, method: str, url: str, body: Body, **headers: str) 
     )
     text = await response.text()
     assert response.status < 500, f"{method} {url} -> {response.status}: {text[:300]}"
-    # The store's last resort for a value Postgres refused: no input may get that far.
+    # Storage's last resort for a value Postgres refused: no input may get that far.
     assert STORE_REFUSED not in text, f"{method} {url}: Postgres saw a value it cannot take"
     return response.status
 

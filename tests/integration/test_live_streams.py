@@ -17,13 +17,13 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from hookrelay.api.keys import LIVE_FEED, STORE
+from hookrelay.api.keys import LIVE_FEED, STORAGE
 from hookrelay.events import build_event
 from hookrelay.live.cursors import open_position
 from hookrelay.live.tokens import StreamGrant, issue_token
 from hookrelay.models import LogFilter
 from hookrelay.settings import Settings
-from hookrelay.store import READ_LOG_BYTES
+from hookrelay.storage.events import READ_LOG_BYTES
 from tests.integration.api_calls import ADMIN, bearer, create_app_with_key, send_event
 from tests.sse import SseReader
 
@@ -502,7 +502,7 @@ async def test_a_long_poll_narrows_by_type_and_job(api: Client) -> None:
 
 
 class CountingPool:
-    """The store's real pool, counting the connections taken from it (every query takes one)."""
+    """The storage's real pool, counting the connections taken from it (every query takes one)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
@@ -521,7 +521,7 @@ async def test_waiting_long_polls_cost_no_database_work(api: Client) -> None:
     app = await create_app_with_key(api)
     _, page = await poll(api, app, "?wait=0")
     url = api.make_url(f"/v1/apps/{app['id']}/events?after={page['next_cursor']}&wait=20")
-    store = api.app[STORE]
+    db = api.app[STORAGE].db
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         waiting = [
             asyncio.create_task(session.get(url, headers=bearer(app["api_key"])))
@@ -529,7 +529,7 @@ async def test_waiting_long_polls_cost_no_database_work(api: Client) -> None:
         ]
         try:
             await asyncio.sleep(3)  # all are in and waiting (each looked once at the log)
-            counting = store.pool = CountingPool(store.pool)  # type: ignore[assignment]
+            counting = db.pool = CountingPool(db.pool)  # type: ignore[assignment]
             await asyncio.sleep(2)
             idle_queries = counting.acquired
             sent = await send_event(api, app, "image.ready", {"n": 1})
@@ -538,7 +538,7 @@ async def test_waiting_long_polls_cost_no_database_work(api: Client) -> None:
         finally:
             for task in waiting:
                 task.cancel()
-            store.pool = counting.pool
+            db.pool = counting.pool
     assert idle_queries == 0
     assert all([e["id"] for e in b["data"]] == [sent["id"]] for b in bodies)
     # One event woke 1,000 clients: the tail read it once (plus the ingest's own statement).
@@ -610,10 +610,10 @@ async def test_pages_of_the_log_are_bounded_in_bytes_and_skip_nothing(api: Clien
         (await send_event(api, app, "image.ready", {"n": n, "pad": "x" * 100_000}))["id"]
         for n in range(25)
     ]
-    store = api.app[STORE]
+    events = api.app[STORAGE].events
     position, pages, read = (0, ""), [], []
     while len(read) < len(sent):
-        page = await store.read_log(app["id"], position, LogFilter(), 100)
+        page = await events.read_log(app["id"], position, LogFilter(), 100)
         assert page.events
         assert sum(len(e.body) for e in page.events[:-1]) < READ_LOG_BYTES
         pages.append(len(page.events))

@@ -12,8 +12,9 @@ import pytest
 
 from hookrelay.api.app import create_app
 from hookrelay.ids import new_id
-from hookrelay.migrate import migrate
-from hookrelay.sql import migrations, queries
+from hookrelay.resources import resource_dir
+from hookrelay.storage.migrate import migrate
+from hookrelay.storage.sql import migrations, query_files
 from tests.conftest import base_settings, database_url
 from tests.integration.api_calls import ADMIN
 
@@ -48,17 +49,20 @@ async def test_two_concurrent_migrations_apply_each_migration_once(empty_db_url:
 
 
 async def test_every_named_query_prepares_against_the_schema(db_url: str) -> None:
+    # Every file of sql/queries/, and every query in it as it is run: filters are parameters,
+    # so the filtered listings and bulk replays are prepared here like any other query.
+    files = query_files()
+    assert set(files) == {path.stem for path in (resource_dir("sql") / "queries").glob("*.sql")}
     connection = await asyncpg.connect(db_url)
     try:
-        for name, sql in queries().items():
-            try:
-                # Listing queries take their optional filters in place of {filters}, and bulk
-                # replays a literal in place of {include_replayed}.
-                await connection.prepare(
-                    sql.replace("{filters}", "").replace("{include_replayed}", "false")
-                )
-            except asyncpg.PostgresError as exc:
-                raise AssertionError(f"query {name} does not prepare: {exc}") from exc
+        for file, named in files.items():
+            assert named, f"{file}.sql holds no query"
+            for name, sql in named.items():
+                try:
+                    await connection.prepare(sql)
+                except asyncpg.PostgresError as exc:
+                    message = f"query {name} ({file}.sql) does not prepare: {exc}"
+                    raise AssertionError(message) from exc
     finally:
         await connection.close()
 

@@ -1,10 +1,12 @@
 """The plans Postgres keeps for the worker's claim and record (rows reached by primary key), and
-for bulk replay and listings (replays asked through their index).
+the plans it makes for bulk replay and listings (replays asked through their index).
 
 A prepared statement's plan is made once and kept (a generic plan), with whatever statistics
 the table had then. A claim or record that reached its rows through the due or lease index
 scanned every entry there, those of long-finished deliveries included until vacuum, and grew
-slower as the table filled.
+slower as the table filled. Listings and bulk replays take their filters as parameters that
+may be null, and storage has them planned for each call's arguments (a custom plan): their
+plans are checked as such.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from hookrelay.sql import queries
+from hookrelay.models import LOG_START, AttemptFilter, DeliveryFilter, EventFilter, LogFilter
+from hookrelay.storage import Storage
+from hookrelay.storage.sql import queries
 
 STATEMENTS = {
     "claim_deliveries": ("text[], float8", "'{dlv_x}', 60"),
@@ -53,6 +57,18 @@ async def connection(db_url: str) -> AsyncIterator[asyncpg.Connection]:
         await connection.close()
 
 
+@pytest.fixture
+async def custom_plan_connection(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection on which a prepared statement is planned for each call's arguments, as
+    storage has its listings and bulk replays planned."""
+    connection = await asyncpg.connect(db_url)
+    await connection.execute("SET plan_cache_mode = force_custom_plan")
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
 async def generic_plan_scans(connection: asyncpg.Connection, name: str) -> list[dict[str, Any]]:
     """Every scan of `deliveries` in the statement's generic plan."""
     types, args = STATEMENTS[name]
@@ -60,11 +76,18 @@ async def generic_plan_scans(connection: asyncpg.Connection, name: str) -> list[
 
 
 async def scans_of(
-    connection: asyncpg.Connection, name: str, sql: str, types: str, args: str
+    connection: asyncpg.Connection,
+    name: str,
+    sql: str,
+    types: str,
+    args: str,
+    generic: bool = True,
 ) -> list[dict[str, Any]]:
-    """Every scan of `deliveries` in the generic plan of `sql`, run with `args`."""
+    """Every scan of `deliveries` in the plan of `sql` run with `args`: its generic plan, or
+    (not `generic`) the plan the connection makes as it is set to."""
     await connection.execute(f"PREPARE {name} ({types}) AS {sql}")
-    await connection.execute("SET plan_cache_mode = force_generic_plan")
+    if generic:
+        await connection.execute("SET plan_cache_mode = force_generic_plan")
     [row] = await connection.fetch(f"EXPLAIN (FORMAT JSON) EXECUTE {name} ({args})")
     scans: list[dict[str, Any]] = []
 
@@ -103,30 +126,35 @@ async def test_plans_on_a_filled_table_reach_deliveries_by_primary_key_only(
 # Bulk replay finds the originals still lost through the indexes that hold only those, and asks
 # each one's replays in flight through theirs; the listings ask each delivery's replays through
 # the replay index, and find the deliveries through the indexes they always used. Never a scan
-# of the whole table. name: (filters, parameter types, arguments, indexes of the deliveries,
-# index of their replays).
+# of the whole table. statement: (named query, its arguments with NULL for the filters left
+# out, indexes of the deliveries, index of their replays). replay_deliveries's arguments: app,
+# batch size (NULL: count), cursor, status, endpoint, event, event type, job, since, until,
+# include_replayed; list_deliveries's: the same up to until, the page size for the batch size.
 REPLAY_STATEMENTS = {
     "replay_deliveries": (
-        " AND d.endpoint_id = $3 AND d.id >= $4 AND d.status = 'dead'",
-        "text, integer, text, text",
-        "'app_1', 2000, 'ep_1', 'dlv_000000001000'",
+        "replay_deliveries",
+        "'app_1', 2000, NULL, 'dead', 'ep_1', NULL, NULL, NULL, 'dlv_000000001000', NULL, false",
         {"deliveries_lost_endpoint_idx", "deliveries_lost_app_idx"},
         "deliveries_replays_in_flight_idx",
     ),
     "count_deliveries": (
-        " AND d.endpoint_id = $2 AND d.status = 'dead'",
-        "text, text",
-        "'app_1', 'ep_1'",
+        "replay_deliveries",
+        "'app_1', NULL, NULL, 'dead', 'ep_1', NULL, NULL, NULL, NULL, NULL, false",
         {"deliveries_lost_endpoint_idx", "deliveries_lost_app_idx"},
         "deliveries_replays_in_flight_idx",
     ),
     "list_deliveries": (
-        " AND d.status = 'dead'",
-        "text, integer",
-        "'app_1', 50",
+        "list_deliveries",
+        "'app_1', 50, NULL, 'dead', NULL, NULL, NULL, NULL, NULL, NULL",
         {"deliveries_app_status_idx"},
         "deliveries_replay_of_idx",
     ),
+}
+# The parameter types of the filtered queries.
+FILTERS = "text, text, text, text, text, text, text"
+TYPES = {
+    "replay_deliveries": f"text, integer, text, {FILTERS}, boolean",
+    "list_deliveries": f"text, integer, text, {FILTERS}",
 }
 REPLAY_SEED = """
 INSERT INTO apps (id, name) VALUES ('app_1', 'plans');
@@ -149,18 +177,14 @@ ANALYZE;
 """
 
 
-def bulk_replay_sql(name: str, filters: str) -> str:
-    """A bulk replay's query as the store runs it when it leaves out what was replayed."""
-    return queries()[name].replace("{filters}", filters).replace("{include_replayed}", "false")
-
-
-@pytest.mark.parametrize("name", REPLAY_STATEMENTS)
+@pytest.mark.parametrize("statement", REPLAY_STATEMENTS)
 async def test_replays_are_asked_through_the_replay_index_never_by_a_table_scan(
-    connection: asyncpg.Connection, name: str
+    custom_plan_connection: asyncpg.Connection, statement: str
 ) -> None:
+    connection = custom_plan_connection
     await connection.execute(REPLAY_SEED)
-    filters, types, args, indexes, replay_index = REPLAY_STATEMENTS[name]
-    scans = await scans_of(connection, name, bulk_replay_sql(name, filters), types, args)
+    name, args, indexes, replay_index = REPLAY_STATEMENTS[statement]
+    scans = await scans_of(connection, name, queries()[name], TYPES[name], args, generic=False)
     originals = [scan for scan in scans if scan.get("Index Name") != replay_index]
     assert len(originals) < len(scans), scans  # the replays were asked through their index
     assert originals, scans
@@ -189,28 +213,25 @@ SELECT 'dlv_r' || lpad(n::text, 12, '0'), 'app_1', 'evt_' || lpad(n::text, 12, '
        'sending', 1, 'dlv_' || lpad(n::text, 12, '0')
 FROM generate_series(1, {ORIGINALS - LOST}) AS n;
 """
-# The dry run of a bulk replay and of a recover, and their first batch: (filters, parameter
-# types, arguments).
+# The dry run of a bulk replay and of a recover, and their first batch: the arguments of
+# replay_deliveries (as in REPLAY_STATEMENTS).
 LOST_STATEMENTS = {
-    "count_deliveries": (" AND d.status = 'dead'", "text", "'app_1'"),
-    "replay_deliveries": (" AND d.status = 'dead'", "text, integer", "'app_1', 1000"),
+    "count_deliveries": "'app_1', NULL, NULL, 'dead', NULL, NULL, NULL, NULL, NULL, NULL, false",
+    "replay_deliveries": "'app_1', 1000, NULL, 'dead', NULL, NULL, NULL, NULL, NULL, NULL, false",
     "count_deliveries_of_endpoint": (
-        " AND d.endpoint_id = $2 AND d.id >= $3 AND d.status = 'dead'",
-        "text, text, text",
-        "'app_1', 'ep_1', 'dlv_'",
+        "'app_1', NULL, NULL, 'dead', 'ep_1', NULL, NULL, NULL, 'dlv_', NULL, false"
     ),
     "replay_deliveries_of_endpoint": (
-        " AND d.endpoint_id = $3 AND d.id >= $4 AND d.status = 'dead'",
-        "text, integer, text, text",
-        "'app_1', 1000, 'ep_1', 'dlv_'",
+        "'app_1', 1000, NULL, 'dead', 'ep_1', NULL, NULL, NULL, 'dlv_', NULL, false"
     ),
 }
 
 
 @pytest.mark.parametrize("statement", LOST_STATEMENTS)
 async def test_finding_what_is_still_lost_reads_only_what_is_still_lost(
-    connection: asyncpg.Connection, statement: str
+    custom_plan_connection: asyncpg.Connection, statement: str
 ) -> None:
+    connection = custom_plan_connection
     await connection.execute(RECOVERED_SEED)
     replays = [f"dlv_r{n:012d}" for n in range(1, ORIGINALS - LOST + 1)]
     recorded = await connection.fetchval(
@@ -226,17 +247,17 @@ async def test_finding_what_is_still_lost_reads_only_what_is_still_lost(
     assert len(recorded) == len(replays)
     await connection.execute("VACUUM ANALYZE deliveries")  # as autovacuum does after a while
     name = statement.removesuffix("_of_endpoint")
-    filters, types, args = LOST_STATEMENTS[statement]
-    await connection.execute(f"PREPARE {name} ({types}) AS {bulk_replay_sql(name, filters)}")
-    await connection.execute("SET plan_cache_mode = force_generic_plan")
+    args = LOST_STATEMENTS[statement]
+    sql = queries()["replay_deliveries"]
+    await connection.execute(f"PREPARE replay ({TYPES['replay_deliveries']}) AS {sql}")
     [row] = await connection.fetch(
-        f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE {name} ({args})"
+        f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE replay ({args})"
     )
     plan = json.loads(row[0])[0]["Plan"]
     nodes = list(walk(plan))
 
     if name == "count_deliveries":
-        assert (await connection.fetchrow(f"EXECUTE {name} ({args})"))["matched"] == LOST
+        assert (await connection.fetchrow(f"EXECUTE replay ({args})"))["matched"] == LOST
     else:  # EXPLAIN ANALYZE made the replays
         made = "SELECT count(*) FROM deliveries WHERE replay_of IS NOT NULL AND status = 'pending'"
         assert await connection.fetchval(made) == LOST
@@ -254,3 +275,43 @@ def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield node
     for child in node.get("Plans", []):
         yield from walk(child)
+
+
+async def test_listings_and_bulk_replays_are_planned_for_each_call(db_url: str) -> None:
+    """Reads run on connections that plan every call, and a replay's batch is prepared unnamed
+    (planned for its call); the hot statements keep their plans."""
+    storage = await Storage.open(db_url, max_size=2)
+    calls = 8  # more than the 5 custom plans Postgres makes before it may keep a generic one
+    try:
+        for _ in range(calls):
+            await storage.deliveries.list("app_1", DeliveryFilter(status="dead"), None, 50)
+            await storage.deliveries.count("app_1", DeliveryFilter(status="dead"), False)
+            await storage.deliveries.replay_batch("app_1", DeliveryFilter(), False, None, 10)
+            await storage.deliveries.list_attempts("app_1", AttemptFilter(), None, 50)
+            await storage.events.list("app_1", EventFilter(type="a.b"), None, 50)
+            await storage.events.read_log("app_1", LOG_START, LogFilter(job_id="j"), 50)
+            await storage.deliveries.claim(["dlv_1"], 60.0)
+        plans = {}
+        for pool in (storage.db.custom_plan_pool, storage.db.pool):
+            async with pool.acquire() as connection:
+                mode = await connection.fetchval("SHOW plan_cache_mode")
+                plans[mode] = {
+                    row["statement"]: (row["custom_plans"], row["generic_plans"])
+                    for row in await connection.fetch(
+                        "SELECT statement, custom_plans, generic_plans FROM pg_prepared_statements"
+                    )
+                }
+    finally:
+        await storage.close()
+    sql = queries()
+    planned, cached = plans["force_custom_plan"], plans["auto"]
+    for name in (
+        "list_deliveries",
+        "replay_deliveries",
+        "list_attempts",
+        "list_events",
+        "read_log",
+    ):
+        assert planned[sql[name]] == (calls, 0), name  # (replay_deliveries: the counts)
+    assert sql["replay_deliveries"] not in cached  # the batches: unnamed, never kept
+    assert sql["claim_deliveries"] in cached

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from hookrelay.sql import queries
+from hookrelay.storage.sql import queries
 
 SEED = """
 INSERT INTO apps (id, name) VALUES ('app_1', 'acme');

@@ -19,7 +19,8 @@ from aiohttp.test_utils import TestClient
 from hookrelay.events import build_event
 from hookrelay.models import ClaimedDelivery, Event
 from hookrelay.settings import Settings
-from hookrelay.store import Store, _build_many, _field_order
+from hookrelay.storage import Storage
+from hookrelay.storage.db import build_many, field_order
 from tests.integration.api_calls import (
     add_endpoint,
     bearer,
@@ -49,18 +50,18 @@ async def get_json(api: Client, app: dict[str, Any], path: str) -> Any:
 @asynccontextmanager
 async def unqueued_delivery(
     settings: Settings, api: Client, receiver: Receiver
-) -> AsyncIterator[tuple[dict[str, Any], Store, Event, str]]:
+) -> AsyncIterator[tuple[dict[str, Any], Storage, Event, str]]:
     """An event with one delivery to the receiver, written to Postgres by hand and never
-    enqueued, and a store to look at it with."""
+    enqueued, and storage to look at it with."""
     app = await create_app_with_key(api)
     await add_endpoint(api, app, f"{receiver.url}/hook")
-    store = await Store.open(settings.require_database_url())
+    storage = await Storage.open(settings.require_database_url())
     try:
         event = build_event(app["id"], "image.ready", {"n": 1}, None, datetime.now(UTC))
-        [delivery_id] = await store.insert_event(event)
-        yield app, store, event, delivery_id
+        [delivery_id] = await storage.events.insert(event)
+        yield app, storage, event, delivery_id
     finally:
-        await store.close()
+        await storage.close()
 
 
 async def test_dead_letter_after_the_last_attempt_reports_delivery_dead(
@@ -303,9 +304,9 @@ async def test_sweeper_sends_a_delivery_whose_job_was_lost(
 async def test_an_expired_lease_is_redelivered_and_counted(
     settings: Settings, api: Client, receiver: Receiver
 ) -> None:
-    async with unqueued_delivery(settings, api, receiver) as (app, store, event, delivery_id):
+    async with unqueued_delivery(settings, api, receiver) as (app, storage, event, delivery_id):
         # A worker that claimed the delivery and died before sending it.
-        [claimed] = await store.claim_deliveries([delivery_id], lease_s=0.5)
+        [claimed] = await storage.deliveries.claim([delivery_id], lease_s=0.5)
         assert claimed.status == "sending"
     await receiver.wait_for(1, timeout_s=10)
     detail = await wait_for_delivery_status(api, app, event.id, "succeeded")
@@ -388,9 +389,9 @@ async def test_sweeper_releases_a_hold_that_raced_a_resume(
     connection = await asyncpg.connect(settings.database_url)
     try:
         event = build_event(app["id"], "image.ready", {"n": 1}, None, datetime.now(UTC))
-        store = await Store.open(settings.require_database_url())
-        await store.insert_event(event)
-        await store.close()
+        storage = await Storage.open(settings.require_database_url())
+        await storage.events.insert(event)
+        await storage.close()
         # As if the ingest had seen the endpoint paused just before a resume committed.
         await connection.execute("UPDATE deliveries SET status = 'held'")
     finally:
@@ -430,12 +431,10 @@ async def test_claimed_rows_are_built_from_their_columns_in_field_order(
     """The claim's columns are exactly a ClaimedDelivery's fields, in order, so the hot path
     builds claims positionally (a new column out of order would fall back to names)."""
     async with (
-        unqueued_delivery(settings, api, receiver) as (_, store, event, delivery_id),
-        store.pool.acquire() as connection,
+        unqueued_delivery(settings, api, receiver) as (_, storage, event, delivery_id),
+        storage.db.session() as session,
     ):
-        [row] = await connection.fetch(
-            store._sql["claim_deliveries"], [delivery_id], settings.lease_s
-        )
-    assert tuple(row.keys()) == _field_order(ClaimedDelivery)
-    claim = _build_many(ClaimedDelivery, [row])[0]
+        [row] = await session.rows("claim_deliveries", [delivery_id], settings.lease_s)
+    assert tuple(row.keys()) == field_order(ClaimedDelivery)
+    claim = build_many(ClaimedDelivery, [row])[0]
     assert (claim.id, claim.event_type, claim.body) == (delivery_id, event.type, event.body)

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from hookrelay.secretbox import SecretBox, key_id
 from hookrelay.settings import Settings
-from hookrelay.store import Store
+from hookrelay.storage import Storage
 from tests.integration.api_calls import add_endpoint, bearer, create_app_with_key
 
 
@@ -50,11 +50,11 @@ async def test_rotate_key_reseals_every_secret_with_the_new_key(
         assert expected in out.decode()
 
     # Only the new key is needed now, for the current and the rotated-out secret alike.
-    store = await Store.open(settings.require_database_url())
+    storage = await Storage.open(settings.require_database_url())
     try:
-        [sealed] = await store.endpoints_sealed_with_other_keys("none", 10)
+        [sealed] = await storage.maintenance.sealed_with_other_keys("none", 10)
     finally:
-        await store.close()
+        await storage.close()
     assert sealed.secret_key_id == sealed.previous_secret_key_id == key_id(new_key)
     only_new = SecretBox(new_key)
     assert only_new.decrypt(sealed.secret_ciphertext, sealed.secret_key_id, sealed.id) == new_secret

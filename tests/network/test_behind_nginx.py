@@ -18,7 +18,7 @@ import pytest
 
 from hookrelay.cluster import free_port
 from hookrelay.embedded import EmbeddedPostgres
-from hookrelay.migrate import migrate
+from hookrelay.storage.migrate import migrate
 from tests.conftest import server_tempdir
 from tests.network import wire
 from tests.network.conftest import (

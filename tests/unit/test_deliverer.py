@@ -34,17 +34,17 @@ def claim(n: int, **changes: Any) -> ClaimedDelivery:
 
 
 @dataclass
-class FakeStore:
+class FakeDeliveries:
     claims: list[ClaimedDelivery]
     lost_leases: set[str] = field(default_factory=set)
     released: list[tuple[str, int, float]] = field(default_factory=list)
     success_batches: list[list[AttemptOutcome]] = field(default_factory=list)
     recorded: list[AttemptOutcome] = field(default_factory=list)
 
-    async def claim_deliveries(self, ids: list[str], lease_s: float) -> list[ClaimedDelivery]:
+    async def claim(self, ids: list[str], lease_s: float) -> list[ClaimedDelivery]:
         return [c for c in self.claims if c.id in ids]
 
-    async def release_delivery(self, delivery_id: str, attempt: int, delay_s: float) -> bool:
+    async def release(self, delivery_id: str, attempt: int, delay_s: float) -> bool:
         self.released.append((delivery_id, attempt, delay_s))
         return True
 
@@ -123,7 +123,7 @@ class FakeNotifier:
 
 @dataclass
 class Rig:
-    store: FakeStore
+    store: FakeDeliveries
     queue: FakeQueue = field(default_factory=FakeQueue)
     limits: FakeLimits = field(default_factory=FakeLimits)
     sender: FakeSender = field(default_factory=FakeSender)
@@ -156,7 +156,7 @@ def ids(claims: list[ClaimedDelivery]) -> list[str]:
 
 
 async def test_first_attempts_that_succeeded_are_recorded_together_in_one_statement() -> None:
-    rig = Rig(FakeStore([claim(1), claim(2), claim(3)]))
+    rig = Rig(FakeDeliveries([claim(1), claim(2), claim(3)]))
     deferred = await rig.deliverer().deliver(ids(rig.store.claims))
     assert deferred == []
     assert [[o.delivery_id for o in batch] for batch in rig.store.success_batches] == [
@@ -167,7 +167,7 @@ async def test_first_attempts_that_succeeded_are_recorded_together_in_one_statem
 
 
 async def test_a_failed_attempt_is_recorded_in_full_and_its_retry_enqueued() -> None:
-    rig = Rig(FakeStore([claim(1), claim(2)]))
+    rig = Rig(FakeDeliveries([claim(1), claim(2)]))
     rig.sender.statuses["dlv_2"] = 500
     await rig.deliverer().deliver(["dlv_1", "dlv_2"])
     [outcome] = rig.store.recorded
@@ -178,7 +178,7 @@ async def test_a_failed_attempt_is_recorded_in_full_and_its_retry_enqueued() -> 
 
 
 async def test_a_later_attempt_that_succeeded_is_recorded_in_full_and_reports_a_recovery() -> None:
-    rig = Rig(FakeStore([claim(1, attempt_count=2)]))
+    rig = Rig(FakeDeliveries([claim(1, attempt_count=2)]))
     await rig.deliverer().deliver(["dlv_1"])
     assert [o.next_status for o in rig.store.recorded] == [DeliveryStatus.SUCCEEDED]
     assert rig.store.success_batches == []
@@ -186,7 +186,7 @@ async def test_a_later_attempt_that_succeeded_is_recorded_in_full_and_reports_a_
 
 
 async def test_a_dead_letter_reports_an_operational_event_and_is_not_retried() -> None:
-    rig = Rig(FakeStore([claim(1, attempt_count=3)]))
+    rig = Rig(FakeDeliveries([claim(1, attempt_count=3)]))
     rig.sender.statuses["dlv_1"] = 500
     with capture_logs() as logs:
         await rig.deliverer().deliver(["dlv_1"])
@@ -200,7 +200,7 @@ async def test_a_dead_letter_reports_an_operational_event_and_is_not_retried() -
 
 
 async def test_a_busy_endpoint_puts_the_delivery_off_with_its_claim_given_back() -> None:
-    rig = Rig(FakeStore([claim(1, attempt_count=2)]))
+    rig = Rig(FakeDeliveries([claim(1, attempt_count=2)]))
     rig.limits.room = False
     [deferred] = await rig.deliverer().deliver(["dlv_1"])
     assert isinstance(deferred, Deferred)
@@ -217,7 +217,7 @@ async def test_a_busy_endpoint_puts_the_delivery_off_with_its_claim_given_back()
 
 
 async def test_a_rate_limited_endpoint_puts_the_delivery_off_to_its_reserved_slot() -> None:
-    rig = Rig(FakeStore([claim(1, rate_limit_per_s=2)]))
+    rig = Rig(FakeDeliveries([claim(1, rate_limit_per_s=2)]))
     rig.limits.rate_wait_s = 0.3
     assert await rig.deliverer().deliver(["dlv_1"]) == [Deferred("dlv_1", 0.3, 0, True)]
     assert rig.store.released == [("dlv_1", 1, 0.3)]
@@ -226,7 +226,7 @@ async def test_a_rate_limited_endpoint_puts_the_delivery_off_to_its_reserved_slo
 
 
 async def test_a_delivery_whose_slot_is_reserved_does_not_take_another() -> None:
-    rig = Rig(FakeStore([claim(1, rate_limit_per_s=2)]))
+    rig = Rig(FakeDeliveries([claim(1, rate_limit_per_s=2)]))
     rig.limits.rate_wait_s = 0.3
     assert await rig.deliverer().deliver(["dlv_1"], slot_reserved=True) == []
     assert rig.limits.reserved == 0
@@ -234,7 +234,7 @@ async def test_a_delivery_whose_slot_is_reserved_does_not_take_another() -> None
 
 
 async def test_a_delivery_that_could_not_be_sent_is_given_back_without_using_its_attempt() -> None:
-    rig = Rig(FakeStore([claim(1), claim(2, attempt_count=3)]))
+    rig = Rig(FakeDeliveries([claim(1), claim(2, attempt_count=3)]))
     rig.sender.raises["dlv_2"] = ValueError("secret ciphertext does not verify")
     with capture_logs() as logs:
         deferred = await rig.deliverer().deliver(["dlv_1", "dlv_2"])
@@ -245,14 +245,14 @@ async def test_a_delivery_that_could_not_be_sent_is_given_back_without_using_its
 
 
 async def test_a_held_delivery_is_neither_sent_nor_recorded() -> None:
-    rig = Rig(FakeStore([claim(1, status="held")]))
+    rig = Rig(FakeDeliveries([claim(1, status="held")]))
     assert await rig.deliverer().deliver(["dlv_1"]) == []
     assert rig.sender.timeouts == []
     assert rig.store.recorded == rig.store.success_batches == rig.store.released == []
 
 
 async def test_a_redelivery_is_counted_and_told() -> None:
-    rig = Rig(FakeStore([claim(1, previous_status="sending")]))
+    rig = Rig(FakeDeliveries([claim(1, previous_status="sending")]))
     with capture_logs() as logs:
         await rig.deliverer().deliver(["dlv_1"])
     counts, _ = rig.metrics.take()
@@ -261,13 +261,13 @@ async def test_a_redelivery_is_counted_and_told() -> None:
 
 
 async def test_the_request_gets_the_delivery_timeout_when_the_lease_allows_it() -> None:
-    rig = Rig(FakeStore([claim(1)]))
+    rig = Rig(FakeDeliveries([claim(1)]))
     await rig.deliverer().deliver(["dlv_1"])
     assert rig.sender.timeouts == [SETTINGS.delivery_timeout_s]
 
 
 async def test_a_success_whose_lease_was_lost_is_told_and_not_counted() -> None:
-    rig = Rig(FakeStore([claim(1), claim(2)], lost_leases={"dlv_2"}))
+    rig = Rig(FakeDeliveries([claim(1), claim(2)], lost_leases={"dlv_2"}))
     with capture_logs() as logs:
         await rig.deliverer().deliver(["dlv_1", "dlv_2"])
     lost = [line for line in logs if line["event"] == "lease lost before the attempt was recorded"]
@@ -282,7 +282,7 @@ def test_deferred_is_a_value_never_raised() -> None:
 
 @pytest.mark.parametrize("kind", [ErrorKind.TIMEOUT, ErrorKind.CONNECT])
 async def test_a_transport_failure_is_recorded_with_its_kind(kind: ErrorKind) -> None:
-    rig = Rig(FakeStore([claim(1)]))
+    rig = Rig(FakeDeliveries([claim(1)]))
 
     async def fail(claim: ClaimedDelivery, timeout_s: float) -> Sent:
         return Sent(datetime.now(UTC), 5, TransportFailure(kind, "no"))

@@ -1,4 +1,4 @@
-"""The loader of named queries (`sql/queries.sql`) and numbered migrations (`sql/migrations/`)."""
+"""The loader of named queries (`sql/queries/`) and numbered migrations (`sql/migrations/`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from hookrelay.sql import Migration, migrations, parse_migrations, parse_queries, queries
+from hookrelay.storage.sql import (
+    Migration,
+    merge_queries,
+    migrations,
+    parse_migrations,
+    parse_queries,
+    queries,
+    query_files,
+)
 
 TWO_QUERIES = """\
 -- Named queries: a preamble that is not a query.
@@ -68,11 +76,30 @@ def test_header_must_stand_alone_on_its_line() -> None:
     assert parse_queries(text) == {}
 
 
-# The real queries file
+# merge_queries
 
 
-def test_real_queries_file_parses_and_has_queries() -> None:
-    assert queries()
+def test_merge_queries_puts_every_file_in_one_namespace() -> None:
+    merged = merge_queries({"apps": {"get_app": "SELECT 1;"}, "events": {"get_event": "SELECT 2;"}})
+    assert merged == {"get_app": "SELECT 1;", "get_event": "SELECT 2;"}
+
+
+def test_a_query_name_used_in_two_files_raises() -> None:
+    with pytest.raises(ValueError, match="'ping' of 'events' is defined in another file too"):
+        merge_queries({"apps": {"ping": "SELECT 1;"}, "events": {"ping": "SELECT 2;"}})
+
+
+# The real queries files
+
+
+def test_real_queries_files_are_one_per_aggregate_and_each_has_queries() -> None:
+    files = query_files()
+    assert set(files) >= {"apps", "endpoints", "events", "deliveries", "maintenance"}
+    assert all(files.values())
+
+
+def test_real_queries_take_their_filters_as_parameters_never_as_spliced_text() -> None:
+    assert not [name for name, sql in queries().items() if "{filters}" in sql or "{include" in sql]
 
 
 @pytest.mark.parametrize("name", sorted(queries()))

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import uvloop
 
-from hookrelay.store import SWEEP_START, Sweep
+from hookrelay.storage.maintenance import SWEEP_START, Sweep
 from hookrelay.worker.limits import EndpointLimits, Slots, SlotsBusy
 from hookrelay.worker.sweeper import Sweeper
 
@@ -118,7 +118,7 @@ async def test_a_slot_granted_to_a_waiter_cancelled_meanwhile_goes_to_the_next()
     assert limits._slots == {}
 
 
-class FakeStore:
+class FakeMaintenance:
     def __init__(self, sweep: Sweep) -> None:
         self.result = sweep
 
@@ -150,12 +150,12 @@ async def test_sweeper_leaves_a_queued_backlog_alone_but_not_stale_deliveries() 
         next_cursor=SWEEP_START,
     )
     busy = FakeQueue(waiting=500)
-    sweeper = Sweeper(FakeStore(sweep), busy, 2.0, 5.0, stale_after_s=60.0)  # type: ignore[arg-type]
+    sweeper = Sweeper(FakeMaintenance(sweep), busy, 2.0, 5.0, stale_after_s=60.0)  # type: ignore[arg-type]
     assert await sweeper.sweep_once() == 2
     assert busy.enqueued == [("dlv_expired_lease", 2), ("dlv_stale", 1)]
 
     drained = FakeQueue(waiting=0)
-    sweeper = Sweeper(FakeStore(sweep), drained, 2.0, 5.0, stale_after_s=60.0)  # type: ignore[arg-type]
+    sweeper = Sweeper(FakeMaintenance(sweep), drained, 2.0, 5.0, stale_after_s=60.0)  # type: ignore[arg-type]
     assert await sweeper.sweep_once() == 3
 
 

@@ -13,7 +13,7 @@ from hookrelay.api.http import (
     read_json,
     secret_response,
 )
-from hookrelay.api.keys import APP_ID, APPS, STORE
+from hookrelay.api.keys import APP_ID, APPS, STORAGE
 from hookrelay.api.views import app_view
 
 
@@ -29,7 +29,7 @@ async def list_apps(request: web.Request) -> web.Response:
 
 
 async def get_app(request: web.Request) -> web.Response:
-    app = await request.app[STORE].get_app(request[APP_ID])
+    app = await request.app[STORAGE].apps.get(request[APP_ID])
     return json_response(app_view(app))
 
 

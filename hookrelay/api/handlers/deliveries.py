@@ -19,7 +19,7 @@ from hookrelay.api.http import (
     query_time,
     read_optional_json,
 )
-from hookrelay.api.keys import APP_ID, REPLAYS, STORE
+from hookrelay.api.keys import APP_ID, REPLAYS, STORAGE
 from hookrelay.api.views import attempt_view, delivery_view
 from hookrelay.durations import parse_moment
 from hookrelay.errors import InvalidPayload
@@ -47,16 +47,16 @@ async def list_deliveries(request: web.Request) -> web.Response:
         until=query_time(request, "until"),
     )
     limit = page_size(request)
-    deliveries = await request.app[STORE].list_deliveries(
+    deliveries = await request.app[STORAGE].deliveries.list(
         request[APP_ID], filters, cursor(request), limit
     )
     return json_response(page([delivery_view(d) for d in deliveries], limit))
 
 
 async def get_delivery(request: web.Request) -> web.Response:
-    store = request.app[STORE]
-    delivery = await store.get_delivery(request[APP_ID], request.match_info["delivery_id"])
-    attempts = await store.delivery_attempts(delivery.id)
+    storage = request.app[STORAGE]
+    delivery = await storage.deliveries.get(request[APP_ID], request.match_info["delivery_id"])
+    attempts = await storage.deliveries.attempts(delivery.id)
     return json_response(
         {**delivery_view(delivery), "attempts": [attempt_view(a) for a in attempts]}
     )
@@ -126,7 +126,7 @@ async def list_attempts(request: web.Request) -> web.Response:
         until=query_time(request, "until"),
     )
     limit = page_size(request)
-    attempts = await request.app[STORE].list_attempts(
+    attempts = await request.app[STORAGE].deliveries.list_attempts(
         request[APP_ID], filters, cursor(request), limit
     )
     return json_response(page([attempt_view(a) for a in attempts], limit))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from hookrelay.api.http import cursor, json_response, page, page_size, read_json, secret_response
-from hookrelay.api.keys import APP_ID, ENDPOINTS, STORE
+from hookrelay.api.keys import APP_ID, ENDPOINTS, STORAGE
 from hookrelay.api.views import endpoint_view
 from hookrelay.services.endpoints import public_key_of
 
@@ -27,19 +27,19 @@ async def create_endpoint(request: web.Request) -> web.Response:
 
 async def list_endpoints(request: web.Request) -> web.Response:
     limit = page_size(request)
-    endpoints = await request.app[STORE].list_endpoints(request[APP_ID], cursor(request), limit)
+    endpoints = await request.app[STORAGE].endpoints.list(request[APP_ID], cursor(request), limit)
     return json_response(page([endpoint_view(e) for e in endpoints], limit))
 
 
 async def get_endpoint(request: web.Request) -> web.Response:
-    endpoint = await request.app[STORE].get_endpoint(
+    endpoint = await request.app[STORAGE].endpoints.get(
         request[APP_ID], request.match_info["endpoint_id"]
     )
     return json_response(endpoint_view(endpoint))
 
 
 async def get_endpoint_secret(request: web.Request) -> web.Response:
-    endpoint = await request.app[STORE].get_endpoint(
+    endpoint = await request.app[STORAGE].endpoints.get(
         request[APP_ID], request.match_info["endpoint_id"]
     )
     return secret_response(_secret_view(request.app[ENDPOINTS].secret_of(endpoint)))

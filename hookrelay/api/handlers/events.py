@@ -20,7 +20,7 @@ from hookrelay.api.http import (
     read_json,
     seconds_param,
 )
-from hookrelay.api.keys import APP_ID, INGEST, LIVE_FEED, SETTINGS, STORE
+from hookrelay.api.keys import APP_ID, INGEST, LIVE_FEED, SETTINGS, STORAGE
 from hookrelay.api.views import delivery_view, event_view
 from hookrelay.errors import BadRequest
 from hookrelay.ids import is_id
@@ -72,7 +72,9 @@ async def list_events(request: web.Request) -> web.Response:
         since=query_time(request, "since"),
         until=query_time(request, "until"),
     )
-    events = await request.app[STORE].list_events(request[APP_ID], filters, cursor(request), limit)
+    events = await request.app[STORAGE].events.list(
+        request[APP_ID], filters, cursor(request), limit
+    )
     return json_response(page([event_view(e) for e in events], limit))
 
 
@@ -99,7 +101,7 @@ async def _follow_events(request: web.Request) -> web.Response:
     if isinstance(resumed, tuple):
         position = resumed
     else:  # an event id: where it stands in this app's log
-        position = await log_start(request.app[STORE], app_id, resumed, filters.job_id)
+        position = await log_start(request.app[STORAGE].events, app_id, resumed, filters.job_id)
     feed = request.app[LIVE_FEED]
     async with feed.follow(app_id) as tail:
         read = await feed.read(tail, position, filters, limit, wait_s)
@@ -112,9 +114,9 @@ async def _follow_events(request: web.Request) -> web.Response:
 
 
 async def get_event(request: web.Request) -> web.Response:
-    store = request.app[STORE]
-    event = await store.get_event(request[APP_ID], request.match_info["event_id"])
-    deliveries = await store.list_event_deliveries(event.id)
+    storage = request.app[STORAGE]
+    event = await storage.events.get(request[APP_ID], request.match_info["event_id"])
+    deliveries = await storage.deliveries.of_event(event.id)
     return json_response(
         {**event_view(event), "deliveries": [delivery_view(d) for d in deliveries]}
     )

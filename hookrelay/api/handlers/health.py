@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 
 from hookrelay.api.http import json_response
-from hookrelay.api.keys import BROKER, STORE
+from hookrelay.api.keys import BROKER, STORAGE
 from hookrelay.api.openapi import openapi_document
 from hookrelay.errors import DependencyUnavailable
 
@@ -23,7 +23,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    checks = {"postgres": request.app[STORE].ping(), "redis": request.app[BROKER].ping()}
+    checks = {"postgres": request.app[STORAGE].ping(), "redis": request.app[BROKER].ping()}
     results = {}
     for name, check in checks.items():
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from hookrelay.api.http import cursor, json_response, page, page_size, read_json, secret_response
-from hookrelay.api.keys import APP_ID, APPS, STORE
+from hookrelay.api.keys import APP_ID, APPS, STORAGE
 from hookrelay.api.views import app_key_view
 
 
@@ -16,7 +16,7 @@ async def create_key(request: web.Request) -> web.Response:
 
 async def list_keys(request: web.Request) -> web.Response:
     limit = page_size(request)
-    keys = await request.app[STORE].list_app_keys(request[APP_ID], cursor(request), limit)
+    keys = await request.app[STORAGE].apps.list_keys(request[APP_ID], cursor(request), limit)
     return json_response(page([app_key_view(k) for k in keys], limit))
 
 

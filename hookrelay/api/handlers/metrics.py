@@ -7,7 +7,7 @@ import hmac
 from aiohttp import web
 
 from hookrelay.api.http import bearer_token
-from hookrelay.api.keys import BROKER, SETTINGS, STORE
+from hookrelay.api.keys import BROKER, SETTINGS, STORAGE
 from hookrelay.errors import Unauthorized
 from hookrelay.metrics import render
 
@@ -16,7 +16,7 @@ async def metrics(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     _check_metrics_token(request, settings.metrics_token)
     samples = await request.app[BROKER].metrics.read()
-    lag = await request.app[STORE].oldest_due_age()
+    lag = await request.app[STORAGE].maintenance.oldest_due_age()
     return web.Response(
         text=render(samples, lag),
         content_type="text/plain",

@@ -17,7 +17,7 @@ from hookrelay.api.http import (
     read_optional_json,
     secret_response,
 )
-from hookrelay.api.keys import APP_ID, AUTH, LIVE_FEED, SETTINGS, STORE
+from hookrelay.api.keys import APP_ID, AUTH, LIVE_FEED, SETTINGS, STORAGE
 from hookrelay.errors import HookrelayError, NotFound
 from hookrelay.models import Event, LogFilter
 from hookrelay.services.event_log import log_start
@@ -68,7 +68,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     if resume is not None:
         resume = event_id_param(resume, "Last-Event-ID")
     app_id = request[APP_ID]
-    position = await log_start(request.app[STORE], app_id, resume, job_id)
+    position = await log_start(request.app[STORAGE].events, app_id, resume, job_id)
     async with feed.follow(app_id, stream=True) as tail:
         response = web.StreamResponse(headers=SSE_HEADERS)
         await response.prepare(request)

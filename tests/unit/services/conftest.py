@@ -49,7 +49,7 @@ def build_rig(settings: Settings, replay_batch: int = 3) -> Rig:
     notices = RecordingNotices()
     resolver = ScriptedResolver({PUBLIC_HOST: [PUBLIC_ADDRESS]})
     enqueuer = Enqueuer(queue, new_deliveries)
-    auth = Auth(settings, store, notices.announce_revocation)
+    auth = Auth(settings, store.as_apps, notices.announce_revocation)
     return Rig(
         settings=settings,
         store=store,
@@ -58,10 +58,12 @@ def build_rig(settings: Settings, replay_batch: int = 3) -> Rig:
         notices=notices,
         resolver=resolver,
         auth=auth,
-        apps=Apps(store, auth.revoked),
-        endpoints=Endpoints(settings, store, settings.secret_box(), resolver, enqueuer),
-        ingest=Ingest(store, enqueuer, notices),
-        replays=Replays(store, enqueuer, batch_size=replay_batch),
+        apps=Apps(store.as_apps, auth.revoked),
+        endpoints=Endpoints(
+            settings, store.as_endpoints, settings.secret_box(), resolver, enqueuer
+        ),
+        ingest=Ingest(store.as_events, enqueuer, notices),
+        replays=Replays(store.as_deliveries, store.as_endpoints, enqueuer, batch_size=replay_batch),
     )
 
 

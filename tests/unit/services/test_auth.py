@@ -29,7 +29,7 @@ def auth_with_clocks(settings: Settings, store: FakeStore) -> tuple[Auth, Clocks
     clocks = Clocks()
     auth = Auth(
         settings,
-        store,
+        store.as_apps,
         RecordingNotices().announce_revocation,
         clock=lambda: clocks.wall,
         monotonic=lambda: clocks.monotonic,
@@ -74,7 +74,7 @@ async def test_a_token_one_character_off_the_admin_token_is_nobody(rig: Rig) -> 
 
 
 async def test_without_an_admin_token_configured_no_token_is_the_admin(rig: Rig) -> None:
-    auth = Auth(Settings(secret_key=bytes(32)), rig.store, rig.notices.announce_revocation)
+    auth = Auth(Settings(secret_key=bytes(32)), rig.store.as_apps, rig.notices.announce_revocation)
     assert await auth.authenticate("") is None
     assert await auth.authenticate(ADMIN_TOKEN) is None
 
@@ -123,7 +123,7 @@ async def test_a_revoked_key_is_nobody(rig: Rig) -> None:
 async def test_a_revocation_forgets_the_cached_keys_of_its_app_at_once(rig: Rig) -> None:
     app_id, key = app_with_key(rig.store)
     await rig.auth.authenticate(key)  # cached as valid
-    await rig.store.revoke_app_key(app_id, rig.store.keys[hash_app_key(key)].id)
+    await rig.store.as_apps.revoke_key(app_id, rig.store.keys[hash_app_key(key)].id)
     await rig.auth.revoked(app_id)
     assert await rig.auth.authenticate(key) is None
     assert rig.notices.revoked_apps == [app_id]
@@ -183,7 +183,7 @@ async def test_a_stream_token_signed_with_an_old_secret_key_is_still_valid(
     old_key = bytes(range(1, 33))
     auth = Auth(
         replace(settings, old_secret_keys=(old_key,)),
-        FakeStore(),
+        FakeStore().as_apps,
         RecordingNotices().announce_revocation,
     )
     token = issue_token(old_key, StreamGrant("app_1", None, 2_000_000_000))
@@ -236,6 +236,6 @@ async def test_a_stream_token_for_a_deleted_app_names_nothing(rig: Rig) -> None:
     principal = rig.auth.authenticate_stream_token(token)
     assert principal is not None
     assert await rig.auth.app_id_for(principal, app.id) == app.id
-    await rig.store.delete_app(app.id)
+    await rig.store.as_apps.delete(app.id)
     with pytest.raises(NotFound):
         await rig.auth.app_id_for(principal, app.id)

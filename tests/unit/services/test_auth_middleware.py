@@ -121,7 +121,7 @@ async def test_a_stream_token_opens_no_other_apps_stream(rig: Rig, client: Clien
 async def test_a_stream_token_of_a_deleted_app_is_404(rig: Rig, client: Client) -> None:
     app_id, _ = app_with_key(rig)
     token, _ = rig.auth.issue_stream_token(app_id, {})
-    await rig.store.delete_app(app_id)
+    await rig.store.as_apps.delete(app_id)
     status, _ = await get(client, f"/v1/apps/{app_id}/events/stream?token={token}")
     assert status == 404
 

@@ -12,17 +12,21 @@ from aiohttp.resolver import DefaultResolver
 
 from hookrelay.broker import CommitNotifier, DeliveryQueue, EnqueueCoalescer
 from hookrelay.services import ports
-from hookrelay.store import Store
+from hookrelay.storage.apps import Apps
+from hookrelay.storage.deliveries import Deliveries
+from hookrelay.storage.endpoints import Endpoints
+from hookrelay.storage.events import Events
 from tests import fakes
 
 # Each Protocol, with the production class and the fake that stand for it.
 IMPLEMENTATIONS: list[tuple[type, type, type]] = [
-    (ports.KeyStore, Store, fakes.FakeStore),
-    (ports.AppStore, Store, fakes.FakeStore),
-    (ports.EndpointStore, Store, fakes.FakeStore),
-    (ports.EventStore, Store, fakes.FakeStore),
-    (ports.ReplayStore, Store, fakes.FakeStore),
-    (ports.LogStore, Store, fakes.FakeStore),
+    (ports.KeyStore, Apps, fakes.FakeApps),
+    (ports.AppStore, Apps, fakes.FakeApps),
+    (ports.EndpointStore, Endpoints, fakes.FakeEndpoints),
+    (ports.EndpointReader, Endpoints, fakes.FakeEndpoints),
+    (ports.EventStore, Events, fakes.FakeEvents),
+    (ports.ReplayStore, Deliveries, fakes.FakeDeliveries),
+    (ports.LogStore, Events, fakes.FakeEvents),
     (ports.Queue, DeliveryQueue, fakes.RecordingQueue),
     (ports.NewDeliveryQueue, EnqueueCoalescer, fakes.RecordingNewDeliveries),
     (ports.CommitNotices, CommitNotifier, fakes.RecordingNotices),
@@ -53,12 +57,7 @@ def test_each_protocol_method_is_implemented_with_its_parameters(
     assert parameters(method)[: len(parameters(declared))] == parameters(declared)
 
 
-def test_every_store_method_the_services_call_is_a_method_of_the_store() -> None:
-    declared = {
-        name
-        for protocol, real, _ in IMPLEMENTATIONS
-        if real is Store
-        for name, member in vars(protocol).items()
-        if inspect.isfunction(member)
-    }
-    assert declared <= set(dir(Store))
+def test_every_storage_method_the_services_call_is_a_method_of_its_aggregate() -> None:
+    for protocol, real, _ in IMPLEMENTATIONS:
+        declared = {name for name, member in vars(protocol).items() if inspect.isfunction(member)}
+        assert declared <= set(dir(real)), protocol.__name__

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 import structlog
 
-from hookrelay.sql import Migration, migrations, queries
+from hookrelay.storage.sql import Migration, migrations, queries
 
 log = structlog.get_logger(__name__)
 

@@ -1,4 +1,5 @@
-"""The loader of `sql/queries.sql` (named queries) and `sql/migrations/` (numbered files)."""
+"""The loader of `sql/queries/` (named queries, a file per aggregate) and `sql/migrations/`
+(numbered files)."""
 
 from __future__ import annotations
 
@@ -52,10 +53,28 @@ def parse_migrations(folder: Path) -> list[Migration]:
     return migrations
 
 
+def merge_queries(files: dict[str, dict[str, str]]) -> dict[str, str]:
+    """One {name: sql} of the named queries of every file; a name may be used in one file only."""
+    merged: dict[str, str] = {}
+    for file, named in files.items():
+        for name, sql in named.items():
+            if name in merged:
+                raise ValueError(f"query {name!r} of {file!r} is defined in another file too")
+            merged[name] = sql
+    return merged
+
+
+@cache
+def query_files() -> dict[str, dict[str, str]]:
+    """The named queries of this installation, by file (its name without `.sql`: `apps`, ...)."""
+    folder = resource_dir("sql") / "queries"
+    return {path.stem: parse_queries(path.read_text()) for path in sorted(folder.glob("*.sql"))}
+
+
 @cache
 def queries() -> dict[str, str]:
-    """The named queries of this installation."""
-    return parse_queries((resource_dir("sql") / "queries.sql").read_text())
+    """Every named query of this installation, from all its files."""
+    return merge_queries(query_files())
 
 
 @cache

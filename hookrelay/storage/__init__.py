@@ -1,0 +1,40 @@
+"""hookrelay's data in Postgres, by aggregate: the only package that imports asyncpg.
+
+`Storage` opens one pool and holds one object per aggregate (apps and their keys, endpoints,
+events and the log, deliveries and attempts, maintenance); each runs the named queries of its
+own file in `sql/queries/` and answers with the records of `hookrelay.models`.
+"""
+
+from __future__ import annotations
+
+from hookrelay.storage.apps import Apps
+from hookrelay.storage.db import Database
+from hookrelay.storage.deliveries import Deliveries
+from hookrelay.storage.endpoints import Endpoints
+from hookrelay.storage.events import Events
+from hookrelay.storage.maintenance import Maintenance
+
+
+class Storage:
+    """hookrelay's data, as domain records; driver errors come out as hookrelay errors."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.apps = Apps(db)
+        self.endpoints = Endpoints(db)
+        self.events = Events(db)
+        self.deliveries = Deliveries(db)
+        self.maintenance = Maintenance(db)
+
+    @classmethod
+    async def open(cls, database_url: str, max_size: int = 20) -> Storage:
+        """Storage over a pool that connects on first use (a process starts while Postgres is
+        down, and reconnects by itself when it is back)."""
+        return cls(await Database.open(database_url, max_size))
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def ping(self) -> None:
+        """Check that the database answers."""
+        await self.maintenance.ping()

@@ -1,0 +1,231 @@
+"""Deliveries and their attempts: the worker's claim and record, the listings, and replays
+(sql/queries/deliveries.sql)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hookrelay.errors import BadRequest, NotFound
+from hookrelay.models import (
+    Attempt,
+    AttemptFilter,
+    AttemptOutcome,
+    ClaimedDelivery,
+    Delivery,
+    DeliveryFilter,
+    Event,
+    HealthPolicy,
+    RecordedAttempt,
+    ReplayResult,
+)
+from hookrelay.statuses import DeliveryStatus
+from hookrelay.storage.db import Database
+from hookrelay.storage.events import id_bound_of, insert_with_deliveries
+
+NO_DELIVERY = "no such delivery"
+_STATUSES = frozenset(DeliveryStatus)
+
+
+def filter_args(filters: DeliveryFilter) -> tuple[Any, ...]:
+    """The parameters of a delivery filter, in the order list_deliveries and replay_deliveries
+    take them ($4..$10); None leaves a filter out."""
+    if filters.status is not None and filters.status not in _STATUSES:
+        raise BadRequest(f"unknown delivery status {filters.status!r}")
+    return (
+        filters.status,
+        filters.endpoint_id,
+        filters.event_id,
+        filters.event_type,
+        filters.job_id,
+        id_bound_of("dlv_", filters.since),
+        id_bound_of("dlv_", filters.until),
+    )
+
+
+class Deliveries:
+    """One event's delivery to one endpoint, and each attempt at it."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # The worker
+
+    async def claim(self, delivery_ids: list[str], lease_s: float) -> list[ClaimedDelivery]:
+        """Take the lease on those deliveries that are due and not held by anyone else."""
+        return await self.db.all(ClaimedDelivery, "claim_deliveries", delivery_ids, lease_s)
+
+    async def release(self, delivery_id: str, attempt: int, delay_s: float) -> bool:
+        """Undo a claim without using up the attempt; due again after `delay_s`."""
+        found = await self.db.value("release_delivery", delivery_id, attempt, delay_s)
+        return found is not None
+
+    async def record_successes(self, outcomes: list[AttemptOutcome]) -> set[str]:
+        """Record first attempts that succeeded, in one statement; return the ids recorded (a
+        delivery whose lease was lost meanwhile is not)."""
+        try:
+            ids: list[str] = await self.db.value(
+                "record_successes",
+                [o.delivery_id for o in outcomes],
+                [o.attempt_number for o in outcomes],
+                [o.started_at for o in outcomes],
+                [o.duration_ms for o in outcomes],
+                [o.status_code for o in outcomes],
+                [o.response_headers for o in outcomes],
+                [o.response_body for o in outcomes],
+            )
+        except NotFound:  # (a foreign key violation, translated by the database)
+            if len(outcomes) == 1:
+                return set()  # its endpoint was deleted during the attempt: the lease is void
+            # One endpoint was deleted meanwhile: record the others one by one.
+            recorded: set[str] = set()
+            for outcome in outcomes:
+                recorded |= await self.record_successes([outcome])
+            return recorded
+        return set(ids)
+
+    async def record_attempt(
+        self,
+        outcome: AttemptOutcome,
+        policy: HealthPolicy,
+        follow_up: Callable[[RecordedAttempt], list[Event]] | None,
+    ) -> tuple[RecordedAttempt | None, list[str]]:
+        """Record an attempt, the delivery's next state and the endpoint's health; in the same
+        transaction, record the events `follow_up` derives from that (operational events).
+        Without `follow_up` it is one statement and no transaction.
+
+        Returns None if the lease was lost (or the endpoint deleted meanwhile), and the ids of
+        the deliveries now due.
+        """
+        args = (
+            outcome.delivery_id,
+            outcome.attempt_number,
+            outcome.started_at,
+            outcome.duration_ms,
+            outcome.status_code,
+            outcome.error_kind,
+            outcome.error_message,
+            outcome.response_headers,
+            outcome.response_body,
+            outcome.next_status,
+            outcome.next_attempt_at,
+            outcome.next_status == DeliveryStatus.SUCCEEDED,
+            outcome.disable_endpoint,
+            policy.disable_after_dead,
+            policy.disable_after_failing_s,
+        )
+        scope = self.db.session() if follow_up is None else self.db.transaction()
+        try:
+            async with scope as session:
+                record = await session.row("record_attempt", *args)
+                if record is None:
+                    return None, []
+                recorded = RecordedAttempt(record["status"], record["disabled_reason"])
+                due: list[str] = []
+                events = follow_up(recorded) if follow_up is not None else []
+                if events:
+                    due = await insert_with_deliveries(session, events)
+        except NotFound:  # (a foreign key violation, translated by the database)
+            return None, []  # the endpoint (and its deliveries) was deleted during the attempt
+        return recorded, due
+
+    # Reading
+
+    async def get(self, app_id: str, delivery_id: str) -> Delivery:
+        """One delivery of an app, with what its replays say of it."""
+        return await self.db.one(Delivery, "get_delivery", app_id, delivery_id, missing=NO_DELIVERY)
+
+    async def of_event(self, event_id: str) -> list[Delivery]:
+        """Every delivery of one event, with its endpoint's URL."""
+        return await self.db.all(Delivery, "list_event_deliveries", event_id)
+
+    async def attempts(self, delivery_id: str) -> list[Attempt]:
+        """Every attempt at one delivery, in order."""
+        return await self.db.all(Attempt, "delivery_attempts", delivery_id)
+
+    async def list_attempts(
+        self, app_id: str, filters: AttemptFilter, before: str | None, limit: int
+    ) -> list[Attempt]:
+        """Attempts at an app's deliveries, newest first, before the cursor `before`."""
+        return await self.db.all(
+            Attempt,
+            "list_attempts",
+            app_id,
+            limit,
+            before,
+            filters.delivery_id,
+            filters.endpoint_id,
+            id_bound_of("att_", filters.since),
+            id_bound_of("att_", filters.until),
+            custom_plan=True,
+        )
+
+    # Replays
+
+    async def count(
+        self, app_id: str, filters: DeliveryFilter, include_replayed: bool
+    ) -> ReplayResult:
+        """How many originals a bulk replay matches (with `include_replayed`, also those a
+        replay recovered or is replaying), and how many of them it would send."""
+        record = await self.db.row(
+            "replay_deliveries",
+            app_id,
+            None,  # no batch: count
+            None,
+            *filter_args(filters),
+            include_replayed,
+            custom_plan=True,
+        )
+        assert record is not None
+        return ReplayResult(record["matched"], 0, record["replayable"])
+
+    async def replay_batch(
+        self,
+        app_id: str,
+        filters: DeliveryFilter,
+        include_replayed: bool,
+        before: str | None,
+        limit: int,
+    ) -> tuple[str | None, int, list[str]]:
+        """Replay the next batch (newest first, from `before`) of the originals that `count`
+        matches, as new deliveries, while no other bulk replay of the app is in a batch; return
+        the cursor for the next batch (None when done), how many were replayed, and the new
+        deliveries due now."""
+        async with self.db.transaction() as session:
+            await session.execute("lock_app_replays", app_id)
+            record = await session.row(
+                "replay_deliveries",
+                app_id,
+                limit,
+                before,
+                *filter_args(filters),
+                include_replayed,
+                custom_plan=True,
+            )
+        assert record is not None
+        done = record["replayed"] < limit
+        return (None if done else record["last_id"]), record["replayed"], record["due"]
+
+    async def replay(self, app_id: str, delivery_id: str) -> tuple[str, str, str]:
+        """A new delivery of the same event to the same endpoint; (its id, its status, the
+        original it is a replay of)."""
+        record = await self.db.row("replay_delivery", app_id, delivery_id)
+        if record is None:
+            raise NotFound(NO_DELIVERY)
+        return record["id"], record["status"], record["replay_of"]
+
+    # Last in the class: below this method, `list` in an annotation would name it.
+    async def list(
+        self, app_id: str, filters: DeliveryFilter, before: str | None, limit: int
+    ) -> list[Delivery]:
+        """An app's deliveries, newest first, before the cursor `before`, with what their
+        replays say of them."""
+        return await self.db.all(
+            Delivery,
+            "list_deliveries",
+            app_id,
+            limit,
+            before,
+            *filter_args(filters),
+            custom_plan=True,
+        )

@@ -1,0 +1,166 @@
+"""Events: ingest (at most once per Idempotency-Key), listings, and the log in commit order
+that streams, long-polls and job status read (sql/queries/events.sql)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from hookrelay.errors import Conflict, NotFound
+from hookrelay.ids import id_bound
+from hookrelay.models import (
+    LOG_START,
+    Event,
+    EventFilter,
+    Idempotency,
+    LogFilter,
+    LogPosition,
+    LogRead,
+)
+from hookrelay.operational import is_operational
+from hookrelay.storage.db import Database, Session, build
+
+# A page of the event log holds about this many bytes of bodies at most (and one event more).
+READ_LOG_BYTES = 1024 * 1024
+
+
+async def insert_with_deliveries(session: Session, events: list[Event]) -> list[str]:
+    """Record events of one app and one delivery per subscribed endpoint each, in one statement;
+    return the ids of the deliveries due now."""
+    ids: list[str] = await session.value(
+        "insert_events_with_deliveries",
+        [e.id for e in events],
+        events[0].app_id,
+        [e.type for e in events],
+        [e.job_id for e in events],
+        [e.body for e in events],
+        [e.created_at for e in events],
+        [is_operational(e.type) for e in events],
+    )
+    return ids
+
+
+def id_bound_of(prefix: str, moment: datetime | None) -> str | None:
+    """The smallest id with `prefix` made at or after `moment` (ids sort by time), or None."""
+    return None if moment is None else id_bound(prefix, round(moment.timestamp() * 1000))
+
+
+class Events:
+    """An app's events, and its log: events in the order their transactions committed."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def insert(self, event: Event) -> list[str]:
+        """Record an event and its deliveries atomically; return the ids of those due now."""
+        async with self.db.session() as session:
+            return await insert_with_deliveries(session, [event])
+
+    async def insert_once(
+        self, events: list[Event], idempotency: Idempotency | None, answer: Any
+    ) -> tuple[Any, list[str]]:
+        """Record events and their deliveries in one transaction, at most once per
+        Idempotency-Key: a key seen before returns its first answer and records nothing (a
+        different request under the same key is a Conflict). Returns the answer and the ids of
+        the deliveries due now."""
+        if idempotency is None:
+            async with self.db.session() as session:
+                return answer, await insert_with_deliveries(session, events)
+        key = (events[0].app_id, idempotency.stored_key)
+        while True:
+            async with self.db.transaction() as session:
+                if await session.value("insert_idempotency_key", *key, idempotency.request_hash):
+                    due = await insert_with_deliveries(session, events)
+                    await session.execute(
+                        "save_idempotent_response", *key, orjson.dumps(answer).decode()
+                    )
+                    return answer, due
+                first = await session.row("get_idempotency_key", *key, idempotency.ttl_s)
+                if first is None:
+                    continue  # its request failed and rolled back meanwhile: try again
+                if not first["live"]:
+                    await session.execute("delete_idempotency_key", *key)
+                    continue
+            if first["request_hash"] != idempotency.request_hash:
+                raise Conflict(
+                    "this Idempotency-Key was used with a different request",
+                    {"idempotency_key": idempotency.key},
+                )
+            return orjson.loads(first["response"]), []
+
+    async def get(self, app_id: str, event_id: str) -> Event:
+        """One event of an app."""
+        return await self.db.one(Event, "get_event", app_id, event_id, missing="no such event")
+
+    # The event log in commit order (streams, long-polls, job status)
+
+    async def read_log(
+        self, app_id: str, after: LogPosition, filters: LogFilter, limit: int
+    ) -> LogRead:
+        """Up to `limit` events after `after` in commit order. The position returned covers
+        every matching event before it, so reading on from it never skips one."""
+        records = await self.db.rows(
+            "read_log",
+            app_id,
+            *after,
+            limit,
+            READ_LOG_BYTES,
+            None if filters.types is None else list(filters.types),
+            filters.job_id,
+            # A job's events come through the job's index only in a plan made for that job;
+            # reads of the whole log (the live tails' own) keep their cached plan.
+            custom_plan=filters.job_id is not None,
+        )
+        events = [build(Event, r) for r in records if r["id"] is not None]
+        # A page full by count or by bytes: more may follow. Otherwise every match older than
+        # the horizon has been read.
+        full = bool(events) and (len(events) == limit or len(events) < records[0]["rows_read"])
+        position = events[-1].position if full else max(after, (records[0]["horizon"], ""))
+        return LogRead(events, position, records[0]["held_back"], more=full)
+
+    async def log_horizon(self) -> LogPosition:
+        """The position before every event not yet readable: "now" in the log."""
+        return (await self.db.value("log_horizon"), "")
+
+    async def log_position(self, app_id: str, event_id: str) -> LogPosition:
+        """Where a reader that has seen `event_id` goes on from: just after it, or, if a
+        transaction older than it is still open, before that transaction's events (a reader
+        never passes what may still commit). An event older than every one kept (pruned) means
+        the start; an id this app never had is NotFound."""
+        record = await self.db.row("event_log_position", app_id, event_id)
+        assert record is not None
+        if record["id"] is not None:
+            return min((record["tx_id"], record["id"]), (record["horizon"], ""))
+        if record["oldest_id"] is None or event_id < record["oldest_id"]:
+            return LOG_START
+        raise NotFound("no such event in this app's log")
+
+    async def job_log_start(self, app_id: str, job_id: str) -> LogPosition:
+        """The position just before a job's first event (or "now" for a job with none yet)."""
+        return (await self.db.value("job_log_start", app_id, job_id), "")
+
+    async def job_events(
+        self, app_id: str, job_id: str, after: LogPosition, limit: int
+    ) -> list[Event]:
+        """A job's events in commit order, after `after`."""
+        return await self.db.all(Event, "job_events", app_id, job_id, *after, limit)
+
+    # Last in the class: below this method, `list` in an annotation would name it.
+    async def list(
+        self, app_id: str, filters: EventFilter, before: str | None, limit: int
+    ) -> list[Event]:
+        """An app's events, newest first, before the cursor `before`."""
+        return await self.db.all(
+            Event,
+            "list_events",
+            app_id,
+            limit,
+            before,
+            filters.type,
+            filters.job_id,
+            id_bound_of("evt_", filters.since),
+            id_bound_of("evt_", filters.until),
+            custom_plan=True,
+        )

@@ -1,0 +1,116 @@
+-- The named queries of hookrelay/storage/events.py, the only module that runs them:
+-- events: ingest (idempotent), listings, the log in commit order.
+-- Each is `-- name --`, a one-line description, then the SQL.
+
+-- insert_events_with_deliveries --
+-- Record events ($3..$8 are arrays, one element per event) and one delivery per subscribed endpoint each, in one statement.
+WITH event AS (
+    INSERT INTO events (id, app_id, type, job_id, body, created_at)
+    SELECT id, $2, type, job_id, body, created_at
+    FROM unnest($1::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+         AS new (id, type, job_id, body, created_at)
+    RETURNING id, type, created_at
+), flags AS (
+    SELECT * FROM unnest($1::text[], $7::boolean[]) AS flag (id, operational)
+), delivery AS (
+    INSERT INTO deliveries (app_id, event_id, endpoint_id, status, next_attempt_at)
+    SELECT $2, event.id, endpoint.id,
+           CASE WHEN endpoint.status = 'active' THEN 'pending' ELSE 'held' END, event.created_at
+    FROM event
+    JOIN flags ON flags.id = event.id
+    JOIN endpoints AS endpoint ON endpoint.app_id = $2
+    -- Operational events reach only the endpoints that name them.
+    WHERE (endpoint.event_types IS NULL AND NOT flags.operational)
+       OR event.type = ANY (endpoint.event_types)
+    RETURNING id, status
+)
+SELECT coalesce(array_agg(id ORDER BY id) FILTER (WHERE status = 'pending'), '{}')
+       AS pending_delivery_ids
+FROM delivery;
+
+-- insert_idempotency_key --
+-- Take an Idempotency-Key for a request (nothing returned if the key is taken).
+INSERT INTO idempotency_keys (app_id, key, request_hash) VALUES ($1, $2, $3)
+ON CONFLICT (app_id, key) DO NOTHING
+RETURNING key;
+
+-- get_idempotency_key --
+-- The request an Idempotency-Key was first used for, and the answer it got.
+SELECT request_hash, response, created_at > now() - make_interval(secs => $3) AS live
+FROM idempotency_keys WHERE app_id = $1 AND key = $2;
+
+-- delete_idempotency_key --
+-- Forget an Idempotency-Key that has expired.
+DELETE FROM idempotency_keys WHERE app_id = $1 AND key = $2;
+
+-- save_idempotent_response --
+-- Keep the answer to the request that took an Idempotency-Key.
+UPDATE idempotency_keys SET response = $3 WHERE app_id = $1 AND key = $2;
+
+-- get_event --
+-- One event of an app.
+SELECT id, app_id, type, job_id, body, created_at FROM events WHERE app_id = $1 AND id = $2;
+
+-- list_events --
+-- An app's events, newest first, before the cursor $3; each filter ($4..$7) applies unless null.
+-- Planned for each call's arguments (a filter left out is then no condition at all).
+SELECT ev.id, ev.app_id, ev.type, ev.job_id, ev.body, ev.created_at FROM events AS ev
+WHERE ev.app_id = $1
+  AND ($3::text IS NULL OR ev.id < $3)
+  AND ($4::text IS NULL OR ev.type = $4)
+  AND ($5::text IS NULL OR ev.job_id = $5)
+  AND ($6::text IS NULL OR ev.id >= $6)  -- created at or after: an id bound
+  AND ($7::text IS NULL OR ev.id < $7)  -- created before
+ORDER BY ev.id DESC LIMIT $2;
+
+-- read_log --
+-- An app's events after a log position ($2 transaction, $3 id) in commit order, only from
+-- transactions older than every running one; at most $4 events and about $5 bytes of bodies;
+-- only of the types $6 and the job $7 (each unless null). Every answer has a row: horizon is
+-- that oldest running transaction, and held_back says whether committed events wait behind it
+-- (an older transaction is still open).
+SELECT horizon.xmin AS horizon, horizon.held_back,
+       ev.id, ev.app_id, ev.type, ev.job_id, ev.body, ev.created_at, ev.tx_id, ev.rows_read
+FROM (
+    SELECT snapshot.xmin, EXISTS (
+        SELECT 1 FROM events AS later WHERE later.app_id = $1 AND later.tx_id >= snapshot.xmin
+    ) AS held_back
+    FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) AS snapshot
+) AS horizon
+LEFT JOIN LATERAL (
+    -- running: the bytes of bodies up to and including each event; rows_read: the page's size
+    SELECT page.*, sum(octet_length(page.body)) OVER (ORDER BY page.tx_id, page.id) AS running,
+           count(*) OVER () AS rows_read
+    FROM (
+        SELECT * FROM events AS ev
+        WHERE ev.app_id = $1 AND (ev.tx_id, ev.id) > ($2::xid8, $3) AND ev.tx_id < horizon.xmin
+              AND ($6::text[] IS NULL OR ev.type = ANY ($6)) AND ($7::text IS NULL OR ev.job_id = $7)
+        ORDER BY ev.tx_id, ev.id LIMIT $4
+    ) AS page
+) AS ev ON ev.running - octet_length(ev.body) < $5  -- the page ends past $5 bytes
+ORDER BY ev.tx_id, ev.id;
+
+-- log_horizon --
+-- The oldest running transaction: every event of an older one is committed (or never will be).
+SELECT pg_snapshot_xmin(pg_current_snapshot());
+
+-- event_log_position --
+-- Where one event of an app stands in the log (tx_id, id: null if the app has no such event),
+-- the app's oldest event kept, and the oldest running transaction.
+SELECT found.tx_id, found.id,
+       (SELECT min(id) FROM events WHERE app_id = $1) AS oldest_id,
+       pg_snapshot_xmin(pg_current_snapshot()) AS horizon
+FROM (SELECT 1) AS one
+LEFT JOIN events AS found ON found.app_id = $1 AND found.id = $2;
+
+-- job_log_start --
+-- The transaction of a job's first event in the log, or the oldest running transaction if
+-- that is older (it may still add one of the job's events).
+SELECT least(min(tx_id), pg_snapshot_xmin(pg_current_snapshot()))
+FROM events WHERE app_id = $1 AND job_id = $2;
+
+-- job_events --
+-- A job's events in commit order after a log position ($3 transaction, $4 id).
+SELECT id, app_id, type, job_id, body, created_at, tx_id FROM events
+WHERE app_id = $1 AND job_id = $2 AND (tx_id, id) > ($3::xid8, $4)
+ORDER BY tx_id, id LIMIT $5;
