@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from hookrelay import __version__
-from hookrelay.embedded import EmbeddedServerError
+from hookrelay.dev.embedded import EmbeddedServerError
 from hookrelay.logs import configure_logging
 from hookrelay.settings import ConfigError, Settings
 
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> int:
     if args.command == "dev":
-        from hookrelay.dev import run_dev
+        from hookrelay.dev.run import run_dev
 
         return run_dev(settings, args.data_dir, args.host, args.port)
     # The benchmark's processes start from this environment; set, this keeps their logs.
@@ -153,7 +153,7 @@ def _run(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> i
             args.deliveries, args.replay, args.workers, args.samples, args.output, env, keep_logs
         )
     if args.command == "receive":
-        from hookrelay.receive import create_receiver, run_receiver
+        from hookrelay.dev.receive import create_receiver, run_receiver
 
         try:
             receiver = create_receiver(args.secret, args.status)
@@ -191,7 +191,7 @@ def _run(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> i
 
 
 async def _rotate_key(settings: Settings) -> int:
-    from hookrelay.rekey import reseal_all
+    from hookrelay.signing.rekey import reseal_all
     from hookrelay.storage import Storage
 
     storage = await Storage.open(settings.require_database_url())

@@ -14,7 +14,7 @@ from typing import Literal, cast, get_args
 from urllib.parse import urlsplit
 
 from hookrelay.durations import parse_duration, parse_duration_list
-from hookrelay.secretbox import SecretBox
+from hookrelay.signing.secretbox import SecretBox
 from hookrelay.variables import (
     METADATA_KEY,
     ConfigError,

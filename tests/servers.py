@@ -45,7 +45,7 @@ def postgres_server(workdir: Path) -> Iterator[str]:
         with PostgresContainer("postgres:17-alpine", driver=None) as container:
             yield container.get_connection_url()
         return
-    from hookrelay.embedded import EmbeddedPostgres
+    from hookrelay.dev.embedded import EmbeddedPostgres
 
     server = EmbeddedPostgres(workdir / "postgres", database="postgres")
     try:
@@ -68,7 +68,7 @@ def redis_server(workdir: Path) -> Iterator[str]:
             host = container.get_container_host_ip()
             yield f"redis://{host}:{container.get_exposed_port(6379)}/0"
         return
-    from hookrelay.embedded import EmbeddedRedis
+    from hookrelay.dev.embedded import EmbeddedRedis
 
     server = EmbeddedRedis(workdir / "redis")
     try:

@@ -1,4 +1,4 @@
-"""What a benchmark runs against: a local cluster (`hookrelay.cluster`) with N worker processes
+"""What a benchmark runs against: a local cluster (`hookrelay.dev.cluster`) with N worker processes
 and an always-200 sink in its own process, in a temporary folder; and the calls it makes."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from hookrelay.cluster import Cluster, free_port, wait_until_answers
+from hookrelay.dev.cluster import Cluster, free_port, wait_until_answers
 
 ADMIN_TOKEN = "bench-admin-token"
 

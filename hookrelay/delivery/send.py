@@ -14,12 +14,12 @@ from aiohttp.helpers import sentinel
 from yarl import URL
 
 from hookrelay.delivery.log import log
-from hookrelay.endpoint_headers import is_reserved
 from hookrelay.models import ClaimedDelivery
-from hookrelay.outbound import BlockedAddress, connect_error_message
-from hookrelay.secretbox import SecretBox
-from hookrelay.signing import SigningKey, webhook_headers
-from hookrelay.ssrf import IPNetwork, literal_host_problem
+from hookrelay.signing.secretbox import SecretBox
+from hookrelay.signing.webhooks import SigningKey, webhook_headers
+from hookrelay.ssrf.headers import is_reserved
+from hookrelay.ssrf.outbound import BlockedAddress, connect_error_message
+from hookrelay.ssrf.rules import IPNetwork, literal_host_problem
 from hookrelay.statuses import ErrorKind
 
 # Response headers worth keeping with an attempt (the rest is noise for someone debugging).

@@ -12,17 +12,22 @@ from typing import Any
 
 import structlog
 
-from hookrelay import signing
-from hookrelay.endpoint_headers import check_custom_headers
 from hookrelay.errors import UnsafeTarget
 from hookrelay.ids import new_id
 from hookrelay.models import Endpoint
 from hookrelay.schemas import validate_request
-from hookrelay.secretbox import SecretBox
 from hookrelay.services.enqueue import Enqueuer
 from hookrelay.services.ports import EndpointStore, Resolver
 from hookrelay.settings import Settings
-from hookrelay.ssrf import IPNetwork, check_addresses, literal_host_problem, parse_callback_url
+from hookrelay.signing import webhooks
+from hookrelay.signing.secretbox import SecretBox
+from hookrelay.ssrf.headers import check_custom_headers
+from hookrelay.ssrf.rules import (
+    IPNetwork,
+    check_addresses,
+    literal_host_problem,
+    parse_callback_url,
+)
 from hookrelay.statuses import EndpointStatus, SigningScheme
 
 log = structlog.get_logger(__name__)
@@ -151,12 +156,12 @@ async def check_callback_url(url: str, allowed: Iterable[IPNetwork], resolver: R
 def new_secret(scheme: str) -> str:
     """A new signing secret of the scheme: whsec_ (HMAC) or whsk_ (Ed25519)."""
     if scheme == SigningScheme.ED25519:
-        return signing.generate_ed25519_secret()
-    return signing.generate_hmac_secret()
+        return webhooks.generate_ed25519_secret()
+    return webhooks.generate_hmac_secret()
 
 
 def public_key_of(secret: str) -> str | None:
     """The whpk_ key of an Ed25519 secret; None for an HMAC secret."""
-    if secret.startswith(signing.ED25519_SECRET_PREFIX):
-        return signing.public_key_of(secret)
+    if secret.startswith(webhooks.ED25519_SECRET_PREFIX):
+        return webhooks.public_key_of(secret)
     return None

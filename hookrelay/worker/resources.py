@@ -13,8 +13,8 @@ from hookrelay.delivery.record import Recorder
 from hookrelay.delivery.send import Sender
 from hookrelay.metrics import DeliveryMetrics
 from hookrelay.models import HealthPolicy
-from hookrelay.outbound import create_session
 from hookrelay.settings import Settings
+from hookrelay.ssrf.outbound import create_session
 from hookrelay.storage import Storage
 from hookrelay.worker.deliverer import Deliverer
 from hookrelay.worker.limits import EndpointLimits

@@ -1,4 +1,4 @@
-"""What the acceptance tests add to hookrelay's cluster launcher (`hookrelay.cluster`): their
+"""What the acceptance tests add to hookrelay's cluster launcher (`hookrelay.dev.cluster`): their
 settings, a look into Postgres, and the API calls a provider makes."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from hookrelay.cluster import Cluster
+from hookrelay.dev.cluster import Cluster
 
 ADMIN_TOKEN = "acceptance-admin-token"
 # JSON logs, for the tests that search them; a sweeper quick enough to matter within a test.

@@ -18,7 +18,7 @@ import psutil
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from hookrelay.cluster import free_port
+from hookrelay.dev.cluster import free_port
 from tests.conftest import server_tempdir
 from tests.receiver import Receiver
 

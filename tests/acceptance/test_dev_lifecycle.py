@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from hookrelay.cluster import free_port
+from hookrelay.dev.cluster import free_port
 from tests.acceptance.test_dev_gateway import DevGateway, processes_under
 from tests.conftest import server_tempdir
 

@@ -15,7 +15,7 @@ import psutil
 import pytest
 import redis
 
-from hookrelay.embedded import EmbeddedPostgres, EmbeddedRedis
+from hookrelay.dev.embedded import EmbeddedPostgres, EmbeddedRedis
 from tests.conftest import server_tempdir
 
 
@@ -155,7 +155,7 @@ def test_a_leftover_that_exits_but_stays_a_zombie_of_its_owner_counts_as_stopped
     owner_code = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from hookrelay.embedded import EmbeddedRedis\n"
+        "from hookrelay.dev.embedded import EmbeddedRedis\n"
         "server = EmbeddedRedis(Path(sys.argv[1]))\n"
         "server.start()\n"
         "print(server.pid, flush=True)\n"

@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from hookrelay.receive import create_receiver
-from hookrelay.signing import generate_hmac_secret
+from hookrelay.dev.receive import create_receiver
+from hookrelay.signing.webhooks import generate_hmac_secret
 from tests.integration.api_calls import (
     add_endpoint,
     bearer,

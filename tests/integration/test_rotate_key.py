@@ -10,8 +10,8 @@ from dataclasses import replace
 
 from aiohttp.test_utils import TestClient
 
-from hookrelay.secretbox import SecretBox, key_id
 from hookrelay.settings import Settings
+from hookrelay.signing.secretbox import SecretBox, key_id
 from hookrelay.storage import Storage
 from tests.integration.api_calls import add_endpoint, bearer, create_app_with_key
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from hookrelay.cluster import free_port
+from hookrelay.dev.cluster import free_port
 from tests.conftest import ADMIN_TOKEN, database_url
 from tests.network import wire
 

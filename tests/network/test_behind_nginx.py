@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from hookrelay.cluster import free_port
-from hookrelay.embedded import EmbeddedPostgres
+from hookrelay.dev.cluster import free_port
+from hookrelay.dev.embedded import EmbeddedPostgres
 from hookrelay.storage.migrate import migrate
 from tests.conftest import server_tempdir
 from tests.network import wire

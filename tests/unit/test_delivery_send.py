@@ -29,9 +29,9 @@ from hookrelay.delivery.send import (
     transport_failure,
 )
 from hookrelay.models import ClaimedDelivery
-from hookrelay.outbound import BlockedAddress
-from hookrelay.secretbox import SecretBox
-from hookrelay.signing import generate_hmac_secret
+from hookrelay.signing.secretbox import SecretBox
+from hookrelay.signing.webhooks import generate_hmac_secret
+from hookrelay.ssrf.outbound import BlockedAddress
 from hookrelay.statuses import ErrorKind
 from tests.unit.claims import claimed
 

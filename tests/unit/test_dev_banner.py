@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hookrelay.dev import retry_schedule_text
+from hookrelay.dev.run import retry_schedule_text
 from hookrelay.settings import Settings
 
 

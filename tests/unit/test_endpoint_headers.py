@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hookrelay.api.errors import answer_of
-from hookrelay.endpoint_headers import check_custom_headers
 from hookrelay.errors import InvalidPayload
+from hookrelay.ssrf.headers import check_custom_headers
 
 REFUSED = [
     "Host",

@@ -15,20 +15,20 @@ from typing import Any
 import pytest
 import structlog
 
-from hookrelay import signing
 from hookrelay.live.tokens import StreamGrant, issue_token
 from hookrelay.logs import REDACTED, Redactor, configure_logging
 from hookrelay.services.auth import new_app_key
 from hookrelay.settings import Settings
+from hookrelay.signing import webhooks
 
 # Each credential as hookrelay makes it.
 APP_KEY = new_app_key()
 STREAM_TOKEN = issue_token(bytes(32), StreamGrant("app_1", "job_1", 1_900_000_000))
 DEV_ADMIN_TOKEN = "hra_Qm9vdHN0cmFwIHRva2VuIGZvciBkZXYgbW9kZQ"  # as hookrelay dev makes one
-HMAC_SECRET = signing.generate_hmac_secret()
-ED25519_SECRET = signing.generate_ed25519_secret()
-HMAC_SIGNATURE = signing.SigningKey.from_secret(HMAC_SECRET).sign("msg_1", 1_700_000_000, b"{}")
-ED25519_SIGNATURE = signing.SigningKey.from_secret(ED25519_SECRET).sign(
+HMAC_SECRET = webhooks.generate_hmac_secret()
+ED25519_SECRET = webhooks.generate_ed25519_secret()
+HMAC_SIGNATURE = webhooks.SigningKey.from_secret(HMAC_SECRET).sign("msg_1", 1_700_000_000, b"{}")
+ED25519_SIGNATURE = webhooks.SigningKey.from_secret(ED25519_SECRET).sign(
     "msg_1", 1_700_000_000, b"{}"
 )
 ADMIN_TOKEN = "acceptance-admin-token"  # no shape: found because it is configured

@@ -10,7 +10,7 @@ import ssl
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from hookrelay.outbound import (
+from hookrelay.ssrf.outbound import (
     BlockedAddress,
     GuardedResolver,
     connect_error_message,

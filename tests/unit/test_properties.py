@@ -17,8 +17,8 @@ from hookrelay.api.http import nesting_depth
 from hookrelay.durations import format_duration, parse_duration
 from hookrelay.errors import InvalidPayload, UnsafeTarget
 from hookrelay.schemas import validate_event_data
-from hookrelay.signing import SigningKey, generate_hmac_secret, webhook_headers
-from hookrelay.ssrf import address_problem, ipv4_spelling_problem, parse_callback_url
+from hookrelay.signing.webhooks import SigningKey, generate_hmac_secret, webhook_headers
+from hookrelay.ssrf.rules import address_problem, ipv4_spelling_problem, parse_callback_url
 
 PRIVATE_V4 = [
     ipaddress.ip_network(n)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from hookrelay.cli import _parser
-from hookrelay.receive import answer, describe
+from hookrelay.dev.receive import answer, describe
 
 
 def test_a_request_without_a_webhook_id_is_printed_as_none_not_python_none() -> None:

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from hookrelay.ids import PREFIXES, is_id, new_id
-from hookrelay.secretbox import NONCE_BYTES, SecretBox, key_id
+from hookrelay.signing.secretbox import NONCE_BYTES, SecretBox, key_id
 
 OLD_KEY = bytes(range(32))
 NEW_KEY = bytes(range(32, 64))

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from hookrelay.signing import (
+from hookrelay.signing.webhooks import (
     SigningKey,
     generate_ed25519_secret,
     generate_hmac_secret,

@@ -7,8 +7,8 @@ import ipaddress
 
 import pytest
 
-from hookrelay.special_ranges import SPECIAL_RANGES, most_specific_range, parse_ranges
-from hookrelay.ssrf import address_problem
+from hookrelay.ssrf.rules import address_problem
+from hookrelay.ssrf.special_ranges import SPECIAL_RANGES, most_specific_range, parse_ranges
 
 R, A = "refused", "allowed"
 

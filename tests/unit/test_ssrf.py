@@ -9,7 +9,7 @@ import pytest
 from hookrelay.api.errors import answer_of
 from hookrelay.errors import InvalidPayload, UnsafeTarget
 from hookrelay.settings import LOOPBACK_NETWORKS
-from hookrelay.ssrf import (
+from hookrelay.ssrf.rules import (
     MAX_URL_LENGTH,
     CallbackTarget,
     address_problem,

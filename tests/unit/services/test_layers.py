@@ -52,4 +52,4 @@ def test_the_services_import_no_aiohttp() -> None:
 
 
 def test_the_import_walk_sees_aiohttp_where_it_is() -> None:
-    assert "aiohttp" in imported_packages(["hookrelay.outbound"])
+    assert "aiohttp" in imported_packages(["hookrelay.ssrf.outbound"])

@@ -14,7 +14,7 @@ from http import HTTPStatus
 from aiohttp import web
 
 from hookrelay.api.errors import error_body
-from hookrelay.signing import SigningKey
+from hookrelay.signing.webhooks import SigningKey
 
 # Standard Webhooks receivers refuse messages whose timestamp is further off than this.
 TIMESTAMP_TOLERANCE_S = 300

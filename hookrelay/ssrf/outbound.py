@@ -15,7 +15,7 @@ from aiohttp.resolver import DefaultResolver
 
 from hookrelay import __version__
 from hookrelay.errors import UnsafeTarget
-from hookrelay.ssrf import (
+from hookrelay.ssrf.rules import (
     IPNetwork,
     check_addresses,
     ipv4_spelling_problem,

@@ -21,9 +21,9 @@ from urllib.parse import SplitResult, urlsplit
 from yarl import URL
 
 from hookrelay.errors import UnsafeTarget
-from hookrelay.special_ranges import IPAddress as IPAddress
-from hookrelay.special_ranges import IPNetwork as IPNetwork
-from hookrelay.special_ranges import most_specific_range
+from hookrelay.ssrf.special_ranges import IPAddress as IPAddress
+from hookrelay.ssrf.special_ranges import IPNetwork as IPNetwork
+from hookrelay.ssrf.special_ranges import most_specific_range
 
 MAX_URL_LENGTH = 2048
 ALLOWED_SCHEMES = frozenset({"http", "https"})

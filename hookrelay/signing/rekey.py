@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import structlog
 
-from hookrelay.secretbox import SecretBox
+from hookrelay.signing.secretbox import SecretBox
 from hookrelay.storage.maintenance import Maintenance
 
 log = structlog.get_logger(__name__)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 
-from hookrelay.embedded import EmbeddedPostgres, EmbeddedRedis
+from hookrelay.dev.embedded import EmbeddedPostgres, EmbeddedRedis
 from hookrelay.storage.migrate import migrate
 
 # How long a process may take to answer after it was started, and between two asks.

@@ -27,8 +27,8 @@ from types import FrameType
 
 import structlog
 
+from hookrelay.dev.embedded import EmbeddedPostgres, EmbeddedRedis
 from hookrelay.durations import format_duration
-from hookrelay.embedded import EmbeddedPostgres, EmbeddedRedis
 from hookrelay.retry import JITTER
 from hookrelay.settings import LOOPBACK_NETWORKS, ConfigError, Settings
 from hookrelay.storage.migrate import migrate
