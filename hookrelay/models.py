@@ -38,7 +38,7 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
-class AppKey:
+class ApiKey:
     """An app's API key as listed: its prefix only, never the key or its hash."""
 
     id: str

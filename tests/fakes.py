@@ -16,8 +16,8 @@ import orjson
 from hookrelay.errors import Conflict, NotFound
 from hookrelay.ids import new_id
 from hookrelay.models import (
+    ApiKey,
     App,
-    AppKey,
     Delivery,
     DeliveryFilter,
     Endpoint,
@@ -41,7 +41,7 @@ class FakeStore:
     operations asked of it, in order."""
 
     apps: dict[str, App] = field(default_factory=dict)
-    keys: dict[bytes, AppKey] = field(default_factory=dict)
+    keys: dict[bytes, ApiKey] = field(default_factory=dict)
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     deliveries: dict[str, Delivery] = field(default_factory=dict)
@@ -56,7 +56,7 @@ class FakeStore:
         self.apps[app.id] = app
         return app
 
-    def add_key(self, app_id: str, key: str) -> AppKey:
+    def add_key(self, app_id: str, key: str) -> ApiKey:
         """Give an app the key `key` (stored, as the store does, by its hash)."""
         return self._add_key(app_id, hash_app_key(key), key[:KEY_PREFIX_SHOWN], "default")
 
@@ -103,8 +103,8 @@ class FakeStore:
 
     # Apps and keys
 
-    def _add_key(self, app_id: str, key_hash: bytes, key_prefix: str, name: str) -> AppKey:
-        key = AppKey(new_id("key_"), app_id, key_prefix, name, _now(), None)
+    def _add_key(self, app_id: str, key_hash: bytes, key_prefix: str, name: str) -> ApiKey:
+        key = ApiKey(new_id("key_"), app_id, key_prefix, name, _now(), None)
         self.keys[key_hash] = key
         return key
 
@@ -241,11 +241,11 @@ class FakeApps:
         self.data._add_key(app_id, key_hash, key_prefix, "default")
         return app
 
-    async def create_key(self, app_id: str, key_hash: bytes, key_prefix: str, name: str) -> AppKey:
+    async def create_key(self, app_id: str, key_hash: bytes, key_prefix: str, name: str) -> ApiKey:
         self.data.calls.append("create_app_key")
         return self.data._add_key(app_id, key_hash, key_prefix, name)
 
-    async def revoke_key(self, app_id: str, key_id: str) -> AppKey:
+    async def revoke_key(self, app_id: str, key_id: str) -> ApiKey:
         self.data.calls.append("revoke_app_key")
         for key_hash, key in self.data.keys.items():
             if key.app_id == app_id and key.id == key_id:

@@ -10,7 +10,9 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 
-from hookrelay.api.keys import (
+from hookrelay.api.middleware import auth_middleware, error_middleware, path_middleware
+from hookrelay.api.routes import add_routes
+from hookrelay.api.state import (
     APPS,
     AUTH,
     BROKER,
@@ -21,8 +23,6 @@ from hookrelay.api.keys import (
     SETTINGS,
     STORAGE,
 )
-from hookrelay.api.middleware import auth_middleware, error_middleware, path_middleware
-from hookrelay.api.routes import add_routes
 from hookrelay.broker import Broker, EnqueueCoalescer
 from hookrelay.live.feed import LiveFeed
 from hookrelay.services.apps import Apps

@@ -8,7 +8,7 @@ from aiohttp import HttpVersion11, web
 
 from hookrelay.api.errors import error_body
 from hookrelay.api.http import json_response
-from hookrelay.api.keys import SETTINGS
+from hookrelay.api.state import SETTINGS
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 

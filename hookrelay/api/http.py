@@ -16,7 +16,7 @@ from aiohttp.http_exceptions import PayloadEncodingError
 
 from hookrelay import durations
 from hookrelay.api.errors import PayloadTooLarge, RequestTimeout, UnsupportedMediaType
-from hookrelay.api.keys import PRINCIPAL, SETTINGS
+from hookrelay.api.state import PRINCIPAL, SETTINGS
 from hookrelay.errors import BadRequest
 from hookrelay.ids import is_id
 from hookrelay.live.cursors import open_position, seal_position

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from hookrelay.api.errors import answer_of, error_body, http_code
 from hookrelay.api.http import bearer_token, json_response
-from hookrelay.api.keys import APP_ID, AUTH, PRINCIPAL
+from hookrelay.api.state import APP_ID, AUTH, PRINCIPAL
 from hookrelay.errors import HookrelayError, NotFound, Throttled, Unauthorized
 from hookrelay.services.auth import Principal
 

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from hookrelay.jobs import Job
-from hookrelay.models import App, AppKey, Attempt, Delivery, Endpoint, Event
+from hookrelay.models import ApiKey, App, Attempt, Delivery, Endpoint, Event
 
 
 def app_view(app: App) -> dict[str, Any]:
@@ -39,7 +39,7 @@ def endpoint_view(endpoint: Endpoint) -> dict[str, Any]:
     }
 
 
-def app_key_view(key: AppKey) -> dict[str, Any]:
+def api_key_view(key: ApiKey) -> dict[str, Any]:
     return {
         "id": key.id,
         "name": key.name,

@@ -9,7 +9,7 @@ import structlog
 
 from hookrelay.errors import Forbidden
 from hookrelay.ids import new_id
-from hookrelay.models import App, AppKey
+from hookrelay.models import ApiKey, App
 from hookrelay.schemas import validate_request
 from hookrelay.services.auth import KEY_PREFIX_SHOWN, Principal, hash_app_key, new_app_key
 from hookrelay.services.ports import AnnounceRevocation, AppStore
@@ -56,7 +56,7 @@ class Apps:
         await self._revoked(app_id)
         log.info("app deleted", app_id=app_id)
 
-    async def create_app_key(self, app_id: str, body: Any) -> tuple[AppKey, str]:
+    async def create_app_key(self, app_id: str, body: Any) -> tuple[ApiKey, str]:
         """Add a key to an app; return it and the key itself (shown once)."""
         body = validate_request("app_key_create", body)
         key = new_app_key()
@@ -66,7 +66,7 @@ class Apps:
         log.info("app key created", app_id=app_id, key_id=created.id)
         return created, key
 
-    async def revoke_app_key(self, app_id: str, key_id: str) -> AppKey:
+    async def revoke_app_key(self, app_id: str, key_id: str) -> ApiKey:
         """Revoke a key; it stops working on every API process."""
         revoked = await self._apps.revoke_key(app_id, key_id)
         await self._revoked(app_id)

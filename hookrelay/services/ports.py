@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from hookrelay.models import (
+    ApiKey,
     App,
-    AppKey,
     Delivery,
     DeliveryFilter,
     Endpoint,
@@ -47,9 +47,9 @@ class AppStore(Protocol):
 
     async def create_key(
         self, app_id: str, key_hash: bytes, key_prefix: str, name: str
-    ) -> AppKey: ...
+    ) -> ApiKey: ...
 
-    async def revoke_key(self, app_id: str, key_id: str) -> AppKey: ...
+    async def revoke_key(self, app_id: str, key_id: str) -> ApiKey: ...
 
     async def get(self, ref: str) -> App: ...
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hookrelay.errors import NotFound
-from hookrelay.models import App, AppKey
+from hookrelay.models import ApiKey, App
 from hookrelay.storage.db import Database
 
 NO_APP = "no such app"
@@ -37,17 +37,17 @@ class Apps:
         if await self.db.value("delete_app", app_id) is None:
             raise NotFound(NO_APP)
 
-    async def create_key(self, app_id: str, key_hash: bytes, key_prefix: str, name: str) -> AppKey:
+    async def create_key(self, app_id: str, key_hash: bytes, key_prefix: str, name: str) -> ApiKey:
         """Add a key to an app."""
-        return await self.db.one(AppKey, "insert_app_key", app_id, key_hash, key_prefix, name)
+        return await self.db.one(ApiKey, "insert_app_key", app_id, key_hash, key_prefix, name)
 
-    async def list_keys(self, app_id: str, after: str | None, limit: int) -> list[AppKey]:
+    async def list_keys(self, app_id: str, after: str | None, limit: int) -> list[ApiKey]:
         """An app's keys in id order after a cursor (their prefixes, never the keys)."""
-        return await self.db.all(AppKey, "list_app_keys", app_id, after, limit)
+        return await self.db.all(ApiKey, "list_app_keys", app_id, after, limit)
 
-    async def revoke_key(self, app_id: str, key_id: str) -> AppKey:
+    async def revoke_key(self, app_id: str, key_id: str) -> ApiKey:
         """Revoke one of an app's keys (again: no change)."""
-        return await self.db.one(AppKey, "revoke_app_key", app_id, key_id, missing="no such key")
+        return await self.db.one(ApiKey, "revoke_app_key", app_id, key_id, missing="no such key")
 
     async def id_for_key(self, key_hash: bytes) -> str | None:
         """The app an unrevoked key belongs to."""

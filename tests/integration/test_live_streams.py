@@ -17,7 +17,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from hookrelay.api.keys import LIVE_FEED, STORAGE
+from hookrelay.api.state import LIVE_FEED, STORAGE
 from hookrelay.events import build_event
 from hookrelay.live.cursors import open_position
 from hookrelay.live.tokens import StreamGrant, issue_token

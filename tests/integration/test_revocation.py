@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from hookrelay.api.app import create_app
-from hookrelay.api.keys import AUTH
+from hookrelay.api.state import AUTH
 from hookrelay.broker.keys import Keys, listener_name
 from hookrelay.settings import Settings
 from tests.integration.api_calls import ADMIN, bearer, create_app_with_key, wait_until

@@ -13,7 +13,7 @@ from hookrelay.api.http import (
     read_json,
     secret_response,
 )
-from hookrelay.api.keys import APP_ID, APPS, STORAGE
+from hookrelay.api.state import APP_ID, APPS, STORAGE
 from hookrelay.api.views import app_view
 
 

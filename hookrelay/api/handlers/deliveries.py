@@ -19,7 +19,7 @@ from hookrelay.api.http import (
     query_time,
     read_optional_json,
 )
-from hookrelay.api.keys import APP_ID, REPLAYS, STORAGE
+from hookrelay.api.state import APP_ID, REPLAYS, STORAGE
 from hookrelay.api.views import attempt_view, delivery_view
 from hookrelay.durations import parse_moment
 from hookrelay.errors import InvalidPayload

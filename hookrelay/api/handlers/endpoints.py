@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from hookrelay.api.http import cursor, json_response, page, page_size, read_json, secret_response
-from hookrelay.api.keys import APP_ID, ENDPOINTS, STORAGE
+from hookrelay.api.state import APP_ID, ENDPOINTS, STORAGE
 from hookrelay.api.views import endpoint_view
 from hookrelay.services.endpoints import public_key_of
 

@@ -20,7 +20,7 @@ from hookrelay.api.http import (
     read_json,
     seconds_param,
 )
-from hookrelay.api.keys import APP_ID, INGEST, LIVE_FEED, SETTINGS, STORAGE
+from hookrelay.api.state import APP_ID, INGEST, LIVE_FEED, SETTINGS, STORAGE
 from hookrelay.api.views import delivery_view, event_view
 from hookrelay.errors import BadRequest
 from hookrelay.ids import is_id

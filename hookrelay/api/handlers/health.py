@@ -7,8 +7,8 @@ import asyncio
 from aiohttp import web
 
 from hookrelay.api.http import json_response
-from hookrelay.api.keys import BROKER, STORAGE
 from hookrelay.api.openapi import openapi_document
+from hookrelay.api.state import BROKER, STORAGE
 from hookrelay.errors import DependencyUnavailable
 
 READY_CHECK_TIMEOUT_S = 2.0

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from hookrelay import __version__
 from hookrelay.api.http import json_response
-from hookrelay.api.keys import SETTINGS
+from hookrelay.api.state import SETTINGS
 
 LINKS = {
     "openapi": "/openapi.json",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from hookrelay.api.http import job_id_param, json_response
-from hookrelay.api.keys import APP_ID, STORAGE
+from hookrelay.api.state import APP_ID, STORAGE
 from hookrelay.api.views import job_view
 from hookrelay.services.event_log import fold_job
 

@@ -7,7 +7,7 @@ import hmac
 from aiohttp import web
 
 from hookrelay.api.http import bearer_token
-from hookrelay.api.keys import BROKER, SETTINGS, STORAGE
+from hookrelay.api.state import BROKER, SETTINGS, STORAGE
 from hookrelay.errors import Unauthorized
 from hookrelay.metrics import render
 

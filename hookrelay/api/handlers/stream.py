@@ -17,7 +17,7 @@ from hookrelay.api.http import (
     read_optional_json,
     secret_response,
 )
-from hookrelay.api.keys import APP_ID, AUTH, LIVE_FEED, SETTINGS, STORAGE
+from hookrelay.api.state import APP_ID, AUTH, LIVE_FEED, SETTINGS, STORAGE
 from hookrelay.errors import HookrelayError, NotFound
 from hookrelay.models import Event, LogFilter
 from hookrelay.services.event_log import log_start

@@ -11,13 +11,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from hookrelay.api.http import json_response
-from hookrelay.api.keys import APP_ID, AUTH, PRINCIPAL
 from hookrelay.api.middleware import (
     STREAM_ROUTE,
     auth_middleware,
     error_middleware,
     path_middleware,
 )
+from hookrelay.api.state import APP_ID, AUTH, PRINCIPAL
 from hookrelay.services.auth import new_app_key
 from tests.unit.services.conftest import ADMIN_TOKEN, Rig
 
