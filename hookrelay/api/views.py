@@ -1,52 +1,48 @@
-"""How domain records look in the API's JSON."""
+"""How domain records look in the API's JSON.
+
+A record whose answer is its own fields is shown as its answer schema says: the schema's
+required properties always, its other properties when they are not null. Adding a field to such
+an answer is a migration, the dataclass field and the schema's property; nothing here.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 
+from hookrelay.api.contract import response_schemas
 from hookrelay.jobs import Job
 from hookrelay.models import ApiKey, App, Attempt, Delivery, Endpoint, Event
 
-
-def app_view(app: App) -> dict[str, Any]:
-    return {
-        "id": app.id,
-        "name": app.name,
-        "uid": app.uid,
-        "created_at": app.created_at,
-        "updated_at": app.updated_at,
-    }
+R = TypeVar("R")
 
 
-def endpoint_view(endpoint: Endpoint) -> dict[str, Any]:
-    return {
-        "id": endpoint.id,
-        "app_id": endpoint.app_id,
-        "url": endpoint.url,
-        "description": endpoint.description,
-        "event_types": endpoint.event_types,
-        "status": endpoint.status,
-        "disabled_reason": endpoint.disabled_reason,
-        "signing": endpoint.signing,
-        "headers": endpoint.headers,
-        "rate_limit_per_s": endpoint.rate_limit_per_s,
-        "public_key": endpoint.public_key,
-        "previous_secret_expires_at": endpoint.previous_secret_expires_at,
-        "created_at": endpoint.created_at,
-        "updated_at": endpoint.updated_at,
-    }
+def _viewer(schema_name: str, record: type[R]) -> Callable[[R], dict[str, Any]]:
+    """The view of `record` that the answer schema `schema_name` describes."""
+    schema = response_schemas()[schema_name]
+    fields = schema.get("$defs", {}).get("fields", schema)
+    required = tuple(fields["required"])
+    optional = tuple(name for name in fields["properties"] if name not in fields["required"])
+
+    def view(item: R) -> dict[str, Any]:
+        answer = {name: getattr(item, name) for name in required}
+        for name in optional:
+            value = getattr(item, name)
+            if value is not None:
+                answer[name] = value
+        return answer
+
+    view.__name__ = f"{schema_name}_view"
+    return view
 
 
-def api_key_view(key: ApiKey) -> dict[str, Any]:
-    return {
-        "id": key.id,
-        "name": key.name,
-        "prefix": key.prefix,
-        "created_at": key.created_at,
-        "revoked_at": key.revoked_at,
-    }
+app_view = _viewer("app", App)
+endpoint_view = _viewer("endpoint", Endpoint)
+api_key_view = _viewer("app_key", ApiKey)
+delivery_view = _viewer("delivery", Delivery)
+attempt_view = _viewer("attempt", Attempt)
 
 
 def event_view(event: Event) -> dict[str, Any]:
@@ -77,44 +73,4 @@ def job_view(job: Job) -> dict[str, Any]:
         "event_count": job.event_count,
         "last_event_id": job.last_event_id,
         "events": [event_view(e) for e in job.history],
-    }
-
-
-def delivery_view(delivery: Delivery) -> dict[str, Any]:
-    view = {
-        "id": delivery.id,
-        "event_id": delivery.event_id,
-        "endpoint_id": delivery.endpoint_id,
-        "status": delivery.status,
-        "attempt_count": delivery.attempt_count,
-        "next_attempt_at": delivery.next_attempt_at,
-        "last_status_code": delivery.last_status_code,
-        "last_error": delivery.last_error,
-        "created_at": delivery.created_at,
-        "updated_at": delivery.updated_at,
-        "finished_at": delivery.finished_at,
-        "replay_of": delivery.replay_of,
-        "replayed_by": delivery.replayed_by,
-        "recovered_by": delivery.recovered_by,
-        "recovered_at": delivery.recovered_at,
-    }
-    if delivery.event_type is not None:
-        view["event_type"] = delivery.event_type
-    if delivery.endpoint_url is not None:
-        view["endpoint_url"] = delivery.endpoint_url
-    return view
-
-
-def attempt_view(attempt: Attempt) -> dict[str, Any]:
-    return {
-        "id": attempt.id,
-        "delivery_id": attempt.delivery_id,
-        "attempt_number": attempt.attempt_number,
-        "started_at": attempt.started_at,
-        "duration_ms": attempt.duration_ms,
-        "status_code": attempt.status_code,
-        "error_kind": attempt.error_kind,
-        "error_message": attempt.error_message,
-        "response_headers": attempt.response_headers,
-        "response_body": attempt.response_body,
     }
