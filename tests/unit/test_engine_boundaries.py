@@ -1,14 +1,20 @@
-"""Only hookrelay.broker imports redis or arq: one package speaks to the engine (and leans on
-arq's internals), so a change of either is a change of that package alone."""
+"""One package per engine: only hookrelay.storage imports asyncpg, and only hookrelay.broker
+imports redis or arq (and leans on arq's internals), so a change of an engine is a change of
+that package alone."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[2] / "hookrelay"
-BROKER = PACKAGE / "broker"
-ENGINES = frozenset({"redis", "arq"})
+# Each engine's drivers, and the one package that may import them.
+BOUNDARIES = [
+    pytest.param(PACKAGE / "storage", frozenset({"asyncpg"}), id="storage"),
+    pytest.param(PACKAGE / "broker", frozenset({"redis", "arq"}), id="broker"),
+]
 
 
 def imported_roots(source: str) -> set[str]:
@@ -33,20 +39,26 @@ def imported_roots(source: str) -> set[str]:
     return roots
 
 
-def test_no_module_outside_the_broker_imports_redis_or_arq() -> None:
-    outside = [path for path in PACKAGE.rglob("*.py") if BROKER not in path.parents]
+@pytest.mark.parametrize(("home", "drivers"), BOUNDARIES)
+def test_no_module_outside_its_package_imports_an_engine_driver(
+    home: Path, drivers: frozenset[str]
+) -> None:
+    outside = [path for path in PACKAGE.rglob("*.py") if home not in path.parents]
     assert len(outside) > 50  # the whole package was scanned
     offenders = {
-        path.relative_to(PACKAGE.parent).as_posix(): sorted(engines)
+        path.relative_to(PACKAGE.parent).as_posix(): sorted(found)
         for path in outside
-        if (engines := imported_roots(path.read_text()) & ENGINES)
+        if (found := imported_roots(path.read_text()) & drivers)
     }
     assert offenders == {}
 
 
-def test_the_broker_is_where_redis_and_arq_are_imported() -> None:
-    imported = set().union(*(imported_roots(path.read_text()) for path in BROKER.glob("*.py")))
-    assert imported >= ENGINES
+@pytest.mark.parametrize(("home", "drivers"), BOUNDARIES)
+def test_the_package_is_where_its_engine_drivers_are_imported(
+    home: Path, drivers: frozenset[str]
+) -> None:
+    imported = set().union(*(imported_roots(path.read_text()) for path in home.glob("*.py")))
+    assert imported >= drivers
 
 
 def test_the_scan_finds_every_form_of_import() -> None:
