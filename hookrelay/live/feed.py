@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 
-from hookrelay.broker import Notices
 from hookrelay.errors import DependencyUnavailable, Throttled
 from hookrelay.models import LOG_START, Event, LogFilter, LogPosition, LogRead
-from hookrelay.storage.events import Events
 
 log = structlog.get_logger(__name__)
 
@@ -103,10 +102,28 @@ def _position(event: Event) -> LogPosition:
     return event.position
 
 
+class EventLog(Protocol):
+    """The event log in commit order (hookrelay.storage.events.Events)."""
+
+    async def log_horizon(self) -> LogPosition: ...
+
+    async def read_log(
+        self, app_id: str, after: LogPosition, filters: LogFilter, limit: int
+    ) -> LogRead: ...
+
+
+class LogNotices(Protocol):
+    """The notices that an app's log grew (hookrelay.broker.Notices)."""
+
+    async def follow_log(
+        self, on_notice: Callable[[str], None], on_subscribed: Callable[[], None]
+    ) -> None: ...
+
+
 class LiveFeed:
     """The tails of the apps followed through this API process, kept fresh by notices."""
 
-    def __init__(self, events: Events, notices: Notices, max_streams_per_app: int) -> None:
+    def __init__(self, events: EventLog, notices: LogNotices, max_streams_per_app: int) -> None:
         self._events = events
         self._notices = notices
         self._max_streams = max_streams_per_app
