@@ -11,6 +11,7 @@ from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 
 from hookrelay.api.middleware import auth_middleware, error_middleware, path_middleware
+from hookrelay.api.openapi import openapi_document
 from hookrelay.api.routes import add_routes
 from hookrelay.api.state import (
     APPS,
@@ -19,6 +20,7 @@ from hookrelay.api.state import (
     ENDPOINTS,
     INGEST,
     LIVE_FEED,
+    OPENAPI,
     REPLAYS,
     SETTINGS,
     STORAGE,
@@ -48,6 +50,7 @@ def create_app(settings: Settings, resolver: AbstractResolver | None = None) -> 
         client_max_size=settings.max_payload_bytes + BODY_SLACK_BYTES,
     )
     app[SETTINGS] = settings
+    app[OPENAPI] = openapi_document()
     add_routes(app, demo_page=settings.demo_page)
     app.cleanup_ctx.append(partial(_services_ctx, resolver=resolver))
     app.on_shutdown.append(_end_streams)

@@ -21,6 +21,7 @@ from hookrelay.api.contract import (
 )
 from hookrelay.api.handlers.events import MAX_IDEMPOTENCY_KEY_CHARS
 from hookrelay.api.http import MAX_PAGE_SIZE, MAX_WAIT_S
+from hookrelay.api.routes import ROUTES
 from hookrelay.schemas import JOB_ID_SCHEMA, event_type_schema
 
 STRING: Schema = {"type": "string"}
@@ -186,9 +187,6 @@ def operation(route: Route) -> Schema:
 @cache
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 description of every route."""
-    # Imported here: the table names the handler that serves this document.
-    from hookrelay.api.routes import ROUTES
-
     paths: dict[str, dict[str, Schema]] = {}
     for route in ROUTES:
         paths.setdefault(route.path, {})[route.method.lower()] = operation(route)

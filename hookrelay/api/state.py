@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from hookrelay.broker import Broker
@@ -23,6 +25,8 @@ ENDPOINTS = web.AppKey("endpoints", Endpoints)
 INGEST = web.AppKey("ingest", Ingest)
 REPLAYS = web.AppKey("replays", Replays)
 LIVE_FEED = web.AppKey("live_feed", LiveFeed)
+# The OpenAPI document, built once from the route table (which names the handler serving it).
+OPENAPI = web.AppKey("openapi", dict[str, Any])
 # Set by the auth middleware on every /v1 request: who is calling, and the id of the app the
 # path names (resolved once from its id or uid, and only if the caller may see it).
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -7,8 +7,7 @@ import asyncio
 from aiohttp import web
 
 from hookrelay.api.http import json_response
-from hookrelay.api.openapi import openapi_document
-from hookrelay.api.state import BROKER, STORAGE
+from hookrelay.api.state import BROKER, OPENAPI, STORAGE
 from hookrelay.errors import DependencyUnavailable
 
 READY_CHECK_TIMEOUT_S = 2.0
@@ -19,7 +18,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return json_response(openapi_document())
+    return json_response(request.app[OPENAPI])
 
 
 async def readyz(request: web.Request) -> web.Response:
