@@ -1,6 +1,8 @@
 """hookrelay's data in Postgres, by aggregate: the only package that imports asyncpg.
 
-`Storage` opens one pool and holds one object per aggregate (apps and their keys, endpoints,
+`Storage` opens the pools (see `db.Database`: up to `max_size` connections for most
+statements, and up to five more that plan each filtered read for its arguments) and holds one
+object per aggregate (apps and their keys, endpoints,
 events and the log, deliveries and attempts, maintenance); each runs the named queries of its
 own file in `sql/queries/` and answers with the records of `hookrelay.models`.
 """
@@ -28,7 +30,7 @@ class Storage:
 
     @classmethod
     async def open(cls, database_url: str, max_size: int = 20) -> Storage:
-        """Storage over a pool that connects on first use (a process starts while Postgres is
+        """Storage over pools that connect on first use (a process starts while Postgres is
         down, and reconnects by itself when it is back)."""
         return cls(await Database.open(database_url, max_size))
 

@@ -107,8 +107,9 @@ class Session:
 
     async def row(self, query: str, *args: Any, custom_plan: bool = False) -> Row | None:
         """The first row of `query`, or None. With `custom_plan` the statement is prepared
-        unnamed, which Postgres plans for this call's arguments (see Database), at one more
-        round trip."""
+        anew for this call (asyncpg names it and closes it later), and Postgres plans a
+        statement's first executions for their arguments (see Database), at one more round
+        trip."""
         if custom_plan:
             return await (await self._connection.prepare(self._sql[query])).fetchrow(*args)
         return await self._connection.fetchrow(self._sql[query], *args)
@@ -142,10 +143,10 @@ class Database:
     conditions of the filters left out: they are asked with `custom_plan`, and planned for
     each call's arguments, two ways by cost. A read runs on a second small pool whose
     connections plan every statement per call (plan_cache_mode), which costs the planning only.
-    Inside a transaction (the batch of a bulk replay) the statement is prepared unnamed on the
-    transaction's connection, at one more round trip (about 0.4 ms): on the planning pool, the
-    foreign key checks of each row the batch writes would be planned anew too, which made bulk
-    replays twice as slow.
+    Inside a transaction (the batch of a bulk replay) the statement is prepared anew, for this
+    call alone, on the transaction's connection, at one more round trip (about 0.4 ms): on the
+    planning pool, the foreign key checks of each row the batch writes would be planned anew too,
+    which made bulk replays twice as slow.
     """
 
     def __init__(self, pool: asyncpg.Pool, custom_plan_pool: asyncpg.Pool) -> None:
