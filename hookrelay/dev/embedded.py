@@ -105,6 +105,10 @@ def _wait_gone(proc: Any, timeout_s: float) -> bool:
             pass
         try:
             if proc.status() == psutil.STATUS_ZOMBIE:
+                # It died after the wait above gave up: reap it now if it is our child, so
+                # that its pid is free when we return.
+                with contextlib.suppress(psutil.TimeoutExpired, psutil.NoSuchProcess):
+                    proc.wait(0)
                 return True
         except psutil.NoSuchProcess:
             return True
