@@ -53,3 +53,8 @@ class Throttled(HookrelayError):
 
 class DependencyUnavailable(HookrelayError):
     """Postgres or Redis does not answer, or this process is shutting down."""
+
+
+class Contention(DependencyUnavailable):
+    """A concurrent transaction got in the way (Postgres broke a deadlock by ending this one):
+    the same work, tried again, may succeed."""

@@ -8,6 +8,7 @@ from typing import Any
 from hookrelay.errors import (
     BadRequest,
     Conflict,
+    Contention,
     DependencyUnavailable,
     Forbidden,
     HookrelayError,
@@ -47,6 +48,7 @@ ANSWERS: dict[type[HookrelayError], tuple[int, str]] = {
     UnsafeTarget: (422, "unsafe_url"),
     Throttled: (429, "throttled"),
     DependencyUnavailable: (503, "unavailable"),
+    Contention: (503, "contention"),  # a deadlock lost: the same request may be sent again
 }
 # Refusals aiohttp makes itself that no error above stands for.
 OTHER_CODES = {405: "method_not_allowed"}

@@ -7,16 +7,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from hookrelay.broker import CommitNotifier, DeliveryQueue
 from hookrelay.delivery.log import bound_log, log_attempt
+from hookrelay.errors import DependencyUnavailable
 from hookrelay.metrics import DeliveryMetrics
 from hookrelay.models import AttemptOutcome, ClaimedDelivery, Event, HealthPolicy, RecordedAttempt
 from hookrelay.operational import events_after_attempt
 from hookrelay.statuses import DeliveryStatus
-from hookrelay.storage.db import is_transient
-from hookrelay.storage.deliveries import Deliveries
 
 T = TypeVar("T")
 
@@ -24,6 +23,20 @@ T = TypeVar("T")
 RECORD_TRIES = 3
 
 Attempted = tuple[ClaimedDelivery, AttemptOutcome]
+
+
+class AttemptRecords(Protocol):
+    """Where attempts are written (hookrelay.storage.deliveries.Deliveries)."""
+
+    async def record_successes(self, outcomes: list[AttemptOutcome]) -> set[str]: ...
+
+    async def record_attempt(
+        self,
+        outcome: AttemptOutcome,
+        policy: HealthPolicy,
+        follow_up: Callable[[RecordedAttempt], list[Event]] | None,
+    ) -> tuple[RecordedAttempt | None, list[str]]: ...
+
 
 # Compared for every delivery, so read once: on Python 3.11 each read of an enum member is a
 # descriptor call (about 0.15 µs).
@@ -36,9 +49,7 @@ async def with_db_retries(record: Callable[[], Awaitable[T]]) -> T:
     for attempt in range(RECORD_TRIES - 1):
         try:
             return await record()
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
+        except DependencyUnavailable:  # unreachable, or a deadlock lost (Contention)
             await asyncio.sleep(0.2 * (attempt + 1))
     return await record()
 
@@ -54,7 +65,7 @@ class Recorder:
 
     def __init__(
         self,
-        deliveries: Deliveries,
+        deliveries: AttemptRecords,
         queue: DeliveryQueue,
         notifier: CommitNotifier,
         metrics: DeliveryMetrics,

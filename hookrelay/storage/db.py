@@ -14,7 +14,14 @@ from typing import Any, TypeVar
 import asyncpg
 import orjson
 
-from hookrelay.errors import BadRequest, Conflict, DependencyUnavailable, HookrelayError, NotFound
+from hookrelay.errors import (
+    BadRequest,
+    Conflict,
+    Contention,
+    DependencyUnavailable,
+    HookrelayError,
+    NotFound,
+)
 from hookrelay.storage.sql import queries
 
 T = TypeVar("T")
@@ -40,6 +47,8 @@ FOREIGN_KEY_VIOLATION = (NotFound, "a resource this refers to no longer exists")
 # A value from the request that Postgres cannot take (a NUL character, say).
 DATA_ERROR = (BadRequest, "a value in the request cannot be stored or searched for")
 UNAVAILABLE = (DependencyUnavailable, "the database is unreachable")
+# Postgres ended this transaction to break a deadlock with another: it may be tried again.
+CONTENTION = (Contention, "a concurrent change got in the way; try again")
 
 # Errors that mean "Postgres is not reachable right now", not "this request is wrong".
 _UNAVAILABLE = (
@@ -67,17 +76,13 @@ def domain_error(exc: BaseException) -> HookrelayError | None:
             return None
     elif isinstance(exc, asyncpg.DataError):
         kind, message = DATA_ERROR
+    elif isinstance(exc, asyncpg.DeadlockDetectedError):
+        kind, message = CONTENTION
     elif isinstance(exc, _UNAVAILABLE):
         kind, message = UNAVAILABLE
     else:
         return None
     return kind(message)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether the same work, tried again a little later, may succeed: the database was
-    unreachable, or this transaction lost a deadlock."""
-    return isinstance(exc, DependencyUnavailable | asyncpg.DeadlockDetectedError)
 
 
 class Session:

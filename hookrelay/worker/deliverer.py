@@ -9,6 +9,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from hookrelay.broker import DeliveryQueue
 from hookrelay.delivery.log import bound_log
@@ -19,7 +20,6 @@ from hookrelay.metrics import DeliveryMetrics
 from hookrelay.models import ClaimedDelivery
 from hookrelay.settings import Settings
 from hookrelay.statuses import DeliveryStatus
-from hookrelay.storage.deliveries import Deliveries
 from hookrelay.worker.limits import EndpointLimits, Slots
 
 # A task waits this long for room among the deliveries in flight, then is put off whole.
@@ -35,6 +35,14 @@ RECORD_MARGIN_S = 2.0
 # Compared for every delivery, so read once: on Python 3.11 each read of an enum member is a
 # descriptor call (about 0.15 µs).
 _HELD, _SENDING = DeliveryStatus.HELD, DeliveryStatus.SENDING
+
+
+class Claims(Protocol):
+    """Deliveries claimed under a lease, and given back (hookrelay.storage.deliveries)."""
+
+    async def claim(self, delivery_ids: list[str], lease_s: float) -> list[ClaimedDelivery]: ...
+
+    async def release(self, delivery_id: str, attempt: int, delay_s: float) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -57,7 +65,7 @@ class Deliverer:
     def __init__(
         self,
         settings: Settings,
-        deliveries: Deliveries,
+        deliveries: Claims,
         queue: DeliveryQueue,
         sender: Sender,
         recorder: Recorder,

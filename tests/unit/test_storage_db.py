@@ -11,14 +11,13 @@ from typing import Any
 import asyncpg
 import pytest
 
-from hookrelay.errors import BadRequest, Conflict, DependencyUnavailable, NotFound
+from hookrelay.errors import BadRequest, Conflict, Contention, DependencyUnavailable, NotFound
 from hookrelay.models import App
 from hookrelay.storage.db import (
     CONSTRAINT_ERRORS,
     Database,
     build_many,
     domain_error,
-    is_transient,
 )
 
 
@@ -91,31 +90,18 @@ def test_an_unreachable_database_is_unavailable(exc: BaseException) -> None:
     assert isinstance(domain_error(exc), DependencyUnavailable)
 
 
-@pytest.mark.parametrize(
-    "exc", [ValueError("bug"), postgres_error("42601"), postgres_error("40P01")], ids=repr
-)
+@pytest.mark.parametrize("exc", [ValueError("bug"), postgres_error("42601")], ids=repr)
 def test_other_errors_are_no_domain_errors(exc: BaseException) -> None:
     assert domain_error(exc) is None
 
 
-# is_transient
+# A lost deadlock: the one driver error that means "try the same work again"
 
 
-@pytest.mark.parametrize(
-    ("exc", "transient"),
-    [
-        (DependencyUnavailable("down"), True),
-        (postgres_error("40P01"), True),  # deadlock detected
-        (Conflict("taken"), False),
-        (postgres_error(UNIQUE, "apps_uid_key"), False),
-        (ValueError("bug"), False),
-    ],
-    ids=repr,
-)
-def test_only_an_unreachable_database_and_a_lost_deadlock_pass(
-    exc: BaseException, transient: bool
-) -> None:
-    assert is_transient(exc) is transient
+def test_a_lost_deadlock_is_contention_which_may_be_tried_again() -> None:
+    error = domain_error(postgres_error("40P01"))  # deadlock detected
+    assert isinstance(error, Contention)
+    assert isinstance(error, DependencyUnavailable)  # retried and answered as a passing failure
 
 
 # Database over a fake pool
