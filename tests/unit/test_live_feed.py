@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -12,7 +13,7 @@ import pytest
 
 from hookrelay.errors import DependencyUnavailable, Throttled
 from hookrelay.live import feed as feed_module
-from hookrelay.live.feed import LiveFeed
+from hookrelay.live.feed import LiveFeed, Tail
 from hookrelay.models import LOG_START, Event, LogFilter, LogPosition, LogRead
 
 APP = "app_1"
@@ -77,6 +78,15 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+@asynccontextmanager
+async def following(feed: LiveFeed) -> AsyncIterator[tuple[Tail, LogPosition]]:
+    """Follow the app once its tail is primed; the tail and where a new reader starts."""
+    async with feed.follow(APP) as tail:
+        await settle()
+        assert tail.position is not None
+        yield tail, tail.position
+
+
 @pytest.fixture
 def log() -> FakeLog:
     return FakeLog()
@@ -102,10 +112,7 @@ async def test_a_new_follower_starts_at_the_horizon_without_reading_the_log(
 async def test_a_waiting_reader_gets_an_event_as_soon_as_a_notice_says_it_committed(
     feed: LiveFeed, log: FakeLog
 ) -> None:
-    async with feed.follow(APP) as tail:
-        await settle()
-        start = tail.position
-        assert start is not None
+    async with following(feed) as (tail, start):
         reading = asyncio.create_task(feed.read(tail, start, ANY, 10, wait_s=5))
         await settle()
         assert not reading.done()
@@ -119,10 +126,7 @@ async def test_a_waiting_reader_gets_an_event_as_soon_as_a_notice_says_it_commit
 async def test_many_waiting_readers_cost_one_read_of_the_log_per_notice(
     feed: LiveFeed, log: FakeLog
 ) -> None:
-    async with feed.follow(APP) as tail:
-        await settle()
-        start = tail.position
-        assert start is not None
+    async with following(feed) as (tail, start):
         readers = [asyncio.create_task(feed.read(tail, start, ANY, 10, 5)) for _ in range(50)]
         await settle()
         reads_before = log.reads
@@ -136,10 +140,7 @@ async def test_many_waiting_readers_cost_one_read_of_the_log_per_notice(
 async def test_a_read_with_nothing_new_returns_empty_at_its_deadline(
     feed: LiveFeed, log: FakeLog
 ) -> None:
-    async with feed.follow(APP) as tail:
-        await settle()
-        start = tail.position
-        assert start is not None
+    async with following(feed) as (tail, start):
         page = await feed.read(tail, start, ANY, 10, wait_s=0.05)
         assert page.events == []
         assert page.position == start
@@ -158,10 +159,7 @@ async def test_a_reader_behind_the_tail_reads_the_log_itself(feed: LiveFeed, log
 async def test_a_filter_skips_other_types_and_the_position_still_moves_past_them(
     feed: LiveFeed, log: FakeLog
 ) -> None:
-    async with feed.follow(APP) as tail:
-        await settle()
-        start = tail.position
-        assert start is not None
+    async with following(feed) as (tail, start):
         log.commit("image.ready")
         wanted = log.commit("job.completed")
         feed.notice(APP)
@@ -202,10 +200,7 @@ async def test_a_failed_read_of_the_log_is_tried_again(
     feed: LiveFeed, log: FakeLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(feed_module, "RETRY_S", 0.001)
-    async with feed.follow(APP) as tail:
-        await settle()
-        start = tail.position
-        assert start is not None
+    async with following(feed) as (tail, start):
         log.fail_next = 2
         event = log.commit()
         feed.notice(APP)
@@ -217,10 +212,7 @@ async def test_a_failed_read_of_the_log_is_tried_again(
 async def test_closing_wakes_every_reader_and_refuses_new_followers(
     feed: LiveFeed, log: FakeLog
 ) -> None:
-    async with feed.follow(APP) as tail:
-        await settle()
-        start = tail.position
-        assert start is not None
+    async with following(feed) as (tail, start):
         reading = asyncio.create_task(feed.read(tail, start, ANY, 10, wait_s=30))
         await settle()
         await feed.close()
@@ -232,10 +224,7 @@ async def test_closing_wakes_every_reader_and_refuses_new_followers(
 
 
 async def test_a_resubscription_makes_every_tail_read_again(feed: LiveFeed, log: FakeLog) -> None:
-    async with feed.follow(APP) as tail:
-        await settle()
-        start = tail.position
-        assert start is not None
+    async with following(feed) as (tail, start):
         event = log.commit()  # its notice was lost while not subscribed
         feed._refresh_all()
         await settle()
