@@ -15,6 +15,7 @@ from hookrelay.api.contract import ERROR, Answer, Body, Route, response_schemas
 from hookrelay.api.routes import ROUTES
 
 JSON = "application/json"
+EVENT_STREAM = "text/event-stream"
 
 
 @cache
@@ -49,11 +50,11 @@ def schema_errors(name: str, document: Any) -> list[str]:
 def answer_problems(
     route: Route | None, status: int, content_type: str, body: bytes | None
 ) -> list[str]:
-    """What is wrong with an answer to `route` (None: no route matched, so it is an error);
-    `body` is read only when it is JSON (a stream's would never end)."""
+    """What is wrong with an answer to `route` (None: no route matched, so it must be the
+    JSON error shape); `body` is None only for a stream (its body would never end)."""
     answer: Answer
     if route is None:
-        answer = ERROR if content_type == JSON else Body(content_type)
+        answer = ERROR
     elif status in route.responses():
         answer = route.responses()[status]
     else:

@@ -21,7 +21,7 @@ from hookrelay.broker import Broker
 from hookrelay.settings import Settings
 from hookrelay.worker.process import WorkerProcess
 from hookrelay.worker.resources import WorkerResources
-from tests.answers import JSON, answer_problems, route_of
+from tests.answers import EVENT_STREAM, answer_problems, route_of
 
 
 class CheckedClient(TestClient):  # type: ignore[type-arg]
@@ -47,7 +47,8 @@ class CheckedClient(TestClient):  # type: ignore[type-arg]
             route = None if resource is None else route_of(request.method, resource.canonical)
             if route is None:  # a page, not the API (/demo)
                 return response
-        body = await response.read() if response.content_type == JSON else None
+        # Every body but a stream's, which would never end.
+        body = None if response.content_type == EVENT_STREAM else await response.read()
         problems = answer_problems(route, response.status, response.content_type, body)
         where = f"{request.method} {request.url.path} answered {response.status}"
         assert not problems, f"{where}, not as the route table says: {problems}"

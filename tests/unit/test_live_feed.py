@@ -62,12 +62,12 @@ class FakeLog:
 class FakeNotices:
     """Notices as Redis would deliver them: `subscribed` runs once following starts."""
 
-    following: bool = False
+    resubscribe: Callable[[], None] | None = None  # what Redis's next confirmation calls
 
     async def follow_log(
         self, on_notice: Callable[[str], None], on_subscribed: Callable[[], None]
     ) -> None:
-        self.following = True
+        self.resubscribe = on_subscribed
         on_subscribed()
         await asyncio.Event().wait()  # until cancelled
 
@@ -93,8 +93,13 @@ def log() -> FakeLog:
 
 
 @pytest.fixture
-async def feed(log: FakeLog) -> AsyncIterator[LiveFeed]:
-    live = LiveFeed(log, FakeNotices(), max_streams_per_app=2)
+def notices() -> FakeNotices:
+    return FakeNotices()
+
+
+@pytest.fixture
+async def feed(log: FakeLog, notices: FakeNotices) -> AsyncIterator[LiveFeed]:
+    live = LiveFeed(log, notices, max_streams_per_app=2)
     yield live
     await live.close()
 
@@ -225,10 +230,15 @@ async def test_closing_wakes_every_reader_and_refuses_new_followers(
             pass
 
 
-async def test_a_resubscription_makes_every_tail_read_again(feed: LiveFeed, log: FakeLog) -> None:
+async def test_a_resubscription_makes_every_tail_read_again(
+    feed: LiveFeed, log: FakeLog, notices: FakeNotices
+) -> None:
     async with following(feed) as (tail, start):
         event = log.commit()  # its notice was lost while not subscribed
-        feed._refresh_all()
+        reads_before = log.reads
+        assert notices.resubscribe is not None
+        notices.resubscribe()  # Redis confirms the subscription again
         await settle()
+        assert log.reads == reads_before + 1
         page = await feed.read(tail, start, ANY, 10, wait_s=0)
         assert [e.id for e in page.events] == [event.id]

@@ -253,3 +253,11 @@ def test_a_body_of_another_media_type_than_declared_fails() -> None:
     assert answer_problems(APP_ROUTE, 200, "text/plain", None)
     assert answer_problems(STREAM_ROUTE, 200, JSON, b"{}")
     assert answer_problems(DELETE_ROUTE, 204, JSON, b"{}")
+
+
+def test_an_answer_no_route_matched_must_be_the_json_error_shape() -> None:
+    assert answer_problems(None, 404, "text/plain", b"404: Not Found")
+
+
+def test_a_body_where_none_is_declared_fails_whatever_its_media_type() -> None:
+    assert answer_problems(DELETE_ROUTE, 204, "application/octet-stream", b"x")
