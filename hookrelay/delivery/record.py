@@ -34,7 +34,7 @@ class AttemptRecords(Protocol):
         self,
         outcome: AttemptOutcome,
         policy: HealthPolicy,
-        follow_up: Callable[[RecordedAttempt], list[Event]] | None,
+        follow_up: Callable[[RecordedAttempt], list[Event]],
     ) -> tuple[RecordedAttempt | None, list[str]]: ...
 
 

@@ -88,11 +88,10 @@ class Deliveries:
         self,
         outcome: AttemptOutcome,
         policy: HealthPolicy,
-        follow_up: Callable[[RecordedAttempt], list[Event]] | None,
+        follow_up: Callable[[RecordedAttempt], list[Event]],
     ) -> tuple[RecordedAttempt | None, list[str]]:
         """Record an attempt, the delivery's next state and the endpoint's health; in the same
         transaction, record the events `follow_up` derives from that (operational events).
-        Without `follow_up` it is one statement and no transaction.
 
         Returns None if the lease was lost (or the endpoint deleted meanwhile), and the ids of
         the deliveries now due.
@@ -114,15 +113,14 @@ class Deliveries:
             policy.disable_after_dead,
             policy.disable_after_failing_s,
         )
-        scope = self.db.session() if follow_up is None else self.db.transaction()
         try:
-            async with scope as session:
+            async with self.db.transaction() as session:
                 record = await session.row("record_attempt", *args)
                 if record is None:
                     return None, []
                 recorded = RecordedAttempt(record["status"], record["disabled_reason"])
                 due: list[str] = []
-                events = follow_up(recorded) if follow_up is not None else []
+                events = follow_up(recorded)
                 if events:
                     due = await insert_with_deliveries(session, events)
         except NotFound:  # (a foreign key violation, translated by the database)

@@ -56,7 +56,7 @@ class FakeDeliveries:
         self,
         outcome: AttemptOutcome,
         policy: HealthPolicy,
-        follow_up: Callable[[RecordedAttempt], list[Event]] | None,
+        follow_up: Callable[[RecordedAttempt], list[Event]],
     ) -> tuple[RecordedAttempt | None, list[str]]:
         self.recorded.append(outcome)
         recorded = RecordedAttempt(outcome.next_status, None)
