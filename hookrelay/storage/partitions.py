@@ -144,23 +144,22 @@ async def _drop_expired(
     session: Session, now_ms: int, retention_ms: int, dropped: list[str]
 ) -> None:
     for table, _ in LOG_TABLES:
-        for partition in await _partitions(session, table):
+        for partition in expired(await _partitions(session, table), now_ms, retention_ms):
             if partition.detaching:
+                # A detach of ours cut short (its worker stopped, a lock timeout): finish it.
                 await session.run(
                     f'ALTER TABLE {table} DETACH PARTITION "{partition.name}" FINALIZE'
                 )
-                await session.run(f'DROP TABLE "{partition.name}"')
-                dropped.append(partition.name)
-        for partition in expired(await _partitions(session, table), now_ms, retention_ms):
-            if table == "events" and await session.value(
+            elif table == "events" and await session.value(
                 "deliveries_name_events_in",
                 id_bound("evt_", partition.lower_ms or 0),
                 id_bound("evt_", partition.upper_ms),
             ):
                 continue
-            await session.run(
-                f'ALTER TABLE {table} DETACH PARTITION "{partition.name}" CONCURRENTLY'
-            )
+            else:
+                await session.run(
+                    f'ALTER TABLE {table} DETACH PARTITION "{partition.name}" CONCURRENTLY'
+                )
             await session.run(f'DROP TABLE "{partition.name}"')
             dropped.append(partition.name)
 

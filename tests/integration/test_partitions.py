@@ -211,3 +211,31 @@ async def test_reads_leave_out_what_is_older_than_the_retention(
         assert (await minute_log.events.get("app_1", old)).id == old  # no retention: all
     finally:
         await kept.close()
+
+
+async def test_a_detach_cut_short_is_finished_at_the_next_turn(
+    minute_log: Storage, empty_db_url: str
+) -> None:
+    # A concurrent detach waits for every transaction that may still read the partition; cut
+    # short there (its worker stopped, a lock timeout), it leaves the partition half detached.
+    reader, detacher = await asyncpg.connect(empty_db_url), await asyncpg.connect(empty_db_url)
+    try:
+        victim = (await minute_log.partitions.of("deliveries"))[0]
+        async with reader.transaction():
+            await reader.fetch("SELECT count(*) FROM deliveries")  # a snapshot that may see it
+            await detacher.execute("SET lock_timeout = '300ms'")
+            with pytest.raises(asyncpg.LockNotAvailableError):
+                await detacher.execute(
+                    f'ALTER TABLE deliveries DETACH PARTITION "{victim.name}" CONCURRENTLY'
+                )
+        [pending] = [p for p in await minute_log.partitions.of("deliveries") if p.detaching]
+        assert pending.name == victim.name
+        # Not expired yet, it stays as it is; once expired, the next turn finishes the detach
+        # and drops it.
+        assert await minute_log.partitions.drop_expired(victim.upper_ms - 1, 0.001) == []
+        dropped = await minute_log.partitions.drop_expired(victim.upper_ms + 60_000, 60)
+        assert dropped == ["attempts_first", "deliveries_first", "events_first"]
+        assert victim.name not in [p.name for p in await minute_log.partitions.of("deliveries")]
+    finally:
+        await reader.close()
+        await detacher.close()
