@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import threading
 from collections.abc import Callable
@@ -67,12 +68,17 @@ def enter(namespace: str) -> None:
 
 
 def remove_leftovers() -> list[str]:
-    """Delete the namespaces of earlier runs that died before cleaning up; return their names."""
+    """Delete the namespaces of earlier runs that died before cleaning up, and end the
+    processes those runs left in them; return the namespaces' names."""
     removed = []
     for path in NETNS_DIR.glob(f"{NAME_PREFIX}-*") if NETNS_DIR.is_dir() else []:
         found = LEFTOVER.match(path.name)
         if found is None or _runs(int(found[1])):
             continue
+        listed = subprocess.run(["ip", "netns", "pids", path.name], capture_output=True, text=True)
+        for pid in map(int, listed.stdout.split()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(RuntimeError):
             ip("netns", "delete", path.name)
             removed.append(path.name)
@@ -109,7 +115,8 @@ class Host:
             except BaseException as exc:
                 error.append(exc)
 
-        thread = threading.Thread(target=inside, name=f"host-{self.role}")
+        # A daemon: a test that times out while it runs can still end its session.
+        thread = threading.Thread(target=inside, name=f"host-{self.role}", daemon=True)
         thread.start()
         thread.join()
         if error:
@@ -144,9 +151,13 @@ class Network:
         self._stem = f"{NAME_PREFIX}-{os.getpid()}-{secrets.token_hex(2)}"
         self._namespaces: list[str] = []
         self.hosts: dict[str, Host] = {}
-        self.bridge = self._namespace("bridge")
-        ip("-n", self.bridge, "link", "add", "br0", "type", "bridge")
-        ip("-n", self.bridge, "link", "set", "br0", "up")
+        try:
+            self.bridge = self._namespace("bridge")
+            ip("-n", self.bridge, "link", "add", "br0", "type", "bridge")
+            ip("-n", self.bridge, "link", "set", "br0", "up")
+        except BaseException:
+            self.close()
+            raise
 
     def _namespace(self, role: str) -> str:
         name = f"{self._stem}-{role}"
@@ -156,7 +167,8 @@ class Network:
         return name
 
     def add_host(self, role: str) -> Host:
-        """A new host named `role`, linked to the bridge, with the subnet's next address."""
+        """A new host named `role`, linked to the bridge, with the subnet's next address (the
+        namespace is deleted by `close()` even if this fails half way)."""
         namespace = self._namespace(role)
         address = str(next(self._addresses))
         port = f"p{len(self.hosts)}"  # the bridge's end of the link (names are short: 15 bytes)
