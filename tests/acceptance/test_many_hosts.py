@@ -65,8 +65,8 @@ FAULT_S = 12.0
 KILL_API_AT_S = 3.0
 # Just before that kill, this many events more are sent at once, so that the API process dies
 # with requests in flight, which nginx must pass on to the other one.
-BURST = 40
-BURST_LEAD_S = 0.005
+BURST = 60
+BURST_LEAD_S = 0.01
 KILL_WORKER_AT_S = 5.0
 # The receiver takes a moment over each delivery, so that some are in flight at the kill.
 RECEIVER_DELAY_S = 0.02
