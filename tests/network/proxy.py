@@ -43,15 +43,15 @@ def nginx_binary() -> str | None:
     return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 
 
-def render(config: str, port: int, upstream_ports: list[int]) -> str:
-    """The shipped config listening on `port` of loopback, proxying to `upstream_ports`."""
+def render(config: str, port: int, upstream_ports: list[int], host: str = "127.0.0.1") -> str:
+    """The shipped config listening on `port` of `host`, proxying to `upstream_ports` there."""
     servers = UPSTREAM_SERVER.findall(config)
     assert servers, "the shipped config lists no upstream server"
     indent = servers[0]
-    lines = "".join(f"{indent}server 127.0.0.1:{p};\n" for p in upstream_ports)
+    lines = "".join(f"{indent}server {host}:{p};\n" for p in upstream_ports)
     config = UPSTREAM_SERVER.sub("", config, count=len(servers) - 1)
     config = UPSTREAM_SERVER.sub(lines, config, count=1)
-    config, listens = LISTEN.subn(rf"\g<1>listen 127.0.0.1:{port};", config)
+    config, listens = LISTEN.subn(rf"\g<1>listen {host}:{port};", config)
     assert listens == 1, "the shipped config should listen on port 80 exactly once"
     return config
 

@@ -211,13 +211,16 @@ def test_chunked_event_is_accepted_through_nginx(nginx: Nginx, app: App) -> None
     assert answer.status == 202, answer
 
 
+# With an Idempotency-Key, nginx passes ingest on from a location of its own (one that may send
+# it to a second API process): its errors must be JSON too.
+@pytest.mark.parametrize("headers", [{}, {"Idempotency-Key": "k1"}], ids=["no key", "a key"])
 def test_chunked_body_over_the_limit_is_413_json_through_nginx(
-    nginx: Nginx, app: App, network_database: str
+    nginx: Nginx, app: App, network_database: str, headers: dict[str, str]
 ) -> None:
     body = event_body(3, 300 * 1024)
     with wire.Connection(nginx.port) as connection:
         connection.send(
-            wire.chunked_post_head(app.events_path, app.key),
+            wire.chunked_post_head(app.events_path, app.key, **headers),
             *map(wire.chunk, wire.pieces(body, 10)),
             wire.LAST_CHUNK,
             pause_s=0.02,

@@ -43,11 +43,12 @@ def get(path: str, token: str, **headers: str) -> bytes:
     return request_head("GET", path, {"Authorization": f"Bearer {token}", **headers}, None)
 
 
-def chunked_post_head(path: str, token: str) -> bytes:
+def chunked_post_head(path: str, token: str, **headers: str) -> bytes:
     fields = {
         "Authorization": f"Bearer {token}",
         "Content-Type": "application/json",
         "Transfer-Encoding": "chunked",
+        **headers,
     }
     return request_head("POST", path, fields, None)
 
