@@ -49,6 +49,7 @@ TICK_S = 0.01  # how often the sender catches up with the schedule
 # The catalog read must never hold up a partition drop for long, nor hang the run.
 CATALOG_OPTIONS = "-c lock_timeout=2000 -c statement_timeout=20000"
 CATALOG_TIMEOUT_S = 30.0
+CATALOG_TRIES = 3  # a read that waited too long for a partition being dropped is tried again
 DATA = {"job_id": "job_0123456789", "model": "image-xl-2", "output": {"width": 1024}}
 _BOUND = re.compile(r"FROM \((?:'[a-z]+_([0-9a-f]{12})[^']*'|(MINVALUE))")
 
@@ -198,7 +199,12 @@ async def read_tables(psql: str, database_url: str) -> dict[str, dict[str, Any]]
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(process.communicate(), CATALOG_TIMEOUT_S)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), CATALOG_TIMEOUT_S)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
     if process.returncode != 0:
         raise RuntimeError(f"reading the catalog failed: {err.decode().strip()}")
     return {row["name"]: row for row in json.loads(out)}
@@ -284,7 +290,6 @@ async def run(
     workers: int,
     env: Mapping[str, str],
     keep_logs: bool,
-    echo: bool = True,
 ) -> dict[str, Any]:
     retention, interval = format_duration(retention_s), format_duration(interval_s)
     settings = {
@@ -336,8 +341,7 @@ async def run(
                 sample = await _sample(stack, session, psql, ingest, ledger, previous, start)
                 sample["soak_rss_mb"] = round(myself.memory_info().rss / 2**20, 1)
                 samples.append(sample)
-                if echo:
-                    print(format_sample(sample), flush=True)
+                print(format_sample(sample), flush=True)
                 # The sink remembers every webhook id; forgetting them keeps its memory flat.
                 async with session.post(f"{stack.sink_url}/reset") as response:
                     await response.read()
@@ -362,12 +366,21 @@ async def _sample(
     """One report: read the counters and the catalog, and the rates since `previous` (which
     this updates)."""
     counters = await stack.counters(session)
-    tables = await read_tables(psql, stack.database_url)
+    for attempt in range(CATALOG_TRIES):
+        try:
+            tables = await read_tables(psql, stack.database_url)
+            break
+        except (RuntimeError, TimeoutError):
+            if attempt == CATALOG_TRIES - 1:
+                raise
+            await asyncio.sleep(1.0)
     now_ms, t_s = time.time() * 1000, time.monotonic() - start
     elapsed = t_s - previous["t_s"]
     outcomes = _outcomes(counters)
     accepted = ingest.accepted
     # One endpoint takes every event: a delivery per event, an attempt per outcome counted.
+    # The workers add their counts to /metrics every second: attempts and the backlog are off
+    # by about a second's worth of deliveries.
     given = {
         "events": accepted,
         "deliveries": accepted,
