@@ -51,7 +51,9 @@ CATALOG_OPTIONS = "-c lock_timeout=2000 -c statement_timeout=20000"
 CATALOG_TIMEOUT_S = 30.0
 CATALOG_TRIES = 3  # a read that waited too long for a partition being dropped is tried again
 DATA = {"job_id": "job_0123456789", "model": "image-xl-2", "output": {"width": 1024}}
-_BOUND = re.compile(r"FROM \((?:'[a-z]+_([0-9a-f]{12})[^']*'|(MINVALUE))")
+# One side of a range bound on an id: `'evt_<12 hex digits of unix ms>...'`, MINVALUE or MAXVALUE.
+_BOUND_VALUE = r"(?:'[a-z]+_([0-9a-f]{12})[^']*'|(MINVALUE|MAXVALUE))"
+_RANGE = re.compile(rf"FROM \({_BOUND_VALUE}\) TO \({_BOUND_VALUE}\)")
 
 
 # Pure parts: bounds, ages, the verdict
@@ -62,23 +64,37 @@ def id_millis(text: str) -> int:
     return int(text.split("_", 1)[1][:12], 16)
 
 
-def lower_bound_ms(partition_bound: str) -> float | None:
-    """The unix millisecond where a range partition begins, from its `pg_get_expr(relpartbound)`
-    (`FOR VALUES FROM ('evt_0190...') TO (...)`): -inf for MINVALUE, None for the DEFAULT
-    partition (which has no bound to age)."""
+def partition_range_ms(partition_bound: str) -> tuple[float, float] | None:
+    """The unix milliseconds where a range partition begins and ends, from its
+    `pg_get_expr(relpartbound)` (`FOR VALUES FROM ('evt_0190...') TO ('evt_0190...')`):
+    MINVALUE is -inf, MAXVALUE inf; None for the DEFAULT partition, which has no range."""
     if partition_bound.strip() == "DEFAULT":
         return None
-    match = _BOUND.search(partition_bound)
+    match = _RANGE.search(partition_bound)
     if match is None:
         raise ValueError(f"not a range bound on an id: {partition_bound!r}")
-    return -math.inf if match.group(2) else float(int(match.group(1), 16))
+    low_hex, low_word, high_hex, high_word = match.groups()
+    return _bound_ms(low_hex, low_word), _bound_ms(high_hex, high_word)
+
+
+def _bound_ms(hex_ms: str | None, word: str | None) -> float:
+    if hex_ms is not None:
+        return float(int(hex_ms, 16))
+    return -math.inf if word == "MINVALUE" else math.inf
 
 
 def oldest_partition_age_s(bounds: list[str], now_ms: float) -> float | None:
-    """Seconds since the oldest lower bound among `bounds` (inf if one is MINVALUE); None if
-    no partition has a lower bound."""
-    lowers = [low for low in map(lower_bound_ms, bounds) if low is not None]
-    return (now_ms - min(lowers)) / 1000 if lowers else None
+    """Seconds since the oldest lower bound among `bounds` (inf for MINVALUE); None if no
+    partition has a range."""
+    ranges = [r for r in map(partition_range_ms, bounds) if r is not None]
+    return (now_ms - min(low for low, _ in ranges)) / 1000 if ranges else None
+
+
+def oldest_partition_end_age_s(bounds: list[str], now_ms: float) -> float | None:
+    """Seconds since the partition that ends first ended: how long all of its rows have been
+    at least that old (negative: it ends in the future); None if no partition has a range."""
+    ranges = [r for r in map(partition_range_ms, bounds) if r is not None]
+    return (now_ms - min(high for _, high in ranges)) / 1000 if ranges else None
 
 
 def spread(values: list[float]) -> float:
@@ -134,10 +150,12 @@ def judge(samples: list[dict[str, Any]], retention_s: float, interval_s: float) 
 
 
 def _age(table: dict[str, Any]) -> float | None:
-    """What is judged against retention + one interval: the oldest partition's lower bound of
-    a partitioned table; of a plain table (its one "partition"), its oldest row."""
+    """What is judged against retention + one interval: of a partitioned table, the age of the
+    oldest partition's upper bound (a partition older than that has no newer row; the drop
+    after its expiry may wait for the next maintenance turn); of a plain table, its oldest
+    row."""
     age: float | None = table[
-        "oldest_partition_age_s" if table["partitioned"] else "oldest_row_age_s"
+        "oldest_partition_end_age_s" if table["partitioned"] else "oldest_row_age_s"
     ]
     return age
 
@@ -398,6 +416,7 @@ async def _sample(
             "partitioned": bool(table["partitioned"]),
             "partitions": len(table["bounds"]),
             "oldest_partition_age_s": oldest_partition_age_s(table["bounds"], now_ms),
+            "oldest_partition_end_age_s": oldest_partition_end_age_s(table["bounds"], now_ms),
             "oldest_row_age_s": None if oldest is None else (now_ms - id_millis(oldest)) / 1000,
             "removed": removed[name],
             "removed_per_s": round((removed[name] - previous["removed"][name]) / elapsed, 1),
@@ -466,12 +485,15 @@ def format_verdict(figures: dict[str, Any]) -> str:
     lines = [
         f"goal: table sizes flat (last {FLAT_WINDOW_S / 60:g} minutes' per-minute peaks within"
         f" {FLAT_TOLERANCE:.0%} of each other) and nothing older than retention + one interval"
-        f" ({settings['retention']} + {settings['partition_interval']} = {limit})"
+        f" ({settings['retention']} + {settings['partition_interval']} = {limit}): no partition"
+        " whose upper bound is, no row of a plain table"
     ]
     for name, table in verdict["tables"].items():
         text = f"  {name:<17} size spread {table['spread']}"
         if "worst_age_s" in table:
-            text += f", oldest {table['worst_age_s']} s ({'ok' if table['age_ok'] else 'too old'})"
+            judged = "ok" if table["age_ok"] else "too old"
+            window = f"{FLAT_WINDOW_S / 60:g} minutes"
+            text += f", oldest over the last {window}: {table['worst_age_s']} s ({judged})"
         lines.append(text)
     if verdict["judged"]:
         lines.append(
@@ -510,16 +532,17 @@ def main(
     )
     print(format_verdict(figures))
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(_json_safe(figures), indent=2) + "\n")
+    output.write_text(json.dumps(json_safe(figures), indent=2) + "\n")
     print(f"figures written to {output}")
     return 1 if figures["verdict"]["passed"] is False else 0
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """`value` with every infinite number written as "unbounded" (JSON has no infinity)."""
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, float):
         return _finite(value)
     return value

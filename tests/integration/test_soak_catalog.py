@@ -10,7 +10,13 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from hookrelay.bench.soak import TABLES, oldest_partition_age_s, psql_path, read_tables
+from hookrelay.bench.soak import (
+    TABLES,
+    oldest_partition_age_s,
+    oldest_partition_end_age_s,
+    psql_path,
+    read_tables,
+)
 from hookrelay.ids import id_bound, new_id
 from tests.conftest import database_url
 
@@ -82,6 +88,7 @@ async def test_partitioned_tables_read_with_their_partitions_bounds_and_bytes(
     assert events_read["bytes"] > 100 * 2000 / 4  # TOAST may compress the repeated x
     now_ms = base_ms + 5 * MINUTE_MS
     assert oldest_partition_age_s(events_read["bounds"], now_ms) == 300.0
+    assert oldest_partition_end_age_s(events_read["bounds"], now_ms) == 240.0
     assert len(tables["deliveries"]["bounds"]) == 2  # MINVALUE and DEFAULT
     assert oldest_partition_age_s(tables["deliveries"]["bounds"], now_ms) == float("inf")
     assert tables["attempts"]["partitioned"] is False
