@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hookrelay.bench.soak import TABLES
+from hookrelay.bench.soak_report import TABLES
 
 pytestmark = pytest.mark.acceptance
 

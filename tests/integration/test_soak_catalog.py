@@ -10,13 +10,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from hookrelay.bench.soak import (
-    TABLES,
-    oldest_partition_age_s,
-    oldest_partition_end_age_s,
-    psql_path,
-    read_tables,
-)
+from hookrelay.bench.soak import psql_path, read_tables
+from hookrelay.bench.soak_report import TABLES, oldest_partition_age_s, oldest_partition_end_age_s
 from hookrelay.ids import id_bound, new_id
 from tests.conftest import database_url
 

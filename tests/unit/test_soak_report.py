@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hookrelay.bench.soak import (
+from hookrelay.bench.soak_report import (
     TABLES,
     format_sample,
     format_verdict,
