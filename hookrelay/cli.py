@@ -228,7 +228,11 @@ def _run(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> i
     if args.command == "migrate":
         from hookrelay.storage.migrate import migrate
 
-        applied = asyncio.run(migrate(settings.require_database_url()))
+        applied = asyncio.run(
+            migrate(
+                settings.require_database_url(), partition_interval_s=settings.partition_interval_s
+            )
+        )
         print(
             f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else "")
         )

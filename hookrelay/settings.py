@@ -27,6 +27,7 @@ from hookrelay.variables import (
     parse_secret_key,
     parse_secret_keys,
     parse_text,
+    parse_whole_minutes,
     setting,
 )
 
@@ -214,6 +215,12 @@ class Settings:
         "30d",
         parse_positive_duration,
         "how long events, their deliveries and their attempts are kept",
+    )
+    partition_interval_s: float = setting(
+        "PARTITION_INTERVAL",
+        "1d",
+        parse_whole_minutes,
+        "the time each partition of the event log holds; retention drops whole partitions",
     )
     demo_page: bool = setting(
         "DEMO_PAGE",

@@ -105,6 +105,14 @@ def parse_positive_duration(text: str) -> float:
     return _positive(parse_duration(text))
 
 
+def parse_whole_minutes(text: str) -> float:
+    """A duration of one minute or more, in whole minutes (`1m`, `90m`, `1d`)."""
+    seconds = parse_duration(text)
+    if seconds < 60 or seconds % 60:
+        raise ValueError("must be a whole number of minutes, at least 1m")
+    return seconds
+
+
 def parse_positive_int(text: str) -> int:
     return _positive(int(text))
 

@@ -132,3 +132,16 @@ async def receiver() -> AsyncIterator[Receiver]:
     runner = await start_receiver(receiver)
     yield receiver
     await runner.cleanup()
+
+
+@pytest.fixture
+async def empty_db_url(postgres_url: str) -> AsyncIterator[str]:
+    """A database with nothing in it, not even hookrelay's schema."""
+    name = f"hookrelay_empty_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    yield database_url(postgres_url, name)
+    admin = await asyncpg.connect(postgres_url)
+    await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    await admin.close()

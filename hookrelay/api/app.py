@@ -81,7 +81,9 @@ async def _services_ctx(
 ) -> AsyncIterator[None]:
     """Open Postgres and Redis, and build the services on them; close all on cleanup."""
     settings = app[SETTINGS]
-    app[STORAGE] = storage = await Storage.open(settings.require_database_url())
+    app[STORAGE] = storage = await Storage.open(
+        settings.require_database_url(), retention_s=settings.retention_s
+    )
     app[BROKER] = broker = Broker(settings.require_redis_url(), settings.queue_name)
     enqueuer = Enqueuer(broker.queue, EnqueueCoalescer(broker.queue))
     notifier = broker.notices.commit_notifier()

@@ -6,7 +6,8 @@
 3. The maximum delivery rate: events sent as fast as batch ingest takes them, until the sink
    has them all; its ratio to the raw ceiling.
 4. Fan-out: events that go to 100 endpoints each: ingest latency, and time until all 100 got it.
-5. Peak RSS of every process. Every accepted event must reach the sink (no losses).
+5. Peak RSS of every process, and the CPU time each used per event (fixed rates) and per
+   delivery (maximum rate). Every accepted event must reach the sink (no losses).
 """
 
 from __future__ import annotations
@@ -63,6 +64,46 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99)}
 
 
+def process_groups(stack: Stack) -> dict[str, list[psutil.Process]]:
+    """The stack's processes by part (api, worker1, sink, postgres, redis), and the benchmark's
+    own as `client`; a server made of several processes (Postgres) lists all of them."""
+    groups: dict[str, list[psutil.Process]] = {"client": [psutil.Process()]}
+    cluster = stack.cluster
+    for name, popen in cluster.processes.items():
+        groups[name] = [psutil.Process(popen.pid)]
+    for name, server in (("postgres", cluster.postgres), ("redis", cluster.redis)):
+        if server.pid is not None:
+            root = psutil.Process(server.pid)
+            groups[name] = [root, *root.children(recursive=True)]
+    return groups
+
+
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """The CPU time (user and system) each part of the stack has used so far. A server's
+    processes that have exited count too (in its root's reaped children's times), so the
+    difference of two readings is what the part used in between."""
+    used: dict[str, float] = {}
+    for name, processes in process_groups(stack).items():
+        total = 0.0
+        for n, process in enumerate(processes):
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system
+                if n == 0 and len(processes) > 1:
+                    total += times.children_user + times.children_system
+        used[name] = total
+    return used
+
+
+def cpu_us_per(count: int, before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    """Microseconds of CPU each part used per one of `count` (events, deliveries), and in all."""
+    if count == 0:
+        return {}
+    spent = {name: after[name] - before.get(name, 0.0) for name in after}
+    per = {name: round(seconds / count * 1e6) for name, seconds in sorted(spent.items())}
+    return per | {"total": round(sum(spent.values()) / count * 1e6)}
+
+
 class PeakRss:
     """Samples the memory of the stack's processes; keeps each one's peak (MB). A server made
     of several processes (Postgres) is summed by PSS, so shared memory is counted once."""
@@ -72,14 +113,8 @@ class PeakRss:
         self.peaks: dict[str, float] = {}
 
     def _sample(self) -> None:
-        groups: dict[str, list[psutil.Process]] = {}
-        cluster = self.stack.cluster
-        for name, popen in cluster.processes.items():
-            groups[name] = [psutil.Process(popen.pid)]
-        for name, server in (("postgres", cluster.postgres), ("redis", cluster.redis)):
-            if server.pid is not None:
-                root = psutil.Process(server.pid)
-                groups[name] = [root, *root.children(recursive=True)]
+        groups = process_groups(self.stack)
+        del groups["client"]
         for name, processes in groups.items():
             total = 0
             for process in processes:
@@ -170,6 +205,7 @@ class Bench:
         path, event_type = f"/rate{rate}", f"bench.rate{rate}"
         await self.endpoint(path, event_type)
         count = int(rate * seconds)
+        cpu_before = cpu_seconds(self.stack)
         started = time.perf_counter()
         tasks = []
         for n in range(count):
@@ -178,6 +214,7 @@ class Bench:
         sent = await asyncio.gather(*tasks, return_exceptions=True)
         accepted = [s for s in sent if isinstance(s, tuple)]
         arrivals = await self.drain(path, len(accepted))
+        cpu_used = cpu_us_per(len(arrivals), cpu_before, cpu_seconds(self.stack))
         delivery_ms = [
             (arrivals[event_id] - created) * 1000
             for _, event_id, created in accepted
@@ -193,6 +230,7 @@ class Bench:
             "ingest_ms": percentiles([ingest for ingest, _, _ in accepted]),
             "delivery_ms": percentiles(delivery_ms),
             "delivery_samples_ms": sorted(round(d, 2) for d in delivery_ms),
+            "cpu_us_per_event": cpu_used,
         }
 
     async def max_rate(self, events: int) -> dict[str, Any]:
@@ -219,10 +257,12 @@ class Bench:
                 )
                 accepted += len(answer["data"])
 
+        cpu_before = cpu_seconds(self.stack)
         started = time.time()
         await asyncio.gather(*(sender() for _ in range(MAX_RATE_SENDERS)))
         ingested = time.time() - started
         arrivals = await self.drain(path, accepted)
+        cpu_used = cpu_us_per(len(arrivals), cpu_before, cpu_seconds(self.stack))
         # From the first request to the last arrival (the sink stamps arrivals with this clock).
         elapsed = (max(arrivals.values()) if arrivals else time.time()) - started
         return {
@@ -233,6 +273,7 @@ class Bench:
             "ingest_seconds": round(ingested, 2),
             "seconds": round(elapsed, 2),
             "deliveries_per_s": round(len(arrivals) / elapsed, 1),
+            "cpu_us_per_delivery": cpu_used,
         }
 
     async def fan_out(self, events: int) -> dict[str, Any]:
@@ -342,6 +383,10 @@ def report(figures: dict[str, Any]) -> str:
         f"{f['ingest_ms']['p50']} / {f['ingest_ms']['p95']} / {f['ingest_ms']['p99']} ms; "
         f"all {f['endpoints']} received p50/p95 {f['all_received_ms']['p50']} / "
         f"{f['all_received_ms']['p95']} ms; lost {f['lost']}",
+        "CPU per single event at the highest fixed rate (us): "
+        + ", ".join(f"{k} {v}" for k, v in figures["fixed_rates"][-1]["cpu_us_per_event"].items()),
+        "CPU per delivery at the maximum rate, batch ingest (us): "
+        + ", ".join(f"{k} {v}" for k, v in m["cpu_us_per_delivery"].items()),
         "peak RSS (MB): "
         + ", ".join(f"{name} {mb}" for name, mb in sorted(figures["peak_rss_mb"].items())),
         f"losses in all: {figures['losses']}",

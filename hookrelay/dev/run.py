@@ -157,7 +157,11 @@ def _run_locked(
             ),
         ).with_allowed(*LOOPBACK_NETWORKS)
         log.warning("dev mode: callback URLs on loopback addresses are allowed")
-        applied = asyncio.run(migrate(settings.require_database_url()))
+        applied = asyncio.run(
+            migrate(
+                settings.require_database_url(), partition_interval_s=settings.partition_interval_s
+            )
+        )
         log.info("database ready", migrations_applied=len(applied))
         if stop.event.is_set():
             return 0

@@ -2,9 +2,9 @@
 
 `Storage` opens the pools (see `db.Database`: up to `max_size` connections for most
 statements, and up to five more that plan each filtered read for its arguments) and holds one
-object per aggregate (apps and their keys, endpoints,
-events and the log, deliveries and attempts, maintenance); each runs the named queries of its
-own file in `sql/queries/` and answers with the records of `hookrelay.models`.
+object per aggregate (apps and their keys, endpoints, events and the log, deliveries and
+attempts, maintenance, the log's partitions); each runs the named queries of its own file in
+`sql/queries/` and answers with the records of `hookrelay.models`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from hookrelay.storage.deliveries import Deliveries
 from hookrelay.storage.endpoints import Endpoints
 from hookrelay.storage.events import Events
 from hookrelay.storage.maintenance import Maintenance
+from hookrelay.storage.partitions import Partitions
 
 
 class Storage:
@@ -27,12 +28,16 @@ class Storage:
         self.events = Events(db)
         self.deliveries = Deliveries(db)
         self.maintenance = Maintenance(db)
+        self.partitions = Partitions(db)
 
     @classmethod
-    async def open(cls, database_url: str, max_size: int = 20) -> Storage:
+    async def open(
+        cls, database_url: str, max_size: int = 20, retention_s: float | None = None
+    ) -> Storage:
         """Storage over pools that connect on first use (a process starts while Postgres is
-        down, and reconnects by itself when it is back)."""
-        return cls(await Database.open(database_url, max_size))
+        down, and reconnects by itself when it is back); with `retention_s`, reads of the log
+        leave out what is older."""
+        return cls(await Database.open(database_url, max_size, retention_s))
 
     async def close(self) -> None:
         await self.db.close()

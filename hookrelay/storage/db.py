@@ -49,6 +49,11 @@ DATA_ERROR = (BadRequest, "a value in the request cannot be stored or searched f
 UNAVAILABLE = (DependencyUnavailable, "the database is unreachable")
 # Postgres ended this transaction to break a deadlock with another: it may be tried again.
 CONTENTION = (Contention, "a concurrent change got in the way; try again")
+# A row of the event log whose time no partition holds yet: the worker makes them ahead of need.
+NO_PARTITION = (
+    DependencyUnavailable,
+    "the event log has no partition for this time yet; is a worker running?",
+)
 
 # Errors that mean "Postgres is not reachable right now", not "this request is wrong".
 _UNAVAILABLE = (
@@ -72,6 +77,8 @@ def domain_error(exc: BaseException) -> HookrelayError | None:
             kind, message = UNIQUE_VIOLATION
         elif isinstance(exc, asyncpg.ForeignKeyViolationError):
             kind, message = FOREIGN_KEY_VIOLATION
+        elif isinstance(exc, asyncpg.CheckViolationError) and "no partition" in str(exc):
+            kind, message = NO_PARTITION
         else:
             return None
     elif isinstance(exc, asyncpg.DataError):
@@ -127,6 +134,11 @@ class Session:
         """The first column of the first row of `query` (None without a row)."""
         return await self._connection.fetchval(self._sql[query], *args)
 
+    async def run(self, statement: str) -> None:
+        """Run a statement that is not a named query: a change to the schema whose names and
+        bounds the caller made itself (partitions.py), never from anything a request holds."""
+        await self._connection.execute(statement)
+
     async def execute(self, query: str, *args: Any) -> int:
         """Run `query`; return how many rows it changed (0 for a command that does not say)."""
         status: str = await self._connection.execute(self._sql[query], *args)
@@ -160,9 +172,13 @@ class Database:
         self._sql = queries()
 
     @classmethod
-    async def open(cls, database_url: str, max_size: int = 20) -> Database:
+    async def open(
+        cls, database_url: str, max_size: int = 20, retention_s: float | None = None
+    ) -> Database:
         """Pools that connect on first use, so that a process starts (and answers 503) while
-        Postgres is down, and reconnects by itself when it is back."""
+        Postgres is down, and reconnects by itself when it is back. With `retention_s`, reads
+        of the log never return rows older than that (kept_since, sql/migrations/0012)."""
+        kept = {} if retention_s is None else {"hookrelay.retention_s": repr(float(retention_s))}
         pools = [
             asyncpg.create_pool(
                 database_url,
@@ -170,7 +186,7 @@ class Database:
                 max_size=size,
                 init=_init_connection,
                 reset=_reset_connection,
-                server_settings=settings,
+                server_settings=kept | settings,
             )
             for size, settings in (
                 (max_size, {}),

@@ -93,11 +93,6 @@ class Maintenance:
         """True if no pruning pass began within `interval_s` (this caller's pass begins)."""
         return await self.db.value("take_retention_turn", interval_s) is not None
 
-    async def prune_events(self, before_id: str, limit: int) -> int:
-        """Delete up to `limit` events with ids below `before_id`, with their deliveries and
-        attempts; return how many events went."""
-        return await self.db.execute("prune_events", before_id, limit)
-
     async def prune_idempotency_keys(self, older_than_s: float, limit: int) -> int:
         """Delete up to `limit` Idempotency-Keys older than `older_than_s`; return how many."""
         return await self.db.execute("prune_idempotency_keys", older_than_s, limit)

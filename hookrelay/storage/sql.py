@@ -12,6 +12,12 @@ from hookrelay.resources import resource_dir
 
 _QUERY_HEADER = re.compile(r"^-- ([a-z_][a-z0-9_]*) --$", re.MULTILINE)
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+# A migration's first line that says it runs outside a transaction, a statement at a time (what
+# must not hold its locks to the end: CREATE INDEX CONCURRENTLY, validating a constraint). Each
+# statement of one must be safe to run again, since a failure leaves those before it done.
+NO_TRANSACTION = "-- hookrelay: no transaction"
+# Where one statement of such a migration ends: a semicolon that ends a line.
+_STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -19,6 +25,22 @@ class Migration:
     version: int
     name: str
     sql: str
+
+    @property
+    def transactional(self) -> bool:
+        """Whether the migration runs as one transaction (all of it or nothing)."""
+        return not self.sql.startswith(NO_TRANSACTION)
+
+    def statements(self) -> list[str]:
+        """The statements of a migration that runs outside a transaction, in order, without
+        the comment lines between them."""
+        found = []
+        for chunk in _STATEMENT_END.split(self.sql):
+            lines = [line for line in chunk.splitlines() if not line.lstrip().startswith("--")]
+            statement = "\n".join(lines).strip()
+            if statement:
+                found.append(statement)
+        return found
 
 
 def parse_queries(text: str) -> dict[str, str]:

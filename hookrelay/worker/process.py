@@ -15,7 +15,7 @@ import structlog
 from hookrelay.settings import Settings
 from hookrelay.worker.lanes import Lane
 from hookrelay.worker.resources import WorkerResources
-from hookrelay.worker.retention import prune_forever
+from hookrelay.worker.retention import analyze_on_roll_forever, prune_forever
 from hookrelay.worker.sweeper import Sweeper
 from hookrelay.worker.task import task_timeout_s
 
@@ -73,7 +73,16 @@ class WorkerProcess:
         self._tasks.append(asyncio.create_task(sweeper.run(self.resources.metrics)))
         self._tasks.append(
             asyncio.create_task(
-                prune_forever(self.resources.storage.maintenance, settings.retention_s)
+                prune_forever(
+                    self.resources.storage,
+                    settings.retention_s,
+                    settings.partition_interval_s,
+                )
+            )
+        )
+        self._tasks.append(
+            asyncio.create_task(
+                analyze_on_roll_forever(self.resources.storage, settings.partition_interval_s)
             )
         )
         self._tasks.append(asyncio.create_task(flush_metrics_forever(self.resources)))

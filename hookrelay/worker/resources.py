@@ -39,7 +39,9 @@ class WorkerResources:
         """Open the store, the broker and the HTTP client, and build the deliverer on them."""
         running_at_most = settings.worker_concurrency + settings.retry_concurrency
         storage = await Storage.open(
-            settings.require_database_url(), max_size=min(50, running_at_most)
+            settings.require_database_url(),
+            max_size=min(50, running_at_most),
+            retention_s=settings.retention_s,
         )
         broker = Broker(settings.require_redis_url(), settings.queue_name)
         session = create_session(

@@ -1,55 +1,80 @@
-"""Retention: events older than the retention period go, with their deliveries and attempts,
-in small batches (each its own short transaction, so no long lock), one pass at a time."""
+"""Retention: the event log's partitions are made ahead of need and dropped whole once every
+row in them is older than the retention period; expired Idempotency-Keys are deleted in small
+batches (each its own short transaction, so no long lock). One turn at a time, across workers."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 
 import structlog
 
 from hookrelay.events import IDEMPOTENCY_TTL_S
-from hookrelay.ids import id_bound
-from hookrelay.storage.maintenance import Maintenance
+from hookrelay.storage import Storage
 
 log = structlog.get_logger(__name__)
 
-# How often a pass may start (across all workers), and how much one pass may do.
+# How often a turn may start (across all workers), and how long its batched deletes may take.
 RETENTION_INTERVAL_S = 60.0
 PASS_BUDGET_S = 10.0
-# Events per batch; each takes its deliveries and attempts along (a fan-out multiplies it).
-EVENT_BATCH = 100
 KEY_BATCH = 1000
+# How long after a partition becomes the current one its statistics are refreshed: time for a
+# few rows to arrive, short enough that plans which read it whole do not last.
+ROLL_SETTLE_S = 2.0
 
 
-async def prune_once(maintenance: Maintenance, retention_s: float, interval_s: float) -> int | None:
-    """One pass if it is this worker's turn: how many events it deleted (None: not its turn)."""
-    if not await maintenance.take_retention_turn(interval_s):
+@dataclass(frozen=True)
+class Turn:
+    made: list[str]  # partitions made ahead
+    dropped: list[str]  # partitions dropped
+    keys_deleted: int  # expired Idempotency-Keys
+
+
+async def retention_turn(
+    storage: Storage, retention_s: float, partition_interval_s: float, interval_s: float
+) -> Turn | None:
+    """One turn if it is this worker's (None: another worker's turn began within
+    `interval_s`): make the partitions ahead, drop the expired, delete expired keys."""
+    if not await storage.maintenance.take_retention_turn(interval_s):
         return None
-    cutoff = id_bound("evt_", round((time.time() - retention_s) * 1000))
+    now_ms = round(time.time() * 1000)
+    made = await storage.partitions.make_ahead(now_ms, partition_interval_s)
+    dropped = await storage.partitions.drop_expired(now_ms, retention_s)
     deadline = time.monotonic() + PASS_BUDGET_S
-    deleted = 0
+    keys_deleted = 0
     while time.monotonic() < deadline:
-        batch = await maintenance.prune_events(cutoff, EVENT_BATCH)
-        deleted += batch
-        if batch < EVENT_BATCH:
+        batch = await storage.maintenance.prune_idempotency_keys(IDEMPOTENCY_TTL_S, KEY_BATCH)
+        keys_deleted += batch
+        if batch < KEY_BATCH:
             break
-    while time.monotonic() < deadline:
-        if await maintenance.prune_idempotency_keys(IDEMPOTENCY_TTL_S, KEY_BATCH) < KEY_BATCH:
-            break
-    return deleted
+    return Turn(made, dropped, keys_deleted)
 
 
 async def prune_forever(
-    maintenance: Maintenance, retention_s: float, interval_s: float = RETENTION_INTERVAL_S
+    storage: Storage,
+    retention_s: float,
+    partition_interval_s: float,
+    interval_s: float = RETENTION_INTERVAL_S,
 ) -> None:
-    """Take a pruning turn every interval until cancelled; failures only postpone it."""
+    """Take a retention turn every interval until cancelled; failures only postpone it."""
     while True:
         try:
-            deleted = await prune_once(maintenance, retention_s, interval_s)
+            await retention_turn(storage, retention_s, partition_interval_s, interval_s)
         except Exception as exc:
-            log.warning("pruning failed; trying again later", error=repr(exc))
-        else:
-            if deleted:
-                log.info("old events pruned", count=deleted)
+            log.warning("retention turn failed; trying again later", error=repr(exc))
         await asyncio.sleep(interval_s)
+
+
+async def analyze_on_roll_forever(storage: Storage, partition_interval_s: float) -> None:
+    """Just after each partition boundary, refresh the statistics of the partitions that became
+    current (Partitions.analyze_current) until cancelled; failures only wait for the next."""
+    interval_ms = round(partition_interval_s * 1000)
+    while True:
+        now_ms = time.time() * 1000
+        boundary_ms = (now_ms // interval_ms + 1) * interval_ms
+        await asyncio.sleep((boundary_ms - now_ms) / 1000 + ROLL_SETTLE_S)
+        try:
+            await storage.partitions.analyze_current(round(time.time() * 1000))
+        except Exception as exc:
+            log.warning("refreshing the current partitions' statistics failed", error=repr(exc))

@@ -23,7 +23,11 @@ UPDATE apps SET name = $2, uid = $3, updated_at = now() WHERE id = $1
 RETURNING id, name, uid, created_at, updated_at;
 
 -- delete_app --
--- Delete an app and everything it owns.
+-- Delete an app and everything it owns: foreign keys to the app take its endpoints, events and
+-- deliveries; attempts have none (sql/migrations/0012) and go here.
+WITH attempts_gone AS (
+    DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM deliveries WHERE app_id = $1)
+)
 DELETE FROM apps WHERE id = $1 RETURNING id;
 
 -- insert_app_key --

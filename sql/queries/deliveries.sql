@@ -1,6 +1,8 @@
 -- The named queries of hookrelay/storage/deliveries.py, the only module that runs them:
 -- deliveries and attempts: claim, record, list, replay.
 -- Each is `-- name --`, a one-line description, then the SQL.
+-- What is read or replayed for the API never holds a delivery older than the retention period,
+-- although its partition may not be dropped yet: `id >= kept_since('dlv_')` (migration 0012).
 
 -- claim_deliveries --
 -- Lease the deliveries among $1 that are due (or whose lease expired); hold any whose endpoint is not active.
@@ -157,7 +159,7 @@ SELECT d.id, d.app_id, d.event_id, d.endpoint_id, d.status, d.attempt_count, d.n
        ev.type AS event_type, replays.*
 FROM deliveries AS d JOIN events AS ev ON ev.id = d.event_id
 CROSS JOIN LATERAL replays_of(d.id, d.status, d.recovered_by, d.recovered_at) AS replays
-WHERE d.app_id = $1 AND d.id = $2;
+WHERE d.app_id = $1 AND d.id = $2 AND d.id >= kept_since('dlv_');
 
 -- list_deliveries --
 -- An app's deliveries, newest first, before the cursor $3, with what their replays say of them.
@@ -172,7 +174,7 @@ FROM (
            d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at,
            d.finished_at, d.replay_of, d.recovered_by, d.recovered_at, ev.type AS event_type
     FROM deliveries AS d JOIN events AS ev ON ev.id = d.event_id
-    WHERE d.app_id = $1
+    WHERE d.app_id = $1 AND d.id >= kept_since('dlv_')
       AND ($3::text IS NULL OR d.id < $3)
       AND ($4::text IS NULL OR d.status = $4)
       AND ($5::text IS NULL OR d.endpoint_id = $5)
@@ -194,7 +196,7 @@ SELECT d.id, d.app_id, d.event_id, d.endpoint_id, e.url AS endpoint_url, d.statu
        d.finished_at, d.replay_of, replays.*
 FROM deliveries AS d JOIN endpoints AS e ON e.id = d.endpoint_id
 CROSS JOIN LATERAL replays_of(d.id, d.status, d.recovered_by, d.recovered_at) AS replays
-WHERE d.event_id = $1
+WHERE d.event_id = $1 AND d.id >= kept_since('dlv_')
 ORDER BY d.id;
 
 -- lock_app_replays --
@@ -219,7 +221,7 @@ WITH matched AS NOT MATERIALIZED (
     FROM deliveries AS d
     JOIN events AS ev ON ev.id = d.event_id
     JOIN endpoints AS endpoint ON endpoint.id = d.endpoint_id
-    WHERE d.app_id = $1 AND d.replay_of IS NULL
+    WHERE d.app_id = $1 AND d.replay_of IS NULL AND d.id >= kept_since('dlv_')
       AND ($11::boolean
            OR (d.recovered_at IS NULL AND NOT EXISTS (SELECT FROM replays_in_flight(d.id))))
       AND ($4::text IS NULL OR d.status = $4)
@@ -259,7 +261,7 @@ SELECT d.app_id, d.event_id, d.endpoint_id,
        CASE WHEN endpoint.status = 'active' THEN 'pending' ELSE 'held' END, now(),
        coalesce(d.replay_of, d.id)
 FROM deliveries AS d JOIN endpoints AS endpoint ON endpoint.id = d.endpoint_id
-WHERE d.app_id = $1 AND d.id = $2
+WHERE d.app_id = $1 AND d.id = $2 AND d.id >= kept_since('dlv_')
 RETURNING id, status, replay_of;
 
 -- list_attempts --
@@ -268,7 +270,7 @@ RETURNING id, status, replay_of;
 SELECT a.id, a.delivery_id, a.attempt_number, a.started_at, a.duration_ms, a.status_code,
        a.error_kind, a.error_message, a.response_headers, a.response_body
 FROM attempts AS a JOIN deliveries AS d ON d.id = a.delivery_id
-WHERE d.app_id = $1
+WHERE d.app_id = $1 AND d.id >= kept_since('dlv_') AND a.delivery_id >= kept_since('dlv_')
   AND ($3::text IS NULL OR a.id < $3)
   AND ($4::text IS NULL OR a.delivery_id = $4)
   AND ($5::text IS NULL OR d.endpoint_id = $5)

@@ -52,5 +52,12 @@ WHERE app_id = $1 AND id = $2
 RETURNING *;
 
 -- delete_endpoint --
--- Delete an endpoint and its deliveries.
+-- Delete an endpoint and its deliveries (a foreign key to the endpoint takes them) with their
+-- attempts (which have none: sql/migrations/0012).
+WITH attempts_gone AS (
+    DELETE FROM attempts
+    WHERE delivery_id IN (
+        SELECT id FROM deliveries WHERE app_id = $1 AND endpoint_id = $2
+    )
+)
 DELETE FROM endpoints WHERE app_id = $1 AND id = $2 RETURNING id;

@@ -1,6 +1,8 @@
 -- The named queries of hookrelay/storage/events.py, the only module that runs them:
 -- events: ingest (idempotent), listings, the log in commit order.
 -- Each is `-- name --`, a one-line description, then the SQL.
+-- What is read for the API never holds an event older than the retention period, although its
+-- partition may not be dropped yet: `id >= kept_since('evt_')` (sql/migrations/0012).
 
 -- insert_events_with_deliveries --
 -- Record events ($3..$8 are arrays, one element per event) and one delivery per subscribed endpoint each, in one statement.
@@ -49,13 +51,14 @@ UPDATE idempotency_keys SET response = $3 WHERE app_id = $1 AND key = $2;
 
 -- get_event --
 -- One event of an app.
-SELECT id, app_id, type, job_id, body, created_at FROM events WHERE app_id = $1 AND id = $2;
+SELECT id, app_id, type, job_id, body, created_at FROM events
+WHERE app_id = $1 AND id = $2 AND id >= kept_since('evt_');
 
 -- list_events --
 -- An app's events, newest first, before the cursor $3; each filter ($4..$7) applies unless null.
 -- Planned for each call's arguments (a filter left out is then no condition at all).
 SELECT ev.id, ev.app_id, ev.type, ev.job_id, ev.body, ev.created_at FROM events AS ev
-WHERE ev.app_id = $1
+WHERE ev.app_id = $1 AND ev.id >= kept_since('evt_')
   AND ($3::text IS NULL OR ev.id < $3)
   AND ($4::text IS NULL OR ev.type = $4)
   AND ($5::text IS NULL OR ev.job_id = $5)
@@ -73,7 +76,9 @@ SELECT horizon.xmin AS horizon, horizon.held_back,
        ev.id, ev.app_id, ev.type, ev.job_id, ev.body, ev.created_at, ev.tx_id, ev.rows_read
 FROM (
     SELECT snapshot.xmin, EXISTS (
-        SELECT 1 FROM events AS later WHERE later.app_id = $1 AND later.tx_id >= snapshot.xmin
+        SELECT 1 FROM events AS later
+        WHERE later.app_id = $1 AND later.tx_id >= snapshot.xmin
+          AND later.id >= kept_since('evt_')
     ) AS held_back
     FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) AS snapshot
 ) AS horizon
@@ -84,6 +89,7 @@ LEFT JOIN LATERAL (
     FROM (
         SELECT * FROM events AS ev
         WHERE ev.app_id = $1 AND (ev.tx_id, ev.id) > ($2::xid8, $3) AND ev.tx_id < horizon.xmin
+              AND ev.id >= kept_since('evt_')
               AND ($6::text[] IS NULL OR ev.type = ANY ($6)) AND ($7::text IS NULL OR ev.job_id = $7)
         ORDER BY ev.tx_id, ev.id LIMIT $4
     ) AS page
@@ -98,19 +104,20 @@ SELECT pg_snapshot_xmin(pg_current_snapshot());
 -- Where one event of an app stands in the log (tx_id, id: null if the app has no such event),
 -- the app's oldest event kept, and the oldest running transaction.
 SELECT found.tx_id, found.id,
-       (SELECT min(id) FROM events WHERE app_id = $1) AS oldest_id,
+       (SELECT min(id) FROM events WHERE app_id = $1 AND id >= kept_since('evt_')) AS oldest_id,
        pg_snapshot_xmin(pg_current_snapshot()) AS horizon
 FROM (SELECT 1) AS one
-LEFT JOIN events AS found ON found.app_id = $1 AND found.id = $2;
+LEFT JOIN events AS found
+    ON found.app_id = $1 AND found.id = $2 AND found.id >= kept_since('evt_');
 
 -- job_log_start --
 -- The transaction of a job's first event in the log, or the oldest running transaction if
 -- that is older (it may still add one of the job's events).
 SELECT least(min(tx_id), pg_snapshot_xmin(pg_current_snapshot()))
-FROM events WHERE app_id = $1 AND job_id = $2;
+FROM events WHERE app_id = $1 AND job_id = $2 AND id >= kept_since('evt_');
 
 -- job_events --
 -- A job's events in commit order after a log position ($3 transaction, $4 id).
 SELECT id, app_id, type, job_id, body, created_at, tx_id FROM events
-WHERE app_id = $1 AND job_id = $2 AND (tx_id, id) > ($3::xid8, $4)
+WHERE app_id = $1 AND job_id = $2 AND (tx_id, id) > ($3::xid8, $4) AND id >= kept_since('evt_')
 ORDER BY tx_id, id LIMIT $5;

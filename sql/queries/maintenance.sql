@@ -48,11 +48,6 @@ UPDATE retention SET pruned_at = now()
 WHERE id = 1 AND pruned_at <= now() - make_interval(secs => $1)
 RETURNING pruned_at;
 
--- prune_events --
--- Delete up to $2 events older than the id bound $1 (ids sort by time); their deliveries and attempts go with them.
-DELETE FROM events
-WHERE id IN (SELECT id FROM events WHERE id < $1 ORDER BY id LIMIT $2);
-
 -- prune_idempotency_keys --
 -- Delete up to $2 Idempotency-Keys older than $1 seconds.
 DELETE FROM idempotency_keys

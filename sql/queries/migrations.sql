@@ -3,8 +3,8 @@
 -- Each is `-- name --`, a one-line description, then the SQL.
 
 -- lock_migrations --
--- Wait for the migration lock, so that two processes never migrate at once.
-SELECT pg_advisory_lock($1);
+-- Take the migration lock if it is free (true), so that two processes never migrate at once.
+SELECT pg_try_advisory_lock($1);
 
 -- unlock_migrations --
 -- Release the migration lock.

@@ -20,7 +20,7 @@ from hookrelay.events import build_event
 from hookrelay.ids import new_id
 from hookrelay.settings import Settings
 from hookrelay.storage import Storage
-from hookrelay.worker.retention import prune_once
+from hookrelay.worker.retention import retention_turn
 from tests.integration.api_calls import (
     add_endpoint,
     bearer,
@@ -331,9 +331,11 @@ async def test_ed25519_deliveries_verify_with_the_public_key(
     public.verify(base64.b64decode(signature), signed)  # raises if it does not verify
 
 
-async def test_retention_prunes_old_events_with_their_deliveries(
+async def test_events_older_than_the_retention_are_never_served(
     api: Client, settings: Settings
 ) -> None:
+    # Forty days old, in a partition that also holds newer rows (the first one): not dropped
+    # yet, but past the 30-day retention, so no read of the API shows it or its deliveries.
     app = await create_app_with_key(api)
     await add_endpoint(api, app, "http://127.0.0.1:9/hook")
     storage = await Storage.open(settings.require_database_url())
@@ -344,11 +346,14 @@ async def test_retention_prunes_old_events_with_their_deliveries(
         await storage.events.insert(old)
         fresh = build_event(app["id"], "image.ready", {}, None, datetime.now(UTC))
         await storage.events.insert(fresh)
-        assert await prune_once(storage.maintenance, retention_s=30 * 86400, interval_s=60) == 1
-        # One pass per interval, however many workers ask.
-        assert await prune_once(storage.maintenance, retention_s=30 * 86400, interval_s=60) is None
+        turn = await retention_turn(storage, 30 * 86400, settings.partition_interval_s, 60)
+        assert turn is not None and turn.dropped == []
+        # One turn per interval, however many workers ask.
+        assert await retention_turn(storage, 30 * 86400, settings.partition_interval_s, 60) is None
     finally:
         await storage.close()
     listed = (await get_json(api, app, "/events"))["data"]
     assert [e["id"] for e in listed] == [fresh.id]
+    missing = await api.get(f"/v1/apps/{app['id']}/events/{old.id}", headers=bearer(app["api_key"]))
+    assert missing.status == 404
     assert (await get_json(api, app, "/deliveries"))["data"][0]["event_id"] == fresh.id

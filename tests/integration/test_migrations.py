@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import pytest
 
 from hookrelay.api.app import create_app
 from hookrelay.ids import new_id
 from hookrelay.resources import resource_dir
 from hookrelay.storage.migrate import migrate
 from hookrelay.storage.sql import migrations, query_files
-from tests.conftest import base_settings, database_url
+from tests.conftest import base_settings
 from tests.integration.api_calls import ADMIN
-
-
-@pytest.fixture
-async def empty_db_url(postgres_url: str) -> AsyncIterator[str]:
-    name = f"hookrelay_empty_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    yield database_url(postgres_url, name)
-    admin = await asyncpg.connect(postgres_url)
-    await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    await admin.close()
 
 
 async def test_migrate_applies_every_migration_to_an_empty_database(empty_db_url: str) -> None:

@@ -17,10 +17,10 @@ INSERT INTO endpoints (id, app_id, url, description, signing, secret_ciphertext,
                        headers, consecutive_dead)
 VALUES ('ep_1', 'app_1', 'http://127.0.0.1:9/hook', '', 'hmac', '\\x00', 'k', '{}', 1);
 INSERT INTO events (id, app_id, type, body, created_at)
-VALUES ('evt_1', 'app_1', 'image.ready', '{}', now());
+VALUES ('evt_000000000001', 'app_1', 'image.ready', '{}', now());
 INSERT INTO deliveries (id, app_id, event_id, endpoint_id, status, attempt_count, replay_of)
-VALUES ('dlv_original', 'app_1', 'evt_1', 'ep_1', 'sending', 1, NULL),
-       ('dlv_replay', 'app_1', 'evt_1', 'ep_1', 'sending', 1, 'dlv_original');
+VALUES ('dlv_000000000001', 'app_1', 'evt_000000000001', 'ep_1', 'sending', 1, NULL),
+       ('dlv_000000000002', 'app_1', 'evt_000000000001', 'ep_1', 'sending', 1, 'dlv_000000000001');
 """
 
 
@@ -35,11 +35,11 @@ async def test_a_replay_succeeding_while_its_original_is_recorded_does_not_deadl
         recording = original.transaction()
         await recording.start()
         # Recording the original takes its row, then its endpoint's.
-        await original.execute("SELECT FROM deliveries WHERE id = 'dlv_original' FOR UPDATE")
+        await original.execute("SELECT FROM deliveries WHERE id = 'dlv_000000000001' FOR UPDATE")
         success = asyncio.create_task(
             replay.fetchrow(
                 queries()["record_attempt"],
-                "dlv_replay",
+                "dlv_000000000002",
                 1,
                 datetime.now(UTC),
                 5,
@@ -62,9 +62,9 @@ async def test_a_replay_succeeding_while_its_original_is_recorded_does_not_deadl
         recorded = await asyncio.wait_for(success, 5)
         assert recorded is not None and recorded["status"] == "succeeded"
         marked = await original.fetchval(
-            "SELECT recovered_by FROM deliveries WHERE id = 'dlv_original'"
+            "SELECT recovered_by FROM deliveries WHERE id = 'dlv_000000000001'"
         )
-        assert marked == "dlv_replay"
+        assert marked == "dlv_000000000002"
     finally:
         await original.close()
         await replay.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hookrelay.bench.throughput import percentiles, report
+from hookrelay.bench.throughput import cpu_us_per, percentiles, report
 
 
 def test_percentiles_pick_the_nearest_rank() -> None:
@@ -19,7 +19,14 @@ def test_the_report_shows_every_rate_and_the_losses() -> None:
         "machine": {"cpus": 2, "cpu": "test"},
         "raw_ceiling_per_s": 10000.0,
         "fixed_rates": [
-            {"rate": r, "sent": r * 10, "lost": 0, "ingest_ms": latency, "delivery_ms": latency}
+            {
+                "rate": r,
+                "sent": r * 10,
+                "lost": 0,
+                "ingest_ms": latency,
+                "delivery_ms": latency,
+                "cpu_us_per_event": {"api": 400, "total": 1600},
+            }
             for r in (50, 200)
         ],
         "max_rate": {
@@ -28,6 +35,7 @@ def test_the_report_shows_every_rate_and_the_losses() -> None:
             "seconds": 1.0,
             "ratio_to_raw_ceiling": 0.3,
             "lost": 0,
+            "cpu_us_per_delivery": {"postgres": 107, "worker1": 140, "total": 330},
         },
         "fan_out": {
             "endpoints": 100,
@@ -44,3 +52,17 @@ def test_the_report_shows_every_rate_and_the_losses() -> None:
     assert "| 200/s | 2,000 |" in text
     assert "0.30 x the raw ceiling" in text
     assert "losses in all: 0" in text
+    assert "CPU per single event at the highest fixed rate (us): api 400, total 1600" in text
+    assert "(us): postgres 107, worker1 140, total 330" in text
+
+
+def test_cpu_per_event_is_each_parts_time_over_the_count_with_the_total() -> None:
+    before = {"api": 1.0, "postgres": 2.0}
+    after = {"api": 1.5, "postgres": 3.0, "worker1": 0.25}  # a part that started meanwhile
+    assert cpu_us_per(1000, before, after) == {
+        "api": 500,
+        "postgres": 1000,
+        "worker1": 250,
+        "total": 1750,
+    }
+    assert cpu_us_per(0, before, after) == {}

@@ -21,9 +21,11 @@ from hookrelay.storage.db import (
 )
 
 
-def postgres_error(sqlstate: str, constraint: str | None = None) -> asyncpg.PostgresError:
+def postgres_error(
+    sqlstate: str, constraint: str | None = None, message: str = "refused"
+) -> asyncpg.PostgresError:
     """The error asyncpg raises for an answer with this SQLSTATE (and constraint name)."""
-    fields = {"C": sqlstate, "M": "refused"}
+    fields = {"C": sqlstate, "M": message}
     if constraint is not None:
         fields["n"] = constraint
     return asyncpg.PostgresError.new(fields)
@@ -68,6 +70,14 @@ def test_a_named_constraint_is_reported_as_its_table_entry_says(constraint: str)
 def test_a_check_violation_not_named_is_no_domain_error() -> None:
     # A CHECK the API let through is a bug: it stays a 500, not a client error.
     assert domain_error(postgres_error(CHECK, "deliveries_status_check")) is None
+
+
+def test_a_row_no_partition_holds_yet_means_the_database_is_not_ready() -> None:
+    # Postgres's words when the log has no partition for a row's time (no worker made it).
+    missing = 'no partition of relation "events" found for row'
+    error = domain_error(postgres_error(CHECK, message=missing))
+    assert isinstance(error, DependencyUnavailable)
+    assert "no partition" in error.message
 
 
 def test_a_value_postgres_cannot_take_is_a_bad_request() -> None:
@@ -183,7 +193,7 @@ async def test_an_error_that_means_nothing_to_the_domain_passes_unchanged() -> N
 @pytest.mark.parametrize(("status", "count"), [("DELETE 7", 7), ("UPDATE 0", 0), ("ANALYZE", 0)])
 async def test_execute_says_how_many_rows_changed(status: str, count: int) -> None:
     connection = FakeConnection([{"status": status}])
-    assert await database(connection).execute("prune_events", "evt_1", 100) == count
+    assert await database(connection).execute("prune_idempotency_keys", 86400, 100) == count
 
 
 def test_rows_whose_columns_are_the_fields_in_order_are_built_positionally() -> None:

@@ -1,0 +1,23 @@
+-- The named queries of hookrelay/storage/partitions.py, the only module that runs them:
+-- the event log's time partitions, read from the catalog.
+-- Each is `-- name --`, a one-line description, then the SQL.
+
+-- is_partitioned --
+-- Whether the table $1 is partitioned (the log is, once migration 0012 ran).
+SELECT EXISTS (
+    SELECT FROM pg_class WHERE oid = to_regclass($1) AND relkind = 'p'
+);
+
+-- log_partitions --
+-- The partitions of the table $1: name, bound as Postgres writes it, and whether a concurrent
+-- detach of it was interrupted.
+SELECT child.relname::text AS name, pg_get_expr(child.relpartbound, child.oid) AS bound,
+       inherits.inhdetachpending AS detaching
+FROM pg_inherits AS inherits
+JOIN pg_class AS child ON child.oid = inherits.inhrelid
+WHERE inherits.inhparent = $1::text::regclass;
+
+-- deliveries_name_events_in --
+-- Whether a delivery names an event with an id in [$1, $2) (a replay made after the event's
+-- partition expired keeps that partition).
+SELECT EXISTS (SELECT FROM deliveries WHERE event_id >= $1 AND event_id < $2);
