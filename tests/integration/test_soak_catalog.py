@@ -11,7 +11,13 @@ import asyncpg
 import pytest
 
 from hookrelay.bench.soak import psql_path, read_tables
-from hookrelay.bench.soak_report import TABLES, oldest_partition_age_s, oldest_partition_end_age_s
+from hookrelay.bench.soak_report import (
+    LOG_TABLES,
+    TABLES,
+    oldest_partition_age_s,
+    oldest_partition_end_age_s,
+    partition_range_ms,
+)
 from hookrelay.ids import id_bound, new_id
 from tests.conftest import database_url
 
@@ -35,14 +41,19 @@ async def bare_db_url(postgres_url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
-async def test_todays_tables_read_as_unpartitioned_with_their_rows_and_bytes(db_url: str) -> None:
+async def test_a_migrated_log_reads_as_partitioned_and_the_keys_as_a_plain_table(
+    db_url: str,
+) -> None:
     tables = await read_tables(psql_path(), db_url)
     assert set(tables) == set(TABLES)
+    for name in LOG_TABLES:
+        assert tables[name]["partitioned"] is True
+        assert tables[name]["bounds"]  # the migration makes the first partitions
+        assert all(partition_range_ms(b) is not None for b in tables[name]["bounds"])
+    keys = tables["idempotency_keys"]
+    assert (keys["partitioned"], keys["bounds"], keys["oldest_id"]) == (False, [], None)
     for name in TABLES:
         assert tables[name]["rows"] == 0
-        assert tables[name]["partitioned"] is False
-        assert tables[name]["bounds"] == []
-        assert tables[name]["oldest_id"] is None
         assert tables[name]["bytes"] > 0  # an empty table still has its indexes' first pages
 
 
