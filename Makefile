@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install browser nginx dev test test-fast fuzz lint format bench bench-quick bench-admin lock clean
+.PHONY: help install browser nginx dev test test-fast fuzz lint format bench bench-quick bench-admin bench-soak lock clean
 .DEFAULT_GOAL := help
 
 ## List the targets (this).
@@ -82,6 +82,10 @@ bench-quick: $(STAMP)
 ## Dead letters among a million deliveries, and a replay of 100,000 (prints its figures).
 bench-admin: $(STAMP)
 	$(BIN)/hookrelay bench admin
+
+## 500 events/s for 20 minutes, retention 2m, 1-minute partitions: do the tables stay flat?
+bench-soak: $(STAMP)
+	$(BIN)/hookrelay bench soak
 
 ## Re-pin every dependency to its newest allowed version.
 lock:

@@ -1,5 +1,5 @@
-"""The `hookrelay` command: dev, api, worker, migrate, rotate-key, bench (run, admin) and
-receive. The only reader of the environment."""
+"""The `hookrelay` command: dev, api, worker, migrate, rotate-key, bench (run, admin, soak)
+and receive. The only reader of the environment."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hookrelay import __version__
 from hookrelay.dev.embedded import EmbeddedServerError
+from hookrelay.durations import parse_duration
 from hookrelay.logs import configure_logging
 from hookrelay.settings import ConfigError, Settings
 
@@ -31,6 +32,28 @@ def http_status(text: str) -> int:
     if not 200 <= status <= 599:
         raise argparse.ArgumentTypeError(f"{status} is not an HTTP status from 200 to 599")
     return status
+
+
+def positive_duration(text: str) -> float:
+    """A duration (`2m`, `30s`) longer than zero, in seconds, for argparse."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not longer than zero")
+    return seconds
+
+
+def positive_number(text: str) -> float:
+    """A number above zero, for argparse."""
+    try:
+        number = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < number < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a number above zero")
+    return number
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -100,6 +123,31 @@ def _parser() -> argparse.ArgumentParser:
         default=Path("bench-results/admin.json"),
         help="where to write the figures as JSON",
     )
+    soak = command(benches, "soak", "a fixed rate for many minutes: do the tables stay flat?")
+    soak.add_argument("--rate", type=positive_number, default=500, help="events per second")
+    soak.add_argument("--minutes", type=positive_number, default=20, help="how long to ingest")
+    soak.add_argument(
+        "--retention",
+        type=positive_duration,
+        default="2m",
+        help="HOOKRELAY_RETENTION of the workers",
+    )
+    soak.add_argument(
+        "--partition-interval",
+        type=positive_duration,
+        default="1m",
+        help="HOOKRELAY_PARTITION_INTERVAL of the workers",
+    )
+    soak.add_argument(
+        "--every", type=positive_duration, default="30s", help="time between two reports"
+    )
+    soak.add_argument("--workers", type=int, default=1, help="worker processes")
+    soak.add_argument(
+        "--output",
+        type=Path,
+        default=Path("bench-results/soak.json"),
+        help="where to write the figures as JSON",
+    )
     receive = command(commands, "receive", "run a local receiver that verifies webhooks")
     receive.add_argument("--host", default="127.0.0.1", help="address to listen on")
     receive.add_argument("--port", type=int, default=9000, help="port to listen on")
@@ -146,6 +194,20 @@ def _run(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> i
         from hookrelay.bench import throughput
 
         return throughput.main(args.quick, args.workers, args.output, args.plot, env, keep_logs)
+    if args.command == "bench" and args.bench == "soak":
+        from hookrelay.bench import soak
+
+        return soak.main(
+            args.rate,
+            args.minutes,
+            args.every,
+            args.retention,
+            args.partition_interval,
+            args.workers,
+            args.output,
+            env,
+            keep_logs,
+        )
     if args.command == "bench":
         from hookrelay.bench import admin
 

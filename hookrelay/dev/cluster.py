@@ -18,6 +18,7 @@ from pathlib import Path
 import aiohttp
 
 from hookrelay.dev.embedded import EmbeddedPostgres, EmbeddedRedis
+from hookrelay.settings import Settings
 from hookrelay.storage.migrate import migrate
 
 # How long a process may take to answer after it was started, and between two asks.
@@ -84,10 +85,13 @@ class Cluster:
         self.secret_key = base64.b64encode(os.urandom(32)).decode()
 
     async def start(self) -> None:
-        """Start Postgres and Redis and apply the migrations; no hookrelay process yet."""
+        """Start Postgres and Redis and apply the migrations; no hookrelay process yet. The
+        first partitions are as wide as the processes' HOOKRELAY_PARTITION_INTERVAL says: the
+        workers only add partitions after the last one there is."""
         self.database_url = self.postgres.start()
         self.redis_url = self.redis.start()
-        await migrate(self.database_url)
+        interval_s = Settings.from_env(self.env()).partition_interval_s
+        await migrate(self.database_url, partition_interval_s=interval_s)
 
     def env(self) -> dict[str, str]:
         """The environment every process of this cluster starts with."""
