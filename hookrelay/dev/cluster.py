@@ -18,6 +18,7 @@ from pathlib import Path
 import aiohttp
 
 from hookrelay.dev.embedded import EmbeddedPostgres, EmbeddedRedis
+from hookrelay.settings import Settings
 from hookrelay.storage.migrate import migrate
 
 # How long a process may take to answer after it was started, and between two asks.
@@ -87,7 +88,9 @@ class Cluster:
         """Start Postgres and Redis and apply the migrations; no hookrelay process yet."""
         self.database_url = self.postgres.start()
         self.redis_url = self.redis.start()
-        await migrate(self.database_url)
+        # The first partitions as wide as those the processes will make after them.
+        interval_s = Settings.from_env(self.env()).partition_interval_s
+        await migrate(self.database_url, partition_interval_s=interval_s)
 
     def env(self) -> dict[str, str]:
         """The environment every process of this cluster starts with."""
