@@ -79,7 +79,7 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/hookrelay bench run --quick --plot bench-results/latency-quick.png
 
-## Dead letters among a million deliveries, and a replay of 100,000 (prints its figures).
+## Dead letters among ten million deliveries over 48 partitions, and a replay of 100,000.
 bench-admin: $(STAMP)
 	$(BIN)/hookrelay bench admin
 

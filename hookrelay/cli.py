@@ -15,6 +15,7 @@ from hookrelay.dev.embedded import EmbeddedServerError
 from hookrelay.durations import parse_duration
 from hookrelay.logs import configure_logging
 from hookrelay.settings import ConfigError, Settings
+from hookrelay.variables import parse_whole_minutes
 
 DEFAULT_PORT = 8080
 # Every option's help ends with its default, as argparse writes it.
@@ -112,8 +113,18 @@ def _parser() -> argparse.ArgumentParser:
         help="where to write the figures as JSON",
     )
     run.add_argument("--plot", type=Path, help="write a latency plot (PNG) here")
-    admin = command(benches, "admin", "dead letters among a million deliveries; replay")
-    admin.add_argument("--deliveries", type=int, default=1_000_000, help="deliveries to seed")
+    admin = command(benches, "admin", "dead letters among ten million deliveries; replay")
+    admin.add_argument("--deliveries", type=int, default=10_000_000, help="deliveries to seed")
+    # Two days of hourly partitions: as many as a month of the default daily ones.
+    admin.add_argument(
+        "--partitions", type=int, default=48, help="partitions the seeded deliveries span"
+    )
+    admin.add_argument(
+        "--partition-interval",
+        type=parse_whole_minutes,
+        default="1h",
+        help="the stack's HOOKRELAY_PARTITION_INTERVAL (whole minutes)",
+    )
     admin.add_argument("--replay", type=int, default=100_000, help="dead deliveries to replay")
     admin.add_argument("--workers", type=int, default=2, help="worker processes")
     admin.add_argument("--samples", type=int, default=200, help="timed requests per listing")
@@ -212,7 +223,15 @@ def _run(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> i
         from hookrelay.bench import admin
 
         return admin.main(
-            args.deliveries, args.replay, args.workers, args.samples, args.output, env, keep_logs
+            args.deliveries,
+            args.replay,
+            args.workers,
+            args.samples,
+            args.partitions,
+            args.partition_interval,
+            args.output,
+            env,
+            keep_logs,
         )
     if args.command == "receive":
         from hookrelay.dev.receive import create_receiver, run_receiver

@@ -19,12 +19,21 @@ ADMIN_TOKEN = "bench-admin-token"
 class Stack:
     """The cluster and its sink; `close()` stops it all and removes its folder (unless
     `keep_logs`). The processes start from `env`: the caller's HOOKRELAY_* settings
-    (concurrency, timeouts...) apply, but the URLs and secrets are the stack's own."""
+    (concurrency, timeouts...) apply, then the benchmark's own `settings` (names as Cluster
+    takes them), but the URLs and secrets are the stack's own."""
 
-    def __init__(self, workers: int, env: Mapping[str, str], keep_logs: bool = False) -> None:
+    def __init__(
+        self,
+        workers: int,
+        env: Mapping[str, str],
+        keep_logs: bool = False,
+        settings: Mapping[str, str] | None = None,
+    ) -> None:
         self.keep_logs = keep_logs
         self.root = Path(tempfile.mkdtemp(prefix="hookrelay-bench-"))
-        self.cluster = Cluster(self.root, ADMIN_TOKEN, env, {"log_level": "warning"})
+        self.cluster = Cluster(
+            self.root, ADMIN_TOKEN, env, {"log_level": "warning", **(settings or {})}
+        )
         self.workers = workers
         self.sink_port = free_port()
         self.sink_url = f"http://127.0.0.1:{self.sink_port}"
