@@ -145,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     soak.add_argument(
         "--partition-interval",
-        type=positive_duration,
+        type=parse_whole_minutes,
         default="1m",
         help="HOOKRELAY_PARTITION_INTERVAL of the workers",
     )

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -82,21 +83,33 @@ def template_database(postgres_url: str) -> Iterator[str]:
     asyncio.run(drop())
 
 
+@asynccontextmanager
+async def scratch_database(
+    postgres_url: str, prefix: str, template: str | None = None
+) -> AsyncIterator[str]:
+    """The URL of a database of its own (a copy of `template`, or empty), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"{copy}')
+    finally:
+        await admin.close()
+    try:
+        yield database_url(postgres_url, name)
+    finally:
+        admin = await asyncpg.connect(postgres_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
 @pytest.fixture
 async def db_url(postgres_url: str, template_database: str) -> AsyncIterator[str]:
     """A fresh, migrated database for one test."""
-    name = f"hookrelay_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    finally:
-        await admin.close()
-    yield database_url(postgres_url, name)
-    admin = await asyncpg.connect(postgres_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with scratch_database(postgres_url, "hookrelay_test", template_database) as url:
+        yield url
 
 
 @pytest.fixture
@@ -137,11 +150,5 @@ async def receiver() -> AsyncIterator[Receiver]:
 @pytest.fixture
 async def empty_db_url(postgres_url: str) -> AsyncIterator[str]:
     """A database with nothing in it, not even hookrelay's schema."""
-    name = f"hookrelay_empty_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    yield database_url(postgres_url, name)
-    admin = await asyncpg.connect(postgres_url)
-    await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    await admin.close()
+    async with scratch_database(postgres_url, "hookrelay_empty") as url:
+        yield url

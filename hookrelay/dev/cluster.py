@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import aiohttp
@@ -53,6 +53,21 @@ async def wait_until_answers(url: str, process: subprocess.Popen[bytes] | None =
                 pass
             await asyncio.sleep(START_POLL_S)
     raise RuntimeError(f"{url} did not answer within {START_TIMEOUT_S:g} s")
+
+
+def stop_processes(processes: Iterable[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every process still running, then wait for each; kill those still running
+    after STOP_TIMEOUT_S."""
+    processes = list(processes)
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class Cluster:
@@ -153,14 +168,6 @@ class Cluster:
     def close(self) -> None:
         """SIGTERM every process, kill those still running after STOP_TIMEOUT_S, then stop
         Redis and Postgres."""
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes.values())
         self.redis.stop()
         self.postgres.stop()

@@ -77,7 +77,9 @@ def domain_error(exc: BaseException) -> HookrelayError | None:
             kind, message = UNIQUE_VIOLATION
         elif isinstance(exc, asyncpg.ForeignKeyViolationError):
             kind, message = FOREIGN_KEY_VIOLATION
-        elif isinstance(exc, asyncpg.CheckViolationError) and "no partition" in str(exc):
+        elif isinstance(exc, asyncpg.CheckViolationError) and exc.constraint_name is None:
+            # A CHECK always names its constraint; a row no partition takes has none (and the
+            # message is in the server's language, so it is not read).
             kind, message = NO_PARTITION
         else:
             return None

@@ -28,7 +28,6 @@ log = structlog.get_logger(__name__)
 
 # (table, the prefix of the ids its ranges are bounds of); dropped in this order, made in reverse.
 LOG_TABLES = (("attempts", "dlv_"), ("deliveries", "dlv_"), ("events", "evt_"))
-FIRST_SUFFIX = "_first"  # the table as it was before partitioning
 LOCK_TIMEOUT_S = 5
 # How far ahead partitions are made: with a worker down for less than this, ingest goes on.
 MIN_AHEAD_S = 15 * 60.0

@@ -12,6 +12,7 @@ import structlog
 
 from hookrelay.events import IDEMPOTENCY_TTL_S
 from hookrelay.storage import Storage
+from hookrelay.storage.partitions import interval_ms
 
 log = structlog.get_logger(__name__)
 
@@ -69,10 +70,10 @@ async def prune_forever(
 async def analyze_on_roll_forever(storage: Storage, partition_interval_s: float) -> None:
     """Just after each partition boundary, refresh the statistics of the partitions that became
     current (Partitions.analyze_current) until cancelled; failures only wait for the next."""
-    interval_ms = round(partition_interval_s * 1000)
+    width_ms = interval_ms(partition_interval_s)
     while True:
         now_ms = time.time() * 1000
-        boundary_ms = (now_ms // interval_ms + 1) * interval_ms
+        boundary_ms = (now_ms // width_ms + 1) * width_ms
         await asyncio.sleep((boundary_ms - now_ms) / 1000 + ROLL_SETTLE_S)
         try:
             await storage.partitions.analyze_current(round(time.time() * 1000))

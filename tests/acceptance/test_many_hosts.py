@@ -30,7 +30,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from hookrelay.dev.cluster import wait_until_answers
+from hookrelay.dev.cluster import stop_processes, wait_until_answers
 from hookrelay.dev.embedded import EmbeddedPostgres, EmbeddedRedis
 from tests.acceptance.harness import ADMIN_TOKEN
 from tests.acceptance.hosts import Host, Network, enter, remove_leftovers, unavailable
@@ -76,7 +76,6 @@ CLIENT_TRIES = 20
 CLIENT_TIMEOUT_S = 30.0
 # Time for the last deliveries after a phase (the killed worker's leases run out first).
 DELIVERY_WAIT_S = 40.0
-STOP_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -166,15 +165,7 @@ class Stack:
         return sorted([*self.root.glob("*.log"), *self.root.glob("nginx/*.log")])
 
     def close(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_processes(self.processes.values())
         for server in (self.redis, self.postgres):
             if server is not None:
                 server.stop()

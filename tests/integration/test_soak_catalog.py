@@ -4,11 +4,8 @@ bounds, on today's schema and on time-partitioned tables (built here by hand).""
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 
 from hookrelay.bench.soak import psql_path, read_tables
 from hookrelay.bench.soak_report import (
@@ -19,26 +16,8 @@ from hookrelay.bench.soak_report import (
     partition_range_ms,
 )
 from hookrelay.ids import id_bound, new_id
-from tests.conftest import database_url
 
 MINUTE_MS = 60_000
-
-
-@pytest.fixture
-async def bare_db_url(postgres_url: str) -> AsyncIterator[str]:
-    """An empty database of its own, for tables made by the test."""
-    name = f"hookrelay_soak_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield database_url(postgres_url, name)
-    admin = await asyncpg.connect(postgres_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def test_a_migrated_log_reads_as_partitioned_and_the_keys_as_a_plain_table(
@@ -58,11 +37,11 @@ async def test_a_migrated_log_reads_as_partitioned_and_the_keys_as_a_plain_table
 
 
 async def test_partitioned_tables_read_with_their_partitions_bounds_and_bytes(
-    bare_db_url: str,
+    empty_db_url: str,
 ) -> None:
     base_ms = (int(time.time() * 1000) // MINUTE_MS - 5) * MINUTE_MS  # 5 whole minutes ago
     b0, b1, b2 = (id_bound("evt_", base_ms + n * MINUTE_MS) for n in range(3))
-    connection = await asyncpg.connect(bare_db_url)
+    connection = await asyncpg.connect(empty_db_url)
     try:
         await connection.execute(
             f"""
@@ -83,7 +62,7 @@ async def test_partitioned_tables_read_with_their_partitions_bounds_and_bytes(
     finally:
         await connection.close()
 
-    tables = await read_tables(psql_path(), bare_db_url)
+    tables = await read_tables(psql_path(), empty_db_url)
 
     events_read = tables["events"]
     assert events_read["partitioned"] is True
