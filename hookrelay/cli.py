@@ -107,6 +107,12 @@ def _parser() -> argparse.ArgumentParser:
         help="worker processes (one per two CPUs)",
     )
     run.add_argument(
+        "--partitions",
+        type=int,
+        default=0,
+        help="make the log's partitions this many intervals ahead first (30: a month's worth)",
+    )
+    run.add_argument(
         "--output",
         type=Path,
         default=Path("bench-results/latest.json"),
@@ -204,7 +210,9 @@ def _run(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> i
     if args.command == "bench" and args.bench == "run":
         from hookrelay.bench import throughput
 
-        return throughput.main(args.quick, args.workers, args.output, args.plot, env, keep_logs)
+        return throughput.main(
+            args.quick, args.workers, args.partitions, args.output, args.plot, env, keep_logs
+        )
     if args.command == "bench" and args.bench == "soak":
         from hookrelay.bench import soak
 

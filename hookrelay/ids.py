@@ -29,6 +29,11 @@ def id_bound(prefix: str, moment_ms: int) -> str:
     return f"{prefix}{moment_ms:012x}"
 
 
+def moment_of(text: str, prefix: str) -> int | None:
+    """The unix millisecond an id with `prefix` was made at (None if `text` is not one)."""
+    return int(text[len(prefix) : len(prefix) + 12], 16) if is_id(text, prefix) else None
+
+
 def is_id(text: str, prefix: str) -> bool:
     """Tell whether `text` is an id with `prefix`."""
     return text.startswith(prefix) and ID_PATTERN.fullmatch(text) is not None

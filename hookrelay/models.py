@@ -150,6 +150,7 @@ class ClaimedDelivery:
     previous_secret_key_id: str | None
     event_type: str
     body: str
+    replay_of: str | None = None  # the original delivery, if this one is a replay
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ class AttemptOutcome:
     next_status: DeliveryStatus
     next_attempt_at: datetime | None
     disable_endpoint: bool = False  # the receiver answered 410 Gone
+    replay_of: str | None = None  # the original the delivery replays (recovered if it succeeds)
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,9 @@ async def _services_ctx(
     """Open Postgres and Redis, and build the services on them; close all on cleanup."""
     settings = app[SETTINGS]
     app[STORAGE] = storage = await Storage.open(
-        settings.require_database_url(), retention_s=settings.retention_s
+        settings.require_database_url(),
+        retention_s=settings.retention_s,
+        partition_interval_s=settings.partition_interval_s,
     )
     app[BROKER] = broker = Broker(settings.require_redis_url(), settings.queue_name)
     enqueuer = Enqueuer(broker.queue, EnqueueCoalescer(broker.queue))

@@ -29,6 +29,8 @@ import orjson
 import psutil
 
 from hookrelay.bench.stack import ADMIN_TOKEN, Api, Stack
+from hookrelay.settings import Settings
+from hookrelay.storage import Storage
 
 
 @dataclass(frozen=True)
@@ -306,12 +308,15 @@ class Bench:
         }
 
 
-async def run(quick: bool, workers: int, env: Mapping[str, str], keep_logs: bool) -> dict[str, Any]:
+async def run(
+    quick: bool, workers: int, partitions: int, env: Mapping[str, str], keep_logs: bool
+) -> dict[str, Any]:
     # (One worker process is the default on two cores: measured, 1 process sustained the most,
     # then 2, then 3; every process competes with Postgres, Redis, the API and the sink.)
     plan = QUICK if quick else FULL
     stack = Stack(workers, env, keep_logs)
     await stack.start()
+    made = await make_partitions(stack, partitions)
     rss = PeakRss(stack)
     sampling = asyncio.create_task(rss.run())
     try:
@@ -331,6 +336,7 @@ async def run(quick: bool, workers: int, env: Mapping[str, str], keep_logs: bool
         "mode": "quick" if quick else "full",
         "machine": machine(),
         "workers": workers,
+        "partitions_per_table": made,
         "raw_ceiling_per_s": round(ceiling, 1),
         "fixed_rates": rates,
         "max_rate": maximum,
@@ -338,6 +344,21 @@ async def run(quick: bool, workers: int, env: Mapping[str, str], keep_logs: bool
         "peak_rss_mb": rss.peaks,
         "losses": sum(r["lost"] for r in rates) + maximum["lost"] + fan_out["lost"],
     }
+
+
+async def make_partitions(stack: Stack, intervals: int) -> int:
+    """Make the log's partitions of the next `intervals` intervals (as many as a log kept that
+    long has behind it: every partition a statement may reach costs its planning); the number
+    of partitions each table then has."""
+    storage = await Storage.open(stack.database_url, max_size=1)
+    try:
+        if intervals:
+            interval_s = Settings.from_env(stack.cluster.env()).partition_interval_s
+            later_ms = round(time.time() * 1000 + intervals * interval_s * 1000)
+            await storage.partitions.make_ahead(later_ms, interval_s)
+        return len(await storage.partitions.of("deliveries"))
+    finally:
+        await storage.close()
 
 
 def machine() -> dict[str, Any]:
@@ -421,13 +442,14 @@ def plot(figures: dict[str, Any], path: Path) -> None:
 def main(
     quick: bool,
     workers: int,
+    partitions: int,
     output: Path,
     plot_path: Path | None,
     env: Mapping[str, str],
     keep_logs: bool,
 ) -> int:
     """Run the benchmark, print and write its figures; 1 if any accepted event was lost."""
-    figures = asyncio.run(run(quick, workers, env, keep_logs))
+    figures = asyncio.run(run(quick, workers, partitions, env, keep_logs))
     print(report(figures))
     output.parent.mkdir(parents=True, exist_ok=True)
     summary = {

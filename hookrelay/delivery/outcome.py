@@ -52,6 +52,7 @@ def attempt_outcome(
         next_status=decision.status,
         next_attempt_at=decision.next_attempt_at,
         disable_endpoint=decision.disable_endpoint,
+        replay_of=claim.replay_of,
     )
 
 

@@ -21,23 +21,29 @@ from hookrelay.storage.partitions import Partitions
 class Storage:
     """hookrelay's data, as domain records; driver errors come out as hookrelay errors."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, partition_interval_s: float | None = None) -> None:
         self.db = db
         self.apps = Apps(db)
         self.endpoints = Endpoints(db)
         self.events = Events(db)
-        self.deliveries = Deliveries(db)
+        self.deliveries = Deliveries(db, partition_interval_s)
         self.maintenance = Maintenance(db)
         self.partitions = Partitions(db)
 
     @classmethod
     async def open(
-        cls, database_url: str, max_size: int = 20, retention_s: float | None = None
+        cls,
+        database_url: str,
+        max_size: int = 20,
+        retention_s: float | None = None,
+        partition_interval_s: float | None = None,
     ) -> Storage:
         """Storage over pools that connect on first use (a process starts while Postgres is
         down, and reconnects by itself when it is back); with `retention_s`, reads of the log
-        leave out what is older."""
-        return cls(await Database.open(database_url, max_size, retention_s))
+        leave out what is older; with `partition_interval_s`, listings of deliveries look
+        first in the partition's time just before their cursor."""
+        db = await Database.open(database_url, max_size, retention_s)
+        return cls(db, partition_interval_s)
 
     async def close(self) -> None:
         await self.db.close()

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from hookrelay.errors import BadRequest, NotFound
+from hookrelay.ids import id_bound, moment_of
 from hookrelay.models import (
     Attempt,
     AttemptFilter,
@@ -46,14 +48,37 @@ def filter_args(filters: DeliveryFilter) -> tuple[Any, ...]:
 class Deliveries:
     """One event's delivery to one endpoint, and each attempt at it."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, recent_window_s: float | None = None) -> None:
         self.db = db
+        # Listings look first at this much time before their cursor (the width of a partition).
+        self.recent_window_ms = None if recent_window_s is None else round(recent_window_s * 1000)
 
     # The worker
 
     async def claim(self, delivery_ids: list[str], lease_s: float) -> list[ClaimedDelivery]:
         """Take the lease on those deliveries that are due and not held by anyone else."""
-        return await self.db.all(ClaimedDelivery, "claim_deliveries", delivery_ids, lease_s)
+        async with self.db.session() as session:
+            claimed = await session.rows("claim_deliveries", delivery_ids, lease_s)
+            if not claimed:
+                return []
+            events = {
+                event["id"]: event
+                for event in await session.rows(
+                    "claimed_events", list({row["event_id"] for row in claimed})
+                )
+            }
+        # An event is never deleted while its deliveries remain (only with its app, which
+        # takes them along); a claim whose event is gone meanwhile goes unsent, and its record
+        # finds nothing to record.
+        return [
+            ClaimedDelivery(
+                **row,
+                event_type=events[row["event_id"]]["type"],
+                body=events[row["event_id"]]["body"],
+            )
+            for row in claimed
+            if row["event_id"] in events
+        ]
 
     async def release(self, delivery_id: str, attempt: int, delay_s: float) -> bool:
         """Undo a claim without using up the attempt; due again after `delay_s`."""
@@ -73,6 +98,9 @@ class Deliveries:
                 [o.status_code for o in outcomes],
                 [o.response_headers for o in outcomes],
                 [o.response_body for o in outcomes],
+                # None, not an empty array, when none is a replay: the planner leaves out
+                # every partition for `= ANY (NULL)`, but plans them all for `= ANY ('{}')`.
+                [o.replay_of for o in outcomes if o.replay_of is not None] or None,
             )
         except NotFound:  # (a foreign key violation, translated by the database)
             if len(outcomes) == 1:
@@ -112,6 +140,7 @@ class Deliveries:
             outcome.disable_endpoint,
             policy.disable_after_dead,
             policy.disable_after_failing_s,
+            outcome.replay_of,
         )
         try:
             async with self.db.transaction() as session:
@@ -212,18 +241,41 @@ class Deliveries:
             raise NotFound(NO_DELIVERY)
         return record["id"], record["status"], record["replay_of"]
 
+    def _window_start(self, before: str | None) -> str | None:
+        """The smallest id of the recent window that ends at the cursor (or now)."""
+        if self.recent_window_ms is None:
+            return None
+        end_ms = round(time.time() * 1000) if before is None else moment_of(before, "dlv_")
+        if end_ms is None:
+            return None
+        return id_bound("dlv_", end_ms // self.recent_window_ms * self.recent_window_ms)
+
+    async def _page(
+        self, app_id: str, limit: int, before: str | None, *filters: Any
+    ) -> list[Delivery]:
+        return await self.db.all(
+            Delivery, "list_deliveries", app_id, limit, before, *filters, custom_plan=True
+        )
+
     # Last in the class: below this method, `list` in an annotation would name it.
     async def list(
         self, app_id: str, filters: DeliveryFilter, before: str | None, limit: int
     ) -> list[Delivery]:
         """An app's deliveries, newest first, before the cursor `before`, with what their
-        replays say of them."""
-        return await self.db.all(
-            Delivery,
-            "list_deliveries",
-            app_id,
-            limit,
-            before,
-            *filter_args(filters),
-            custom_plan=True,
-        )
+        replays say of them.
+
+        With a recent window, the page is looked for first in the window's time just before
+        the cursor (or now): a query planned for each call plans every partition its bounds do
+        not rule out (100 to 160 µs each), and the deliveries people page through are mostly
+        recent. Only a page that window does not fill reads further back, in one more query.
+        Ids sort by time, so the two together are the same page as one query over all."""
+        *fixed, since, until = filter_args(filters)
+        start = self._window_start(before)
+        if start is None or (until is not None and until <= start):
+            return await self._page(app_id, limit, before, *fixed, since, until)
+        recent_since = start if since is None else max(since, start)
+        recent = await self._page(app_id, limit, before, *fixed, recent_since, until)
+        if len(recent) == limit or (since is not None and since >= start):
+            return recent
+        older = await self._page(app_id, limit - len(recent), before, *fixed, since, start)
+        return recent + older

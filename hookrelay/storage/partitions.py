@@ -153,6 +153,7 @@ async def _drop_expired(
                 "deliveries_name_events_in",
                 id_bound("evt_", partition.lower_ms or 0),
                 id_bound("evt_", partition.upper_ms),
+                id_bound("dlv_", now_ms - retention_ms),
             ):
                 continue
             else:

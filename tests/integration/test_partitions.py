@@ -13,7 +13,7 @@ import pytest
 
 from hookrelay.errors import DependencyUnavailable, NotFound
 from hookrelay.ids import id_bound
-from hookrelay.models import Event
+from hookrelay.models import DeliveryFilter, Event
 from hookrelay.storage import Storage
 from hookrelay.storage.migrate import migrate
 from hookrelay.storage.partitions import LOG_TABLES, MIN_AHEAD_S, Partition
@@ -179,6 +179,57 @@ async def test_rows_are_held_by_the_partition_of_their_time_and_go_with_it(
     assert await where_rows_are(empty_db_url) == {"events": [], "deliveries": [], "attempts": []}
     remaining = [p.lower_ms for p in await minute_log.partitions.of("deliveries")]
     assert all(lower is not None and lower >= later - MINUTE_MS for lower in remaining)
+
+
+async def test_an_event_goes_with_its_partition_when_what_names_it_has_expired_too(
+    minute_log: Storage, empty_db_url: str
+) -> None:
+    # An event made in the last milliseconds of a minute has its delivery made in the next one.
+    # Once both are older than the retention, the event's partition goes at once, though the
+    # delivery's partition still holds newer rows: kept for it, every events partition
+    # outlived the retention by one more interval.
+    cutover = (await minute_log.partitions.of("events"))[0].upper_ms
+    minute = cutover + 2 * MINUTE_MS
+    await seed(empty_db_url, minute + MINUTE_MS - 10, minute + MINUTE_MS + 10)
+    stamp = time.strftime("%Y%m%d_%H%M", time.gmtime(minute / 1000))
+    dropped = await minute_log.partitions.drop_expired(minute + 2 * MINUTE_MS + 30_000, 60)
+    assert f"events_p{stamp}" in dropped
+    rows = await where_rows_are(empty_db_url)
+    assert rows["events"] == []
+    assert len(rows["deliveries"]) == 1  # hidden from reads until its partition goes
+
+
+async def test_a_listing_that_looks_in_the_latest_interval_first_gives_the_same_pages(
+    minute_log: Storage, empty_db_url: str
+) -> None:
+    cutover = (await minute_log.partitions.of("events"))[0].upper_ms
+    for minute, count in ((1, 4), (2, 2), (3, 3)):
+        for n in range(count):
+            moment = cutover + minute * MINUTE_MS + 1000 * (n + 1)
+            await seed(empty_db_url, moment, moment)
+    windowed = await Storage.open(empty_db_url, max_size=2, partition_interval_s=60)
+    try:
+        cursor = hex_id("dlv_", cutover + 3 * MINUTE_MS + 30_000)
+        in_window = DeliveryFilter(since=at(cutover + 3 * MINUTE_MS + 2000))
+        before_window = DeliveryFilter(until=at(cutover + 3 * MINUTE_MS))
+        for filters, before, limit, expected in (
+            (DeliveryFilter(), cursor, 2, 2),  # the window alone fills the page
+            (DeliveryFilter(), cursor, 5, 5),  # 3 in the window, 2 before it
+            (DeliveryFilter(), cursor, 50, 9),  # every one
+            (DeliveryFilter(), None, 50, 9),
+            (in_window, cursor, 50, 2),
+            (before_window, cursor, 3, 3),
+            (DeliveryFilter(status="succeeded"), cursor, 4, 4),
+        ):
+            page = await windowed.deliveries.list("app_1", filters, before, limit)
+            assert len(page) == expected
+            assert page == await minute_log.deliveries.list("app_1", filters, before, limit)
+    finally:
+        await windowed.close()
+
+
+def at(moment_ms: int) -> datetime:
+    return datetime.fromtimestamp(moment_ms / 1000, UTC)
 
 
 async def test_a_row_past_the_partitions_made_is_refused_as_unavailable(

@@ -27,8 +27,8 @@ from hookrelay.storage.sql import queries
 STATEMENTS = {
     "claim_deliveries": ("text[], float8", "'{dlv_x}', 60"),
     "record_successes": (
-        "text[], integer[], timestamptz[], integer[], integer[], jsonb[], text[]",
-        "'{dlv_x}', '{1}', '{2026-01-01T00:00:00Z}', '{3}', '{200}', '{null}', '{ok}'",
+        "text[], integer[], timestamptz[], integer[], integer[], jsonb[], text[], text[]",
+        "'{dlv_x}', '{1}', '{2026-01-01T00:00:00Z}', '{3}', '{200}', '{null}', '{ok}', NULL",
     ),
 }
 SEED = """
@@ -335,6 +335,9 @@ async def test_finding_what_is_still_lost_reads_only_what_is_still_lost(
         [200] * len(replays),
         [None] * len(replays),
         ["ok"] * len(replays),
+        await connection.fetchval(
+            "SELECT array_agg(replay_of) FROM deliveries WHERE id = ANY ($1)", replays
+        ),
     )
     assert len(recorded) == len(replays)
     await connection.execute("VACUUM ANALYZE deliveries")  # as autovacuum does after a while
@@ -360,6 +363,69 @@ async def test_finding_what_is_still_lost_reads_only_what_is_still_lost(
     assert removed < LOST, plan
     assert probes < 5 * LOST, plan
     assert buffers < 40 * LOST, plan  # (each replay made writes a few index pages)
+
+
+# The delivery path's statements, with the ids of SEED's rows (all in the first partitions):
+# (types, arguments).
+RECORD_ATTEMPT_TYPES = (
+    "text, integer, timestamptz, integer, integer, text, text, jsonb, text, text, timestamptz,"
+    " boolean, boolean, integer, float8, text"
+)
+DELIVERY_PATH = {
+    "claim_deliveries": ("text[], float8", "'{dlv_000000000001,dlv_000000000004}', 60"),
+    "claimed_events": ("text[]", "'{evt_000000000001,evt_000000000004}'"),
+    "record_successes": (
+        STATEMENTS["record_successes"][0],
+        "'{dlv_000000000002}', '{1}', '{2026-01-01T00:00:00Z}', '{3}', '{200}', '{null}',"
+        " '{ok}', NULL",
+    ),
+    "record_successes_of_a_replay": (
+        STATEMENTS["record_successes"][0],
+        "'{dlv_000000000002}', '{1}', '{2026-01-01T00:00:00Z}', '{3}', '{200}', '{null}',"
+        " '{ok}', '{dlv_000000000005}'",
+    ),
+    "record_attempt": (
+        RECORD_ATTEMPT_TYPES,
+        "'dlv_000000000002', 1, now(), 3, 500, NULL, NULL, NULL, NULL, 'retrying', now(),"
+        " false, false, 20, 432000, NULL",
+    ),
+    "record_attempt_of_a_replay": (
+        RECORD_ATTEMPT_TYPES,
+        "'dlv_000000000002', 1, now(), 3, 200, NULL, NULL, NULL, NULL, 'succeeded', NULL,"
+        " true, false, 20, 432000, 'dlv_000000000005'",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", DELIVERY_PATH)
+async def test_the_delivery_path_plans_only_the_partitions_its_rows_are_in(
+    db_url: str, custom_plan_connection: asyncpg.Connection, name: str
+) -> None:
+    # The worker's statements are planned for each call's ids (Postgres finds that cheaper than
+    # a generic plan over every partition). A plan that reaches a partition its ids cannot be
+    # in plans it too: over a month of daily partitions, that planning cost more than the rest
+    # of the claim (the events it joined) and of the record (the originals it marks recovered).
+    connection = custom_plan_connection
+    await connection.execute(SEED)
+    storage = await Storage.open(db_url, max_size=1)
+    try:
+        later = round(time.time() * 1000) + 10 * 86_400_000
+        made = await storage.partitions.make_ahead(later, 86_400.0)  # ten more days
+    finally:
+        await storage.close()
+    assert len(made) >= 30
+    types, args = DELIVERY_PATH[name]
+    sql = queries()[name.removesuffix("_of_a_replay")]
+    await connection.execute(f"PREPARE statement ({types}) AS {sql}")
+    [row] = await connection.fetch(f"EXPLAIN (FORMAT JSON) EXECUTE statement ({args})")
+    roots = await partition_roots(connection)
+    partitions = {
+        node["Relation Name"]
+        for node in walk(json.loads(row[0])[0]["Plan"])
+        if node.get("Relation Name") not in (None, roots.get(node.get("Relation Name")))
+    }
+    assert partitions
+    assert partitions <= {"events_first", "deliveries_first", "attempts_first"}, partitions
 
 
 def walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:

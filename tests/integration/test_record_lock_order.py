@@ -54,6 +54,7 @@ async def test_a_replay_succeeding_while_its_original_is_recorded_does_not_deadl
                 False,
                 20,
                 432_000.0,
+                "dlv_000000000001",  # the original it replays
             )
         )
         await asyncio.sleep(0.3)  # the replay's statement now waits for the original's row
