@@ -148,9 +148,10 @@ class ClaimedDelivery:
     rate_limit_per_s: int | None
     previous_secret_ciphertext: bytes | None  # set while a rotated-out secret still signs
     previous_secret_key_id: str | None
+    replay_of: str | None  # the original delivery, if this one is a replay
+    # The event's, read apart from the claim: the fields above are the claim's columns.
     event_type: str
     body: str
-    replay_of: str | None = None  # the original delivery, if this one is a replay
 
 
 @dataclass(frozen=True)

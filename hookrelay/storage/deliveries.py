@@ -69,15 +69,12 @@ class Deliveries:
             }
         # An event is never deleted while its deliveries remain (only with its app, which
         # takes them along); a claim whose event is gone meanwhile goes unsent, and its record
-        # finds nothing to record.
+        # finds nothing to record. The claim's columns are a ClaimedDelivery's first fields,
+        # in order (built positionally: by name, building cost more than the rest of it).
         return [
-            ClaimedDelivery(
-                **row,
-                event_type=events[row["event_id"]]["type"],
-                body=events[row["event_id"]]["body"],
-            )
+            ClaimedDelivery(*row, event["type"], event["body"])
             for row in claimed
-            if row["event_id"] in events
+            if (event := events.get(row["event_id"])) is not None
         ]
 
     async def release(self, delivery_id: str, attempt: int, delay_s: float) -> bool:

@@ -23,6 +23,7 @@ CLAIM = ClaimedDelivery(
     rate_limit_per_s=None,
     previous_secret_ciphertext=None,
     previous_secret_key_id=None,
+    replay_of=None,
     event_type="job.completed",
     body="{}",
 )
