@@ -72,7 +72,7 @@ class Deliveries:
         # finds nothing to record. The claim's columns are a ClaimedDelivery's first fields,
         # in order (built positionally: by name, building cost more than the rest of it).
         return [
-            ClaimedDelivery(*row, event["type"], event["body"])
+            ClaimedDelivery(*(*row, event["type"], event["body"]))
             for row in claimed
             if (event := events.get(row["event_id"])) is not None
         ]
