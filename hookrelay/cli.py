@@ -57,6 +57,26 @@ def positive_number(text: str) -> float:
     return number
 
 
+def non_negative_int(text: str) -> int:
+    """A whole number, zero or more, for argparse."""
+    return _whole_number(text, 0)
+
+
+def positive_int(text: str) -> int:
+    """A whole number above zero, for argparse."""
+    return _whole_number(text, 1)
+
+
+def _whole_number(text: str, least: int) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if number < least:
+        raise argparse.ArgumentTypeError(f"{text} is below {least}")
+    return number
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hookrelay",
@@ -108,9 +128,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--partitions",
-        type=int,
+        type=non_negative_int,
         default=0,
-        help="make the log's partitions this many intervals ahead first (30: a month's worth)",
+        help="first make the log's partitions of this many more intervals (HOOKRELAY_PARTITION_"
+        "INTERVAL, a day by default), as a log kept that long has",
     )
     run.add_argument(
         "--output",
@@ -142,6 +163,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     soak = command(benches, "soak", "a fixed rate for many minutes: do the tables stay flat?")
     soak.add_argument("--rate", type=positive_number, default=500, help="events per second")
+    soak.add_argument(
+        "--batch",
+        type=positive_int,
+        default=1,
+        help="events per request (above 1, sent to batch ingest at the same rate of events)",
+    )
     soak.add_argument("--minutes", type=positive_number, default=20, help="how long to ingest")
     soak.add_argument(
         "--retention",
@@ -218,6 +245,7 @@ def _run(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> i
 
         return soak.main(
             args.rate,
+            args.batch,
             args.minutes,
             args.every,
             args.retention,

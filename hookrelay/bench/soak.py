@@ -128,29 +128,36 @@ class Ingest:
 
 
 async def send_at_rate(
-    api: Api, path: str, key: str, rate: float, end: float, ingest: Ingest
+    api: Api, base: str, key: str, rate: float, batch: int, end: float, ingest: Ingest
 ) -> None:
-    """POST one event at a time on a fixed schedule until `end` (monotonic), at most
-    MAX_IN_FLIGHT at once; then wait for those in flight."""
+    """POST events on a fixed schedule until `end` (monotonic), one at a time (`batch` 1) or
+    `batch` per request to batch ingest, at most MAX_IN_FLIGHT requests at once; then wait for
+    those in flight."""
     slots = asyncio.Semaphore(MAX_IN_FLIGHT)
     in_flight: set[asyncio.Task[None]] = set()
+    event = {"type": "soak.event", "data": DATA}
+    path, body = (
+        (f"{base}/events", event)
+        if batch == 1
+        else (f"{base}/events/batch", {"events": [event] * batch})
+    )
 
     async def send() -> None:
         started = time.perf_counter()
         try:
-            await api.call("POST", path, key, {"type": "soak.event", "data": DATA})
+            await api.call("POST", path, key, body)
         except (aiohttp.ClientError, RuntimeError, TimeoutError) as exc:
-            ingest.failed += 1
+            ingest.failed += batch
             ingest.first_error = ingest.first_error or str(exc)[:200]
         else:
-            ingest.accepted += 1
+            ingest.accepted += batch
             ingest.latencies_ms.append((time.perf_counter() - started) * 1000)
         finally:
             slots.release()
 
     start, scheduled = time.monotonic(), 0
     while (now := time.monotonic()) < end:
-        due = int((now - start) * rate)
+        due = int((now - start) * rate / batch)
         while scheduled < due:
             await slots.acquire()
             task = asyncio.create_task(send())
@@ -187,6 +194,7 @@ def _outcomes(counters: Mapping[str, float]) -> dict[str, float]:
 
 async def run(
     rate: float,
+    batch: int,
     seconds: float,
     every_s: float,
     retention_s: float,
@@ -198,6 +206,7 @@ async def run(
     retention, interval = format_duration(retention_s), format_duration(interval_s)
     settings = {
         "rate_per_s": rate,
+        "events_per_request": batch,
         "seconds": seconds,
         "every_s": every_s,
         "retention": retention,
@@ -227,7 +236,7 @@ async def run(
             ingest = Ingest()
             start = time.monotonic()
             sender = asyncio.create_task(
-                send_at_rate(api, f"{base}/events", key, rate, start + seconds, ingest)
+                send_at_rate(api, base, key, rate, batch, start + seconds, ingest)
             )
             previous = {
                 "t_s": 0.0,
@@ -335,6 +344,7 @@ async def _sample(
 
 def main(
     rate: float,
+    batch: int,
     minutes: float,
     every_s: float,
     retention_s: float,
@@ -346,13 +356,14 @@ def main(
 ) -> int:
     """Run the soak, print its reports and verdict, write its figures; 1 if the verdict fails."""
     print(
-        f"soak: {rate:g} events/s for {minutes:g} min, retention {format_duration(retention_s)},"
-        f" partitions of {format_duration(interval_s)}, {workers} worker process(es);"
+        f"soak: {rate:g} events/s ({batch} per request) for {minutes:g} min,"
+        f" retention {format_duration(retention_s)}, partitions of {format_duration(interval_s)},"
+        f" {workers} worker process(es);"
         f" a report every {every_s:g} s",
         flush=True,
     )
     figures = asyncio.run(
-        run(rate, minutes * 60, every_s, retention_s, interval_s, workers, env, keep_logs)
+        run(rate, batch, minutes * 60, every_s, retention_s, interval_s, workers, env, keep_logs)
     )
     print(format_verdict(figures))
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -316,10 +316,10 @@ async def run(
     plan = QUICK if quick else FULL
     stack = Stack(workers, env, keep_logs)
     await stack.start()
-    made = await make_partitions(stack, partitions)
     rss = PeakRss(stack)
     sampling = asyncio.create_task(rss.run())
     try:
+        made = await make_partitions(stack, partitions)
         connector = aiohttp.TCPConnector(limit=256)
         async with aiohttp.ClientSession(connector=connector) as session:
             bench = Bench(stack, session)

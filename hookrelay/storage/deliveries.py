@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import structlog
+
 from hookrelay.errors import BadRequest, NotFound
 from hookrelay.ids import id_bound, moment_of
 from hookrelay.models import (
@@ -24,6 +26,8 @@ from hookrelay.models import (
 from hookrelay.statuses import DeliveryStatus
 from hookrelay.storage.db import Database
 from hookrelay.storage.events import id_bound_of, insert_with_deliveries
+
+log = structlog.get_logger(__name__)
 
 NO_DELIVERY = "no such delivery"
 _STATUSES = frozenset(DeliveryStatus)
@@ -51,13 +55,14 @@ class Deliveries:
     def __init__(self, db: Database, recent_window_s: float | None = None) -> None:
         self.db = db
         # Listings look first at this much time before their cursor (the width of a partition).
-        self.recent_window_ms = None if recent_window_s is None else round(recent_window_s * 1000)
+        self.recent_window_ms = round(recent_window_s * 1000) if recent_window_s else None
 
     # The worker
 
     async def claim(self, delivery_ids: list[str], lease_s: float) -> list[ClaimedDelivery]:
         """Take the lease on those deliveries that are due and not held by anyone else."""
-        async with self.db.session() as session:
+        # One transaction: the leases are taken only if the events are read too.
+        async with self.db.transaction() as session:
             claimed = await session.rows("claim_deliveries", delivery_ids, lease_s)
             if not claimed:
                 return []
@@ -67,15 +72,21 @@ class Deliveries:
                     "claimed_events", list({row["event_id"] for row in claimed})
                 )
             }
-        # An event is never deleted while its deliveries remain (only with its app, which
-        # takes them along); a claim whose event is gone meanwhile goes unsent, and its record
-        # finds nothing to record. The claim's columns are a ClaimedDelivery's first fields,
-        # in order (built positionally: by name, building cost more than the rest of it).
-        return [
+        # The claim's columns are a ClaimedDelivery's first fields, in order: built by
+        # position (by name, building cost more than the rest of it).
+        claims = [
             ClaimedDelivery(*(*row, event["type"], event["body"]))
             for row in claimed
             if (event := events.get(row["event_id"])) is not None
         ]
+        if len(claims) < len(claimed):
+            # An event goes only with its app (and its deliveries with it), or with its expired
+            # partition once no unfinished delivery names it: never expected here.
+            log.warning(
+                "claimed deliveries whose event is gone",
+                deliveries=[row["id"] for row in claimed if row["event_id"] not in events],
+            )
+        return claims
 
     async def release(self, delivery_id: str, attempt: int, delay_s: float) -> bool:
         """Undo a claim without using up the attempt; due again after `delay_s`."""

@@ -18,8 +18,14 @@ JOIN pg_class AS child ON child.oid = inherits.inhrelid
 WHERE inherits.inhparent = $1::text::regclass;
 
 -- deliveries_name_events_in --
--- Whether a delivery made at or after $3 (one kept) names an event with an id in [$1, $2): a
--- replay made after the event's partition expired keeps that partition. A delivery older than
--- the retention keeps nothing: it is no longer served, and its event's partition would
--- otherwise wait for the next interval's (where an event's first deliveries may be).
-SELECT EXISTS (SELECT FROM deliveries WHERE event_id >= $1 AND event_id < $2 AND id >= $3);
+-- Whether a delivery that is kept names an event with an id in [$1, $2): one made at or after
+-- $3 (within the retention: a replay made after the event's partition expired keeps that
+-- partition), or one not finished yet, whatever its age (its next attempt needs the event). A
+-- finished delivery older than the retention keeps nothing: it is no longer served, and its
+-- event's partition would otherwise wait for the next interval's, where an event's first
+-- deliveries may be.
+SELECT EXISTS (
+    SELECT FROM deliveries
+    WHERE event_id >= $1 AND event_id < $2
+      AND (id >= $3 OR status NOT IN ('succeeded', 'dead', 'cancelled'))
+);

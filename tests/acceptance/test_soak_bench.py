@@ -19,14 +19,17 @@ SECONDS = 6
 EVERY_S = 2
 
 
-def test_a_short_soak_reports_every_table_and_writes_its_figures(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch", [1, 5])  # single events, and batch ingest
+def test_a_short_soak_reports_every_table_and_writes_its_figures(
+    tmp_path: Path, batch: int
+) -> None:
     output = tmp_path / "soak.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKRELAY_")}
     done = subprocess.run(
         [
             *(sys.executable, "-m", "hookrelay", "bench", "soak", "--rate", str(RATE)),
             *("--minutes", str(SECONDS / 60), "--every", f"{EVERY_S}s"),
-            *("--output", str(output)),
+            *("--batch", str(batch), "--output", str(output)),
         ],
         env=env,
         capture_output=True,
@@ -42,6 +45,7 @@ def test_a_short_soak_reports_every_table_and_writes_its_figures(tmp_path: Path)
     figures = json.loads(output.read_text())
     assert figures["settings"]["retention"] == "2m"
     assert figures["settings"]["partition_interval"] == "1m"
+    assert figures["settings"]["events_per_request"] == batch
     samples = figures["samples"]
     assert [round(s["t_s"]) for s in samples] == [2, 4, 6]
     last = samples[-1]

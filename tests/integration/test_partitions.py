@@ -54,9 +54,15 @@ async def minute_log(empty_db_url: str) -> AsyncIterator[Storage]:
     await storage.close()
 
 
-async def seed(url: str, event_ms: int, delivery_ms: int, replay_ms: int | None = None) -> None:
+async def seed(
+    url: str,
+    event_ms: int,
+    delivery_ms: int,
+    replay_ms: int | None = None,
+    status: str = "succeeded",
+) -> None:
     """An app, an endpoint, an event made at `event_ms`, its delivery made at `delivery_ms`
-    with an attempt, and (with `replay_ms`) a replay of that delivery made then."""
+    with an attempt and `status`, and (with `replay_ms`) a replay of that delivery made then."""
     connection = await asyncpg.connect(url)
     try:
         await connection.execute(
@@ -79,10 +85,11 @@ async def seed(url: str, event_ms: int, delivery_ms: int, replay_ms: int | None 
         for delivery_id, replay_of in deliveries:
             await connection.execute(
                 "INSERT INTO deliveries (id, app_id, event_id, endpoint_id, status, replay_of)"
-                " VALUES ($1, 'app_1', $2, 'ep_1', 'succeeded', $3)",
+                " VALUES ($1, 'app_1', $2, 'ep_1', $4, $3)",
                 delivery_id,
                 event,
                 replay_of,
+                status,
             )
             await connection.execute(
                 "INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms)"
@@ -181,21 +188,23 @@ async def test_rows_are_held_by_the_partition_of_their_time_and_go_with_it(
     assert all(lower is not None and lower >= later - MINUTE_MS for lower in remaining)
 
 
-async def test_an_event_goes_with_its_partition_when_what_names_it_has_expired_too(
-    minute_log: Storage, empty_db_url: str
+@pytest.mark.parametrize(("status", "goes"), [("succeeded", True), ("retrying", False)])
+async def test_an_event_goes_with_its_partition_when_what_names_it_has_expired_and_finished(
+    minute_log: Storage, empty_db_url: str, status: str, goes: bool
 ) -> None:
     # An event made in the last milliseconds of a minute has its delivery made in the next one.
     # Once both are older than the retention, the event's partition goes at once, though the
-    # delivery's partition still holds newer rows: kept for it, every events partition
-    # outlived the retention by one more interval.
+    # delivery's partition still holds newer rows (kept for it, every events partition
+    # outlived the retention by one more interval); unless that delivery is not finished yet:
+    # its next attempt needs the event.
     cutover = (await minute_log.partitions.of("events"))[0].upper_ms
     minute = cutover + 2 * MINUTE_MS
-    await seed(empty_db_url, minute + MINUTE_MS - 10, minute + MINUTE_MS + 10)
+    await seed(empty_db_url, minute + MINUTE_MS - 10, minute + MINUTE_MS + 10, status=status)
     stamp = time.strftime("%Y%m%d_%H%M", time.gmtime(minute / 1000))
     dropped = await minute_log.partitions.drop_expired(minute + 2 * MINUTE_MS + 30_000, 60)
-    assert f"events_p{stamp}" in dropped
+    assert (f"events_p{stamp}" in dropped) is goes
     rows = await where_rows_are(empty_db_url)
-    assert rows["events"] == []
+    assert len(rows["events"]) == (0 if goes else 1)
     assert len(rows["deliveries"]) == 1  # hidden from reads until its partition goes
 
 

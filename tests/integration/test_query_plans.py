@@ -1,10 +1,13 @@
 """The plans Postgres keeps for the worker's claim and record (rows reached by primary key), and
 the plans it makes for bulk replay and listings (replays asked through their index).
 
-A prepared statement's plan is made once and kept (a generic plan), with whatever statistics
-the table had then. A claim or record that reached its rows through the due or lease index
-scanned every entry there, those of long-finished deliveries included until vacuum, and grew
-slower as the table filled. Listings and bulk replays take their filters as parameters that
+A prepared statement's plan may be made once and kept (a generic plan), with whatever
+statistics the table had then. A claim or record that reached its rows through the due or lease
+index scanned every entry there, those of long-finished deliveries included until vacuum, and
+grew slower as the table filled. Postgres keeps a generic plan only while it seems no dearer
+than one made for the call's arguments, which over a log of many partitions it is not: the
+worker's statements are then planned per call, and must plan only the partitions their ids are
+in. Both kinds of plan are checked. Listings and bulk replays take their filters as parameters that
 may be null, and storage has them planned for each call's arguments (a custom plan): their
 plans are checked as such.
 """
@@ -413,7 +416,7 @@ async def test_the_delivery_path_plans_only_the_partitions_its_rows_are_in(
         made = await storage.partitions.make_ahead(later, 86_400.0)  # ten more days
     finally:
         await storage.close()
-    assert len(made) >= 30
+    assert len(made) >= 3 * 10  # ten days more of each table of the log
     types, args = DELIVERY_PATH[name]
     sql = queries()[name.removesuffix("_of_a_replay")]
     await connection.execute(f"PREPARE statement ({types}) AS {sql}")

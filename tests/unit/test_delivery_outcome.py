@@ -85,6 +85,15 @@ def test_a_2xx_answer_succeeds_at_any_attempt(status_code: int, attempt: int) ->
     assert outcome.status_code == status_code
 
 
+@pytest.mark.parametrize("replay_of", [None, "dlv_0"])
+def test_an_outcome_names_the_original_its_delivery_replays(replay_of: str | None) -> None:
+    # Recording a replay's success marks its original recovered, found by this id alone.
+    claim = claimed(replay_of=replay_of)
+    for sent in (answered(200), answered(500)):
+        outcome = attempt_outcome(claim, sent, schedule_s=SCHEDULE, now=NOW, rng=random.Random(1))
+        assert outcome.replay_of == replay_of
+
+
 @pytest.mark.parametrize("status_code", SUCCESS_CODES)
 def test_a_2xx_answer_keeps_its_headers_and_body(status_code: int) -> None:
     headers = {"content-type": "text/plain", "x-request-id": "r-1"}
