@@ -5,6 +5,7 @@ reports as text."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from typing import Any
@@ -18,10 +19,12 @@ LOG_TABLES = TABLES[:3]
 # The goal: over the last FLAT_WINDOW_S, each table's size within FLAT_TOLERANCE of itself.
 FLAT_WINDOW_S = 300.0
 FLAT_TOLERANCE = 0.10
-# Sizes are compared by their peak in each minute of the window: a partition dropped once per
-# interval makes a saw-tooth (2 to 3 minutes of data with 2 minutes' retention and 1-minute
-# partitions) that is not growth.
-PEAK_BUCKET_S = 60.0
+# Sizes are compared by their peaks: a partition dropped once per interval makes a saw-tooth
+# (2 to 3 minutes of data with 2 minutes' retention and 1-minute partitions) that is not growth.
+# Each report's peak is taken over the interval and one report's spacing before it, a span that
+# always holds a report from before the last drop (peaks per clock minute did not: with reports
+# every 30 s and a few milliseconds late each, some minutes held one report, taken just after a
+# drop, and a run whose tables went up and down between the same two sizes failed).
 # One side of a range bound on an id: `'evt_<12 hex digits of unix ms>...'`, MINVALUE or MAXVALUE.
 _BOUND_VALUE = r"(?:'[a-z]+_([0-9a-f]{12})[^']*'|(MINVALUE|MAXVALUE))"
 _RANGE = re.compile(rf"FROM \({_BOUND_VALUE}\) TO \({_BOUND_VALUE}\)")
@@ -73,15 +76,17 @@ def spread(values: list[float]) -> float:
     return math.inf if low <= 0 else high / low - 1
 
 
-def minute_peaks(points: list[tuple[float, float]], end_s: float) -> list[float]:
-    """The peak value in each PEAK_BUCKET_S of the FLAT_WINDOW_S that ends at `end_s`, from
-    (seconds, value) points."""
-    peaks: dict[int, float] = {}
-    for at, value in points:
-        if end_s - FLAT_WINDOW_S < at <= end_s:
-            bucket = int((end_s - at) // PEAK_BUCKET_S)
-            peaks[bucket] = max(peaks.get(bucket, value), value)
-    return [peaks[bucket] for bucket in sorted(peaks, reverse=True)]
+def peaks(points: list[tuple[float, float]], end_s: float, interval_s: float) -> list[float]:
+    """For each of the (seconds, value) points in the FLAT_WINDOW_S that ends at `end_s`, the
+    peak value over the `interval_s` and one spacing of the points before it."""
+    times = [at for at, _ in points]
+    spacing = max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+    span_s = interval_s + spacing
+    return [
+        max(value for before, value in points if at - span_s < before <= at)
+        for at, _ in points
+        if end_s - FLAT_WINDOW_S < at <= end_s
+    ]
 
 
 def judge(samples: list[dict[str, Any]], retention_s: float, interval_s: float) -> dict[str, Any]:
@@ -93,11 +98,11 @@ def judge(samples: list[dict[str, Any]], retention_s: float, interval_s: float) 
     window = [s for s in samples if s["t_s"] > end_s - FLAT_WINDOW_S]
     tables: dict[str, Any] = {}
     for name in TABLES:
-        peaks = minute_peaks([(s["t_s"], s["tables"][name]["bytes"]) for s in samples], end_s)
+        highs = peaks([(s["t_s"], s["tables"][name]["bytes"]) for s in samples], end_s, interval_s)
         found = {
-            "bytes_minute_peaks": peaks,
-            "spread": _finite(round(spread(peaks), 3)) if peaks else None,
-            "flat": bool(peaks) and spread(peaks) <= FLAT_TOLERANCE,
+            "bytes_peaks": highs,
+            "spread": _finite(round(spread(highs), 3)) if highs else None,
+            "flat": bool(highs) and spread(highs) <= FLAT_TOLERANCE,
         }
         if name in LOG_TABLES:
             ages = [_age(s["tables"][name]) for s in window]

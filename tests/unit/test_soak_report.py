@@ -15,10 +15,10 @@ from hookrelay.bench.soak_report import (
     id_millis,
     json_safe,
     judge,
-    minute_peaks,
     oldest_partition_age_s,
     oldest_partition_end_age_s,
     partition_range_ms,
+    peaks,
     spread,
 )
 from hookrelay.cli import _parser
@@ -105,10 +105,20 @@ def test_spread_is_the_largest_over_the_smallest() -> None:
     assert spread([0.0, 1.0]) == math.inf
 
 
-def test_minute_peaks_take_the_highest_value_of_each_minute_of_the_window() -> None:
-    points = [(float(t), float(t)) for t in range(0, 601, 30)]
-    # The window is (300, 600]: minutes (300, 360], (360, 420], ... (540, 600].
-    assert minute_peaks(points, 600.0) == [360.0, 420.0, 480.0, 540.0, 600.0]
+def test_peaks_take_the_highest_value_over_an_interval_and_a_spacing_before_each_point() -> None:
+    points = [(float(t), float(t % 120)) for t in range(0, 601, 30)]
+    # The window is (300, 600]; each peak is over the 90 s (60 + 30) before its point.
+    expected = [90.0, 90.0, 90.0, 60.0] * 2 + [90.0, 90.0]
+    assert peaks(points, 600.0, 60.0) == expected
+
+
+def test_a_sawtooth_reported_a_little_late_each_time_is_flat() -> None:
+    # As a 20-minute soak reported it: every 30 s and a few tens of milliseconds late, each
+    # report alternately just before and just after a partition's drop (82 MB, then 70 MB).
+    times = [30.0 * n + 0.1 * (n % 3) + 0.02 * n for n in range(1, 41)]
+    samples = [sample(t, 82e6 if n % 2 else 70e6, 140, True) for n, t in enumerate(times)]
+    verdict = judge(samples, RETENTION_S, INTERVAL_S)
+    assert verdict["flat"] is True and verdict["passed"] is True
 
 
 def sample(t_s: float, size: float, age_s: float | None, partitioned: bool) -> dict[str, Any]:
@@ -141,8 +151,8 @@ def test_tables_that_keep_growing_fail() -> None:
     samples = [sample(t, 470.0 * 300 * t, t, False) for t in range(30, 1201, 30)]
     verdict = judge(samples, RETENTION_S, INTERVAL_S)
     assert verdict["judged"] and verdict["flat"] is False
-    # Peaks of minutes 16 to 20 of steady growth: 20/16.
-    assert verdict["tables"]["events"]["spread"] == pytest.approx(0.25, abs=0.01)
+    # Peaks of the last 5 minutes of steady growth: 1200 s over 930 s.
+    assert verdict["tables"]["events"]["spread"] == pytest.approx(1200 / 930 - 1, abs=0.01)
     assert verdict["passed"] is False
 
 
