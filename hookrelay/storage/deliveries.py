@@ -108,9 +108,7 @@ class Deliveries:
                 [o.status_code for o in outcomes],
                 [o.response_headers for o in outcomes],
                 [o.response_body for o in outcomes],
-                # None, not an empty array, when none is a replay: the planner leaves out
-                # every partition for `= ANY (NULL)`, but plans them all for `= ANY ('{}')`.
-                [o.replay_of for o in outcomes if o.replay_of is not None] or None,
+                sorted({o.replay_of for o in outcomes if o.replay_of is not None}),
             )
         except NotFound:  # (a foreign key violation, translated by the database)
             if len(outcomes) == 1:

@@ -7,6 +7,12 @@
 -- CHECK validated by 0011 implies the partition's bound, attaching it reads no row.
 -- The partitions after the cutover are made by the worker (storage/partitions.py), ahead of need.
 
+-- The log's tables are locked first, in the order a writer takes them (an event, then its
+-- deliveries, then attempts). Locked as each statement below came to them, attempts and
+-- deliveries first, an ingest that held the events and waited for the deliveries deadlocked
+-- with this migration waiting for the events, and one of the two was aborted.
+LOCK TABLE events, deliveries, attempts IN ACCESS EXCLUSIVE MODE;
+
 -- No foreign key between the log's tables. Dropping a partition of a table that others refer
 -- to makes Postgres look for referring rows in every partition of those, under a lock that
 -- stops all writes to the log; a replay that names an original in a dropped partition would

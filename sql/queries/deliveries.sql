@@ -61,9 +61,12 @@ RETURNING id;
 -- The lease is judged as `d.status = o.leased`, not against a constant: `d.status = 'sending'`
 -- let the planner reach the rows through the lease index, whose entries for long-finished
 -- deliveries (until vacuum) then slowed every record; `d.id = ANY ($1)` offers the primary key.
--- $8 are the originals the replays among them replay (as the claim said; null if none is): a
--- replay's original may be in any partition, and naming them lets the plan, made for each
--- call's arguments, leave out every other partition (without it, each record planned them all).
+-- $8 are the originals the replays among them replay (as the claim said), sorted: a replay's
+-- original may be in any partition, and bounding their ids by the first and the last lets the
+-- plan, made for each call's arguments, leave out every partition outside (without it, each
+-- record planned them all; with none, the bounds are null and it plans none). A range, not
+-- `= ANY ($8)`: with that, Postgres 18's generic plan reached the originals through the
+-- (app_id, id) index by a skip scan, a descent per app.
 WITH outcome AS MATERIALIZED (
     SELECT *, 'sending'::text AS leased
     FROM unnest($1::text[], $2::integer[], $3::timestamptz[], $4::integer[], $5::integer[],
@@ -85,7 +88,8 @@ WITH outcome AS MATERIALIZED (
     SET recovered_by = first.id, recovered_at = now()
     FROM (SELECT DISTINCT ON (replay_of) replay_of, id FROM delivery
           WHERE replay_of IS NOT NULL ORDER BY replay_of, id) AS first
-    WHERE original.id = ANY ($8::text[]) AND original.id = first.replay_of
+    WHERE original.id = first.replay_of
+      AND original.id BETWEEN ($8::text[])[1] AND ($8::text[])[cardinality($8::text[])]
       AND original.recovered_at IS NULL
 ), attempt AS (
     INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, status_code,

@@ -176,7 +176,7 @@ async def test_stopped_postgres_answers_503_and_loses_no_accepted_event(
 
     assert stream.refused, "ingest should have been refused while Postgres was down"
     for status, body in stream.refused:
-        assert status == 503, (status, body)
+        assert status == 503, (status, body, cluster.logs())
         assert body["error"]["code"] == "unavailable"
     assert len(stream.accepted) > accepted_before_end, "ingest did not recover by itself"
     await wait_until_all_received(receiver, stream.accepted, cluster)

@@ -135,3 +135,38 @@ async def test_replay_chains_made_before_replays_named_their_original_end_at_it(
     )
     assert response.status == 202, await response.text()
     assert await response.json() == {"matched": 1, "replayed": 0, "replayable": 1}
+
+
+async def test_partitioning_the_log_waits_for_a_writer_without_deadlocking(
+    empty_db_url: str,
+) -> None:
+    # A writer holds the events (an ingest between its event and its deliveries) when the
+    # migration that partitions the log (0012) starts; the migration waits for it, and the
+    # writer's deliveries go in: nobody is aborted.
+    await migrate(empty_db_url, [m for m in migrations() if m.version <= 11])
+    writer = await asyncpg.connect(empty_db_url)
+    try:
+        await writer.execute(
+            "INSERT INTO apps (id, name) VALUES ('app_1', 'a');"
+            "INSERT INTO endpoints (id, app_id, url, secret_ciphertext, secret_key_id)"
+            " VALUES ('ep_1', 'app_1', 'https://example.com/', '\\x00', 'k')"
+        )
+        await writer.execute("SET deadlock_timeout = '100ms'")
+        writing = writer.transaction()
+        await writing.start()
+        await writer.execute(
+            "INSERT INTO events (id, app_id, type, body, created_at)"
+            " VALUES (hookrelay_id('evt_'), 'app_1', 'job.completed', '{}', now())"
+        )
+        migrating = asyncio.create_task(migrate(empty_db_url))
+        await asyncio.sleep(1.0)  # the migration now waits for a lock the writer holds
+        assert not migrating.done()
+        await writer.execute(
+            "INSERT INTO deliveries (app_id, event_id, endpoint_id, status)"
+            " SELECT 'app_1', id, 'ep_1', 'pending' FROM events"
+        )
+        await writing.commit()
+        await asyncio.wait_for(migrating, 30)
+        assert await writer.fetchval("SELECT count(*) FROM deliveries_first") == 1
+    finally:
+        await writer.close()

@@ -339,7 +339,9 @@ async def test_finding_what_is_still_lost_reads_only_what_is_still_lost(
         [None] * len(replays),
         ["ok"] * len(replays),
         await connection.fetchval(
-            "SELECT array_agg(replay_of) FROM deliveries WHERE id = ANY ($1)", replays
+            "SELECT array_agg(DISTINCT replay_of ORDER BY replay_of) FROM deliveries"
+            " WHERE id = ANY ($1)",
+            replays,
         ),
     )
     assert len(recorded) == len(replays)
