@@ -1,6 +1,6 @@
 """The soak benchmark's figures, without I/O: partition bounds and ages, the verdict against
-the goal (table sizes flat over the last 5 minutes, each minute's peak within 10% of the others,
-since dropped partitions make a saw-tooth; nothing older than retention + one interval), and the
+the goal (table sizes flat over the last 5 minutes, their peaks within 10% of each other, since
+dropped partitions make a saw-tooth; nothing older than retention + one interval), and the
 reports as text."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ LOG_TABLES = TABLES[:3]
 # The goal: over the last FLAT_WINDOW_S, each table's size within FLAT_TOLERANCE of itself.
 FLAT_WINDOW_S = 300.0
 FLAT_TOLERANCE = 0.10
+MIN_REPORTS_JUDGED = 3
 # Sizes are compared by their peaks: a partition dropped once per interval makes a saw-tooth
 # (2 to 3 minutes of data with 2 minutes' retention and 1-minute partitions) that is not growth.
 # Each report's peak is taken over the interval and one report's spacing before it, a span that
@@ -79,13 +80,14 @@ def spread(values: list[float]) -> float:
 def peaks(points: list[tuple[float, float]], end_s: float, interval_s: float) -> list[float]:
     """For each of the (seconds, value) points in the FLAT_WINDOW_S that ends at `end_s`, the
     peak value over the `interval_s` and one spacing of the points before it."""
-    times = [at for at, _ in points]
+    start_s = end_s - FLAT_WINDOW_S
+    times = [at for at, _ in points if at > start_s - interval_s]
     spacing = max((b - a for a, b in itertools.pairwise(times)), default=0.0)
     span_s = interval_s + spacing
     return [
         max(value for before, value in points if at - span_s < before <= at)
         for at, _ in points
-        if end_s - FLAT_WINDOW_S < at <= end_s
+        if start_s < at <= end_s
     ]
 
 
@@ -94,8 +96,9 @@ def judge(samples: list[dict[str, Any]], retention_s: float, interval_s: float) 
     interval (the tables fill up) plus the window; before that it is not judged (None)."""
     end_s = samples[-1]["t_s"]
     age_limit_s = retention_s + interval_s
-    judged = end_s >= age_limit_s + FLAT_WINDOW_S
     window = [s for s in samples if s["t_s"] > end_s - FLAT_WINDOW_S]
+    # A window of fewer reports than that says nothing about flatness.
+    judged = end_s >= age_limit_s + FLAT_WINDOW_S and len(window) >= MIN_REPORTS_JUDGED
     tables: dict[str, Any] = {}
     for name in TABLES:
         highs = peaks([(s["t_s"], s["tables"][name]["bytes"]) for s in samples], end_s, interval_s)
@@ -171,7 +174,7 @@ def format_verdict(figures: dict[str, Any]) -> str:
     verdict, settings = figures["verdict"], figures["settings"]
     limit = format_duration(verdict["age_limit_s"])
     lines = [
-        f"goal: table sizes flat (last {FLAT_WINDOW_S / 60:g} minutes' per-minute peaks within"
+        f"goal: table sizes flat (last {FLAT_WINDOW_S / 60:g} minutes' peaks within"
         f" {FLAT_TOLERANCE:.0%} of each other) and nothing older than retention + one interval"
         f" ({settings['retention']} + {settings['partition_interval']} = {limit}): no partition"
         " whose upper bound is, no row of a plain table"

@@ -180,6 +180,11 @@ def test_a_plain_table_is_judged_by_its_oldest_row() -> None:
     assert verdict["no_partition_too_old"] is False
 
 
+def test_a_window_of_fewer_than_three_reports_is_not_judged() -> None:
+    samples = [sample(t, sawtooth(t), 150, True) for t in range(400, 1201, 400)]
+    assert judge(samples, RETENTION_S, INTERVAL_S)["judged"] is False
+
+
 def test_a_run_shorter_than_filling_up_and_the_window_is_not_judged() -> None:
     # Retention + one interval (3 minutes) + the 5-minute window: 8 minutes at least.
     samples = [sample(t, sawtooth(t), 150, True) for t in range(30, 451, 30)]
