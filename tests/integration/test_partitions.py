@@ -14,6 +14,7 @@ import pytest
 from hookrelay.errors import DependencyUnavailable, NotFound
 from hookrelay.ids import id_bound
 from hookrelay.models import DeliveryFilter, Event
+from hookrelay.statuses import DeliveryStatus
 from hookrelay.storage import Storage
 from hookrelay.storage.migrate import migrate
 from hookrelay.storage.partitions import LOG_TABLES, MIN_AHEAD_S, Partition
@@ -188,10 +189,14 @@ async def test_rows_are_held_by_the_partition_of_their_time_and_go_with_it(
     assert all(lower is not None and lower >= later - MINUTE_MS for lower in remaining)
 
 
-@pytest.mark.parametrize(("status", "goes"), [("succeeded", True), ("retrying", False)])
+FINISHED = {DeliveryStatus.SUCCEEDED, DeliveryStatus.DEAD, DeliveryStatus.CANCELLED}
+
+
+@pytest.mark.parametrize("status", list(DeliveryStatus))
 async def test_an_event_goes_with_its_partition_when_what_names_it_has_expired_and_finished(
-    minute_log: Storage, empty_db_url: str, status: str, goes: bool
+    minute_log: Storage, empty_db_url: str, status: DeliveryStatus
 ) -> None:
+    goes = status in FINISHED
     # An event made in the last milliseconds of a minute has its delivery made in the next one.
     # Once both are older than the retention, the event's partition goes at once, though the
     # delivery's partition still holds newer rows (kept for it, every events partition
