@@ -22,10 +22,11 @@ FLAT_TOLERANCE = 0.10
 MIN_REPORTS_JUDGED = 3
 # Sizes are compared by their peaks: a partition dropped once per interval makes a saw-tooth
 # (2 to 3 minutes of data with 2 minutes' retention and 1-minute partitions) that is not growth.
-# Each report's peak is taken over the interval and one report's spacing before it, a span that
-# always holds a report from before the last drop (peaks per clock minute did not: with reports
-# every 30 s and a few milliseconds late each, some minutes held one report, taken just after a
-# drop, and a run whose tables went up and down between the same two sizes failed).
+# Each report's peak is taken over the interval and the largest spacing of the window's reports
+# before it, a span that always holds a report from before the last drop (peaks per clock minute
+# did not: with reports every 30 s, a tenth of a second either side of the minute edges, some
+# minutes held one report, taken just after a drop, and a run whose tables went up and down
+# between the same two sizes failed).
 # One side of a range bound on an id: `'evt_<12 hex digits of unix ms>...'`, MINVALUE or MAXVALUE.
 _BOUND_VALUE = r"(?:'[a-z]+_([0-9a-f]{12})[^']*'|(MINVALUE|MAXVALUE))"
 _RANGE = re.compile(rf"FROM \({_BOUND_VALUE}\) TO \({_BOUND_VALUE}\)")

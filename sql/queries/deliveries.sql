@@ -12,7 +12,8 @@
 -- indexes, whose entries for long-finished deliveries (until vacuum) then slowed every claim.
 -- Planned for each call's ids, so only the partitions holding them are planned and read; the
 -- events are read apart (claimed_events): joined here, every events partition was planned,
--- since the event ids are not known until the claim has run (4 ms a claim over 33 of them).
+-- since the event ids are not known until the claim has run (2.4 to 3.7 ms of planning a
+-- claim of 100 over 33 of them, Postgres 15).
 WITH previous AS (
     SELECT id, status, next_attempt_at, lease_until
     FROM deliveries WHERE id = ANY ($1) ORDER BY id FOR UPDATE

@@ -7,13 +7,14 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import pytest
 
 from hookrelay.errors import DependencyUnavailable, NotFound
 from hookrelay.ids import id_bound
-from hookrelay.models import DeliveryFilter, Event
+from hookrelay.models import Delivery, DeliveryFilter, Event
 from hookrelay.statuses import DeliveryStatus
 from hookrelay.storage import Storage
 from hookrelay.storage.migrate import migrate
@@ -226,17 +227,28 @@ async def test_a_listing_that_looks_in_the_latest_interval_first_gives_the_same_
         cursor = hex_id("dlv_", cutover + 3 * MINUTE_MS + 30_000)
         in_window = DeliveryFilter(since=at(cutover + 3 * MINUTE_MS + 2000))
         before_window = DeliveryFilter(until=at(cutover + 3 * MINUTE_MS))
-        for filters, before, limit, expected in (
-            (DeliveryFilter(), cursor, 2, 2),  # the window alone fills the page
-            (DeliveryFilter(), cursor, 5, 5),  # 3 in the window, 2 before it
-            (DeliveryFilter(), cursor, 50, 9),  # every one
-            (DeliveryFilter(), None, 50, 9),
-            (in_window, cursor, 50, 2),
-            (before_window, cursor, 3, 3),
-            (DeliveryFilter(status="succeeded"), cursor, 4, 4),
+        queries = 0
+        page_of = windowed.deliveries._page
+
+        async def counted(*args: Any) -> list[Delivery]:
+            nonlocal queries
+            queries += 1
+            return await page_of(*args)
+
+        windowed.deliveries._page = counted  # type: ignore[method-assign]
+        for filters, before, limit, expected, asked in (
+            (DeliveryFilter(), cursor, 2, 2, 1),  # the window alone fills the page
+            (DeliveryFilter(), cursor, 5, 5, 2),  # 3 in the window, 2 before it
+            (DeliveryFilter(), cursor, 50, 9, 2),  # every one
+            (DeliveryFilter(), None, 50, 9, 2),
+            (in_window, cursor, 50, 2, 1),  # nothing before the window can match
+            (before_window, cursor, 3, 3, 1),  # nothing in it can
+            (DeliveryFilter(status="succeeded"), cursor, 4, 4, 2),
         ):
+            queries = 0
             page = await windowed.deliveries.list("app_1", filters, before, limit)
             assert len(page) == expected
+            assert queries == asked
             assert page == await minute_log.deliveries.list("app_1", filters, before, limit)
     finally:
         await windowed.close()
