@@ -174,7 +174,9 @@ SELECT d.id, d.app_id, d.event_id, d.endpoint_id, d.status, d.attempt_count, d.n
        d.last_status_code, d.last_error, d.created_at, d.updated_at, d.finished_at, d.replay_of,
        ev.type AS event_type, replays.*
 FROM deliveries AS d JOIN events AS ev ON ev.id = d.event_id
-CROSS JOIN LATERAL replays_of(d.id, d.status, d.recovered_by, d.recovered_at) AS replays
+LEFT JOIN LATERAL newest_replays(ARRAY[d.id]) AS newest ON true
+CROSS JOIN LATERAL replays_of(d.status, newest.replay_id, d.recovered_by, d.recovered_at)
+    AS replays
 WHERE d.app_id = $1 AND d.id = $2 AND d.id >= kept_since('dlv_');
 
 -- list_deliveries --
@@ -183,14 +185,11 @@ WHERE d.app_id = $1 AND d.id = $2 AND d.id >= kept_since('dlv_');
 -- call's arguments, so that a status given reaches the partial index of the statuses people
 -- list (its predicate names them). The page is chosen first, so only its rows ask their replays
 -- and their event's type. That planning is paid on every call, for each partition of the log
--- that no constant rules out, so nothing else is planned there (migration 0013): the events are
--- read only for a filter on them ($7, $8; without one, the condition is true and its sub-query
--- is never planned), and the page's lookups are functions planned once per connection.
-SELECT page.id, page.app_id, page.event_id, page.endpoint_id, page.status, page.attempt_count,
-       page.next_attempt_at, page.last_status_code, page.last_error, page.created_at,
-       page.updated_at, page.finished_at, page.replay_of,
-       event_type_of(page.event_id) AS event_type, replays.*
-FROM (
+-- that no constant rules out, so nothing else is planned there (migrations 0013, 0014): the
+-- events are read only for a filter on them ($7, $8; without one, the condition is true and
+-- its sub-query is never planned), and the page's lookups are functions planned once per
+-- connection, its replays asked once for the whole page.
+WITH page AS MATERIALIZED (
     SELECT d.id, d.app_id, d.event_id, d.endpoint_id, d.status, d.attempt_count,
            d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at,
            d.finished_at, d.replay_of, d.recovered_by, d.recovered_at
@@ -207,20 +206,37 @@ FROM (
       AND ($9::text IS NULL OR d.id >= $9)  -- created at or after: an id bound
       AND ($10::text IS NULL OR d.id < $10)  -- created before
     ORDER BY d.id DESC LIMIT $2
-) AS page
-CROSS JOIN LATERAL replays_of(page.id, page.status, page.recovered_by, page.recovered_at)
-    AS replays
+)
+SELECT page.id, page.app_id, page.event_id, page.endpoint_id, page.status, page.attempt_count,
+       page.next_attempt_at, page.last_status_code, page.last_error, page.created_at,
+       page.updated_at, page.finished_at, page.replay_of,
+       event_type_of(page.event_id) AS event_type, replays.*
+FROM page
+LEFT JOIN newest_replays((SELECT array_agg(id ORDER BY id) FROM page)) AS newest
+    ON newest.original_id = page.id
+CROSS JOIN LATERAL replays_of(page.status, newest.replay_id, page.recovered_by,
+                              page.recovered_at) AS replays
 ORDER BY page.id DESC;
 
 -- list_event_deliveries --
--- Every delivery of one event, with its endpoint's URL and what its replays say of it.
-SELECT d.id, d.app_id, d.event_id, d.endpoint_id, e.url AS endpoint_url, d.status, d.attempt_count,
-       d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at,
-       d.finished_at, d.replay_of, replays.*
-FROM deliveries AS d JOIN endpoints AS e ON e.id = d.endpoint_id
-CROSS JOIN LATERAL replays_of(d.id, d.status, d.recovered_by, d.recovered_at) AS replays
-WHERE d.event_id = $1 AND d.id >= kept_since('dlv_')
-ORDER BY d.id;
+-- Every delivery of one event, with its endpoint's URL and what its replays say of it (asked
+-- once for them all).
+WITH page AS MATERIALIZED (
+    SELECT d.id, d.app_id, d.event_id, d.endpoint_id, e.url AS endpoint_url, d.status,
+           d.attempt_count, d.next_attempt_at, d.last_status_code, d.last_error, d.created_at,
+           d.updated_at, d.finished_at, d.replay_of, d.recovered_by, d.recovered_at
+    FROM deliveries AS d JOIN endpoints AS e ON e.id = d.endpoint_id
+    WHERE d.event_id = $1 AND d.id >= kept_since('dlv_')
+)
+SELECT page.id, page.app_id, page.event_id, page.endpoint_id, page.endpoint_url, page.status,
+       page.attempt_count, page.next_attempt_at, page.last_status_code, page.last_error,
+       page.created_at, page.updated_at, page.finished_at, page.replay_of, replays.*
+FROM page
+LEFT JOIN newest_replays((SELECT array_agg(id ORDER BY id) FROM page)) AS newest
+    ON newest.original_id = page.id
+CROSS JOIN LATERAL replays_of(page.status, newest.replay_id, page.recovered_by,
+                              page.recovered_at) AS replays
+ORDER BY page.id;
 
 -- lock_app_replays --
 -- Wait until no other bulk replay of the app ($1) is in a batch; held until the transaction ends.
