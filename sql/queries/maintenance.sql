@@ -79,6 +79,7 @@ SELECT extract(epoch FROM now() - min(next_attempt_at))::float8
 FROM deliveries
 WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now();
 
--- analyze_log --
--- Refresh the planner's statistics of the event log's tables (after a bulk load).
-ANALYZE events, deliveries;
+-- vacuum_log --
+-- After a bulk load, what autovacuum does to the event log's tables in time: record which pages
+-- hold only rows every transaction sees, set the rows' commit hints, refresh the statistics.
+VACUUM (ANALYZE) events, deliveries;
