@@ -31,7 +31,13 @@ def id_bound(prefix: str, moment_ms: int) -> str:
 
 def moment_of(text: str, prefix: str) -> int | None:
     """The unix millisecond an id with `prefix` was made at (None if `text` is not one)."""
-    return int(text[len(prefix) : len(prefix) + 12], 16) if is_id(text, prefix) else None
+    return millis_of(text) if is_id(text, prefix) else None
+
+
+def millis_of(id_or_bound: str) -> int:
+    """The unix millisecond in an id, or in an id bound (`evt_` and 12 hex digits...), which
+    it does not check."""
+    return int(id_or_bound.split("_", 1)[1][:12], 16)
 
 
 def is_id(text: str, prefix: str) -> bool:

@@ -32,7 +32,6 @@ from hookrelay.bench.soak_report import (
     TABLES,
     format_sample,
     format_verdict,
-    id_millis,
     json_safe,
     judge,
     oldest_partition_age_s,
@@ -40,6 +39,7 @@ from hookrelay.bench.soak_report import (
 )
 from hookrelay.bench.stack import ADMIN_TOKEN, Api, Stack
 from hookrelay.durations import format_duration
+from hookrelay.ids import millis_of
 from hookrelay.variables import ENV_PREFIX
 
 MAX_IN_FLIGHT = 256  # ingest requests at once; past it the achieved rate falls behind
@@ -48,6 +48,8 @@ TICK_S = 0.01  # how often the sender catches up with the schedule
 CATALOG_OPTIONS = "-c lock_timeout=2000 -c statement_timeout=20000"
 CATALOG_TIMEOUT_S = 30.0
 CATALOG_TRIES = 3  # a read that waited too long for a partition being dropped is tried again
+# How often the tables' sizes are read between reports, for the verdict's peaks.
+SIZES_EVERY_S = 5.0
 DATA = {"job_id": "job_0123456789", "model": "image-xl-2", "output": {"width": 1024}}
 
 
@@ -222,6 +224,8 @@ async def run(
     psql = psql_path()
     stack = Stack(workers, stack_env, keep_logs)
     samples: list[dict[str, Any]] = []
+    sizes: list[tuple[float, dict[str, float]]] = []
+    tasks: list[asyncio.Task[None]] = []
     myself = psutil.Process()
     try:
         await stack.start()
@@ -238,6 +242,8 @@ async def run(
             sender = asyncio.create_task(
                 send_at_rate(api, base, key, rate, batch, start + seconds, ingest)
             )
+            watcher = asyncio.create_task(watch_sizes(psql, stack.database_url, start, sizes))
+            tasks += [sender, watcher]
             previous = {
                 "t_s": 0.0,
                 "accepted": 0,
@@ -259,12 +265,28 @@ async def run(
                 async with session.post(f"{stack.sink_url}/reset") as response:
                     await response.read()
     finally:
+        for task in tasks:
+            task.cancel()
         stack.close()
     return {
         "settings": settings,
         "samples": samples,
-        "verdict": judge(samples, retention_s, interval_s),
+        "sizes": sizes,
+        "verdict": judge(samples, retention_s, interval_s, sizes),
     }
+
+
+async def watch_sizes(
+    psql: str, database_url: str, start: float, sizes: list[tuple[float, dict[str, float]]]
+) -> None:
+    """Every SIZES_EVERY_S until cancelled, add (seconds since `start`, bytes by table) to
+    `sizes`; a read that fails is skipped (the reports' own reads are retried)."""
+    while True:
+        await asyncio.sleep(SIZES_EVERY_S)
+        with contextlib.suppress(RuntimeError, TimeoutError):
+            tables = await read_tables(psql, database_url)
+            at = time.monotonic() - start
+            sizes.append((at, {name: float(tables[name]["bytes"] or 0) for name in TABLES}))
 
 
 async def _sample(
@@ -312,7 +334,7 @@ async def _sample(
             "partitions": len(table["bounds"]),
             "oldest_partition_age_s": oldest_partition_age_s(table["bounds"], now_ms),
             "oldest_partition_end_age_s": oldest_partition_end_age_s(table["bounds"], now_ms),
-            "oldest_row_age_s": None if oldest is None else (now_ms - id_millis(oldest)) / 1000,
+            "oldest_row_age_s": None if oldest is None else (now_ms - millis_of(oldest)) / 1000,
             "removed": removed[name],
             "removed_per_s": round((removed[name] - previous["removed"][name]) / elapsed, 1),
         }

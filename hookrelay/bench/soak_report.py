@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hookrelay.durations import format_duration
@@ -30,11 +31,6 @@ MIN_REPORTS_JUDGED = 3
 # One side of a range bound on an id: `'evt_<12 hex digits of unix ms>...'`, MINVALUE or MAXVALUE.
 _BOUND_VALUE = r"(?:'[a-z]+_([0-9a-f]{12})[^']*'|(MINVALUE|MAXVALUE))"
 _RANGE = re.compile(rf"FROM \({_BOUND_VALUE}\) TO \({_BOUND_VALUE}\)")
-
-
-def id_millis(text: str) -> int:
-    """The unix millisecond an id (or an id bound, `evt_` + 12 hex digits...) was made at."""
-    return int(text.split("_", 1)[1][:12], 16)
 
 
 def partition_range_ms(partition_bound: str) -> tuple[float, float] | None:
@@ -92,9 +88,17 @@ def peaks(points: list[tuple[float, float]], end_s: float, interval_s: float) ->
     ]
 
 
-def judge(samples: list[dict[str, Any]], retention_s: float, interval_s: float) -> dict[str, Any]:
+def judge(
+    samples: list[dict[str, Any]],
+    retention_s: float,
+    interval_s: float,
+    sizes: Sequence[tuple[float, Mapping[str, float]]] = (),
+) -> dict[str, Any]:
     """The verdict against the goal. Flatness needs the run to have lasted retention + one
-    interval (the tables fill up) plus the window; before that it is not judged (None)."""
+    interval (the tables fill up) plus the window; before that it is not judged (None). The
+    peaks are taken over the reports' sizes and `sizes`, (seconds, bytes by table) read between
+    reports: a saw-tooth sampled only every 30 s shows a peak that depends on where the samples
+    fall in it (with reports drifting against the drops, it was judged 13.5% apart)."""
     end_s = samples[-1]["t_s"]
     age_limit_s = retention_s + interval_s
     window = [s for s in samples if s["t_s"] > end_s - FLAT_WINDOW_S]
@@ -102,7 +106,9 @@ def judge(samples: list[dict[str, Any]], retention_s: float, interval_s: float) 
     judged = end_s >= age_limit_s + FLAT_WINDOW_S and len(window) >= MIN_REPORTS_JUDGED
     tables: dict[str, Any] = {}
     for name in TABLES:
-        highs = peaks([(s["t_s"], s["tables"][name]["bytes"]) for s in samples], end_s, interval_s)
+        points = [(s["t_s"], s["tables"][name]["bytes"]) for s in samples]
+        points += [(at, size[name]) for at, size in sizes if at <= end_s]
+        highs = peaks(sorted(points), end_s, interval_s)
         found = {
             "bytes_peaks": highs,
             "spread": _finite(round(spread(highs), 3)) if highs else None,

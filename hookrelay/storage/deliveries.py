@@ -26,6 +26,7 @@ from hookrelay.models import (
 from hookrelay.statuses import DeliveryStatus
 from hookrelay.storage.db import Database
 from hookrelay.storage.events import id_bound_of, insert_with_deliveries
+from hookrelay.storage.partitions import interval_start
 
 log = structlog.get_logger(__name__)
 
@@ -256,7 +257,7 @@ class Deliveries:
         end_ms = round(time.time() * 1000) if before is None else moment_of(before, "dlv_")
         if end_ms is None:
             return None
-        return id_bound("dlv_", end_ms // self.recent_window_ms * self.recent_window_ms)
+        return id_bound("dlv_", interval_start(end_ms, self.recent_window_ms))
 
     async def _page(
         self, app_id: str, limit: int, before: str | None, *filters: Any

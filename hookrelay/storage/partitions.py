@@ -69,10 +69,16 @@ def ranges_to_make(last_upper_ms: int, now_ms: int, interval_ms: int) -> list[tu
     ranges = []
     lower = last_upper_ms
     while lower < until_ms:
-        upper = (lower // interval_ms + 1) * interval_ms
+        upper = interval_start(lower, interval_ms) + interval_ms
         ranges.append((lower, upper))
         lower = upper
     return ranges
+
+
+def interval_start(moment_ms: int, interval_ms: int) -> int:
+    """Where the interval that holds `moment_ms` begins: partitions begin on multiples of the
+    interval (but the first, at the cutover)."""
+    return moment_ms // interval_ms * interval_ms
 
 
 def expired(partitions: list[Partition], now_ms: int, retention_ms: int) -> list[Partition]:

@@ -12,7 +12,7 @@ import structlog
 
 from hookrelay.events import IDEMPOTENCY_TTL_S
 from hookrelay.storage import Storage
-from hookrelay.storage.partitions import interval_ms
+from hookrelay.storage.partitions import interval_ms, interval_start
 
 log = structlog.get_logger(__name__)
 
@@ -72,8 +72,8 @@ async def analyze_on_roll_forever(storage: Storage, partition_interval_s: float)
     current (Partitions.analyze_current) until cancelled; failures only wait for the next."""
     width_ms = interval_ms(partition_interval_s)
     while True:
-        now_ms = time.time() * 1000
-        boundary_ms = (now_ms // width_ms + 1) * width_ms
+        now_ms = round(time.time() * 1000)
+        boundary_ms = interval_start(now_ms, width_ms) + width_ms
         await asyncio.sleep((boundary_ms - now_ms) / 1000 + ROLL_SETTLE_S)
         try:
             await storage.partitions.analyze_current(round(time.time() * 1000))

@@ -12,7 +12,6 @@ from hookrelay.bench.soak_report import (
     TABLES,
     format_sample,
     format_verdict,
-    id_millis,
     json_safe,
     judge,
     oldest_partition_age_s,
@@ -22,7 +21,7 @@ from hookrelay.bench.soak_report import (
     spread,
 )
 from hookrelay.cli import _parser
-from hookrelay.ids import id_bound, new_id
+from hookrelay.ids import id_bound, millis_of, new_id
 
 MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 RETENTION_S, INTERVAL_S = 120.0, 60.0
@@ -93,7 +92,7 @@ def test_no_partition_with_a_range_has_no_age() -> None:
 
 
 def test_an_id_tells_its_millisecond() -> None:
-    assert id_millis(new_id("att_", MS + 123)) == MS + 123
+    assert millis_of(new_id("att_", MS + 123)) == MS + 123
 
 
 # Flatness
@@ -119,6 +118,18 @@ def test_a_sawtooth_reported_a_little_late_each_time_is_flat() -> None:
     samples = [sample(t, 82e6 if n % 2 else 70e6, 140, True) for n, t in enumerate(times)]
     verdict = judge(samples, RETENTION_S, INTERVAL_S)
     assert verdict["flat"] is True and verdict["passed"] is True
+
+
+def test_a_sawtooth_judged_on_the_sizes_read_between_reports_is_flat() -> None:
+    # Reports every 33 s drift against drops every 60 s: the peak of the reports alone depends
+    # on where they fall in the saw-tooth. The sizes read every 5 s between them find its top.
+    samples = [sample(33.0 * n, sawtooth(33.0 * n), 150, True) for n in range(1, 37)]
+    alone = judge(samples, RETENTION_S, INTERVAL_S)
+    assert alone["flat"] is False and alone["tables"]["events"]["spread"] > 0.1
+    sizes = [(5.0 * n, dict.fromkeys(TABLES, sawtooth(5.0 * n))) for n in range(1, 238)]
+    verdict = judge(samples, RETENTION_S, INTERVAL_S, sizes)
+    assert verdict["flat"] is True and verdict["passed"] is True
+    assert verdict["tables"]["events"]["spread"] < 0.05
 
 
 def sample(t_s: float, size: float, age_s: float | None, partitioned: bool) -> dict[str, Any]:
