@@ -56,6 +56,15 @@ DATA = {"job_id": "job_0123456789", "model": "image-xl-2", "output": {"width": 1
 # The catalog
 
 
+def _bytes_sql(name: str) -> str:
+    """The bytes of a table with its partitions, indexes and TOAST."""
+    # pg_partition_tree() lists nothing for a plain table: the table is added.
+    return (
+        " (SELECT sum(pg_total_relation_size(relid)) FROM (SELECT relid FROM"
+        f" pg_partition_tree('{name}') UNION SELECT '{name}'::regclass) AS tree) AS bytes"
+    )
+
+
 def catalog_sql() -> str:
     """One statement answering, for each table, a JSON object: its exact row count, its oldest
     id, whether it is partitioned, its bytes with its partitions, indexes and TOAST, and the
@@ -67,13 +76,18 @@ def catalog_sql() -> str:
             f"SELECT '{name}' AS name, (SELECT count(*) FROM {name}) AS rows,"
             f" {oldest} AS oldest_id,"
             f" (SELECT relkind = 'p' FROM pg_class WHERE oid = '{name}'::regclass) AS partitioned,"
-            # pg_partition_tree() lists nothing for a plain table: the table is added.
-            " (SELECT sum(pg_total_relation_size(relid)) FROM (SELECT relid FROM"
-            f" pg_partition_tree('{name}') UNION SELECT '{name}'::regclass) AS tree) AS bytes,"
-            " (SELECT coalesce(json_agg(pg_get_expr(c.relpartbound, c.oid)), '[]')"
+            + _bytes_sql(name)
+            + ", (SELECT coalesce(json_agg(pg_get_expr(c.relpartbound, c.oid)), '[]')"
             "  FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid"
             f"  WHERE i.inhparent = '{name}'::regclass) AS bounds"
         )
+    return "SELECT json_agg(t) FROM (" + " UNION ALL ".join(parts) + ") AS t"
+
+
+def sizes_sql() -> str:
+    """One statement answering, for each table, a JSON object of its bytes only: it reads no
+    rows (the reports count them), so it holds up no partition's drop."""
+    parts = [f"SELECT '{name}' AS name," + _bytes_sql(name) for name in TABLES]
     return "SELECT json_agg(t) FROM (" + " UNION ALL ".join(parts) + ") AS t"
 
 
@@ -94,23 +108,25 @@ def psql_path() -> str:
     return found
 
 
-async def read_tables(psql: str, database_url: str) -> dict[str, dict[str, Any]]:
-    """The catalog's figures of TABLES, by name."""
+async def read_tables(
+    psql: str, database_url: str, sql: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """The catalog's figures of TABLES (`catalog_sql`, or `sql`), by name."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env["PGOPTIONS"] = CATALOG_OPTIONS
     process = await asyncio.create_subprocess_exec(
         *(psql, "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", database_url),
-        *("-c", catalog_sql()),
+        *("-c", sql or catalog_sql()),
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
         out, err = await asyncio.wait_for(process.communicate(), CATALOG_TIMEOUT_S)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
+    finally:
+        if process.returncode is None:  # timed out, or cancelled: psql must not outlive it
+            process.kill()
+            await process.wait()
     if process.returncode != 0:
         raise RuntimeError(f"reading the catalog failed: {err.decode().strip()}")
     return {row["name"]: row for row in json.loads(out)}
@@ -267,7 +283,12 @@ async def run(
     finally:
         for task in tasks:
             task.cancel()
+        # Awaited before the stack stops: a size read must not outlive its Postgres.
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
         stack.close()
+    for outcome in outcomes:  # a failure of the sender or the watcher is not lost
+        if isinstance(outcome, Exception):
+            raise outcome
     return {
         "settings": settings,
         "samples": samples,
@@ -283,10 +304,13 @@ async def watch_sizes(
     `sizes`; a read that fails is skipped (the reports' own reads are retried)."""
     while True:
         await asyncio.sleep(SIZES_EVERY_S)
-        with contextlib.suppress(RuntimeError, TimeoutError):
-            tables = await read_tables(psql, database_url)
-            at = time.monotonic() - start
-            sizes.append((at, {name: float(tables[name]["bytes"] or 0) for name in TABLES}))
+        at = time.monotonic() - start
+        try:
+            tables = await read_tables(psql, database_url, sizes_sql())
+        except (RuntimeError, TimeoutError) as exc:  # a drop held it up: the next one counts
+            print(f"  (sizes at {at:.0f} s not read: {exc})", flush=True)
+            continue
+        sizes.append((at, {name: float(tables[name]["bytes"] or 0) for name in TABLES}))
 
 
 async def _sample(

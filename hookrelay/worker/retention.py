@@ -72,7 +72,7 @@ async def analyze_on_roll_forever(storage: Storage, partition_interval_s: float)
     current (Partitions.analyze_current) until cancelled; failures only wait for the next."""
     width_ms = interval_ms(partition_interval_s)
     while True:
-        now_ms = round(time.time() * 1000)
+        now_ms = time.time_ns() // 1_000_000  # floored: a rounded up ms could skip a boundary
         boundary_ms = interval_start(now_ms, width_ms) + width_ms
         await asyncio.sleep((boundary_ms - now_ms) / 1000 + ROLL_SETTLE_S)
         try:

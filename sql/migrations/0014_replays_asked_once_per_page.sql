@@ -5,28 +5,29 @@
 -- Writing the newest replay on the original instead doubled what a bulk replay costs (one more
 -- update of each original, through all its indexes), so the replays are still looked up.
 
--- The newest replay of each of `originals` (sorted, the oldest first): one scan of the replay
--- index per partition that can hold one, that is, not older than the oldest original. Planned
--- once per connection, like last_replay; the partitions are pruned when the plan starts.
+-- The newest replay of each of `originals`: one scan of the replay index per partition that can
+-- hold one, that is, not older than the oldest original (a replay is made after its original).
+-- Planned once per connection, like last_replay; the partitions are pruned when the plan starts,
+-- by the bound computed first.
 CREATE FUNCTION newest_replays(originals text[])
 RETURNS TABLE (original_id text, replay_id text)
 LANGUAGE plpgsql STABLE PARALLEL SAFE SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    oldest text := left((SELECT min(o) FROM unnest(originals) AS o), 16);
 BEGIN
     RETURN QUERY
     SELECT d.replay_of, max(d.id) FROM deliveries AS d
-    WHERE d.replay_of = ANY (originals) AND d.replay_of IS NOT NULL
-      AND d.id >= left(originals[1], 16)
+    WHERE d.replay_of = ANY (originals) AND d.replay_of IS NOT NULL AND d.id >= oldest
     GROUP BY d.replay_of;
 END
 $$;
 
-DROP FUNCTION replays_of(text, text, text, timestamptz);
-DROP FUNCTION last_replay(text);
-
 -- What a delivery's replays say of it, from its newest replay (newest_replays) and its own
--- columns: the first replay that succeeded is shown on a dead original only.
-CREATE FUNCTION replays_of(status text, newest_replay text, first_success text,
-                           first_success_at timestamptz)
+-- columns: the first replay that succeeded is shown on a dead original only. A new name:
+-- replays_of (and last_replay) stay for processes still running the queries of before until
+-- they restart (migrate, then restart); a later migration drops them.
+CREATE FUNCTION replay_state(status text, newest_replay text, first_success text,
+                             first_success_at timestamptz)
 RETURNS TABLE (replayed_by text, recovered_by text, recovered_at timestamptz)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT newest_replay,

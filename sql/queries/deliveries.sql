@@ -175,7 +175,7 @@ SELECT d.id, d.app_id, d.event_id, d.endpoint_id, d.status, d.attempt_count, d.n
        ev.type AS event_type, replays.*
 FROM deliveries AS d JOIN events AS ev ON ev.id = d.event_id
 LEFT JOIN LATERAL newest_replays(ARRAY[d.id]) AS newest ON true
-CROSS JOIN LATERAL replays_of(d.status, newest.replay_id, d.recovered_by, d.recovered_at)
+CROSS JOIN LATERAL replay_state(d.status, newest.replay_id, d.recovered_by, d.recovered_at)
     AS replays
 WHERE d.app_id = $1 AND d.id = $2 AND d.id >= kept_since('dlv_');
 
@@ -212,10 +212,10 @@ SELECT page.id, page.app_id, page.event_id, page.endpoint_id, page.status, page.
        page.updated_at, page.finished_at, page.replay_of,
        event_type_of(page.event_id) AS event_type, replays.*
 FROM page
-LEFT JOIN newest_replays((SELECT array_agg(id ORDER BY id) FROM page)) AS newest
+LEFT JOIN newest_replays((SELECT array_agg(id) FROM page)) AS newest
     ON newest.original_id = page.id
-CROSS JOIN LATERAL replays_of(page.status, newest.replay_id, page.recovered_by,
-                              page.recovered_at) AS replays
+CROSS JOIN LATERAL replay_state(page.status, newest.replay_id, page.recovered_by,
+                                page.recovered_at) AS replays
 ORDER BY page.id DESC;
 
 -- list_event_deliveries --
@@ -232,10 +232,10 @@ SELECT page.id, page.app_id, page.event_id, page.endpoint_id, page.endpoint_url,
        page.attempt_count, page.next_attempt_at, page.last_status_code, page.last_error,
        page.created_at, page.updated_at, page.finished_at, page.replay_of, replays.*
 FROM page
-LEFT JOIN newest_replays((SELECT array_agg(id ORDER BY id) FROM page)) AS newest
+LEFT JOIN newest_replays((SELECT array_agg(id) FROM page)) AS newest
     ON newest.original_id = page.id
-CROSS JOIN LATERAL replays_of(page.status, newest.replay_id, page.recovered_by,
-                              page.recovered_at) AS replays
+CROSS JOIN LATERAL replay_state(page.status, newest.replay_id, page.recovered_by,
+                                page.recovered_at) AS replays
 ORDER BY page.id;
 
 -- lock_app_replays --

@@ -9,14 +9,17 @@ import asyncpg
 
 from hookrelay.bench.admin import ENDPOINTS, seed
 from hookrelay.storage import Storage
+from hookrelay.storage.migrate import migrate
 
 HOUR_S = 3600.0
 
 
-async def test_the_seeded_log_is_in_its_partitions_and_vacuumed(db_url: str) -> None:
+async def test_the_seeded_log_is_in_its_partitions_and_vacuumed(empty_db_url: str) -> None:
+    # Hourly partitions, as the benchmark's stack migrates with its partition interval.
+    await migrate(empty_db_url, partition_interval_s=HOUR_S)
     endpoints = [f"ep_{n}" for n in range(ENDPOINTS)]
-    connection = await asyncpg.connect(db_url)
-    storage = await Storage.open(db_url, max_size=2)
+    connection = await asyncpg.connect(empty_db_url)
+    storage = await Storage.open(empty_db_url, max_size=2)
     try:
         await connection.execute("INSERT INTO apps (id, name) VALUES ('app_1', 'bench')")
         await connection.executemany(
@@ -26,7 +29,7 @@ async def test_the_seeded_log_is_in_its_partitions_and_vacuumed(db_url: str) -> 
         )
         first = await storage.partitions.of("deliveries")
         base_ms = max(round(time.time() * 1000), first[0].upper_ms)
-        await storage.partitions.make_ahead(base_ms + 3 * round(HOUR_S * 1000), HOUR_S)
+        assert await storage.partitions.make_ahead(base_ms + 3 * round(HOUR_S * 1000), HOUR_S)
         await seed(storage, "app_1", endpoints, 300, base_ms, 3 * round(HOUR_S * 1000))
 
         holding = await connection.fetch(

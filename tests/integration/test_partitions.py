@@ -258,6 +258,40 @@ def at(moment_ms: int) -> datetime:
     return datetime.fromtimestamp(moment_ms / 1000, UTC)
 
 
+async def test_listings_name_the_newest_replay_whatever_partition_it_is_in(
+    minute_log: Storage, empty_db_url: str
+) -> None:
+    # A page's replays are asked once for the page (newest_replays), in every partition not
+    # older than its oldest delivery.
+    cutover = (await minute_log.partitions.of("events"))[0].upper_ms
+    first, later = cutover + MINUTE_MS + 1000, cutover + 2 * MINUTE_MS + 1000
+    await seed(empty_db_url, first, first, later, status="dead")  # a replay a minute later
+    await seed(empty_db_url, later + 1000, later + 1000, status="dead")  # never replayed
+    original, unreplayed = hex_id("dlv_", first), hex_id("dlv_", later + 1000)
+    newest = hex_id("dlv_", cutover + 3 * MINUTE_MS + 1000, "2" * 20)
+    connection = await asyncpg.connect(empty_db_url)
+    try:
+        await connection.execute(
+            "INSERT INTO deliveries (id, app_id, event_id, endpoint_id, status, replay_of)"
+            " SELECT $1, app_id, event_id, endpoint_id, 'pending', id FROM deliveries"
+            " WHERE id = $2",
+            newest,
+            original,
+        )
+    finally:
+        await connection.close()
+    page = await minute_log.deliveries.list("app_1", DeliveryFilter(), None, 50)
+    replayed_by = {d.id: d.replayed_by for d in page}
+    assert replayed_by[original] == newest
+    assert replayed_by[unreplayed] is None
+    assert replayed_by[newest] is None  # a replay is never replayed: its original is
+    assert (await minute_log.deliveries.get("app_1", original)).replayed_by == newest
+    [of_event] = [
+        d for d in await minute_log.deliveries.of_event(hex_id("evt_", first)) if d.id == original
+    ]
+    assert of_event.replayed_by == newest
+
+
 async def test_a_row_past_the_partitions_made_is_refused_as_unavailable(
     minute_log: Storage,
 ) -> None:

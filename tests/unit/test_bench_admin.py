@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 from hookrelay.bench.admin import cursor_at, event_ms, report, seed_rows
-from hookrelay.ids import ID_PATTERN
+from hookrelay.ids import ID_PATTERN, millis_of
 from hookrelay.statuses import DeliveryStatus
 from hookrelay.storage.maintenance import DELIVERY_COLUMNS, EVENT_COLUMNS
 from hookrelay.storage.partitions import ranges_to_make
@@ -25,7 +25,7 @@ def test_events_spread_evenly_over_the_span_each_in_its_own_millisecond() -> Non
 def test_seeded_ids_fill_every_partition_made_for_the_span() -> None:
     base = 1_800_000_000_000 // HOUR_MS * HOUR_MS
     _, deliveries = seed_rows("app_x", ENDPOINTS, range(480), 480, base, 48 * HOUR_MS)
-    hours = {int(row[0][4:16], 16) // HOUR_MS for row in deliveries}
+    hours = {millis_of(row[0]) // HOUR_MS for row in deliveries}
     partitions = ranges_to_make(base, base + 48 * HOUR_MS, HOUR_MS)
     assert {lower // HOUR_MS for lower, _ in partitions} >= hours
     assert len(hours) == 48
@@ -46,7 +46,7 @@ def test_one_endpoint_is_all_dead_and_the_others_a_tenth() -> None:
 def test_a_delivery_is_made_at_its_events_millisecond() -> None:
     events, deliveries = seed_rows("app_x", ENDPOINTS[:1], range(3), 3, 7_000, 3_000)
     for event, delivery in zip(events, deliveries, strict=True):
-        assert delivery[0][4:16] == event[0][4:16]
+        assert millis_of(delivery[0]) == millis_of(event[0])
         assert delivery[8] == event[5]
 
 
