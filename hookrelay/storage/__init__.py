@@ -37,12 +37,14 @@ class Storage:
         max_size: int = 20,
         retention_s: float | None = None,
         partition_interval_s: float | None = None,
+        plan_each_call: bool = False,
     ) -> Storage:
         """Storage over pools that connect on first use (a process starts while Postgres is
         down, and reconnects by itself when it is back); with `retention_s`, reads of the log
         leave out what is older; with `partition_interval_s`, listings of deliveries look
-        first in the partition's time just before their cursor."""
-        db = await Database.open(database_url, max_size, retention_s)
+        first in the partition's time just before their cursor; with `plan_each_call`, every
+        statement is planned for its call (the worker's, see Database)."""
+        db = await Database.open(database_url, max_size, retention_s, plan_each_call)
         return cls(db, partition_interval_s)
 
     async def close(self) -> None:

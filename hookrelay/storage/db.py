@@ -34,6 +34,8 @@ ACQUIRE_TIMEOUT_S = 10.0
 # Connections at most for the reads planned per call (listings, replays' counts: what people
 # and scripts ask for, not the delivery path).
 CUSTOM_PLAN_POOL_SIZE = 5
+# The setting of connections that plan every statement for its call's arguments.
+PLAN_EACH_CALL = {"plan_cache_mode": "force_custom_plan"}
 
 # What the violation of a constraint means to the caller, by the constraint's name (Postgres's
 # default names for the constraints of sql/migrations/). A constraint not named here is reported
@@ -156,7 +158,7 @@ class Database:
     """Pools of connections to hookrelay's database, and its named queries.
 
     A statement is prepared once per connection (asyncpg's cache), and Postgres may then keep
-    one plan for all its calls: the delivery path cannot afford planning each time. The
+    one plan for all its calls: the API's ingest cannot afford planning each time. The
     filtered listings and bulk replays take each filter as a parameter that may be null, and a
     plan for any value would use none of the partial indexes they need, nor drop the
     conditions of the filters left out: they are asked with `custom_plan`, and planned for
@@ -166,6 +168,14 @@ class Database:
     call alone, on the transaction's connection, at one more round trip (about 0.4 ms): on the
     planning pool, the foreign key checks of each row the batch writes would be planned anew too,
     which made bulk replays twice as slow.
+
+    With `plan_each_call` (the worker's) every connection plans every statement per call. The
+    worker's statements name the log's rows by id, and Postgres plans them per call anyway: a
+    plan for any ids covers every partition and costs more than one for the partitions the ids
+    are in. In its default mode it still builds that plan, to compare, once per connection and
+    statement and again after each change to the log's tables (a partition made, an analyze):
+    at 50 partitions, 5 to 50 ms each time, and the worker's writes fire no foreign key check
+    that planning per call would slow.
     """
 
     def __init__(self, pool: asyncpg.Pool, custom_plan_pool: asyncpg.Pool) -> None:
@@ -175,14 +185,20 @@ class Database:
 
     @classmethod
     async def open(
-        cls, database_url: str, max_size: int = 20, retention_s: float | None = None
+        cls,
+        database_url: str,
+        max_size: int = 20,
+        retention_s: float | None = None,
+        plan_each_call: bool = False,
     ) -> Database:
         """Pools that connect on first use, so that a process starts (and answers 503) while
         Postgres is down, and reconnects by itself when it is back. With `retention_s`, reads
-        of the log never return rows older than that (kept_since, sql/migrations/0012)."""
+        of the log never return rows older than that (kept_since, sql/migrations/0012); with
+        `plan_each_call`, one pool whose connections plan every statement per call."""
         kept = {} if retention_s is None else {"hookrelay.retention_s": repr(float(retention_s))}
-        pools = [
-            asyncpg.create_pool(
+
+        def pool(size: int, settings: dict[str, str]) -> asyncpg.Pool:
+            return asyncpg.create_pool(
                 database_url,
                 min_size=0,
                 max_size=size,
@@ -190,17 +206,18 @@ class Database:
                 reset=_reset_connection,
                 server_settings=kept | settings,
             )
-            for size, settings in (
-                (max_size, {}),
-                (min(max_size, CUSTOM_PLAN_POOL_SIZE), {"plan_cache_mode": "force_custom_plan"}),
-            )
-        ]
+
         # With min_size 0 this opens no connection, so it cannot fail.
-        return cls(await pools[0], await pools[1])
+        if plan_each_call:
+            planning = await pool(max_size, PLAN_EACH_CALL)
+            return cls(planning, planning)
+        planning_size = min(max_size, CUSTOM_PLAN_POOL_SIZE)
+        return cls(await pool(max_size, {}), await pool(planning_size, PLAN_EACH_CALL))
 
     async def close(self) -> None:
         await self.pool.close()
-        await self.custom_plan_pool.close()
+        if self.custom_plan_pool is not self.pool:
+            await self.custom_plan_pool.close()
 
     @asynccontextmanager
     async def session(self, custom_plan: bool = False) -> AsyncIterator[Session]:

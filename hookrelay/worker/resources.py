@@ -42,6 +42,7 @@ class WorkerResources:
             settings.require_database_url(),
             max_size=min(50, running_at_most),
             retention_s=settings.retention_s,
+            plan_each_call=True,
         )
         broker = Broker(settings.require_redis_url(), settings.queue_name)
         session = create_session(
