@@ -5,7 +5,8 @@ versions tested (pyproject.toml), and an upgrade that changes any of these fails
   arq's own, unpatched worker must run those tasks, with their arguments intact.
 - The names of arq's keys it writes and reads: the task's payload and its result.
 - A lane is a sorted set scored by due time in ms (the queue's backlog count reads it).
-- LaneWorker overrides `Worker.start_jobs` and reads `Worker.tasks`.
+- LaneWorker overrides `Worker.start_jobs` and reads `Worker.tasks`, `max_jobs` and
+  `job_counter`.
 - A graceful stop sets `allow_pick_jobs`, `burst` and `max_burst_jobs` on a running worker.
 - `Retry` runs a task again under the same id.
 """
@@ -261,6 +262,41 @@ async def test_a_lane_checks_each_task_in_redis_once_however_long_it_runs(
     task_id = delivery_task_id(delivery, 0).encode()
     assert len(reached) >= 10  # arq polled (and called start_jobs) all along
     assert sum(task_id in ids for ids in reached) == 1
+
+
+async def test_a_lane_tries_only_as_many_tasks_as_it_has_room_for(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ids past the free slots would be tried as slots freed, long after they were read, when
+    other workers had taken them (three or four round trips each, for nothing)."""
+    reached: list[list[bytes]] = []
+    arqs_start_jobs = Worker.start_jobs
+
+    async def recording_start_jobs(self: Worker, job_ids: list[bytes]) -> None:
+        reached.append(list(job_ids))
+        await arqs_start_jobs(self, job_ids)
+
+    monkeypatch.setattr(Worker, "start_jobs", recording_start_jobs)
+    await broker.queue.enqueue([(delivery, 0) for delivery in new_ids(12)])
+    ran: list[str | list[str]] = []
+
+    async def slow(task_delivery: str | list[str], slot_reserved: bool) -> None:
+        await asyncio.sleep(0.1)
+        ran.append(task_delivery)
+
+    consumer = broker.lane_consumer(
+        broker.keys.first_attempt_lane, slow, max_tasks=3, poll_delay_s=0.01, task_timeout_s=10
+    )
+    async def all_ran() -> bool:
+        return len(ran) == 12
+
+    consumer.start()
+    try:
+        await wait_until(all_ran, "every task run", 10)
+    finally:
+        await consumer.stop(grace_s=1)
+    assert max(len(ids) for ids in reached) == 3
+    assert sum(len(ids) for ids in reached) == 12  # each id tried once: started, never taken
 
 
 async def test_stopping_a_lane_lets_its_running_task_finish_and_starts_no_other(
