@@ -2,8 +2,9 @@
 
 Two things here lean on arq's internals, which is why arq is pinned to the versions tested and
 tests/integration/test_arq_contract.py fails when they change: LaneWorker overrides
-`Worker.start_jobs` (and reads `Worker.tasks`, `max_jobs` and `job_counter`), and a graceful stop sets `allow_pick_jobs`,
-`burst` and `max_burst_jobs` on a running worker.
+`Worker.start_jobs` (and reads `Worker.tasks`, `max_jobs`, `job_counter` and the key that says
+a task runs), and a graceful stop sets `allow_pick_jobs`, `burst` and `max_burst_jobs` on a
+running worker.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import structlog
 from arq.worker import Retry, Worker, func
 
 from hookrelay.broker.client import open_redis
+from hookrelay.broker.keys import TASK_RUNNING_KEY_PREFIX
 from hookrelay.broker.tasks import (
     DELIVER_TASK,
     DeliveryHandler,
@@ -43,23 +45,27 @@ class LaneWorker(Worker):
     """arq's worker, minus round trips spent on tasks it cannot start.
 
     Each poll reads the ids of up to `queue_read_limit` due tasks (five times `max_jobs`), and
-    arq tries each in turn (three round trips, four when another worker has it), waiting for a
-    free slot before each. A running task stays among those ids until it ends: arq would find
-    it already runs only after those round trips. And the ids past the free slots were tried
-    as slots freed, long after the poll read them, when the other workers polling the lane had
-    mostly taken them: in a bulk replay of 100,000 (1,000 tasks, two workers), 13,600 tries
-    for 1,080 tasks started. Only as many ids as there are free slots go on; the next poll
-    reads fresh ones.
+    arq tries each in turn, waiting for a free slot before each: three round trips, four when
+    the task already runs. A running task stays among those ids until it ends, whichever
+    worker runs it, and ids past the free slots were tried as slots freed, long after the poll
+    read them: in a bulk replay of 100,000 (1,000 tasks, two workers), 13,600 tries for 1,080
+    tasks started. Here a poll leaves out this worker's running tasks, then (one round trip)
+    those whose in-progress key says another worker runs them, and passes on only as many ids
+    as there are free slots; the next poll reads fresh ones.
     """
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         running = self.tasks
         startable = [
             task_id
-            for task_id in job_ids
-            if (task := running.get(task_id.decode())) is None or task.done()
+            for task_id in map(bytes.decode, job_ids)
+            if (task := running.get(task_id)) is None or task.done()
         ]
-        await super().start_jobs(startable[: self.max_jobs - self.job_counter])
+        if startable:
+            elsewhere = await self.pool.mget([TASK_RUNNING_KEY_PREFIX + i for i in startable])
+            startable = [i for i, key in zip(startable, elsewhere, strict=True) if key is None]
+        free = self.max_jobs - self.job_counter
+        await super().start_jobs([task_id.encode() for task_id in startable[:free]])
 
 
 class LaneConsumer:

@@ -13,19 +13,22 @@ test runs, can share one Redis:
     <ns>:rate:<endpoint id> string: the endpoint's next start slot (ms, Redis's clock)
 
 arq keeps each queue task under keys of its own, shared by every namespace (arq:job:<task id>,
-arq:result:<task id>, arq:in-progress:..., arq:retry:...); the batched enqueue writes the first
-and reads the first two, so they are taken from arq here and checked by a test.
+arq:result:<task id>, arq:in-progress:<task id>, arq:retry:...); the batched enqueue writes the
+first and reads the first two, and a lane reads the third, so they are taken from arq here and
+checked by a test.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from arq.constants import job_key_prefix, result_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 
-# arq's prefixes of a queue task's payload key and of its result key.
+# arq's prefixes of a queue task's payload key, of its result key, and of the key that says a
+# worker runs it.
 TASK_KEY_PREFIX: str = job_key_prefix
 TASK_RESULT_KEY_PREFIX: str = result_key_prefix
+TASK_RUNNING_KEY_PREFIX: str = in_progress_key_prefix
 LISTENER_NAME_PREFIX = "hookrelay-listener:"
 
 
