@@ -11,26 +11,38 @@ import itertools
 import math
 import sys
 from collections.abc import AsyncIterator
+from typing import NamedTuple
 
 from hookrelay.broker import RateSlots
+
+
+class _Deadline(NamedTuple):
+    """When a waiter next asks itself whether to give up (the heap's order), and its terms."""
+
+    at: float
+    arrival: int  # orders waiters with the same deadline
+    waiter: asyncio.Future[bool]
+    stall_s: float  # it gives up once no slot came free for this long
+    last: float  # and at this moment in any case
 
 
 class _Gate:
     """One endpoint's slots in this process, and the deliveries waiting for one.
 
-    A burst to one endpoint queues dozens of deliveries here; each waits on a bare future, and
-    the gate keeps one timer for the earliest deadline, not a timer (or task) per waiter.
+    A burst to one endpoint queues hundreds of deliveries here; each waits on a bare future,
+    and the gate keeps one timer for the earliest deadline, not a timer (or task) per waiter.
     Slots go to waiters in arrival order; deadlines are kept in a heap beside them. A waiter
     that is done (granted, expired or cancelled) is skipped wherever it is met later.
     """
 
-    __slots__ = ("deadlines", "free", "timer", "timer_at", "users", "waiters")
+    __slots__ = ("deadlines", "free", "freed_at", "timer", "timer_at", "users", "waiters")
 
     def __init__(self, slots: int) -> None:
         self.free = slots
         self.users = 0  # deliveries that hold or await a slot: an unused gate is dropped
         self.waiters: collections.deque[asyncio.Future[bool]] = collections.deque()
-        self.deadlines: list[tuple[float, int, asyncio.Future[bool]]] = []
+        self.deadlines: list[_Deadline] = []
+        self.freed_at = -math.inf  # when a slot last came free
         # uvloop's timer handles cannot say when they fire, so the gate remembers.
         self.timer: asyncio.Handle | None = None
         self.timer_at = math.inf
@@ -45,9 +57,11 @@ class EndpointLimits:
         self._slots: dict[str, _Gate] = {}
         self._arrivals = itertools.count()  # orders waiters with the same deadline
 
-    async def start(self, endpoint_id: str, wait_s: float) -> bool:
-        """Take one of the endpoint's concurrency slots in this process, waiting up to `wait_s`
-        (a fast endpoint frees one within milliseconds; a slow one is not waited for)."""
+    async def start(self, endpoint_id: str, wait_s: float, at_most_s: float | None = None) -> bool:
+        """Take one of the endpoint's concurrency slots in this process, waiting as long as the
+        endpoint keeps freeing them: until none came free for `wait_s`, and `at_most_s` in all
+        (by default `wait_s`). A fast endpoint frees one within milliseconds, and a backlog
+        queued for it (a bulk replay) waits its turn; a slow one is not waited for."""
         gate = self._slots.get(endpoint_id)
         if gate is None:
             gate = self._slots[endpoint_id] = _Gate(self._concurrency)
@@ -58,11 +72,13 @@ class EndpointLimits:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[bool] = loop.create_future()
         try:
-            deadline = loop.time() + wait_s
+            now = loop.time()
+            last = now + max(wait_s, at_most_s or 0.0)
+            deadline = _Deadline(now + wait_s, next(self._arrivals), waiter, wait_s, last)
             gate.waiters.append(waiter)
-            heapq.heappush(gate.deadlines, (deadline, next(self._arrivals), waiter))
-            if deadline < gate.timer_at:
-                self._arm(gate, deadline)
+            heapq.heappush(gate.deadlines, deadline)
+            if deadline.at < gate.timer_at:
+                self._arm(gate, deadline.at)
             granted = await waiter
         except BaseException:  # cancelled: a slot granted meanwhile goes to the next in line
             if waiter.done() and not waiter.cancelled() and waiter.result():
@@ -82,6 +98,7 @@ class EndpointLimits:
 
     def _pass_on(self, gate: _Gate) -> None:
         """A slot came free: the first delivery still waiting takes it, else it is free."""
+        gate.freed_at = asyncio.get_running_loop().time()
         while gate.waiters:
             waiter = gate.waiters.popleft()
             if not waiter.done():
@@ -96,19 +113,29 @@ class EndpointLimits:
         gate.timer_at = at
 
     def _expire(self, gate: _Gate) -> None:
-        """Waiters past their deadline give up (they are put off); the timer moves on to the
-        earliest deadline left."""
+        """Waiters at their deadline give up (they are put off) if no slot came free for as long
+        as they wait without one, or their last moment came; the others wait on, to the end
+        of the stall that would make them give up. The timer moves on to the earliest
+        deadline left."""
         gate.timer, gate.timer_at = None, math.inf
         now = asyncio.get_running_loop().time()
         deadlines = gate.deadlines
-        while deadlines and (deadlines[0][2].done() or deadlines[0][0] <= now):
-            waiter = heapq.heappop(deadlines)[2]
-            if not waiter.done():
-                waiter.set_result(False)
+        waiting_on = []
+        while deadlines and (deadlines[0].waiter.done() or deadlines[0].at <= now):
+            deadline = heapq.heappop(deadlines)
+            if deadline.waiter.done():
+                continue
+            if now >= deadline.last or now - gate.freed_at >= deadline.stall_s:
+                deadline.waiter.set_result(False)
+            else:  # the endpoint freed a slot lately: it is keeping up
+                at = min(deadline.last, gate.freed_at + deadline.stall_s)
+                waiting_on.append(deadline._replace(at=at))
+        for deadline in waiting_on:
+            heapq.heappush(deadlines, deadline)
         while gate.waiters and gate.waiters[0].done():  # the expired ones lead the queue
             gate.waiters.popleft()
         if deadlines:
-            self._arm(gate, deadlines[0][0])
+            self._arm(gate, deadlines[0].at)
 
     def _leave(self, endpoint_id: str, gate: _Gate) -> None:
         gate.users -= 1

@@ -85,7 +85,7 @@ class FakeLimits:
     finished: int = 0
     reserved: int = 0
 
-    async def start(self, endpoint_id: str, wait_s: float) -> bool:
+    async def start(self, endpoint_id: str, wait_s: float, at_most_s: float | None = None) -> bool:
         self.started += 1
         return self.room
 

@@ -104,6 +104,48 @@ async def test_endpoint_slots_go_to_waiters_in_order_and_late_ones_give_up() -> 
     assert limits._slots == {}
 
 
+async def test_a_backlog_waits_its_turn_while_the_endpoint_keeps_freeing_slots() -> None:
+    """Each delivery takes 30 ms and the last in line waits 210 ms, more than the 100 ms without
+    a free slot after which a waiter gives up: slots came free all along, so none gives up."""
+    limits = EndpointLimits(FakeRateSlots(), concurrency=1)  # type: ignore[arg-type]
+
+    async def deliver() -> bool:
+        if not await limits.start("ep_1", wait_s=0.1, at_most_s=1):
+            return False
+        await asyncio.sleep(0.03)
+        limits.finish("ep_1")
+        return True
+
+    assert await asyncio.gather(*(deliver() for _ in range(8))) == [True] * 8
+    assert limits._slots == {}
+
+
+async def test_a_waiter_gives_up_once_no_slot_came_free_for_its_wait_or_at_its_last_moment() -> (
+    None
+):
+    limits = EndpointLimits(FakeRateSlots(), concurrency=1)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    assert await limits.start("ep_1", wait_s=1)  # held throughout: nothing comes free
+    started = loop.time()
+    assert not await limits.start("ep_1", wait_s=0.05, at_most_s=5)
+    assert 0.04 <= loop.time() - started < 1  # the stall, not the last moment
+    limits.finish("ep_1")
+
+    # Twenty ahead in line, each holding its slot 20 ms: slots come free all along, to them.
+    async def ahead() -> None:
+        assert await limits.start("ep_1", wait_s=5)
+        await asyncio.sleep(0.02)
+        limits.finish("ep_1")
+
+    queue = [asyncio.create_task(ahead()) for _ in range(20)]
+    await asyncio.sleep(0)
+    started = loop.time()
+    assert not await limits.start("ep_1", wait_s=0.05, at_most_s=0.12)
+    assert 0.11 <= loop.time() - started < 0.35  # its last moment, before its turn came
+    await asyncio.gather(*queue)
+    assert limits._slots == {}
+
+
 async def test_a_slot_granted_to_a_waiter_cancelled_meanwhile_goes_to_the_next() -> None:
     limits = EndpointLimits(FakeRateSlots(), concurrency=1)  # type: ignore[arg-type]
     assert await limits.start("ep_1", wait_s=1)
