@@ -30,7 +30,7 @@ UNSENT_RETRY_S = 1.0
 # to finish as long as the endpoint finishes one every CONCURRENCY_WAIT_S (a fast endpoint
 # does, whatever its backlog), up to CONCURRENCY_WAIT_MAX_S; then it is put off for about
 # CONCURRENCY_RETRY_S. Put off, it costs a release, a task and a claim more: with a fixed wait
-# of 0.25 s, 200 to 1,300 of a bulk replay of 100,000 to one endpoint were put off, and their
+# of 0.25 s, 180 to 900 of a bulk replay of 100,000 to one endpoint were put off, and their
 # releases (a statement each, at once) opened dozens more database connections.
 CONCURRENCY_WAIT_S = 0.25
 CONCURRENCY_WAIT_MAX_S = 5.0
