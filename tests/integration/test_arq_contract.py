@@ -230,11 +230,9 @@ async def test_a_task_that_asks_to_retry_runs_again_under_the_same_id(
     assert await broker.queue.due_waiting() == 0  # done, not left behind under another id
 
 
-async def test_a_lane_checks_each_task_in_redis_once_however_long_it_runs(
-    broker: Broker, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A running task stays in its lane's sorted set, so every poll reads its id again; only
-    the first read may reach arq's start_jobs (and its three round trips)."""
+def ids_reaching_arqs_start_jobs(monkeypatch: pytest.MonkeyPatch) -> list[list[bytes]]:
+    """The ids each call of arq's own `start_jobs` is given, from now on (what a lane passes on
+    after its own filtering; each one costs arq three or four round trips)."""
     reached: list[list[bytes]] = []
     arqs_start_jobs = Worker.start_jobs
 
@@ -243,6 +241,15 @@ async def test_a_lane_checks_each_task_in_redis_once_however_long_it_runs(
         await arqs_start_jobs(self, job_ids)
 
     monkeypatch.setattr(Worker, "start_jobs", recording_start_jobs)
+    return reached
+
+
+async def test_a_lane_checks_each_task_in_redis_once_however_long_it_runs(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A running task stays in its lane's sorted set, so every poll reads its id again; only
+    the first read may reach arq's start_jobs (and its three round trips)."""
+    reached = ids_reaching_arqs_start_jobs(monkeypatch)
     [delivery] = new_ids(1)
     await broker.queue.enqueue([(delivery, 0)])
     finished = asyncio.Event()
@@ -270,14 +277,7 @@ async def test_lanes_sharing_a_queue_try_only_tasks_nobody_runs_and_they_have_ro
     """Two workers poll one lane, and a task another worker runs stays in it until it ends:
     trying it costs four round trips for nothing, and so do ids past the free slots, tried as
     slots free, long after they were read, by when the other worker has mostly taken them."""
-    reached: list[list[bytes]] = []
-    arqs_start_jobs = Worker.start_jobs
-
-    async def recording_start_jobs(self: Worker, job_ids: list[bytes]) -> None:
-        reached.append(list(job_ids))
-        await arqs_start_jobs(self, job_ids)
-
-    monkeypatch.setattr(Worker, "start_jobs", recording_start_jobs)
+    reached = ids_reaching_arqs_start_jobs(monkeypatch)
     tasks = 24
     await broker.queue.enqueue([(delivery, 0) for delivery in new_ids(tasks)])
     ran: list[str | list[str]] = []
