@@ -44,7 +44,8 @@ class RetryTask(Exception):
 class LaneWorker(Worker):
     """arq's worker, minus round trips spent on tasks it cannot start.
 
-    Each poll reads the ids of up to `queue_read_limit` due tasks (five times `max_jobs`), and
+    Each poll reads the ids of up to `queue_read_limit` due tasks (five times `max_jobs`, 100
+    at least), and
     arq tries each in turn, waiting for a free slot before each: three round trips, four when
     the task already runs. A running task stays among those ids until it ends, whichever
     worker runs it, and ids past the free slots were tried as slots freed, long after the poll
@@ -64,7 +65,7 @@ class LaneWorker(Worker):
         if startable:
             elsewhere = await self.pool.mget([TASK_RUNNING_KEY_PREFIX + i for i in startable])
             startable = [i for i, key in zip(startable, elsewhere, strict=True) if key is None]
-        free = self.max_jobs - self.job_counter
+        free = max(0, self.max_jobs - self.job_counter)
         await super().start_jobs([task_id.encode() for task_id in startable[:free]])
 
 

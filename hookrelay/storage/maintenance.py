@@ -70,6 +70,7 @@ class Maintenance:
         leases, and held deliveries of active endpoints (those are made due). None if another
         worker's sweep is recent."""
         async with self.db.transaction() as session:
+            await session.execute("plan_once_per_connection")
             if await session.value("take_sweep_turn", interval_s) is None:
                 return None
             due = await session.rows("due_deliveries", grace_s, *after, limit)

@@ -88,7 +88,8 @@ class Deliverer:
         self.rng = rng or random.Random()
         # Deliveries this process runs at once, across both lanes and batched tasks.
         self._running = Slots(settings.worker_concurrency + settings.retry_concurrency)
-        # Never so long that the request would have less than its whole timeout in the lease.
+        # Never so long that the request, once the wait ends, would have less than its whole
+        # timeout (and the time to record it) left in the lease.
         self._wait_at_most_s = max(
             CONCURRENCY_WAIT_S,
             min(

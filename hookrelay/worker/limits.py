@@ -24,6 +24,9 @@ class _Deadline(NamedTuple):
     waiter: asyncio.Future[bool]
     stall_s: float  # it gives up once no slot came free for this long
     last: float  # and at this moment in any case
+    since: float  # when it came
+    ahead: int  # how many waited before it then
+    freed_before: int  # how many slots had come free before it came
 
 
 class _Gate:
@@ -35,14 +38,24 @@ class _Gate:
     that is done (granted, expired or cancelled) is skipped wherever it is met later.
     """
 
-    __slots__ = ("deadlines", "free", "freed_at", "timer", "timer_at", "users", "waiters")
+    __slots__ = (
+        "deadlines",
+        "free",
+        "freed",
+        "freed_at",
+        "timer",
+        "timer_at",
+        "users",
+        "waiters",
+    )
 
     def __init__(self, slots: int) -> None:
         self.free = slots
         self.users = 0  # deliveries that hold or await a slot: an unused gate is dropped
         self.waiters: collections.deque[asyncio.Future[bool]] = collections.deque()
         self.deadlines: list[_Deadline] = []
-        self.freed_at = -math.inf  # when a slot last came free
+        self.freed = 0  # slots that came free, ever
+        self.freed_at = -math.inf  # when one last did
         # uvloop's timer handles cannot say when they fire, so the gate remembers.
         self.timer: asyncio.Handle | None = None
         self.timer_at = math.inf
@@ -56,12 +69,15 @@ class EndpointLimits:
         self._concurrency = concurrency
         self._slots: dict[str, _Gate] = {}
         self._arrivals = itertools.count()  # orders waiters with the same deadline
+        self._stopping = False
 
     async def start(self, endpoint_id: str, wait_s: float, at_most_s: float | None = None) -> bool:
-        """Take one of the endpoint's concurrency slots in this process, waiting as long as the
-        endpoint keeps freeing them: until none came free for `wait_s`, and `at_most_s` in all
-        (by default `wait_s`). A fast endpoint frees one within milliseconds, and a backlog
-        queued for it (a bulk replay) waits its turn; a slow one is not waited for."""
+        """Take one of the endpoint's concurrency slots in this process, waiting while the
+        endpoint keeps freeing them fast enough: `wait_s` first, then on while one came free in
+        the last `wait_s` and, at the pace they came free, this delivery's turn comes within
+        `at_most_s` of its arrival (by default, and at least, `wait_s`). A fast endpoint frees
+        one within milliseconds, and a backlog queued for it (a bulk replay) waits its turn;
+        a slow one's backlog is not waited for, beyond the few that its pace serves in time."""
         gate = self._slots.get(endpoint_id)
         if gate is None:
             gate = self._slots[endpoint_id] = _Gate(self._concurrency)
@@ -69,12 +85,24 @@ class EndpointLimits:
         if gate.free and not gate.waiters:
             gate.free -= 1
             return True
+        if self._stopping:
+            self._leave(endpoint_id, gate)
+            return False
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[bool] = loop.create_future()
         try:
             now = loop.time()
             last = now + max(wait_s, at_most_s or 0.0)
-            deadline = _Deadline(now + wait_s, next(self._arrivals), waiter, wait_s, last)
+            deadline = _Deadline(
+                now + wait_s,
+                next(self._arrivals),
+                waiter,
+                wait_s,
+                last,
+                now,
+                len(gate.waiters),  # (those done but not yet dropped too: it may give up early)
+                gate.freed,
+            )
             gate.waiters.append(waiter)
             heapq.heappush(gate.deadlines, deadline)
             if deadline.at < gate.timer_at:
@@ -96,8 +124,18 @@ class EndpointLimits:
         self._pass_on(gate)
         self._leave(endpoint_id, gate)
 
+    def stop_waiting(self) -> None:
+        """The process is stopping: every delivery waiting for a slot gives up now (it is put
+        off, not sent), and from now on none waits."""
+        self._stopping = True
+        for gate in self._slots.values():
+            for waiter in gate.waiters:
+                if not waiter.done():
+                    waiter.set_result(False)
+
     def _pass_on(self, gate: _Gate) -> None:
         """A slot came free: the first delivery still waiting takes it, else it is free."""
+        gate.freed += 1
         gate.freed_at = asyncio.get_running_loop().time()
         while gate.waiters:
             waiter = gate.waiters.popleft()
@@ -113,10 +151,9 @@ class EndpointLimits:
         gate.timer_at = at
 
     def _expire(self, gate: _Gate) -> None:
-        """Waiters at their deadline give up (they are put off) if no slot came free for as long
-        as they wait without one, or their last moment came; the others wait on, to the end
-        of the stall that would make them give up. The timer moves on to the earliest
-        deadline left."""
+        """Waiters at their deadline give up (they are put off) unless the endpoint keeps up
+        for them (`_keeps_up`); the others wait on, to the end of the stall that would make
+        them give up. The timer moves on to the earliest deadline left."""
         gate.timer, gate.timer_at = None, math.inf
         now = asyncio.get_running_loop().time()
         deadlines = gate.deadlines
@@ -125,11 +162,11 @@ class EndpointLimits:
             deadline = heapq.heappop(deadlines)
             if deadline.waiter.done():
                 continue
-            if now >= deadline.last or now - gate.freed_at >= deadline.stall_s:
-                deadline.waiter.set_result(False)
-            else:  # the endpoint freed a slot lately: it is keeping up
+            if _keeps_up(gate, deadline, now):
                 at = min(deadline.last, gate.freed_at + deadline.stall_s)
                 waiting_on.append(deadline._replace(at=at))
+            else:
+                deadline.waiter.set_result(False)
         for deadline in waiting_on:
             heapq.heappush(deadlines, deadline)
         while gate.waiters and gate.waiters[0].done():  # the expired ones lead the queue
@@ -148,6 +185,20 @@ class EndpointLimits:
         """Reserve the endpoint's next start slot, across all workers; return the seconds until
         it (0: now)."""
         return await self._rate_slots.reserve(endpoint_id, per_second)
+
+
+def _keeps_up(gate: _Gate, deadline: _Deadline, now: float) -> bool:
+    """Whether a waiter should wait on: before its last moment, a slot came free within its
+    stall, and at the pace slots came free since it came, those still ahead of it are served
+    before its last moment (a slow endpoint serves a few of its backlog in time, not all)."""
+    if now >= deadline.last or now - gate.freed_at >= deadline.stall_s:
+        return False
+    served = gate.freed - deadline.freed_before
+    still_ahead = deadline.ahead - served
+    if still_ahead <= 0:
+        return True
+    per_s = served / max(now - deadline.since, 1e-9)
+    return per_s > 0 and now + still_ahead / per_s <= deadline.last
 
 
 class SlotsBusy(Exception):

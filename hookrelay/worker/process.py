@@ -97,6 +97,9 @@ class WorkerProcess:
         """Stop the lanes (in-flight deliveries get `grace_s`), the loops, then close all."""
         if grace_s is None:
             grace_s = self.resources.settings.delivery_timeout_s + SHUTDOWN_GRACE_MARGIN_S
+        # Deliveries waiting for an endpoint's slot are put off rather than sent: waiting and
+        # sending could outlast the grace, and a delivery cancelled mid-request is sent again.
+        self.resources.deliverer.limits.stop_waiting()
         await asyncio.gather(*(lane.stop(grace_s) for lane in self.lanes))
         for task in self._tasks:
             task.cancel()

@@ -65,10 +65,11 @@ RETURNING id;
 -- $8 are the originals the replays among them replay (as the claim said), sorted: a replay's
 -- original may be in any partition, and bounding their ids by the first and the last lets the
 -- plan, made for each call's arguments, leave out every partition outside (without it, each
--- record planned them all). With none, the range is '~' to '', which holds no id ('~' sorts
--- after every one), so the plan leaves out every partition: null bounds fold the condition to
--- false only after every partition was planned as one the statement may write (5 to 10 ms of
--- planning each record at 50 partitions). A range, not `= ANY ($8)`: with that, Postgres 18's
+-- record planned them all). With none (the caller passes none, not an empty range), both
+-- bounds are 'dlv_g', after every delivery id ('g' follows the hex digits, in any collation),
+-- which no partition holds, so the plan leaves out every partition: null bounds folded the
+-- condition to false only after every partition was planned as one the statement may write
+-- (5 to 10 ms of planning each record at 52 partitions). A range, not `= ANY ($8)`: with that, Postgres 18's
 -- generic plan reached the originals through the (app_id, id) index by a skip scan, a descent
 -- per app.
 WITH outcome AS MATERIALIZED (
@@ -93,8 +94,8 @@ WITH outcome AS MATERIALIZED (
     FROM (SELECT DISTINCT ON (replay_of) replay_of, id FROM delivery
           WHERE replay_of IS NOT NULL ORDER BY replay_of, id) AS first
     WHERE original.id = first.replay_of
-      AND original.id BETWEEN coalesce(($8::text[])[1], '~')
-                          AND coalesce(($8::text[])[cardinality($8::text[])], '')
+      AND original.id BETWEEN coalesce(($8::text[])[1], 'dlv_g')
+                          AND coalesce(($8::text[])[cardinality($8::text[])], 'dlv_g')
       AND original.recovered_at IS NULL
 ), attempt AS (
     INSERT INTO attempts (delivery_id, attempt_number, started_at, duration_ms, status_code,
@@ -116,7 +117,7 @@ SELECT coalesce(array_agg(id), '{}') FROM delivery;
 -- $12: the attempt succeeded; $13: the receiver asked to be disabled (410 Gone);
 -- $14: dead deliveries in a row that disable an endpoint; $15: seconds of failing that do;
 -- $16: the original the delivery replays, if it is a replay (as record_successes's $8; when
--- there is none to mark recovered, '~', an id no partition holds, as there).
+-- there is none to mark recovered, 'dlv_g', an id no partition holds, as there).
 -- The endpoint's new health is computed from its current row (re-read if a concurrent attempt
 -- changed it), and the row is written only when its health changes, so a healthy endpoint
 -- under load is never a hot row. A replay that succeeded marks its original recovered (the
@@ -138,7 +139,7 @@ WITH attempt AS (
     SET recovered_by = delivery.id, recovered_at = now()
     FROM delivery
     -- Not `$12 AND`: false when it failed, it would fold the condition as null bounds do.
-    WHERE original.id = coalesce(CASE WHEN $12 THEN $16 END, '~')
+    WHERE original.id = coalesce(CASE WHEN $12 THEN $16 END, 'dlv_g')
       AND original.id = delivery.replay_of
       AND original.recovered_at IS NULL
     RETURNING original.id

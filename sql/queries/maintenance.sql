@@ -6,6 +6,13 @@
 -- Check that the database answers.
 SELECT 1;
 
+-- plan_once_per_connection --
+-- For the rest of this transaction, let Postgres keep one plan for all calls of a statement
+-- (its default mode). The worker's connections plan each call (they address the log by id);
+-- a sweep's statements read every partition whatever their arguments, and planning them each
+-- time cost 60 to 70 ms of every sweep (every 2 s) at 52 partitions, under load.
+SET LOCAL plan_cache_mode = auto;
+
 -- take_sweep_turn --
 -- Start a sweep if none began within the interval ($1 seconds); the row stays locked until the
 -- transaction ends, so one sweep runs at a time and one per interval.

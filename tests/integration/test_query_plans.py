@@ -26,6 +26,7 @@ import pytest
 from hookrelay.models import LOG_START, AttemptFilter, DeliveryFilter, EventFilter, LogFilter
 from hookrelay.settings import Settings
 from hookrelay.storage import Storage
+from hookrelay.storage.maintenance import SWEEP_START
 from hookrelay.storage.sql import queries
 from hookrelay.worker.resources import WorkerResources
 
@@ -501,20 +502,26 @@ async def test_the_workers_connections_plan_every_statement_for_its_call(
     whatever the mode (see the test before). In Postgres's default mode each connection also
     builds, once per statement and again after every analyze or partition made, a plan for any
     ids over every partition, only to compare it and throw it away (20 to 40 ms for each of the
-    delivery path's statements at 52 partitions). The worker's connections never build one."""
+    delivery path's statements at 52 partitions). The worker's connections never build one,
+    but for a sweep's statements, which read every partition whatever their arguments."""
     resources = await WorkerResources.open(settings)
     try:
         db = resources.storage.db
         assert db.custom_plan_pool is db.pool  # one pool, and every connection of it plans
         for _ in range(8):  # more than the 5 custom plans after which a generic one is built
             await resources.storage.deliveries.claim(["dlv_1"], 60.0)
+            # A sweep's statements read every partition whatever their arguments: one plan
+            # kept for all calls serves them.
+            await resources.storage.maintenance.sweep(0.0, 5.0, 100, SWEEP_START)
         async with db.pool.acquire() as connection:
             assert await connection.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
-            [(custom, generic)] = await connection.fetch(
-                "SELECT custom_plans, generic_plans FROM pg_prepared_statements"
-                " WHERE statement = $1",
-                queries()["claim_deliveries"],
-            )
-        assert (custom, generic) == (8, 0)
+            plans = {
+                row["statement"]: (row["custom_plans"], row["generic_plans"])
+                for row in await connection.fetch(
+                    "SELECT statement, custom_plans, generic_plans FROM pg_prepared_statements"
+                )
+            }
+        assert plans[queries()["claim_deliveries"]] == (8, 0)
+        assert plans[queries()["due_deliveries"]][1] > 0
     finally:
         await resources.close()

@@ -84,9 +84,11 @@ class FakeLimits:
     started: int = 0
     finished: int = 0
     reserved: int = 0
+    waits: list[tuple[float, float | None]] = field(default_factory=list)
 
     async def start(self, endpoint_id: str, wait_s: float, at_most_s: float | None = None) -> bool:
         self.started += 1
+        self.waits.append((wait_s, at_most_s))
         return self.room
 
     def finish(self, endpoint_id: str) -> None:
@@ -129,6 +131,7 @@ class Rig:
     sender: FakeSender = field(default_factory=FakeSender)
     notifier: FakeNotifier = field(default_factory=FakeNotifier)
     metrics: DeliveryMetrics = field(default_factory=DeliveryMetrics)
+    settings: Settings = SETTINGS
 
     def deliverer(self) -> Deliverer:
         health = HealthPolicy(SETTINGS.disable_after_failing_s, SETTINGS.disable_after_dead)
@@ -140,7 +143,7 @@ class Rig:
             health,
         )
         return Deliverer(
-            SETTINGS,
+            self.settings,
             self.store,  # type: ignore[arg-type]
             self.queue,  # type: ignore[arg-type]
             self.sender,  # type: ignore[arg-type]
@@ -214,6 +217,18 @@ async def test_a_busy_endpoint_puts_the_delivery_off_with_its_claim_given_back()
     assert rig.sender.timeouts == []
     assert rig.limits.finished == 0  # no slot was taken
     assert rig.store.recorded == rig.store.success_batches == []
+
+
+@pytest.mark.parametrize(("timeout_s", "at_most_s"), [(15.0, 5.0), (1.0, 3.0)])
+async def test_a_delivery_waits_for_its_endpoints_slot_no_longer_than_its_lease_leaves_room_for(
+    timeout_s: float, at_most_s: float
+) -> None:
+    """A lease is the timeout and a margin (22.5 s for 15 s, 6 s for 1 s): a delivery waits 5 s
+    at most, and less when the request would then have less than its whole timeout and the
+    time to record it (2 s) left in the lease."""
+    rig = Rig(FakeDeliveries([claim(1)]), settings=Settings(delivery_timeout_s=timeout_s))
+    await rig.deliverer().deliver(["dlv_1"])
+    assert rig.limits.waits == [(0.25, at_most_s)]
 
 
 async def test_a_rate_limited_endpoint_puts_the_delivery_off_to_its_reserved_slot() -> None:

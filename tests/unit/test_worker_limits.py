@@ -105,14 +105,15 @@ async def test_endpoint_slots_go_to_waiters_in_order_and_late_ones_give_up() -> 
 
 
 async def test_a_backlog_waits_its_turn_while_the_endpoint_keeps_freeing_slots() -> None:
-    """Each delivery takes 30 ms and the last in line waits 210 ms, more than the 100 ms without
-    a free slot after which a waiter gives up: slots came free all along, so none gives up."""
+    """Each delivery takes 50 ms and the last in line waits 350 ms, more than the 200 ms after
+    which a waiter asks whether to give up: slots came free all along, at a pace that serves
+    it in time, so none gives up."""
     limits = EndpointLimits(FakeRateSlots(), concurrency=1)  # type: ignore[arg-type]
 
     async def deliver() -> bool:
-        if not await limits.start("ep_1", wait_s=0.1, at_most_s=1):
+        if not await limits.start("ep_1", wait_s=0.2, at_most_s=2):
             return False
-        await asyncio.sleep(0.03)
+        await asyncio.sleep(0.05)
         limits.finish("ep_1")
         return True
 
@@ -120,9 +121,7 @@ async def test_a_backlog_waits_its_turn_while_the_endpoint_keeps_freeing_slots()
     assert limits._slots == {}
 
 
-async def test_a_waiter_gives_up_once_no_slot_came_free_for_its_wait_or_at_its_last_moment() -> (
-    None
-):
+async def test_a_waiter_gives_up_on_a_stall_or_when_its_turn_would_come_too_late() -> None:
     limits = EndpointLimits(FakeRateSlots(), concurrency=1)  # type: ignore[arg-type]
     loop = asyncio.get_running_loop()
     assert await limits.start("ep_1", wait_s=1)  # held throughout: nothing comes free
@@ -131,18 +130,34 @@ async def test_a_waiter_gives_up_once_no_slot_came_free_for_its_wait_or_at_its_l
     assert 0.04 <= loop.time() - started < 1  # the stall, not the last moment
     limits.finish("ep_1")
 
-    # Twenty ahead in line, each holding its slot 20 ms: slots come free all along, to them.
+    # Twenty ahead in line, each holding its slot 50 ms: slots come free all along, but at
+    # that pace its turn comes after about a second, past its last moment (0.5 s): it gives up
+    # at its first look (0.2 s), not at its last moment.
     async def ahead() -> None:
         assert await limits.start("ep_1", wait_s=5)
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.05)
         limits.finish("ep_1")
 
     queue = [asyncio.create_task(ahead()) for _ in range(20)]
     await asyncio.sleep(0)
     started = loop.time()
-    assert not await limits.start("ep_1", wait_s=0.05, at_most_s=0.12)
-    assert 0.11 <= loop.time() - started < 0.35  # its last moment, before its turn came
+    assert not await limits.start("ep_1", wait_s=0.2, at_most_s=0.5)
+    assert 0.19 <= loop.time() - started < 0.45
     await asyncio.gather(*queue)
+    assert limits._slots == {}
+
+
+async def test_a_stopping_process_sends_nothing_more_that_waits_for_a_slot() -> None:
+    limits = EndpointLimits(FakeRateSlots(), concurrency=1)  # type: ignore[arg-type]
+    assert await limits.start("ep_1", wait_s=1)
+    waiting = asyncio.create_task(limits.start("ep_1", wait_s=5, at_most_s=5))
+    await asyncio.sleep(0)
+    limits.stop_waiting()
+    assert await asyncio.wait_for(waiting, 0.1) is False  # put off at once, not sent
+    assert await asyncio.wait_for(limits.start("ep_1", wait_s=5), 0.1) is False
+    limits.finish("ep_1")
+    assert await limits.start("ep_1", wait_s=5)  # a free slot is still taken
+    limits.finish("ep_1")
     assert limits._slots == {}
 
 
