@@ -117,7 +117,8 @@ def test_a_port_with_nothing_listening_does_not_answer_ping() -> None:
 async def test_a_lane_skips_the_tasks_it_is_already_running(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Polls see running tasks again; checking them in Redis would cost three round trips each."""
+    """Polls see running tasks again (this worker's, and others'); checking them in Redis would
+    cost arq three or four round trips each."""
     checked: list[list[bytes]] = []
 
     async def start_jobs(self: Worker, job_ids: list[bytes]) -> None:
@@ -126,13 +127,21 @@ async def test_a_lane_skips_the_tasks_it_is_already_running(
     async def noop(ctx: dict[str, Any]) -> None:
         pass
 
+    class RunningElsewhere:
+        """Redis, as far as the lane asks it: arq's in-progress key of the task "elsewhere"."""
+
+        async def mget(self, keys: list[str]) -> list[bytes | None]:
+            return [b"1" if key.endswith(":elsewhere") else None for key in keys]
+
     monkeypatch.setattr(Worker, "start_jobs", start_jobs)
-    lane = LaneWorker(functions=[func(noop, name="noop")], handle_signals=False)
+    lane = LaneWorker(functions=[func(noop, name="noop")], handle_signals=False, max_jobs=3)
+    lane._pool = RunningElsewhere()  # type: ignore[assignment]
     running = asyncio.create_task(asyncio.sleep(10))
     finished = asyncio.create_task(asyncio.sleep(0))
     await finished
     lane.tasks = {"running": running, "finished": finished}
-    await lane.start_jobs([b"running", b"finished", b"new"])
+    await lane.start_jobs([b"running", b"elsewhere", b"finished", b"new", b"newer", b"newest"])
     running.cancel()
-    # A finished task whose id came back (deferred and due again) is arq's to check.
-    assert checked == [[b"finished", b"new"]]
+    # A finished task whose id came back (deferred and due again) is arq's to check; another
+    # worker's running task is not; and no more go on than there are free slots.
+    assert checked == [[b"finished", b"new", b"newer"]]
