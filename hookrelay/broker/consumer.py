@@ -44,15 +44,14 @@ class RetryTask(Exception):
 class LaneWorker(Worker):
     """arq's worker, minus round trips spent on tasks it cannot start.
 
-    Each poll reads the ids of up to `queue_read_limit` due tasks (five times `max_jobs`, 100
-    at least), and
-    arq tries each in turn, waiting for a free slot before each: three round trips, four when
-    the task already runs. A running task stays among those ids until it ends, whichever
-    worker runs it, and ids past the free slots were tried as slots freed, long after the poll
-    read them: in a bulk replay of 100,000 (1,000 tasks, two workers), 13,600 tries for 1,080
-    tasks started. Here a poll leaves out this worker's running tasks, then (one round trip)
-    those whose in-progress key says another worker runs them, and passes on only as many ids
-    as there are free slots; the next poll reads fresh ones.
+    Each poll reads the ids of up to `queue_read_limit` due tasks (five times `max_jobs`, 100 at
+    least), and arq tries each in turn, waiting for a free slot before each: three round trips,
+    four when the task already runs. A running task stays among those ids until it ends,
+    whichever worker runs it, and ids past the free slots were tried as slots freed, long after
+    the poll read them: in a bulk replay of 100,000 (1,000 tasks, two workers), 13,600 tries for
+    1,080 tasks started. Here a poll leaves out this worker's running tasks, then (one round
+    trip) those whose in-progress key says another worker runs them, and passes on only as many
+    ids as there are free slots; the next poll reads fresh ones.
     """
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:

@@ -521,6 +521,8 @@ async def test_the_workers_connections_plan_every_statement_for_its_call(
                     "SELECT statement, custom_plans, generic_plans FROM pg_prepared_statements"
                 )
             }
+        # Planned for each call's ids, as in the default mode (which would also have built, and
+        # not counted, a plan for any ids: only the mode above tells the two apart).
         assert plans[queries()["claim_deliveries"]] == (8, 0)
         assert plans[queries()["due_deliveries"]][1] > 0
     finally:
