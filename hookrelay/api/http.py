@@ -16,7 +16,7 @@ from aiohttp.http_exceptions import PayloadEncodingError
 
 from hookrelay import durations
 from hookrelay.api.errors import PayloadTooLarge, RequestTimeout, UnsupportedMediaType
-from hookrelay.api.state import PRINCIPAL, SETTINGS
+from hookrelay.api.state import CLIENT_GONE, PRINCIPAL, SETTINGS
 from hookrelay.errors import BadRequest
 from hookrelay.ids import is_id
 from hookrelay.live.cursors import open_position, seal_position
@@ -64,6 +64,19 @@ def _default(value: Any) -> Any:
 
 def principal(request: web.Request) -> Principal:
     return request[PRINCIPAL]
+
+
+def client_gone(request: web.Request) -> asyncio.Future[None]:
+    """Done when the client's connection closes. `hookrelay api` lets a handler run on after its
+    client has gone, so that a write it began is finished; a handler that only waits for news
+    (an event stream, a long-poll) waits on this too, and so ends at once instead of holding
+    its place (a stream counts against the app's cap) until its next write fails."""
+    gone = request.get(CLIENT_GONE)
+    if gone is None:
+        gone = request[CLIENT_GONE] = asyncio.get_running_loop().create_future()
+        if request.transport is None or request.transport.is_closing():
+            gone.set_result(None)
+    return gone
 
 
 async def read_json(request: web.Request) -> Any:

@@ -1,4 +1,5 @@
-"""The API's HTTP server: aiohttp's, except for the answer to a request it cannot parse.
+"""The API's HTTP server: aiohttp's, except for the answer to a request it cannot parse, and
+for telling a handler that waits when its client has gone.
 
 aiohttp refuses a malformed request with a text/plain 400 that quotes the refused request line
 or header, so any key or token in it, and logs the same text with a traceback at ERROR. Here
@@ -13,6 +14,11 @@ gets a 400 at once.
 The answer is built by `RequestHandler.handle_error`, and aiohttp makes its handlers in
 `Server.__call__`, which `AppRunner._make_server` creates: both are internals of aiohttp (pinned
 in constraints.txt), checked by tests/integration/test_malformed_requests.py.
+
+A client that goes away does not cancel its handler (aiohttp's default, kept: a write in
+progress is finished). `RequestHandler.connection_lost` tells a handler that waits for news
+(see `client_gone` in hookrelay/api/http.py) instead, so that it ends at once; it reads which
+request is being handled from aiohttp's `_current_request`, checked by the same test.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from aiohttp.http_exceptions import BadHttpMethod
 from hookrelay.api.app import create_app, set_common_headers
 from hookrelay.api.errors import error_body, http_code
 from hookrelay.api.http import json_response
+from hookrelay.api.state import CLIENT_GONE
 from hookrelay.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -61,6 +68,13 @@ class RequestHandler(web_protocol.RequestHandler):
                 )
                 self._open_body.feed_eof()  # nothing more will come: no lingering for it
                 self.close()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        request = self._current_request  # the request being handled, if any
+        super().connection_lost(exc)
+        gone = None if request is None else request.get(CLIENT_GONE)
+        if gone is not None and not gone.done():
+            gone.set_result(None)
 
     def handle_error(
         self,
@@ -115,13 +129,12 @@ def run_api(settings: Settings, host: str, port: int) -> None:
     that timer, a client must finish a request's headers within it, and an idle kept-alive
     connection closes after it; `read_json` bounds the body by the same time.
     """
-    serve(
-        create_app(settings),
-        host,
-        port,
-        keepalive_timeout=settings.request_read_timeout_s,
-        lingering_time=LINGERING_S,
-    )
+    serve(create_app(settings), host, port, **handler_options(settings))
+
+
+def handler_options(settings: Settings) -> dict[str, Any]:
+    """The options `hookrelay api` gives each connection's RequestHandler (see run_api)."""
+    return {"keepalive_timeout": settings.request_read_timeout_s, "lingering_time": LINGERING_S}
 
 
 def serve(app: web.Application, host: str, port: int, **handler_options: Any) -> None:

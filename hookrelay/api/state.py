@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -31,3 +32,6 @@ OPENAPI = web.AppKey("openapi", dict[str, Any])
 # path names (resolved once from its id or uid, and only if the caller may see it).
 PRINCIPAL = web.RequestKey("principal", Principal)
 APP_ID = web.RequestKey("app_id", str)
+# Made by `client_gone` for a handler that waits for news, and done by the server's connection
+# handler when the client's connection closes.
+CLIENT_GONE = web.RequestKey("client_gone", asyncio.Future[None])

@@ -157,10 +157,17 @@ class LiveFeed:
             tail.idle_since = asyncio.get_running_loop().time()
 
     async def read(
-        self, tail: Tail, after: LogPosition, filters: LogFilter, limit: int, wait_s: float
+        self,
+        tail: Tail,
+        after: LogPosition,
+        filters: LogFilter,
+        limit: int,
+        wait_s: float,
+        until: asyncio.Future[None] | None = None,
     ) -> LogRead:
         """Events after `after`: at once if there are any, else as soon as some are committed,
-        else none after `wait_s` (or when the feed closes)."""
+        else none after `wait_s`, or when the feed closes, or when `until` is done (the reader
+        has gone)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         while True:
@@ -169,23 +176,30 @@ class LiveFeed:
                 page = await self._events.read_log(tail.app_id, after, filters, limit)
             after = page.position
             remaining = deadline - loop.time()
-            if page.events or remaining <= 0 or self.closed:
+            if page.events or remaining <= 0 or self.closed or (until and until.done()):
                 return LogRead(page.events, after)
-            await self._wait_past(tail, after, remaining)
+            await self._wait_past(tail, after, remaining, until)
             if loop.time() >= deadline:
                 return LogRead([], after)
 
-    async def _wait_past(self, tail: Tail, position: LogPosition, timeout_s: float) -> None:
+    async def _wait_past(
+        self,
+        tail: Tail,
+        position: LogPosition,
+        timeout_s: float,
+        until: asyncio.Future[None] | None,
+    ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
+        wakers = [] if until is None else [until]
         while not self.closed and (tail.position is None or tail.position <= position):
             remaining = deadline - loop.time()
-            if remaining <= 0:
+            if remaining <= 0 or (until is not None and until.done()):
                 return
-            try:
-                await asyncio.wait_for(asyncio.shield(tail.moved), remaining)
-            except TimeoutError:
-                return
+            # asyncio.wait cancels neither: the tail's future is shared by all its readers.
+            await asyncio.wait(
+                [tail.moved, *wakers], timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
 
     def notice(self, app_id: str) -> None:
         """An app's log grew (or may have): its tail, if followed here, reads again."""

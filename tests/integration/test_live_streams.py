@@ -46,6 +46,26 @@ async def open_stream(
         response.close()
 
 
+@asynccontextmanager
+async def open_stream_when_free(api: Client, app: App, within_s: float) -> AsyncIterator[SseReader]:
+    """A stream of the app's, opened as soon as the app's cap on streams allows, within
+    `within_s` (the server counts a closed stream until it has seen its client go)."""
+    async with asyncio.timeout(within_s):
+        while True:
+            response = await api.get(
+                f"/v1/apps/{app['id']}/events/stream", headers=bearer(app["api_key"])
+            )
+            if response.status != 429:
+                break
+            response.close()
+            await asyncio.sleep(0.01)
+    assert response.status == 200, await response.text()
+    try:
+        yield SseReader(response)
+    finally:
+        response.close()
+
+
 async def send_burst(api: Client, app: App, count: int, concurrency: int = 20) -> list[str]:
     """Send `count` events from `concurrency` concurrent senders, so commits interleave."""
     ids: list[str] = []
@@ -237,9 +257,18 @@ async def test_streams_per_app_are_capped(api: Client) -> None:
         assert response.headers["Retry-After"] == "5"
         async with open_stream(api, other):  # another app has its own allowance
             pass
-    await asyncio.sleep(0.1)
-    async with open_stream(api, app):  # a closed stream gives its place back
+    # A closed stream gives its place back at once, not when its next heartbeat (15 s) would
+    # have found the client gone.
+    async with open_stream_when_free(api, app, within_s=1.0):
         pass
+
+
+@pytest.mark.settings(max_streams_per_app=1)
+async def test_a_closed_stream_gives_its_place_back_at_once(api: Client) -> None:
+    app = await create_app_with_key(api)
+    for _ in range(5):  # each opening needs the place the last one left
+        async with open_stream_when_free(api, app, within_s=1.0) as reader:
+            assert (await reader.frame()).comments == ("connected",)
 
 
 async def test_a_bad_last_event_id_or_type_list_is_a_400(api: Client) -> None:

@@ -151,6 +151,24 @@ async def test_a_read_with_nothing_new_returns_empty_at_its_deadline(
         assert page.position == start
 
 
+async def test_a_waiting_reader_returns_as_soon_as_its_client_has_gone(
+    feed: LiveFeed, log: FakeLog
+) -> None:
+    async with following(feed) as (tail, start):
+        gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        readers = [asyncio.create_task(feed.read(tail, start, ANY, 10, 5, gone))]
+        readers.append(asyncio.create_task(feed.read(tail, start, ANY, 10, 5)))  # another's
+        await settle()
+        gone.set_result(None)
+        page = await asyncio.wait_for(readers[0], 1)
+        assert page.events == []
+        assert page.position == start
+        assert not readers[1].done()  # the shared wait is not cancelled for the others
+        event = log.commit()
+        feed.notice(APP)
+        assert [e.id for e in (await asyncio.wait_for(readers[1], 1)).events] == [event.id]
+
+
 async def test_a_reader_behind_the_tail_reads_the_log_itself(feed: LiveFeed, log: FakeLog) -> None:
     old = log.commit()
     async with feed.follow(APP) as tail:

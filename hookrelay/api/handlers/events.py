@@ -8,6 +8,7 @@ from aiohttp import web
 
 from hookrelay.api.http import (
     MAX_WAIT_S,
+    client_gone,
     cursor,
     json_response,
     log_cursor,
@@ -104,7 +105,7 @@ async def _follow_events(request: web.Request) -> web.Response:
         position = await log_start(request.app[STORAGE].events, app_id, resumed, filters.job_id)
     feed = request.app[LIVE_FEED]
     async with feed.follow(app_id) as tail:
-        read = await feed.read(tail, position, filters, limit, wait_s)
+        read = await feed.read(tail, position, filters, limit, wait_s, client_gone(request))
     return json_response(
         {
             "data": [event_view(e) for e in read.events],

@@ -10,6 +10,7 @@ import structlog
 from aiohttp import web
 
 from hookrelay.api.http import (
+    client_gone,
     event_id_param,
     event_types_param,
     principal,
@@ -28,8 +29,6 @@ log = structlog.get_logger(__name__)
 STREAM_BATCH = 100
 # Bytes per write at most: what a stream holds beyond the socket's own buffer.
 WRITE_BYTES = 256 * 1024
-# How often an idle stream checks whether its client is still connected.
-CLIENT_CHECK_S = 5.0
 # EventSource waits this long before reconnecting.
 RECONNECT_MS = 2000
 SSE_HEADERS = {
@@ -74,15 +73,16 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         loop = asyncio.get_running_loop()
         heartbeat_at = loop.time() + settings.stream_heartbeat_s
+        gone = client_gone(request)
         chunks: Iterable[bytes] | None = [b"retry: %d\n: connected\n\n" % RECONNECT_MS]
         while chunks is not None and await _send(
             request, response, chunks, settings.stream_send_timeout_s
         ):
             chunks = None
-            while chunks is None and not feed.closed and _connected(request):
-                wait_s = min(CLIENT_CHECK_S, max(heartbeat_at - loop.time(), 0.0))
+            while chunks is None and not feed.closed and not gone.done():
+                wait_s = max(heartbeat_at - loop.time(), 0.0)
                 try:
-                    read = await feed.read(tail, position, filters, STREAM_BATCH, wait_s)
+                    read = await feed.read(tail, position, filters, STREAM_BATCH, wait_s, gone)
                 except HookrelayError as exc:  # Postgres went away: the client resumes later
                     log.warning("stream ended", app_id=app_id, error=exc.message)
                     return response
@@ -113,11 +113,6 @@ def encode_events(events: list[Event]) -> Iterator[bytes]:
             parts, size = [], 0
     if parts:
         yield "".join(parts).encode()
-
-
-def _connected(request: web.Request) -> bool:
-    transport = request.transport
-    return transport is not None and not transport.is_closing()
 
 
 async def _send(
