@@ -158,7 +158,7 @@ def test_is_id_accepts_a_new_id_with_its_prefix(prefix: str) -> None:
 @pytest.mark.parametrize(
     ("text", "prefix"),
     [
-        (new_id("evt_", now_ms=1), "dlv_"),
+        ("evt_000000000001" + "0123456789abcdef0123", "dlv_"),  # an event id, not a delivery's
         ("evt_" + "0" * 31, "evt_"),
         ("evt_" + "0" * 33, "evt_"),
         ("evt_" + "A" * 32, "evt_"),
