@@ -68,9 +68,10 @@ def principal(request: web.Request) -> Principal:
 
 def client_gone(request: web.Request) -> asyncio.Future[None]:
     """Done when the client's connection closes. `hookrelay api` lets a handler run on after its
-    client has gone, so that a write it began is finished; a handler that only waits for news
-    (an event stream, a long-poll) waits on this too, and so ends at once instead of holding
-    its place (a stream counts against the app's cap) until its next write fails."""
+    client has gone (aiohttp's default), so that a write it began is finished; a handler that
+    only waits for news (an event stream, a long-poll) waits on this too, and so ends at once
+    instead of holding its place (a stream counts against the app's cap) until its next write
+    fails. Only the API's own server (hookrelay/api/server.py) says when a client has gone."""
     gone = request.get(CLIENT_GONE)
     if gone is None:
         gone = request[CLIENT_GONE] = asyncio.get_running_loop().create_future()

@@ -15,10 +15,10 @@ The answer is built by `RequestHandler.handle_error`, and aiohttp makes its hand
 `Server.__call__`, which `AppRunner._make_server` creates: both are internals of aiohttp (pinned
 in constraints.txt), checked by tests/integration/test_malformed_requests.py.
 
-A client that goes away does not cancel its handler (aiohttp's default, kept: a write in
-progress is finished). `RequestHandler.connection_lost` tells a handler that waits for news
-(see `client_gone` in hookrelay/api/http.py) instead, so that it ends at once; it reads which
-request is being handled from aiohttp's `_current_request`, checked by the same test.
+A client that goes away does not cancel its handler (why: `client_gone` in
+hookrelay/api/http.py); `RequestHandler.connection_lost` tells a handler that waits instead. It
+reads which request is being handled from aiohttp's `_current_request`, checked by the same
+test.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ MALFORMED_REQUEST = "the request is not valid HTTP/1.1"
 
 
 class RequestHandler(web_protocol.RequestHandler):
-    """aiohttp's connection handler, answering errors without quoting the request."""
+    """aiohttp's connection handler, answering errors without quoting the request, and
+    telling a handler that waits (`client_gone`) when its client has gone."""
 
     _open_body: StreamReader | None = None  # the body of the last request handed out
 

@@ -176,7 +176,7 @@ class LiveFeed:
                 page = await self._events.read_log(tail.app_id, after, filters, limit)
             after = page.position
             remaining = deadline - loop.time()
-            if page.events or remaining <= 0 or self.closed or (until and until.done()):
+            if page.events or remaining <= 0 or self.closed or (until is not None and until.done()):
                 return LogRead(page.events, after)
             await self._wait_past(tail, after, remaining, until)
             if loop.time() >= deadline:

@@ -11,18 +11,18 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, web
+from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
 from aiohttp.abc import AbstractResolver
 from aiohttp.test_utils import BaseTestServer, TestClient, TestServer, make_mocked_request
 from redis.asyncio import Redis
 
 from hookrelay.api.app import create_app
-from hookrelay.api.server import AppRunner, handler_options
 from hookrelay.broker import Broker
 from hookrelay.settings import Settings
 from hookrelay.worker.process import WorkerProcess
 from hookrelay.worker.resources import WorkerResources
 from tests.answers import EVENT_STREAM, answer_problems, route_of
+from tests.integration.served import ServedAsInProduction
 
 
 class CheckedClient(TestClient):  # type: ignore[type-arg]
@@ -62,19 +62,6 @@ def aiohttp_client_cls() -> type[TestClient]:  # type: ignore[type-arg]
     return CheckedClient
 
 
-class ServedAsInProduction(TestServer):
-    """aiohttp's test server, serving as `hookrelay api` does: through the API's own runner and
-    connection options. aiohttp's own test server cancels a handler whose client goes away;
-    `hookrelay api` does not, and tests must see what it does."""
-
-    def __init__(self, app: web.Application, settings: Settings) -> None:
-        super().__init__(app)
-        self._options = handler_options(settings)
-
-    async def _make_runner(self, handler_cancellation: bool = False, **kwargs: Any) -> AppRunner:
-        return AppRunner(self.app, **self._options, **kwargs)
-
-
 @pytest.fixture
 def resolver() -> AbstractResolver | None:
     """The resolver for callback hosts: the system's, unless a test module gives its own."""
@@ -85,8 +72,9 @@ def resolver() -> AbstractResolver | None:
 async def api(
     aiohttp_client: Any, settings: Settings, resolver: AbstractResolver | None
 ) -> TestClient:  # type: ignore[type-arg]
-    server = ServedAsInProduction(create_app(settings, resolver), settings)
-    client: TestClient = await aiohttp_client(server)  # type: ignore[type-arg]
+    client: TestClient = await aiohttp_client(
+        ServedAsInProduction(create_app(settings, resolver), settings)
+    )  # type: ignore[type-arg]
     return client
 
 

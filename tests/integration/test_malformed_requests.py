@@ -111,11 +111,15 @@ def test_aiohttp_internals_we_override_are_unchanged() -> None:
     received = inspect.getsource(web_protocol.RequestHandler.data_received)
     assert "(_ErrInfo(status=400, exc=exc, message=exc.message), EMPTY_PAYLOAD)" in received
     assert "self._messages.append((msg, payload))" in received
-    # connection_lost reads the request being handled (to tell a waiting handler) before
-    # aiohttp's own connection_lost, which still holds it then.
-    lost = inspect.getsource(web_protocol.RequestHandler.connection_lost)
-    assert "if self._current_request is not None:" in lost
-    assert "self._current_request = None" not in lost
+    # connection_lost finds the request being handled (to tell a waiting handler) in
+    # _current_request, which holds it while its handler runs.
+    handling = inspect.getsource(web_protocol.RequestHandler._handle_request)
+    assert (
+        "self._current_request = request\n"
+        "                resp = await request_handler(request)\n"
+        "            finally:\n"
+        "                self._current_request = None"
+    ) in handling
     # The parser's errors reach the answer only through handle_error.
     protocol = inspect.getsource(web_protocol.RequestHandler)
     assert protocol.count("self.handle_error(") == 3

@@ -14,6 +14,7 @@ from hookrelay.storage.migrate import migrate
 from hookrelay.storage.sql import migrations, query_files
 from tests.conftest import base_settings
 from tests.integration.api_calls import ADMIN
+from tests.integration.served import ServedAsInProduction
 
 
 async def test_migrate_applies_every_migration_to_an_empty_database(empty_db_url: str) -> None:
@@ -117,7 +118,8 @@ async def test_replay_chains_made_before_replays_named_their_original_end_at_it(
     finally:
         await connection.close()
 
-    api = await aiohttp_client(create_app(base_settings(empty_db_url, redis_url), None))
+    settings = base_settings(empty_db_url, redis_url)
+    api = await aiohttp_client(ServedAsInProduction(create_app(settings, None), settings))
 
     async def shown(delivery_id: str) -> dict[str, Any]:
         response = await api.get(f"/v1/apps/app_1/deliveries/{delivery_id}", headers=ADMIN)

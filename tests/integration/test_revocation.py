@@ -14,6 +14,7 @@ from hookrelay.api.state import AUTH
 from hookrelay.broker.keys import Keys, listener_name
 from hookrelay.settings import Settings
 from tests.integration.api_calls import ADMIN, bearer, create_app_with_key, wait_until
+from tests.integration.served import ServedAsInProduction
 
 Client = TestClient  # type: ignore[type-arg]
 REVOCATION_DEADLINE_S = 1.0
@@ -22,8 +23,8 @@ REVOCATION_DEADLINE_S = 1.0
 @pytest.fixture
 async def two_apis(aiohttp_client: Any, settings: Settings) -> tuple[Client, Client]:
     """Two API processes' apps, each with its own key cache, both listening for revocations."""
-    one: Client = await aiohttp_client(create_app(settings))
-    two: Client = await aiohttp_client(create_app(settings))
+    one: Client = await aiohttp_client(ServedAsInProduction(create_app(settings), settings))
+    two: Client = await aiohttp_client(ServedAsInProduction(create_app(settings), settings))
     await wait_until(lambda: _listeners(settings, 2), "both processes subscribed")
     return one, two
 

@@ -163,6 +163,7 @@ async def test_a_waiting_reader_returns_as_soon_as_its_client_has_gone(
         page = await asyncio.wait_for(readers[0], 1)
         assert page.events == []
         assert page.position == start
+        await settle()
         assert not readers[1].done()  # the shared wait is not cancelled for the others
         event = log.commit()
         feed.notice(APP)

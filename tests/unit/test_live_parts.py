@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
+from unittest import mock
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 
 from hookrelay.api.handlers.stream import encode_events
-from hookrelay.api.http import log_cursor, parse_log_cursor
+from hookrelay.api.http import client_gone, log_cursor, parse_log_cursor
 from hookrelay.errors import BadRequest
 from hookrelay.events import build_event
 from hookrelay.live import feed
@@ -212,3 +214,15 @@ def test_only_the_canonical_spelling_of_a_token_opens_a_stream(variant: object) 
     assert changed != token
     assert verify_token((KEY,), token, now=0) is not None
     assert verify_token((KEY,), changed, now=0) is None
+
+
+async def test_a_client_gone_before_its_handler_waits_is_seen_at_once() -> None:
+    # The server says so only when the connection closes: a handler that asks later must see
+    # that it already has.
+    closing, connected = mock.Mock(), mock.Mock()
+    closing.is_closing.return_value, connected.is_closing.return_value = True, False
+    assert client_gone(make_mocked_request("GET", "/", transport=closing)).done()
+    request = make_mocked_request("GET", "/", transport=connected)
+    gone = client_gone(request)
+    assert not gone.done()
+    assert client_gone(request) is gone  # one per request, which the server resolves
