@@ -328,6 +328,26 @@ async def test_a_window_that_is_neither_a_time_nor_a_duration_is_refused(
         assert body["error"]["details"][0]["path"] == "$.since"
 
 
+@pytest.mark.parametrize(
+    "window",
+    [
+        {"since": "10m", "until": "1h"},  # "that long ago": an hour ago is before ten minutes ago
+        {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+        {"since": "2026-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"},
+    ],
+)
+async def test_a_window_that_ends_before_it_begins_is_refused(
+    api: Client, window: dict[str, str]
+) -> None:
+    app = await create_app_with_key(api)
+    endpoint = await add_endpoint(api, app, "http://127.0.0.1:9/hook")
+    for path in (f"/endpoints/{endpoint['id']}/recover", "/deliveries/replay"):
+        status, body = await post_json(api, app, path, {**window, "dry_run": True})
+        assert status == 422, body
+        assert body["error"]["message"] == "until must be later than since"
+        assert body["error"]["details"][0]["path"] == "$.until"
+
+
 @pytest.mark.usefixtures("worker")
 async def test_bulk_replay_without_a_body_replays_every_lost_delivery(
     api: Client, receiver: Receiver

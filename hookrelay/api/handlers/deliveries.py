@@ -70,12 +70,25 @@ async def replay_delivery(request: web.Request) -> web.Response:
 
 
 def _replay_filter(body: dict[str, Any], now: datetime, **fixed: Any) -> DeliveryFilter:
+    since, until = _moment(body, "since", now), _moment(body, "until", now)
+    if since is not None and until is not None and until <= since:
+        # A replay of nothing is a mistake (the bounds swapped, "1h" for "10m"): say so, where a
+        # listing would answer an empty page.
+        raise InvalidPayload(
+            "until must be later than since",
+            [
+                {
+                    "path": "$.until",
+                    "message": f"{until.isoformat()} is not after {since.isoformat()}",
+                }
+            ],
+        )
     return DeliveryFilter(
         status=fixed.get("status", DeliveryStatus(body.get("status", DeliveryStatus.DEAD))),
         endpoint_id=fixed.get("endpoint_id", body.get("endpoint_id")),
         event_type=body.get("event_type"),
-        since=_moment(body, "since", now),
-        until=_moment(body, "until", now),
+        since=since,
+        until=until,
     )
 
 
