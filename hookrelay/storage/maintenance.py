@@ -132,3 +132,7 @@ class Maintenance:
         """After a bulk load, what autovacuum does to the event log's tables in time (vacuum,
         statistics), so that reads do not pay for it, nor run beside it."""
         await self.db.execute("vacuum_log")
+
+    async def checkpoint(self) -> None:
+        """After a bulk load, write every changed page out now (see the query)."""
+        await self.db.execute("checkpoint")

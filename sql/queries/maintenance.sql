@@ -92,3 +92,9 @@ WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now();
 -- After a bulk load, what autovacuum does to the event log's tables in time: record which pages
 -- hold only rows every transaction sees, set the rows' commit hints, refresh the statistics.
 VACUUM (ANALYZE) events, deliveries;
+
+-- checkpoint --
+-- After a bulk load, write every changed page out now, as a log written over days has been: else
+-- the checkpoint the load brought on spreads its writes over the next minutes (90% of
+-- checkpoint_timeout), beside whatever runs then. Needs the pg_checkpoint role (or superuser).
+CHECKPOINT;
