@@ -72,9 +72,8 @@ def resolver() -> AbstractResolver | None:
 async def api(
     aiohttp_client: Any, settings: Settings, resolver: AbstractResolver | None
 ) -> TestClient:  # type: ignore[type-arg]
-    client: TestClient = await aiohttp_client(
-        ServedAsInProduction(create_app(settings, resolver), settings)
-    )  # type: ignore[type-arg]
+    server = ServedAsInProduction(create_app(settings, resolver), settings)
+    client: TestClient = await aiohttp_client(server)  # type: ignore[type-arg]
     return client
 
 

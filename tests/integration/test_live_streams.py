@@ -406,6 +406,7 @@ async def test_a_long_poll_answers_at_once_when_newer_events_exist(api: Client) 
     assert (status, page["data"]) == (200, [])
 
 
+@pytest.mark.timed
 async def test_a_long_poll_returns_within_100ms_of_the_event_it_waited_for(api: Client) -> None:
     app = await create_app_with_key(api)
     _, page = await poll(api, app, "?wait=0")  # a cursor for "now"

@@ -269,6 +269,7 @@ async def test_rate_limit_defers_deliveries_without_using_attempts(
         assert arrivals[start + 5] - arrivals[start] >= 1.0 - 0.25
 
 
+@pytest.mark.timed
 @pytest.mark.settings(endpoint_concurrency=2, delivery_timeout_s=5.0)
 async def test_a_slow_endpoint_does_not_hold_up_the_others(api: Client, receiver: Receiver) -> None:
     async def slow_on_one_path(received: Received) -> web.Response:

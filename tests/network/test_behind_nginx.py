@@ -301,6 +301,7 @@ def test_long_poll_returns_as_soon_as_an_event_arrives_through_nginx(
     assert took < 10.0  # not the 30 s it would wait for nothing
 
 
+@pytest.mark.timed
 def test_stream_events_arrive_within_100_ms_of_their_202_through_nginx(
     nginx: Nginx, app: App
 ) -> None:
