@@ -144,7 +144,7 @@ class LiveFeed:
             self._refresh_soon(tail)
         if stream and tail.streams >= self._max_streams:
             raise Throttled(
-                f"this app already has {self._max_streams} open streams on this server",
+                f"this app's open streams on this server are at their cap ({self._max_streams})",
                 {"max_streams_per_app": self._max_streams},
             )
         tail.readers += 1
