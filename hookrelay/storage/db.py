@@ -66,6 +66,10 @@ _UNAVAILABLE = (
     # Shutting down, starting up, crashed: Postgres is there but will not serve.
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.TooManyConnectionsError,
+    # A call on a connection that asyncpg still sees busy with one that Postgres's shutdown cut
+    # off: refused before anything is sent ("cannot switch to state 12; another operation (2)
+    # is in progress", seen at ingest while Postgres was stopping, on a loaded machine).
+    asyncpg.exceptions.InternalClientError,
 )
 
 

@@ -93,6 +93,9 @@ def test_a_value_postgres_cannot_take_is_a_bad_request() -> None:
         postgres_error("57P03"),  # the database system is starting up
         postgres_error("53300"),  # too many connections
         asyncpg.InterfaceError("the connection is closed"),
+        asyncpg.exceptions.InternalClientError(
+            "cannot switch to state 12; another operation (2) is in progress"
+        ),
     ],
     ids=repr,
 )
