@@ -48,8 +48,7 @@ nginx:
 	fi
 
 # The suite's processes: its tests mostly wait on servers and sockets, so twice the cores of
-# a small machine keeps them busy (9 minutes in one process on 2 cores, under 6 in four). A
-# file's tests run in one process, so that a module's servers start once (under 5 minutes). Each
+# a small machine keeps them busy (9 minutes in one process on 2 cores, under 6 in four). Each
 # process starts its own Postgres; on a shared one (HOOKRELAY_TEST_DATABASE_URL) they run in
 # one: transaction ids are the whole server's, and a live reader waits for every transaction
 # on it that may still commit, so tests in other processes would hold back each other's streams.
@@ -59,7 +58,7 @@ TEST_PROCESSES ?= $(if $(HOOKRELAY_TEST_DATABASE_URL),1,4)
 # The tests marked `timed` hold the product to a latency of 100 ms to 0.5 s: they run alone,
 # after the others, so that the load of the other processes is not in what they measure.
 test: $(STAMP) browser nginx
-	$(BIN)/python -m pytest $(if $(filter-out 1,$(TEST_PROCESSES)),-n $(TEST_PROCESSES) --dist loadfile) -m "not timed"
+	$(BIN)/python -m pytest $(if $(filter-out 1,$(TEST_PROCESSES)),-n $(TEST_PROCESSES)) -m "not timed"
 	$(BIN)/python -m pytest -m timed
 
 ## Unit tests only (no servers).
