@@ -5,8 +5,9 @@
 -- holds its locks until it commits, reads no rows at all.
 --
 -- The cutover lies ahead, so that writes made between here and 0012 still fall below it: two
--- hours on a log that holds data (the validation in between may take a while), one minute on
--- an empty one (a new installation, whose first partition should expire soon).
+-- hours on a log that holds data (the validation in between may take a while), one to two
+-- minutes on an empty one (a new installation, whose first partition should expire soon; at
+-- least a minute, so that an ingest running while 0011 and 0012 are applied is not refused).
 CREATE TABLE log_partitioning (
     id         integer PRIMARY KEY CHECK (id = 1),
     cutover_ms bigint NOT NULL
@@ -14,7 +15,7 @@ CREATE TABLE log_partitioning (
 INSERT INTO log_partitioning (id, cutover_ms)
 SELECT 1, (extract(epoch FROM date_trunc('minute', now())
            + CASE WHEN EXISTS (SELECT FROM events) OR EXISTS (SELECT FROM deliveries)
-                  THEN interval '2 hours' ELSE interval '1 minute' END) * 1000)::bigint;
+                  THEN interval '2 hours' ELSE interval '2 minutes' END) * 1000)::bigint;
 
 DO $$
 DECLARE

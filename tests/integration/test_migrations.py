@@ -139,6 +139,23 @@ async def test_replay_chains_made_before_replays_named_their_original_end_at_it(
     assert await response.json() == {"matched": 1, "replayed": 0, "replayable": 1}
 
 
+async def test_a_new_installation_partitions_its_log_at_least_a_minute_after_0010(
+    empty_db_url: str,
+) -> None:
+    # Between 0010 and 0012, rows past the cutover are refused by its CHECK: a cutover only
+    # seconds ahead (0010 applied at a minute's 59th second) refused the writes of an ingest
+    # that ran while 0011 and 0012 were applied.
+    await migrate(empty_db_url, [m for m in migrations() if m.version <= 10])
+    connection = await asyncpg.connect(empty_db_url)
+    try:
+        ahead_ms = await connection.fetchval(
+            "SELECT cutover_ms - extract(epoch FROM now()) * 1000 FROM log_partitioning"
+        )
+    finally:
+        await connection.close()
+    assert 60_000 <= ahead_ms <= 120_000
+
+
 async def test_partitioning_the_log_waits_for_a_writer_without_deadlocking(
     empty_db_url: str,
 ) -> None:
