@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from hookrelay.statuses import DeliveryStatus, EndpointStatus, ErrorKind, SigningScheme
 
@@ -239,3 +240,13 @@ class Idempotency:
         """The key as stored: the route first, so that a key binds per route (the rows
         written before routes were told apart got theirs in migration 0008)."""
         return f"{self.route}:{self.key}"
+
+
+@dataclass(frozen=True)
+class EventWrite:
+    """What one ingest request records: its events (of one app), its Idempotency-Key if it
+    came with one, and the answer it gets (kept with the key)."""
+
+    events: list[Event]
+    idempotency: Idempotency | None
+    answer: Any

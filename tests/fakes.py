@@ -22,6 +22,7 @@ from hookrelay.models import (
     DeliveryFilter,
     Endpoint,
     Event,
+    EventWrite,
     Idempotency,
     LogPosition,
     ReplayResult,
@@ -334,6 +335,18 @@ class FakeEvents:
     def __init__(self, data: FakeStore) -> None:
         self.data = data
 
+    async def insert_together(self, writes: list[EventWrite]) -> list[list[str] | None]:
+        self.data.calls.append("insert_events_together")
+        recorded: list[list[str] | None] = []
+        for write in writes:
+            if write.idempotency is not None and (
+                (write.events[0].app_id, write.idempotency.stored_key) in self.data.idempotency
+            ):
+                recorded.append(None)
+            else:
+                recorded.append(self._record(write.events, write.idempotency, write.answer))
+        return recorded
+
     async def insert_once(
         self, events: list[Event], idempotency: Idempotency | None, answer: Any
     ) -> tuple[Any, list[str]]:
@@ -348,6 +361,14 @@ class FakeEvents:
                         {"idempotency_key": idempotency.key},
                     )
                 return orjson.loads(first_answer), []
+        return answer, self._record(events, idempotency, answer)
+
+    def _record(
+        self, events: list[Event], idempotency: Idempotency | None, answer: Any
+    ) -> list[str]:
+        """Events, their deliveries and their key, as one transaction; the deliveries due now."""
+        if idempotency is not None:
+            key = (events[0].app_id, idempotency.stored_key)
             self.data.idempotency[key] = (idempotency.request_hash, orjson.dumps(answer).decode())
         tx_id, self.data.next_tx = self.data.next_tx, self.data.next_tx + 1
         due = []
@@ -360,7 +381,7 @@ class FakeEvents:
                     delivery = self.data.add_delivery(event, endpoint)
                     if delivery.status == DeliveryStatus.PENDING:
                         due.append(delivery.id)
-        return answer, due
+        return due
 
     async def log_horizon(self) -> LogPosition:
         self.data.calls.append("log_horizon")

@@ -169,6 +169,7 @@ class Bench:
         self.api = Api(session, stack.api_url)
         self.key = ""
         self.base = ""
+        self._requests: dict[str, tuple[bytes, dict[str, str]]] = {}
 
     async def setup(self) -> None:
         app = await self.api.call("POST", "/v1/apps", ADMIN_TOKEN, {"name": "bench"})
@@ -183,12 +184,23 @@ class Bench:
         )
 
     async def send(self, event_type: str) -> tuple[float, str, float]:
-        """Send one event: (ingest ms, event id, created_at as unix seconds)."""
+        """Send one event: (ingest ms, event id, created_at as unix seconds). Its body and
+        headers are made once per type: the client shares the CPUs it measures."""
+        request = self._requests.get(event_type)
+        if request is None:
+            body = orjson.dumps({"type": event_type, "data": DATA})
+            headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
+            request = self._requests[event_type] = (body, headers)
+        body, headers = request
         started = time.perf_counter()
-        event = await self.api.call(
-            "POST", f"{self.base}/events", self.key, {"type": event_type, "data": DATA}
-        )
+        async with self.session.post(
+            f"{self.stack.api_url}{self.base}/events", data=body, headers=headers
+        ) as response:
+            answer = await response.read()
+            if response.status != 202:
+                raise RuntimeError(f"POST /events: {response.status} {answer!r}")
         ingest_ms = (time.perf_counter() - started) * 1000
+        event = orjson.loads(answer)
         return ingest_ms, event["id"], datetime.fromisoformat(event["created_at"]).timestamp()
 
     async def drain(self, path: str, expected: int) -> dict[str, float]:

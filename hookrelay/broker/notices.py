@@ -9,6 +9,8 @@ key work until the key cache's entry expires (see KeyCache).
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import Callable
 
 import structlog
@@ -26,6 +28,8 @@ PUBSUB_HEALTH_CHECK_S = 10.0
 PUBSUB_READ_S = 5.0
 RESUBSCRIBE_FIRST_S = 1.0
 RESUBSCRIBE_MAX_S = 5.0
+# Log notices go at most this often (a Redis round trip each, whatever the apps it names).
+NOTICE_PACE_S = 0.005
 # A revocation waits this long at most for Redis to take its notice.
 PUBLISH_TIMEOUT_S = 2.0
 
@@ -117,6 +121,7 @@ class CommitNotifier:
         self._channel = channel
         self._pending: set[str] = set()
         self._flushing: asyncio.Task[None] | None = None
+        self._last_start = -math.inf
 
     def committed(self, app_id: str) -> None:
         """Note that `app_id`'s log grew; the notice goes out soon after."""
@@ -132,6 +137,10 @@ class CommitNotifier:
     async def _flush(self) -> None:
         try:
             while self._pending:
+                # Under load, publishes go at most every NOTICE_PACE_S, each with every app
+                # noted meanwhile; after a quiet spell a notice goes at once.
+                await asyncio.sleep(self._last_start + NOTICE_PACE_S - time.monotonic())
+                self._last_start = time.monotonic()
                 apps, self._pending = self._pending, set()
                 try:
                     async with self._redis.pipeline(transaction=False) as pipe:

@@ -11,9 +11,10 @@ from typing import Any
 import orjson
 import structlog
 
-from hookrelay.errors import InvalidPayload
+from hookrelay.coalesce import Coalescer, Outcome
+from hookrelay.errors import DependencyUnavailable, HookrelayError, InvalidPayload
 from hookrelay.events import IDEMPOTENCY_TTL_S, build_event
-from hookrelay.models import Event, Idempotency
+from hookrelay.models import Event, EventWrite, Idempotency
 from hookrelay.operational import is_operational
 from hookrelay.schemas import check_data_job_id, validate_event_data, validate_request
 from hookrelay.services.enqueue import Enqueuer
@@ -26,13 +27,27 @@ SINGLE_ROUTE = "events"
 BATCH_ROUTE = "events/batch"
 
 
+# Single-event requests that one group commit records at most.
+MAX_REQUESTS_PER_COMMIT = 256
+
+
 class Ingest:
-    """Takes events in: all of a request's or none."""
+    """Takes events in: all of a request's or none.
+
+    Concurrent single-event requests are recorded together (group commit, see Coalescer): one
+    statement and one commit for all that arrived while the previous group was on its way, as
+    batch ingest has for its events. Each request keeps its own validation (before it joins),
+    its own Idempotency-Key, its own answer after the commit, and its own error: a group that
+    fails for one request's values is recorded again request by request.
+    """
 
     def __init__(self, events: EventStore, enqueuer: Enqueuer, notices: CommitNotices) -> None:
         self._events = events
         self._enqueuer = enqueuer
         self._notices = notices
+        self._together: Coalescer[EventWrite, list[str] | None] = Coalescer(
+            self._record_together, MAX_REQUESTS_PER_COMMIT
+        )
 
     async def ingest(
         self,
@@ -55,12 +70,30 @@ class Ingest:
             digest = hashlib.sha256(orjson.dumps(bodies, option=orjson.OPT_SORT_KEYS)).digest()
             route = BATCH_ROUTE if batch else SINGLE_ROUTE
             idempotency = Idempotency(idempotency_key, digest, IDEMPOTENCY_TTL_S, route)
-        answer, due = await self._events.insert_once(events, idempotency, render(events))
+        write = EventWrite(events, idempotency, render(events))
+        # A batch is one statement already.
+        due = None if batch else await self._together.submit(write)
+        if due is None:
+            answer, due = await self._events.insert_once(events, idempotency, write.answer)
+        else:
+            answer = write.answer
         if due:
             log.info("events accepted", app_id=app_id, events=len(events), deliveries=len(due))
             await self._enqueuer.enqueue_new(due)
         self._notices.committed(app_id)
         return answer
+
+    async def _record_together(self, writes: list[EventWrite]) -> list[Outcome[list[str] | None]]:
+        """Record a group; for each request, its deliveries due now, or None to record it
+        alone (its key was taken before, or the group failed for a value of one request)."""
+        try:
+            return list(await self._events.insert_together(writes))
+        except DependencyUnavailable:
+            raise  # the same for each request alone
+        except HookrelayError:
+            if len(writes) == 1:
+                raise
+            return [None] * len(writes)
 
 
 def event_from(app_id: str, body: Any, now: datetime, path: str) -> Event:

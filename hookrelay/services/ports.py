@@ -19,6 +19,7 @@ from hookrelay.models import (
     DeliveryFilter,
     Endpoint,
     Event,
+    EventWrite,
     Idempotency,
     LogPosition,
     ReplayResult,
@@ -86,6 +87,8 @@ class EndpointStore(Protocol):
 
 class EventStore(Protocol):
     """Events with their deliveries, written in one transaction, once per Idempotency-Key."""
+
+    async def insert_together(self, writes: list[EventWrite]) -> list[list[str] | None]: ...
 
     async def insert_once(
         self, events: list[Event], idempotency: Idempotency | None, answer: Any

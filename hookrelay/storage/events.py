@@ -14,6 +14,7 @@ from hookrelay.models import (
     LOG_START,
     Event,
     EventFilter,
+    EventWrite,
     Idempotency,
     LogFilter,
     LogPosition,
@@ -27,19 +28,25 @@ READ_LOG_BYTES = 1024 * 1024
 
 
 async def insert_with_deliveries(session: Session, events: list[Event]) -> list[str]:
-    """Record events of one app and one delivery per subscribed endpoint each, in one statement;
-    return the ids of the deliveries due now."""
-    ids: list[str] = await session.value(
+    """Record events and one delivery per subscribed endpoint each, in one statement; return
+    the ids of the deliveries due now."""
+    return [delivery_id for delivery_id, _ in await _insert(session, events)]
+
+
+async def _insert(session: Session, events: list[Event]) -> list[tuple[str, str]]:
+    """`insert_with_deliveries` for events of any apps: each delivery due now, with its event."""
+    record = await session.row(
         "insert_events_with_deliveries",
         [e.id for e in events],
-        events[0].app_id,
+        [e.app_id for e in events],
         [e.type for e in events],
         [e.job_id for e in events],
         [e.body for e in events],
         [e.created_at for e in events],
         [is_operational(e.type) for e in events],
     )
-    return ids
+    assert record is not None
+    return list(zip(record["ids"], record["event_ids"], strict=True))
 
 
 def id_bound_of(prefix: str, moment: datetime | None) -> str | None:
@@ -57,6 +64,39 @@ class Events:
         """Record an event and its deliveries atomically; return the ids of those due now."""
         async with self.db.session() as session:
             return await insert_with_deliveries(session, [event])
+
+    async def insert_together(self, writes: list[EventWrite]) -> list[list[str] | None]:
+        """Record the events of many requests (of any apps) and their deliveries in one
+        transaction, with the Idempotency-Keys they came with; for each request, the ids of its
+        deliveries due now, or None when its key was taken before (or by an earlier request
+        here): `insert_once` then gives that request its answer."""
+        keyed: dict[tuple[str, str], int] = {}  # (app, stored key) -> the request taking it
+        for n, write in enumerate(writes):
+            if write.idempotency is not None:
+                keyed.setdefault((write.events[0].app_id, write.idempotency.stored_key), n)
+        recorded = [n for n, write in enumerate(writes) if write.idempotency is None]
+        # Keys and events commit together; events alone are one statement, one commit.
+        async with self.db.transaction() if keyed else self.db.session() as session:
+            if keyed:
+                chosen = [writes[n] for n in keyed.values()]
+                taken = await session.rows(
+                    "insert_idempotency_keys",
+                    [app_id for app_id, _ in keyed],
+                    [key for _, key in keyed],
+                    [w.idempotency.request_hash for w in chosen if w.idempotency is not None],
+                    [orjson.dumps(w.answer).decode() for w in chosen],
+                )
+                recorded += [keyed[(r["app_id"], r["key"])] for r in taken]
+            due = await _insert(session, [e for n in recorded for e in writes[n].events])
+        by_event = {event.id: n for n in recorded for event in writes[n].events}
+        answers: list[list[str] | None] = [None] * len(writes)
+        for n in recorded:
+            answers[n] = []
+        for delivery_id, event_id in due:
+            delivery_ids = answers[by_event[event_id]]
+            assert delivery_ids is not None
+            delivery_ids.append(delivery_id)
+        return answers
 
     async def insert_once(
         self, events: list[Event], idempotency: Idempotency | None, answer: Any

@@ -5,30 +5,38 @@
 -- partition may not be dropped yet: `id >= kept_since('evt_')` (sql/migrations/0012).
 
 -- insert_events_with_deliveries --
--- Record events ($3..$8 are arrays, one element per event) and one delivery per subscribed endpoint each, in one statement.
+-- Record events of any apps ($1..$7 are arrays, one element per event) and one delivery per subscribed endpoint each, in one statement; the deliveries due now, by event.
 WITH event AS (
     INSERT INTO events (id, app_id, type, job_id, body, created_at)
-    SELECT id, $2, type, job_id, body, created_at
-    FROM unnest($1::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
-         AS new (id, type, job_id, body, created_at)
-    RETURNING id, type, created_at
+    SELECT id, app_id, type, job_id, body, created_at
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
+         AS new (id, app_id, type, job_id, body, created_at)
+    RETURNING id, app_id, type, created_at
 ), flags AS (
     SELECT * FROM unnest($1::text[], $7::boolean[]) AS flag (id, operational)
 ), delivery AS (
     INSERT INTO deliveries (app_id, event_id, endpoint_id, status, next_attempt_at)
-    SELECT $2, event.id, endpoint.id,
+    SELECT event.app_id, event.id, endpoint.id,
            CASE WHEN endpoint.status = 'active' THEN 'pending' ELSE 'held' END, event.created_at
     FROM event
     JOIN flags ON flags.id = event.id
-    JOIN endpoints AS endpoint ON endpoint.app_id = $2
+    JOIN endpoints AS endpoint ON endpoint.app_id = event.app_id
     -- Operational events reach only the endpoints that name them.
     WHERE (endpoint.event_types IS NULL AND NOT flags.operational)
        OR event.type = ANY (endpoint.event_types)
-    RETURNING id, status
+    RETURNING id, event_id, status
 )
-SELECT coalesce(array_agg(id ORDER BY id) FILTER (WHERE status = 'pending'), '{}')
-       AS pending_delivery_ids
+SELECT coalesce(array_agg(id ORDER BY id) FILTER (WHERE status = 'pending'), '{}') AS ids,
+       coalesce(array_agg(event_id ORDER BY id) FILTER (WHERE status = 'pending'), '{}')
+       AS event_ids
 FROM delivery;
+
+-- insert_idempotency_keys --
+-- Take the Idempotency-Keys of many requests with their answers; the keys taken now (a key taken before is left as it is).
+INSERT INTO idempotency_keys (app_id, key, request_hash, response)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
+ON CONFLICT (app_id, key) DO NOTHING
+RETURNING app_id, key;
 
 -- insert_idempotency_key --
 -- Take an Idempotency-Key for a request (nothing returned if the key is taken).

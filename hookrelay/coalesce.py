@@ -1,0 +1,89 @@
+"""Concurrent callers' items, run together: one statement or round trip for many of them.
+
+While one run is on its way (to Postgres, to Redis), the items that arrive wait and go together
+in the next: at low load each item runs at once, alone, with no wait added; under load the runs
+grow, and so does what one round trip, one statement and one commit carry. Group commit, in
+short, with the group as large as the load makes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeAlias, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# What a run gives back for each of its items, in their order: a result, or the error that item
+# alone gets (its neighbours' results stand).
+Outcome: TypeAlias = R | BaseException
+Run: TypeAlias = Callable[[list[T]], Awaitable[list[Outcome[R]]]]
+
+
+class Coalescer(Generic[T, R]):
+    """Runs the items of concurrent callers together, at most `max_items` per run, one run at a
+    time. A run that raises gives its error to every item of that run.
+
+    With `pace_s`, a run starts at least that long after the previous one started (unless
+    `max_items` are waiting): an item that arrives after a quiet spell runs at once, and under
+    load the runs are at most 1/`pace_s` a second, each carrying what arrived meanwhile. For a
+    run whose cost is mostly its own (a Redis round trip and a queue task), not its items'.
+    """
+
+    def __init__(self, run: Run[T, R], max_items: int, pace_s: float = 0.0) -> None:
+        self._run = run
+        self._max_items = max_items
+        self._pace_s = pace_s
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._running: asyncio.Task[None] | None = None
+        self._last_start = -math.inf
+        self._full = asyncio.Event()
+
+    async def submit(self, item: T) -> R:
+        """Run `item` with the others waiting; its own result, or its own error."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[R] = loop.create_future()
+        self._waiting.append((item, done))
+        if len(self._waiting) >= self._max_items:
+            self._full.set()
+        if self._running is None:
+            self._running = loop.create_task(self._run_waiting())
+        return await done
+
+    async def _run_waiting(self) -> None:
+        taken: list[tuple[T, asyncio.Future[R]]] = []
+        try:
+            while self._waiting:
+                await self._wait_for_pace()
+                self._last_start = time.monotonic()
+                taken = self._waiting[: self._max_items]
+                del self._waiting[: self._max_items]
+                try:
+                    outcomes = await self._run([item for item, _ in taken])
+                except Exception as exc:
+                    outcomes = [exc] * len(taken)
+                for (_, done), outcome in zip(taken, outcomes, strict=True):
+                    if done.done():  # its caller was cancelled
+                        continue
+                    if isinstance(outcome, BaseException):
+                        done.set_exception(outcome)
+                    else:
+                        done.set_result(outcome)
+        finally:
+            self._running = None
+            self._full.clear()
+            # Cancelled itself (the process is stopping): nobody waits for ever.
+            for _, done in taken + self._waiting:
+                if not done.done():
+                    done.cancel()
+
+    async def _wait_for_pace(self) -> None:
+        wait_s = self._last_start + self._pace_s - time.monotonic()
+        if wait_s > 0 and len(self._waiting) < self._max_items:
+            self._full.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._full.wait(), wait_s)
