@@ -107,6 +107,17 @@ def _parser() -> argparse.ArgumentParser:
     api = command(commands, "api", "run the HTTP API (configured by HOOKRELAY_* variables)")
     api.add_argument("--host", default="127.0.0.1", help="address to listen on")
     api.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
+    api.add_argument(
+        "--processes",
+        type=positive_int,
+        default=1,
+        help="API processes sharing the port (SO_REUSEPORT; one per core at most)",
+    )
+    api.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="let other processes listen on the same port (SO_REUSEPORT), as --processes does",
+    )
     worker = command(commands, "worker", "run a delivery worker")
     worker.add_argument(
         "--processes",
@@ -125,6 +136,12 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=max(1, (os.cpu_count() or 2) // 2),
         help="worker processes (one per two CPUs)",
+    )
+    run.add_argument(
+        "--api-processes",
+        type=positive_int,
+        default=1,
+        help="API processes sharing the port (hookrelay api --processes)",
     )
     run.add_argument(
         "--partitions",
@@ -238,7 +255,14 @@ def _run(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> i
         from hookrelay.bench import throughput
 
         return throughput.main(
-            args.quick, args.workers, args.partitions, args.output, args.plot, env, keep_logs
+            args.quick,
+            args.workers,
+            args.api_processes,
+            args.partitions,
+            args.output,
+            args.plot,
+            env,
+            keep_logs,
         )
     if args.command == "bench" and args.bench == "soak":
         from hookrelay.bench import soak
@@ -298,10 +322,13 @@ def _run(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> i
         from hookrelay.api.server import run_api
 
         settings.require_database_url(), settings.require_redis_url(), settings.require_secret_key()
-        run_api(settings, args.host, args.port)
+        if args.processes > 1:
+            api_argv = ["api", "--host", args.host, "--port", str(args.port), "--reuse-port"]
+            return _run_processes(api_argv, args.processes)
+        run_api(settings, args.host, args.port, args.reuse_port)
         return 0
     if args.command == "worker" and args.processes > 1:
-        return _run_worker_processes(args.processes)
+        return _run_processes(["worker"], args.processes)
     if args.command == "worker":
         from hookrelay.worker.process import run_worker
 
@@ -324,12 +351,13 @@ async def _rotate_key(settings: Settings) -> int:
     return 0
 
 
-def _run_worker_processes(count: int) -> int:
-    """Run `count` worker processes; pass SIGINT/SIGTERM on to them and wait for all."""
+def _run_processes(command: list[str], count: int) -> int:
+    """Run `hookrelay <command>` in `count` processes; pass SIGINT/SIGTERM on to them and wait
+    for all."""
     import signal
     import subprocess
 
-    argv = [sys.executable, "-m", "hookrelay", "worker"]
+    argv = [sys.executable, "-m", "hookrelay", *command]
     children = [subprocess.Popen(argv) for _ in range(count)]
 
     def forward(signum: int, _frame: object) -> None:

@@ -121,7 +121,7 @@ class AppRunner(web.AppRunner):
         )
 
 
-def run_api(settings: Settings, host: str, port: int) -> None:
+def run_api(settings: Settings, host: str, port: int, reuse_port: bool = False) -> None:
     """Serve the API until SIGINT/SIGTERM (`hookrelay api`, and so `hookrelay dev` too): the one
     place its connections are bounded in time.
 
@@ -129,8 +129,11 @@ def run_api(settings: Settings, host: str, port: int) -> None:
     fires while no request is being handled, the connection closes. With the read timeout as
     that timer, a client must finish a request's headers within it, and an idle kept-alive
     connection closes after it; `read_json` bounds the body by the same time.
+
+    With `reuse_port`, other processes may listen on the same port (SO_REUSEPORT), and the
+    kernel spreads new connections among them (`hookrelay api --processes N`).
     """
-    serve(create_app(settings), host, port, **handler_options(settings))
+    serve(create_app(settings), host, port, reuse_port, **handler_options(settings))
 
 
 def handler_options(settings: Settings) -> dict[str, Any]:
@@ -138,12 +141,14 @@ def handler_options(settings: Settings) -> dict[str, Any]:
     return {"keepalive_timeout": settings.request_read_timeout_s, "lingering_time": LINGERING_S}
 
 
-def serve(app: web.Application, host: str, port: int, **handler_options: Any) -> None:
+def serve(
+    app: web.Application, host: str, port: int, reuse_port: bool = False, **handler_options: Any
+) -> None:
     """Serve `app` until SIGINT or SIGTERM, as web.run_app does; `handler_options` go to each
     connection's RequestHandler (aiohttp's keyword arguments)."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    main = loop.create_task(_serve(app, host, port, handler_options))
+    main = loop.create_task(_serve(app, host, port, reuse_port, handler_options))
     try:
         loop.run_until_complete(main)
     except (web.GracefulExit, KeyboardInterrupt):
@@ -161,7 +166,9 @@ def serve(app: web.Application, host: str, port: int, **handler_options: Any) ->
         loop.close()
 
 
-async def _serve(app: web.Application, host: str, port: int, options: dict[str, Any]) -> None:
+async def _serve(
+    app: web.Application, host: str, port: int, reuse_port: bool, options: dict[str, Any]
+) -> None:
     runner = AppRunner(
         app,
         handle_signals=True,  # SIGINT and SIGTERM raise GracefulExit
@@ -171,7 +178,7 @@ async def _serve(app: web.Application, host: str, port: int, options: dict[str, 
     )
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port or None).start()
         await asyncio.Event().wait()  # until cancelled
     finally:
         await runner.cleanup()

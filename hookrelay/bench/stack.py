@@ -28,6 +28,7 @@ class Stack:
         env: Mapping[str, str],
         keep_logs: bool = False,
         settings: Mapping[str, str] | None = None,
+        api_processes: int = 1,
     ) -> None:
         self.keep_logs = keep_logs
         self.root = Path(tempfile.mkdtemp(prefix="hookrelay-bench-"))
@@ -35,6 +36,7 @@ class Stack:
             self.root, ADMIN_TOKEN, env, {"log_level": "warning", **(settings or {})}
         )
         self.workers = workers
+        self.api_processes = api_processes
         self.sink_port = free_port()
         self.sink_url = f"http://127.0.0.1:{self.sink_port}"
 
@@ -49,7 +51,7 @@ class Stack:
     async def start(self) -> None:
         await self.cluster.start()
         sink = self.cluster.spawn("sink", "hookrelay.bench.sink", "--port", str(self.sink_port))
-        await self.cluster.start_api()
+        await self.cluster.start_api(self.api_processes)
         for _ in range(self.workers):
             self.cluster.start_worker()
         await wait_until_answers(f"{self.sink_url}/stats", sink)

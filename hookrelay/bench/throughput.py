@@ -3,11 +3,14 @@
 1. The raw ceiling: a bare aiohttp client posting webhook-sized bodies to the same sink.
 2. Fixed rates (50, 200 and 1,000 events/s): ingest latency (request to 202) and delivery
    latency (event created to sink received), p50/p95/p99.
-3. The maximum delivery rate: events sent as fast as batch ingest takes them, until the sink
+3. Single events flat out: concurrent clients each posting one event per request, as fast as
+   the API answers, until the sink has them all; the delivery rate and its ratio to the raw
+   ceiling.
+4. The maximum delivery rate: events sent as fast as batch ingest takes them, until the sink
    has them all; its ratio to the raw ceiling.
-4. Fan-out: events that go to 100 endpoints each: ingest latency, and time until all 100 got it.
-5. Peak RSS of every process, and the CPU time each used per event (fixed rates) and per
-   delivery (maximum rate). Every accepted event must reach the sink (no losses).
+5. Fan-out: events that go to 100 endpoints each: ingest latency, and time until all 100 got it.
+6. Peak RSS of every process, and the CPU time each used per event (fixed rates, single events
+   flat out) and per delivery (maximum rate). Every accepted event must reach the sink.
 """
 
 from __future__ import annotations
@@ -37,12 +40,19 @@ from hookrelay.storage import Storage
 class Plan:
     rates: tuple[int, ...]  # events/s
     seconds: float  # per rate
+    single_events: int  # one per request, as fast as the API answers
     max_events: int  # sent as fast as possible for the maximum rate
     fanout_events: int
 
 
-FULL = Plan(rates=(50, 200, 1000), seconds=60.0, max_events=60_000, fanout_events=100)
-QUICK = Plan(rates=(50, 200, 1000), seconds=10.0, max_events=15_000, fanout_events=30)
+FULL = Plan(
+    rates=(50, 200, 1000), seconds=60.0, single_events=30_000, max_events=60_000, fanout_events=100
+)
+QUICK = Plan(
+    rates=(50, 200, 1000), seconds=10.0, single_events=10_000, max_events=15_000, fanout_events=30
+)
+# Clients posting single events at once in the flat-out phase.
+SINGLE_EVENT_CLIENTS = 64
 FANOUT_ENDPOINTS = 100
 MAX_RATE_BATCH = 100
 MAX_RATE_SENDERS = 4
@@ -68,14 +78,17 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 def process_groups(stack: Stack) -> dict[str, list[psutil.Process]]:
     """The stack's processes by part (api, worker1, sink, postgres, redis), and the benchmark's
-    own as `client`; a server made of several processes (Postgres) lists all of them."""
+    own as `client`; a part made of several processes (Postgres, `api --processes N`) lists
+    all of them."""
     groups: dict[str, list[psutil.Process]] = {"client": [psutil.Process()]}
     cluster = stack.cluster
-    for name, popen in cluster.processes.items():
-        groups[name] = [psutil.Process(popen.pid)]
+    roots = {name: popen.pid for name, popen in cluster.processes.items()}
     for name, server in (("postgres", cluster.postgres), ("redis", cluster.redis)):
         if server.pid is not None:
-            root = psutil.Process(server.pid)
+            roots[name] = server.pid
+    for name, pid in roots.items():
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(pid)
             groups[name] = [root, *root.children(recursive=True)]
     return groups
 
@@ -247,6 +260,45 @@ class Bench:
             "cpu_us_per_event": cpu_used,
         }
 
+    async def single_flat_out(self, events: int, clients: int) -> dict[str, Any]:
+        """`clients` clients post one event per request, each as soon as its last is answered,
+        until `events` are sent; then wait until the sink has every accepted one."""
+        path, event_type = "/single", "bench.single"
+        await self.endpoint(path, event_type)
+        unsent = events
+        accepted: list[tuple[float, str, float]] = []
+        failed = 0
+
+        async def client() -> None:
+            nonlocal unsent, failed
+            while unsent > 0:
+                unsent -= 1
+                try:
+                    accepted.append(await self.send(event_type))
+                except (RuntimeError, aiohttp.ClientError):
+                    failed += 1
+
+        cpu_before = cpu_seconds(self.stack)
+        started = time.time()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        ingested = time.time() - started
+        arrivals = await self.drain(path, len(accepted))
+        cpu_used = cpu_us_per(len(arrivals), cpu_before, cpu_seconds(self.stack))
+        elapsed = (max(arrivals.values()) if arrivals else time.time()) - started
+        return {
+            "clients": clients,
+            "events": events,
+            "accepted": len(accepted),
+            "failed": failed,
+            "received": len(arrivals),
+            "lost": len(accepted) - len(arrivals),
+            "ingest_seconds": round(ingested, 2),
+            "seconds": round(elapsed, 2),
+            "deliveries_per_s": round(len(arrivals) / elapsed, 1),
+            "ingest_ms": percentiles([ingest for ingest, _, _ in accepted]),
+            "cpu_us_per_event": cpu_used,
+        }
+
     async def max_rate(self, events: int) -> dict[str, Any]:
         path, event_type = "/max", "bench.max"
         await self.endpoint(path, event_type)
@@ -321,12 +373,17 @@ class Bench:
 
 
 async def run(
-    quick: bool, workers: int, partitions: int, env: Mapping[str, str], keep_logs: bool
+    quick: bool,
+    workers: int,
+    api_processes: int,
+    partitions: int,
+    env: Mapping[str, str],
+    keep_logs: bool,
 ) -> dict[str, Any]:
     # (One worker process is the default on two cores: measured, 1 process sustained the most,
     # then 2, then 3; every process competes with Postgres, Redis, the API and the sink.)
     plan = QUICK if quick else FULL
-    stack = Stack(workers, env, keep_logs)
+    stack = Stack(workers, env, keep_logs, api_processes=api_processes)
     await stack.start()
     rss = PeakRss(stack)
     sampling = asyncio.create_task(rss.run())
@@ -338,23 +395,30 @@ async def run(
             await bench.setup()
             ceiling = await raw_ceiling(stack.sink_url, min(plan.seconds, 10.0))
             rates = [await bench.fixed_rate(r, plan.seconds) for r in plan.rates]
+            single = await bench.single_flat_out(plan.single_events, SINGLE_EVENT_CLIENTS)
             maximum = await bench.max_rate(plan.max_events)
             fan_out = await bench.fan_out(plan.fanout_events)
     finally:
         sampling.cancel()
         stack.close()
-    maximum["ratio_to_raw_ceiling"] = round(maximum["deliveries_per_s"] / ceiling, 3)
+    for flat_out in (single, maximum):
+        flat_out["ratio_to_raw_ceiling"] = round(flat_out["deliveries_per_s"] / ceiling, 3)
     return {
         "mode": "quick" if quick else "full",
         "machine": machine(),
         "workers": workers,
+        "api_processes": api_processes,
         "partitions_per_table": made,
         "raw_ceiling_per_s": round(ceiling, 1),
         "fixed_rates": rates,
+        "single_flat_out": single,
         "max_rate": maximum,
         "fan_out": fan_out,
         "peak_rss_mb": rss.peaks,
-        "losses": sum(r["lost"] for r in rates) + maximum["lost"] + fan_out["lost"],
+        "losses": sum(r["lost"] for r in rates)
+        + single["lost"]
+        + maximum["lost"]
+        + fan_out["lost"],
     }
 
 
@@ -392,7 +456,8 @@ def machine() -> dict[str, Any]:
 
 def report(figures: dict[str, Any]) -> str:
     lines = [
-        f"hookrelay benchmark ({figures['mode']}), {figures['workers']} worker processes, "
+        f"hookrelay benchmark ({figures['mode']}), {figures['api_processes']} API and "
+        f"{figures['workers']} worker processes, "
         f"{figures['machine']['cpus']} CPUs ({figures['machine']['cpu']})",
         "",
         f"raw ceiling (bare aiohttp client -> sink): {figures['raw_ceiling_per_s']:,.0f} req/s",
@@ -407,9 +472,14 @@ def report(figures: dict[str, Any]) -> str:
             f"{ingest['p50']} / {ingest['p95']} / {ingest['p99']} | "
             f"{delivery['p50']} / {delivery['p95']} / {delivery['p99']} |"
         )
-    m, f = figures["max_rate"], figures["fan_out"]
+    m, f, s = figures["max_rate"], figures["fan_out"], figures["single_flat_out"]
     lines += [
         "",
+        f"single events flat out ({s['clients']} clients, one event per request): "
+        f"{s['deliveries_per_s']:,.0f}/s ({s['received']:,} events in {s['seconds']} s; "
+        f"{s['ratio_to_raw_ceiling']:.2f} x the raw ceiling); ingest p50/p95/p99 "
+        f"{s['ingest_ms']['p50']} / {s['ingest_ms']['p95']} / {s['ingest_ms']['p99']} ms; "
+        f"failed {s['failed']}, lost {s['lost']}",
         f"max delivery rate: {m['deliveries_per_s']:,.0f}/s ({m['received']:,} events in "
         f"{m['seconds']} s; {m['ratio_to_raw_ceiling']:.2f} x the raw ceiling); lost {m['lost']}",
         f"fan-out to {f['endpoints']} endpoints ({f['events']} events): ingest p50/p95/p99 "
@@ -418,6 +488,8 @@ def report(figures: dict[str, Any]) -> str:
         f"{f['all_received_ms']['p95']} ms; lost {f['lost']}",
         "CPU per single event at the highest fixed rate (us): "
         + ", ".join(f"{k} {v}" for k, v in figures["fixed_rates"][-1]["cpu_us_per_event"].items()),
+        "CPU per single event flat out (us): "
+        + ", ".join(f"{k} {v}" for k, v in s["cpu_us_per_event"].items()),
         "CPU per delivery at the maximum rate, batch ingest (us): "
         + ", ".join(f"{k} {v}" for k, v in m["cpu_us_per_delivery"].items()),
         "peak RSS (MB): "
@@ -454,6 +526,7 @@ def plot(figures: dict[str, Any], path: Path) -> None:
 def main(
     quick: bool,
     workers: int,
+    api_processes: int,
     partitions: int,
     output: Path,
     plot_path: Path | None,
@@ -461,7 +534,7 @@ def main(
     keep_logs: bool,
 ) -> int:
     """Run the benchmark, print and write its figures; 1 if any accepted event was lost."""
-    figures = asyncio.run(run(quick, workers, partitions, env, keep_logs))
+    figures = asyncio.run(run(quick, workers, api_processes, partitions, env, keep_logs))
     print(report(figures))
     output.parent.mkdir(parents=True, exist_ok=True)
     summary = {

@@ -131,11 +131,13 @@ class Cluster:
         self.processes[name] = process
         return process
 
-    async def start_api(self) -> subprocess.Popen[bytes]:
-        """Start an API process on this cluster's port; return once it is ready."""
+    async def start_api(self, processes: int = 1) -> subprocess.Popen[bytes]:
+        """Start an API process on this cluster's port (`processes` of them sharing it); return
+        once it is ready."""
         started = self._started("api")
         name = "api" if started == 0 else f"api{started + 1}"
-        process = self.spawn(name, "hookrelay", "api", "--port", str(self.api_port))
+        shared = ["--processes", str(processes)] if processes > 1 else []
+        process = self.spawn(name, "hookrelay", "api", "--port", str(self.api_port), *shared)
         try:
             await wait_until_answers(f"{self.url}/readyz", process)
         except RuntimeError as exc:
