@@ -16,6 +16,7 @@ def test_the_report_shows_every_rate_and_the_losses() -> None:
     figures = {
         "mode": "quick",
         "workers": 1,
+        "api_processes": 1,
         "machine": {"cpus": 2, "cpu": "test"},
         "raw_ceiling_per_s": 10000.0,
         "fixed_rates": [
@@ -29,6 +30,17 @@ def test_the_report_shows_every_rate_and_the_losses() -> None:
             }
             for r in (50, 200)
         ],
+        "single_flat_out": {
+            "clients": 64,
+            "deliveries_per_s": 2400.0,
+            "received": 1000,
+            "seconds": 0.42,
+            "ratio_to_raw_ceiling": 0.24,
+            "ingest_ms": latency,
+            "failed": 0,
+            "lost": 0,
+            "cpu_us_per_event": {"api": 250, "total": 1100},
+        },
         "max_rate": {
             "deliveries_per_s": 3000.0,
             "received": 100,
@@ -51,6 +63,9 @@ def test_the_report_shows_every_rate_and_the_losses() -> None:
     assert "| 50/s | 500 | 0 | 1.0 / 2.0 / 3.0 | 1.0 / 2.0 / 3.0 |" in text
     assert "| 200/s | 2,000 |" in text
     assert "0.30 x the raw ceiling" in text
+    assert "single events flat out (64 clients, one event per request): 2,400/s" in text
+    assert "0.24 x the raw ceiling" in text
+    assert "CPU per single event flat out (us): api 250, total 1100" in text
     assert "losses in all: 0" in text
     assert "CPU per single event at the highest fixed rate (us): api 400, total 1600" in text
     assert "(us): postgres 107, worker1 140, total 330" in text
