@@ -358,7 +358,9 @@ def _run_processes(command: list[str], count: int) -> int:
     import subprocess
 
     argv = [sys.executable, "-m", "hookrelay", *command]
-    children = [subprocess.Popen(argv) for _ in range(count)]
+    # Each in a process group of its own: Ctrl-C at a terminal reaches the children once, from
+    # here (a second SIGINT would cut their graceful stop short).
+    children = [subprocess.Popen(argv, process_group=0) for _ in range(count)]
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
@@ -367,7 +369,8 @@ def _run_processes(command: list[str], count: int) -> int:
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
-    return max(child.wait() for child in children)
+    codes = [child.wait() for child in children]
+    return 0 if all(code == 0 for code in codes) else 1
 
 
 def _collect_garbage_less_often() -> None:

@@ -44,7 +44,8 @@ class Coalescer(Generic[T, R]):
         self._full = asyncio.Event()
 
     async def submit(self, item: T) -> R:
-        """Run `item` with the others waiting; its own result, or its own error."""
+        """Run `item` with the others waiting; its own result, or its own error. A caller
+        cancelled before its run starts leaves its item out of it."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[R] = loop.create_future()
         self._waiting.append((item, done))
@@ -52,7 +53,17 @@ class Coalescer(Generic[T, R]):
             self._full.set()
         if self._running is None:
             self._running = loop.create_task(self._run_waiting())
+            self._running.add_done_callback(self._ended)
         return await done
+
+    def _ended(self, running: asyncio.Task[None]) -> None:
+        """A run task cancelled before it began (a stopping process cancels every task) ran
+        none of its code: its callers are cancelled here, and the next item starts another."""
+        if self._running is running:
+            self._running = None
+            for _, done in self._waiting:
+                done.cancel()
+            self._waiting.clear()
 
     async def _run_waiting(self) -> None:
         taken: list[tuple[T, asyncio.Future[R]]] = []
@@ -62,24 +73,33 @@ class Coalescer(Generic[T, R]):
                 self._last_start = time.monotonic()
                 taken = self._waiting[: self._max_items]
                 del self._waiting[: self._max_items]
+                taken = [(item, done) for item, done in taken if not done.done()]
+                if not taken:
+                    continue
                 try:
                     outcomes = await self._run([item for item, _ in taken])
                 except Exception as exc:
                     outcomes = [exc] * len(taken)
                 for (_, done), outcome in zip(taken, outcomes, strict=True):
-                    if done.done():  # its caller was cancelled
+                    if done.done():  # its caller was cancelled meanwhile
                         continue
                     if isinstance(outcome, BaseException):
                         done.set_exception(outcome)
                     else:
                         done.set_result(outcome)
+        except BaseException as exc:
+            # Cancelled (the process is stopping), or a bug: nobody waits for ever, and a bug
+            # reaches every caller as itself.
+            for _, done in taken + self._waiting:
+                if not done.done():
+                    if isinstance(exc, asyncio.CancelledError):
+                        done.cancel()
+                    else:
+                        done.set_exception(exc)
+            raise
         finally:
             self._running = None
             self._full.clear()
-            # Cancelled itself (the process is stopping): nobody waits for ever.
-            for _, done in taken + self._waiting:
-                if not done.done():
-                    done.cancel()
 
     async def _wait_for_pace(self) -> None:
         wait_s = self._last_start + self._pace_s - time.monotonic()

@@ -110,6 +110,7 @@ async def _services_ctx(
         listening.cancel()
         await asyncio.gather(listening, return_exceptions=True)
         await feed.close()
+        await enqueuer.close()
         await notifier.close()
         await broker.close()
         await storage.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from hookrelay.broker.queue import DeliveryQueue
 from hookrelay.coalesce import Coalescer, Outcome
 
@@ -24,8 +26,9 @@ class EnqueueCoalescer:
         )
 
     async def enqueue(self, delivery_ids: list[str]) -> None:
-        """Enqueue new deliveries (with those of other callers); return once they are."""
-        await self._together.submit(delivery_ids)
+        """Enqueue new deliveries (with those of other callers); return once they are. A
+        caller cancelled meanwhile still has its deliveries enqueued: they are committed."""
+        await asyncio.shield(self._together.submit(delivery_ids))
 
     async def _enqueue(self, requests: list[list[str]]) -> list[Outcome[None]]:
         await self._queue.enqueue_first_attempts([i for ids in requests for i in ids])

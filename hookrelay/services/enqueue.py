@@ -3,6 +3,7 @@ the rows are safe in Postgres and stay due, so the sweeper sends them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
 
 import structlog
@@ -18,11 +19,25 @@ class Enqueuer:
     def __init__(self, queue: Queue, new_deliveries: NewDeliveryQueue) -> None:
         self._queue = queue
         self._new_deliveries = new_deliveries
+        self._on_their_way: set[asyncio.Task[None]] = set()
 
     async def enqueue_new(self, delivery_ids: list[str]) -> None:
         """Enqueue deliveries just written, due now, for their first attempt."""
         if delivery_ids:
             await _logging_failure(self._new_deliveries.enqueue(delivery_ids))
+
+    def enqueue_new_soon(self, delivery_ids: list[str]) -> None:
+        """`enqueue_new` without waiting for it: ingest answers once its rows are committed,
+        not after the queue's round trip too (which, paced under load, may wait up to 5 ms).
+        `close` waits for the enqueues on their way."""
+        if delivery_ids:
+            task = asyncio.get_running_loop().create_task(self.enqueue_new(delivery_ids))
+            self._on_their_way.add(task)
+            task.add_done_callback(self._on_their_way.discard)
+
+    async def close(self) -> None:
+        """Wait for the enqueues on their way (a process stopping)."""
+        await asyncio.gather(*self._on_their_way)
 
     async def enqueue_due(self, deliveries: list[DueDelivery]) -> None:
         """Enqueue deliveries due again (released from hold, replayed), each in its lane."""

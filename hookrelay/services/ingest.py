@@ -12,7 +12,7 @@ import orjson
 import structlog
 
 from hookrelay.coalesce import Coalescer, Outcome
-from hookrelay.errors import DependencyUnavailable, HookrelayError, InvalidPayload
+from hookrelay.errors import Contention, DependencyUnavailable, InvalidPayload
 from hookrelay.events import IDEMPOTENCY_TTL_S, build_event
 from hookrelay.models import Event, EventWrite, Idempotency
 from hookrelay.operational import is_operational
@@ -79,7 +79,7 @@ class Ingest:
             answer = write.answer
         if due:
             log.info("events accepted", app_id=app_id, events=len(events), deliveries=len(due))
-            await self._enqueuer.enqueue_new(due)
+            self._enqueuer.enqueue_new_soon(due)
         self._notices.committed(app_id)
         return answer
 
@@ -88,10 +88,11 @@ class Ingest:
         alone (its key was taken before, or the group failed for a value of one request)."""
         try:
             return list(await self._events.insert_together(writes))
-        except DependencyUnavailable:
-            raise  # the same for each request alone
-        except HookrelayError:
-            if len(writes) == 1:
+        except Exception as exc:
+            # Postgres unreachable is the same for each request alone; anything else (one
+            # request's value, its app deleted meanwhile, a deadlock lost) may be one request's.
+            alone_too = isinstance(exc, DependencyUnavailable) and not isinstance(exc, Contention)
+            if alone_too or len(writes) == 1:
                 raise
             return [None] * len(writes)
 

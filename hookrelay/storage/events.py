@@ -49,6 +49,21 @@ async def _insert(session: Session, events: list[Event]) -> list[tuple[str, str]
     return list(zip(record["ids"], record["event_ids"], strict=True))
 
 
+async def _take_keys(
+    session: Session, keys: list[tuple[tuple[str, str], Idempotency, Any]]
+) -> set[tuple[str, str]]:
+    """Take Idempotency-Keys ((app, stored key), the request's, its answer) with the answers
+    they keep; the keys taken now (one taken before is left as it is, and not returned)."""
+    rows = await session.rows(
+        "insert_idempotency_keys",
+        [app_id for (app_id, _), _, _ in keys],
+        [key for (_, key), _, _ in keys],
+        [idempotency.request_hash for _, idempotency, _ in keys],
+        [orjson.dumps(answer).decode() for _, _, answer in keys],
+    )
+    return {(row["app_id"], row["key"]) for row in rows}
+
+
 def id_bound_of(prefix: str, moment: datetime | None) -> str | None:
     """The smallest id with `prefix` made at or after `moment` (ids sort by time), or None."""
     return None if moment is None else id_bound(prefix, round(moment.timestamp() * 1000))
@@ -70,24 +85,24 @@ class Events:
         transaction, with the Idempotency-Keys they came with; for each request, the ids of its
         deliveries due now, or None when its key was taken before (or by an earlier request
         here): `insert_once` then gives that request its answer."""
-        keyed: dict[tuple[str, str], int] = {}  # (app, stored key) -> the request taking it
+        keyed: dict[tuple[str, str], tuple[int, Idempotency, Any]] = {}
+        recorded = []
         for n, write in enumerate(writes):
-            if write.idempotency is not None:
-                keyed.setdefault((write.events[0].app_id, write.idempotency.stored_key), n)
-        recorded = [n for n, write in enumerate(writes) if write.idempotency is None]
+            if write.idempotency is None:
+                recorded.append(n)
+            else:
+                key = (write.events[0].app_id, write.idempotency.stored_key)
+                keyed.setdefault(key, (n, write.idempotency, write.answer))
         # Keys and events commit together; events alone are one statement, one commit.
         async with self.db.transaction() if keyed else self.db.session() as session:
             if keyed:
-                chosen = [writes[n] for n in keyed.values()]
-                taken = await session.rows(
-                    "insert_idempotency_keys",
-                    [app_id for app_id, _ in keyed],
-                    [key for _, key in keyed],
-                    [w.idempotency.request_hash for w in chosen if w.idempotency is not None],
-                    [orjson.dumps(w.answer).decode() for w in chosen],
-                )
-                recorded += [keyed[(r["app_id"], r["key"])] for r in taken]
-            due = await _insert(session, [e for n in recorded for e in writes[n].events])
+                # Taken in one order by every process: two groups that hold the same keys
+                # never wait for each other in a circle.
+                order = sorted(keyed)
+                taken = await _take_keys(session, [(key, *keyed[key][1:]) for key in order])
+                recorded += [keyed[key][0] for key in order if key in taken]
+            events = [e for n in recorded for e in writes[n].events]
+            due = await _insert(session, events) if events else []
         by_event = {event.id: n for n in recorded for event in writes[n].events}
         answers: list[list[str] | None] = [None] * len(writes)
         for n in recorded:
@@ -111,12 +126,8 @@ class Events:
         key = (events[0].app_id, idempotency.stored_key)
         while True:
             async with self.db.transaction() as session:
-                if await session.value("insert_idempotency_key", *key, idempotency.request_hash):
-                    due = await insert_with_deliveries(session, events)
-                    await session.execute(
-                        "save_idempotent_response", *key, orjson.dumps(answer).decode()
-                    )
-                    return answer, due
+                if await _take_keys(session, [(key, idempotency, answer)]):
+                    return answer, await insert_with_deliveries(session, events)
                 first = await session.row("get_idempotency_key", *key, idempotency.ttl_s)
                 if first is None:
                     continue  # its request failed and rolled back meanwhile: try again

@@ -20,7 +20,10 @@ WITH event AS (
            CASE WHEN endpoint.status = 'active' THEN 'pending' ELSE 'held' END, event.created_at
     FROM event
     JOIN flags ON flags.id = event.id
-    JOIN endpoints AS endpoint ON endpoint.app_id = event.app_id
+    -- The apps' endpoints through their index, whatever the events' count (the planner
+    -- knows nothing of an unnest's rows; a join on app_id alone may read every endpoint).
+    JOIN endpoints AS endpoint
+      ON endpoint.app_id = event.app_id AND endpoint.app_id = ANY ($2::text[])
     -- Operational events reach only the endpoints that name them.
     WHERE (endpoint.event_types IS NULL AND NOT flags.operational)
        OR event.type = ANY (endpoint.event_types)
@@ -38,12 +41,6 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
 ON CONFLICT (app_id, key) DO NOTHING
 RETURNING app_id, key;
 
--- insert_idempotency_key --
--- Take an Idempotency-Key for a request (nothing returned if the key is taken).
-INSERT INTO idempotency_keys (app_id, key, request_hash) VALUES ($1, $2, $3)
-ON CONFLICT (app_id, key) DO NOTHING
-RETURNING key;
-
 -- get_idempotency_key --
 -- The request an Idempotency-Key was first used for, and the answer it got.
 SELECT request_hash, response, created_at > now() - make_interval(secs => $3) AS live
@@ -52,10 +49,6 @@ FROM idempotency_keys WHERE app_id = $1 AND key = $2;
 -- delete_idempotency_key --
 -- Forget an Idempotency-Key that has expired.
 DELETE FROM idempotency_keys WHERE app_id = $1 AND key = $2;
-
--- save_idempotent_response --
--- Keep the answer to the request that took an Idempotency-Key.
-UPDATE idempotency_keys SET response = $3 WHERE app_id = $1 AND key = $2;
 
 -- get_event --
 -- One event of an app.

@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 import asyncpg
-import pytest
 from aiohttp.test_utils import TestClient
 
 from hookrelay.api.handlers.events import _one
@@ -33,6 +32,13 @@ async def _ingest_together(
     )
 
 
+async def subscribed_app(api: Client, receiver: Receiver) -> dict[str, Any]:
+    """A new app with one endpoint that takes every event."""
+    app = await create_app_with_key(api)
+    await add_endpoint(api, app, f"{receiver.url}/hook")
+    return app
+
+
 async def _events(settings: Settings, app_id: str) -> list[asyncpg.Record]:
     connection = await asyncpg.connect(settings.database_url)
     try:
@@ -49,8 +55,7 @@ async def _events(settings: Settings, app_id: str) -> list[asyncpg.Record]:
 async def test_concurrent_single_events_share_one_commit(
     api: Client, settings: Settings, receiver: Receiver
 ) -> None:
-    app = await create_app_with_key(api)
-    await add_endpoint(api, app, f"{receiver.url}/hook")
+    app = await subscribed_app(api, receiver)
     bodies = [
         {"type": "render.step", "data": {"job_id": f"job_{n}", "progress": 0.5}}
         for n in range(REQUESTS)
@@ -68,8 +73,7 @@ async def test_a_request_postgres_refuses_fails_only_itself(
 ) -> None:
     # An app deleted after its request was authenticated: the group's statement fails on that
     # request's foreign key, and its requests are recorded again one by one.
-    app = await create_app_with_key(api)
-    await add_endpoint(api, app, f"{receiver.url}/hook")
+    app = await subscribed_app(api, receiver)
     gone = await create_app_with_key(api, "gone")
     response = await api.delete(f"/v1/apps/{gone['id']}", headers=ADMIN)
     assert response.status == 204, await response.text()
@@ -92,8 +96,7 @@ async def test_a_request_postgres_refuses_fails_only_itself(
 async def test_each_request_in_a_group_keeps_its_own_idempotency_key(
     api: Client, settings: Settings, receiver: Receiver
 ) -> None:
-    app = await create_app_with_key(api)
-    await add_endpoint(api, app, f"{receiver.url}/hook")
+    app = await subscribed_app(api, receiver)
     first = {"type": "render.done", "data": {"job_id": "job_1"}}
     other = {"type": "render.done", "data": {"job_id": "job_2"}}
     # A key taken by an earlier request: its answer comes back, nothing new is recorded.
@@ -121,22 +124,47 @@ async def test_each_request_in_a_group_keeps_its_own_idempotency_key(
     )
 
 
-@pytest.mark.parametrize("requests", [REQUESTS])
 async def test_concurrent_requests_through_http_are_each_answered_after_their_commit(
-    api: Client, settings: Settings, receiver: Receiver, requests: int
+    api: Client, settings: Settings, receiver: Receiver
 ) -> None:
-    app = await create_app_with_key(api)
-    await add_endpoint(api, app, f"{receiver.url}/hook")
-    responses = await asyncio.gather(
-        *(
+    app = await subscribed_app(api, receiver)
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        posts = [
             api.post(
                 f"/v1/apps/{app['id']}/events",
-                json={"type": "render.step", "data": {"job_id": f"job_{n}"}},
+                json={"type": "render.step", "data": {"n": n}},
                 headers=bearer(app["api_key"]),
             )
-            for n in range(requests)
-        )
-    )
-    assert [r.status for r in responses] == [202] * requests
-    answered = sorted([(await r.json())["id"] for r in responses])
-    assert [e["id"] for e in await _events(settings, app["id"])] == answered
+            for n in range(REQUESTS)
+        ]
+        for answered in asyncio.as_completed(posts):
+            response = await answered
+            assert response.status == 202, await response.text()
+            event_id = (await response.json())["id"]
+            # Committed by the time it is answered, with its delivery.
+            assert (
+                await connection.fetchval(
+                    "SELECT count(*) FROM deliveries WHERE event_id = $1", event_id
+                )
+                == 1
+            )
+    finally:
+        await connection.close()
+    assert len(await _events(settings, app["id"])) == REQUESTS
+
+
+async def test_a_key_expired_in_a_group_is_taken_again(
+    api: Client, settings: Settings, receiver: Receiver
+) -> None:
+    app = await subscribed_app(api, receiver)
+    body = {"type": "render.done", "data": {"n": 1}}
+    [earlier] = await _ingest_together(api, app["id"], [(body, "k")])
+    expired = "UPDATE idempotency_keys SET created_at = now() - interval '2 days' WHERE app_id = $1"
+    connection = await asyncpg.connect(settings.database_url)
+    await connection.execute(expired, app["id"])
+    await connection.close()
+    [again, other] = await _ingest_together(api, app["id"], [(body, "k"), (body, None)])
+    assert again["id"] != earlier["id"]  # expired: a new event
+    events = await _events(settings, app["id"])
+    assert sorted(e["id"] for e in events) == sorted([earlier["id"], again["id"], other["id"]])

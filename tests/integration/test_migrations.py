@@ -153,7 +153,8 @@ async def test_a_new_installation_partitions_its_log_at_least_a_minute_after_001
         )
     finally:
         await connection.close()
-    assert 60_000 <= ahead_ms <= 120_000
+    # (now() here is a moment after the migration's own)
+    assert 59_000 <= ahead_ms <= 120_000
 
 
 async def test_partitioning_the_log_waits_for_a_writer_without_deadlocking(

@@ -59,9 +59,11 @@ async def test_requests_arriving_during_an_enqueue_share_the_next_one() -> None:
     queue = GatedQueue()
     coalescer = EnqueueCoalescer(queue)  # type: ignore[arg-type]
     first = asyncio.create_task(coalescer.enqueue(["dlv_a"]))
-    await asyncio.sleep(0)
+    for _ in range(5):  # the first enqueue sets off
+        await asyncio.sleep(0)
     later = [asyncio.create_task(coalescer.enqueue([f"dlv_{n}"])) for n in ("b", "c")]
-    await asyncio.sleep(0)
+    for _ in range(5):
+        await asyncio.sleep(0)
     assert queue.calls == [["dlv_a"]]  # the others wait for the enqueue on its way
     queue.gate.set()
     await asyncio.gather(first, *later)
@@ -72,7 +74,8 @@ async def test_a_failed_enqueue_fails_every_request_it_carried_and_no_other() ->
     queue = GatedQueue(fail_on_call=2)
     coalescer = EnqueueCoalescer(queue)  # type: ignore[arg-type]
     first = asyncio.create_task(coalescer.enqueue(["dlv_a"]))
-    await asyncio.sleep(0)
+    for _ in range(5):  # the first enqueue sets off
+        await asyncio.sleep(0)
     later = [asyncio.create_task(coalescer.enqueue([f"dlv_{n}"])) for n in ("b", "c")]
     queue.gate.set()
     results = await asyncio.gather(first, *later, return_exceptions=True)

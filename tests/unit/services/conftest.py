@@ -35,6 +35,7 @@ class Rig:
     store: FakeStore
     queue: RecordingQueue
     new_deliveries: RecordingNewDeliveries
+    enqueuer: Enqueuer
     notices: RecordingNotices
     resolver: ScriptedResolver
     auth: Auth
@@ -55,6 +56,7 @@ def build_rig(settings: Settings, replay_batch: int = 3) -> Rig:
         store=store,
         queue=queue,
         new_deliveries=new_deliveries,
+        enqueuer=enqueuer,
         notices=notices,
         resolver=resolver,
         auth=auth,

@@ -3,6 +3,7 @@ announced; Idempotency-Keys."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -29,7 +30,34 @@ def data_of(event: Event) -> dict[str, Any]:
 
 
 async def ingest_one(rig: Rig, app_id: str, body: Any, key: str | None = None) -> Any:
-    return await rig.ingest.ingest(app_id, [body], key, one)
+    """Ingest one event, then wait for the enqueue it set off (ingest does not)."""
+    answer = await rig.ingest.ingest(app_id, [body], key, one)
+    await rig.enqueuer.close()
+    return answer
+
+
+async def test_ingest_answers_after_the_commit_without_waiting_for_the_queue(rig: Rig) -> None:
+    app = rig.store.add_app()
+    rig.store.add_endpoint(app.id)
+    gate = asyncio.Event()
+    enqueue = rig.new_deliveries.enqueue
+
+    async def slow_enqueue(delivery_ids: list[str]) -> None:
+        await gate.wait()
+        await enqueue(delivery_ids)
+
+    rig.new_deliveries.enqueue = slow_enqueue  # type: ignore[method-assign]
+    answer = await asyncio.wait_for(
+        rig.ingest.ingest(app.id, [{"type": "image.ready", "data": {}}], None, one), 5
+    )
+    assert answer["id"] == rig.store.events[0].id
+    assert rig.new_deliveries.enqueued == []  # on its way
+    closing = asyncio.create_task(rig.enqueuer.close())
+    await asyncio.sleep(0)
+    assert not closing.done()  # a process stopping waits for it
+    gate.set()
+    await closing
+    assert rig.new_deliveries.enqueued == [d.id for d in rig.store.deliveries.values()]
 
 
 async def test_an_event_is_recorded_and_its_rendered_answer_returned(rig: Rig) -> None:
