@@ -55,8 +55,9 @@ nginx:
 TEST_PROCESSES ?= $(if $(HOOKRELAY_TEST_DATABASE_URL),1,4)
 
 ## Run the whole test suite: unit, integration (with a browser test), network and acceptance.
-# The tests marked `timed` hold the product to a latency of 100 ms to 0.5 s: they run alone,
-# after the others, so that the load of the other processes is not in what they measure.
+# The tests marked `timed` hold the product to a latency (100 ms to 0.5 s) or a rate limit's
+# spacing: they run alone, after the others, so that the load of the other processes is not in
+# what they measure.
 test: $(STAMP) browser nginx
 	$(BIN)/python -m pytest $(if $(filter-out 1,$(TEST_PROCESSES)),-n $(TEST_PROCESSES)) -m "not timed"
 	$(BIN)/python -m pytest -m timed
