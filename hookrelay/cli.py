@@ -8,6 +8,7 @@ import asyncio
 import gc
 import os
 import sys
+from contextlib import suppress
 from pathlib import Path
 
 from hookrelay import __version__
@@ -22,6 +23,8 @@ DEFAULT_PORT = 8080
 HELP_FORMATTER = argparse.ArgumentDefaultsHelpFormatter
 # Garbage collection thresholds for the long-running processes (Python's defaults: 700, 10, 10).
 GC_THRESHOLDS = (50_000, 20, 10)
+# prctl's option that sends a process a signal when its parent dies (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
 
 
 def http_status(text: str) -> int:
@@ -358,19 +361,33 @@ def _run_processes(command: list[str], count: int) -> int:
     import subprocess
 
     argv = [sys.executable, "-m", "hookrelay", *command]
-    # Each in a process group of its own: Ctrl-C at a terminal reaches the children once, from
-    # here (a second SIGINT would cut their graceful stop short).
-    children = [subprocess.Popen(argv, process_group=0) for _ in range(count)]
+    children: list[subprocess.Popen[bytes]] = []
 
     def forward(signum: int, _frame: object) -> None:
         for child in children:
             if child.poll() is None:
-                child.send_signal(signum)
+                child.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
 
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, forward)
+    # Each in a process group of its own: Ctrl-C at a terminal reaches the children once, from
+    # here (a second SIGINT would cut their graceful stop short). A child whose parent dies
+    # without passing a signal on (SIGKILL) gets SIGTERM, and does not keep the port.
+    children += [
+        subprocess.Popen(argv, process_group=0, preexec_fn=_terminate_with_parent)
+        for _ in range(count)
+    ]
     codes = [child.wait() for child in children]
     return 0 if all(code == 0 for code in codes) else 1
+
+
+def _terminate_with_parent() -> None:
+    """In a child about to start: SIGTERM when its parent dies (Linux's PR_SET_PDEATHSIG)."""
+    import ctypes
+    import signal
+
+    with suppress(OSError, AttributeError):  # not Linux: the parent's signals must do
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _collect_garbage_less_often() -> None:

@@ -64,6 +64,8 @@ class Coalescer(Generic[T, R]):
             for _, done in self._waiting:
                 done.cancel()
             self._waiting.clear()
+        if not running.cancelled():
+            running.exception()  # a bug: its callers have it; retrieved, so not logged again
 
     async def _run_waiting(self) -> None:
         taken: list[tuple[T, asyncio.Future[R]]] = []

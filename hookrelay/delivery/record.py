@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from hookrelay.broker import CommitNotifier, DeliveryQueue
-from hookrelay.coalesce import Coalescer, Outcome
 from hookrelay.delivery.log import bound_log, log_attempt
 from hookrelay.errors import DependencyUnavailable
 from hookrelay.metrics import DeliveryMetrics
@@ -22,8 +21,6 @@ T = TypeVar("T")
 
 # Recording an outcome is tried this many times.
 RECORD_TRIES = 3
-# Tasks whose quiet attempts one statement records at most.
-MAX_TASKS_PER_RECORD = 64
 
 Attempted = tuple[ClaimedDelivery, AttemptOutcome]
 
@@ -79,17 +76,6 @@ class Recorder:
         self.notifier = notifier  # tells an app's live readers that its log grew
         self.metrics = metrics
         self.health = health
-        # The quiet attempts of tasks that end while a record is on its way, in one statement.
-        self._successes: Coalescer[list[AttemptOutcome], set[str]] = Coalescer(
-            self._record_successes_together, MAX_TASKS_PER_RECORD
-        )
-
-    async def _record_successes_together(
-        self, tasks: list[list[AttemptOutcome]]
-    ) -> list[Outcome[set[str]]]:
-        outcomes = [outcome for task in tasks for outcome in task]
-        recorded = await with_db_retries(lambda: self.deliveries.record_successes(outcomes))
-        return [recorded] * len(tasks)
 
     async def record(self, attempted: list[Attempted]) -> None:
         """Record these attempts: the quiet ones in one statement, the others one by one."""
@@ -105,7 +91,9 @@ class Recorder:
     async def _record_quiet(self, attempted: list[Attempted]) -> None:
         if not attempted:
             return
-        recorded = await self._successes.submit([outcome for _, outcome in attempted])
+        recorded = await with_db_retries(
+            lambda: self.deliveries.record_successes([outcome for _, outcome in attempted])
+        )
         for claim, outcome in attempted:
             if claim.id not in recorded:
                 bound_log(claim).warning("lease lost before the attempt was recorded")

@@ -12,7 +12,7 @@ import orjson
 import structlog
 
 from hookrelay.coalesce import Coalescer, Outcome
-from hookrelay.errors import Contention, DependencyUnavailable, InvalidPayload
+from hookrelay.errors import Contention, DependencyUnavailable, HookrelayError, InvalidPayload
 from hookrelay.events import IDEMPOTENCY_TTL_S, build_event
 from hookrelay.models import Event, EventWrite, Idempotency
 from hookrelay.operational import is_operational
@@ -88,11 +88,15 @@ class Ingest:
         alone (its key was taken before, or the group failed for a value of one request)."""
         try:
             return list(await self._events.insert_together(writes))
-        except Exception as exc:
+        except Contention:
+            # A lock held elsewhere (on one app, say), or a deadlock lost: alone, each request
+            # waits only for what it needs.
+            return [None] * len(writes)
+        except HookrelayError as exc:
             # Postgres unreachable is the same for each request alone; anything else (one
-            # request's value, its app deleted meanwhile, a deadlock lost) may be one request's.
-            alone_too = isinstance(exc, DependencyUnavailable) and not isinstance(exc, Contention)
-            if alone_too or len(writes) == 1:
+            # request's value, its app deleted meanwhile) may be one request's. (Any other
+            # exception is a bug, raised to every request of the group: nothing committed.)
+            if isinstance(exc, DependencyUnavailable) or len(writes) == 1:
                 raise
             return [None] * len(writes)
 

@@ -7,7 +7,7 @@ inside a transaction, a `Session`; nothing outside `hookrelay/storage/` sees asy
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import fields
 from typing import Any, TypeVar
 
@@ -49,7 +49,8 @@ FOREIGN_KEY_VIOLATION = (NotFound, "a resource this refers to no longer exists")
 # A value from the request that Postgres cannot take (a NUL character, say).
 DATA_ERROR = (BadRequest, "a value in the request cannot be stored or searched for")
 UNAVAILABLE = (DependencyUnavailable, "the database is unreachable")
-# Postgres ended this transaction to break a deadlock with another: it may be tried again.
+# Postgres ended this transaction to break a deadlock with another, or it waited for a lock
+# longer than it was allowed to: it may be tried again.
 CONTENTION = (Contention, "a concurrent change got in the way; try again")
 # A row of the event log whose time no partition holds yet: the worker makes them ahead of need.
 NO_PARTITION = (
@@ -91,7 +92,7 @@ def domain_error(exc: BaseException) -> HookrelayError | None:
             return None
     elif isinstance(exc, asyncpg.DataError):
         kind, message = DATA_ERROR
-    elif isinstance(exc, asyncpg.DeadlockDetectedError):
+    elif isinstance(exc, asyncpg.DeadlockDetectedError | asyncpg.LockNotAvailableError):
         kind, message = CONTENTION
     elif isinstance(exc, _UNAVAILABLE):
         kind, message = UNAVAILABLE
@@ -110,6 +111,20 @@ class Session:
     def transaction(self) -> asyncpg.transaction.Transaction:
         """A transaction of this session's connection, as an async context."""
         return self._connection.transaction()
+
+    @asynccontextmanager
+    async def transaction_waiting_at_most(self, lock_timeout_s: float) -> AsyncIterator[Session]:
+        """A transaction whose statements wait at most `lock_timeout_s` for a lock; it begins
+        with its bound in one round trip."""
+        bound_ms = max(1, round(lock_timeout_s * 1000))
+        await self._connection.execute(f"BEGIN; SET LOCAL lock_timeout = '{bound_ms}ms'")
+        try:
+            yield self
+        except BaseException:
+            with suppress(Exception):  # a connection gone rolls back by itself
+                await self._connection.execute("ROLLBACK")
+            raise
+        await self._connection.execute("COMMIT")
 
     async def one(self, cls: type[T], query: str, *args: Any, missing: str | None = None) -> T:
         """The row of `query` as a `cls`. No row is NotFound(`missing`); without `missing`,
@@ -240,10 +255,16 @@ class Database:
             raise error from exc
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Session]:
-        """A session whose queries commit together, or not at all."""
-        async with self.session() as session, session.transaction():
-            yield session
+    async def transaction(self, lock_timeout_s: float | None = None) -> AsyncIterator[Session]:
+        """A session whose queries commit together, or not at all. With `lock_timeout_s`, a
+        statement that waits longer than that for a lock fails (Contention) instead."""
+        async with self.session() as session:
+            if lock_timeout_s is None:
+                async with session.transaction():
+                    yield session
+            else:
+                async with session.transaction_waiting_at_most(lock_timeout_s):
+                    yield session
 
     async def one(self, cls: type[T], query: str, *args: Any, missing: str | None = None) -> T:
         """`Session.one` on a connection of its own."""

@@ -23,6 +23,8 @@ from hookrelay.models import (
 from hookrelay.operational import is_operational
 from hookrelay.storage.db import Database, Session, build
 
+# How long a group of requests written together may wait for a lock (see insert_together).
+GROUP_LOCK_WAIT_S = 0.25
 # A page of the event log holds about this many bytes of bodies at most (and one event more).
 READ_LOG_BYTES = 1024 * 1024
 
@@ -93,8 +95,10 @@ class Events:
             else:
                 key = (write.events[0].app_id, write.idempotency.stored_key)
                 keyed.setdefault(key, (n, write.idempotency, write.answer))
-        # Keys and events commit together; events alone are one statement, one commit.
-        async with self.db.transaction() if keyed else self.db.session() as session:
+        # A group waits for no lock for long: a lock held on one app (its deletion under way)
+        # would hold up every app's requests in it. Past GROUP_LOCK_WAIT_S the group fails
+        # (Contention), and its requests are written one by one, each waiting for what it needs.
+        async with self.db.transaction(GROUP_LOCK_WAIT_S) as session:
             if keyed:
                 # Taken in one order by every process: two groups that hold the same keys
                 # never wait for each other in a circle.
@@ -103,14 +107,16 @@ class Events:
                 recorded += [keyed[key][0] for key in order if key in taken]
             events = [e for n in recorded for e in writes[n].events]
             due = await _insert(session, events) if events else []
-        by_event = {event.id: n for n in recorded for event in writes[n].events}
-        answers: list[list[str] | None] = [None] * len(writes)
-        for n in recorded:
-            answers[n] = []
-        for delivery_id, event_id in due:
-            delivery_ids = answers[by_event[event_id]]
-            assert delivery_ids is not None
-            delivery_ids.append(delivery_id)
+            # Inside the transaction: a failure here commits nothing (requests written again
+            # one by one must not have been written already).
+            by_event = {event.id: n for n in recorded for event in writes[n].events}
+            answers: list[list[str] | None] = [None] * len(writes)
+            for n in recorded:
+                answers[n] = []
+            for delivery_id, event_id in due:
+                delivery_ids = answers[by_event[event_id]]
+                assert delivery_ids is not None
+                delivery_ids.append(delivery_id)
         return answers
 
     async def insert_once(

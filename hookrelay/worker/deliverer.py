@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from hookrelay.broker import DeliveryQueue
-from hookrelay.coalesce import Coalescer, Outcome
 from hookrelay.delivery.log import bound_log
 from hookrelay.delivery.outcome import attempt_outcome
 from hookrelay.delivery.record import Attempted, Recorder
@@ -36,8 +35,6 @@ UNSENT_RETRY_S = 1.0
 CONCURRENCY_WAIT_S = 0.25
 CONCURRENCY_WAIT_MAX_S = 5.0
 CONCURRENCY_RETRY_S = 0.5
-# Tasks whose deliveries one claim takes at most.
-MAX_TASKS_PER_CLAIM = 64
 # The request must end while the lease holds, with this long left to record it.
 RECORD_MARGIN_S = 2.0
 # Compared for every delivery, so read once: on Python 3.11 each read of an enum member is a
@@ -91,10 +88,6 @@ class Deliverer:
         self.rng = rng or random.Random()
         # Deliveries this process runs at once, across both lanes and batched tasks.
         self._running = Slots(settings.worker_concurrency + settings.retry_concurrency)
-        # The claims of tasks that start while one is on its way, in one statement.
-        self._claims: Coalescer[list[str], list[ClaimedDelivery]] = Coalescer(
-            self._claim_together, MAX_TASKS_PER_CLAIM
-        )
         # Never so long that the request, once the wait ends, would have less than its whole
         # timeout (and the time to record it) left in the lease.
         self._wait_at_most_s = max(
@@ -115,7 +108,7 @@ class Deliverer:
         # Bounded: a task waiting longer would run into its timeout. SlotsBusy puts the whole
         # task off, claimed nothing.
         async with self._running.take(len(delivery_ids), SLOTS_WAIT_S):
-            claims = await self._claims.submit(delivery_ids)
+            claims = await self.deliveries.claim(delivery_ids, self.settings.lease_s)
             claimed_at = time.monotonic()
             results = await asyncio.gather(
                 *(self._run(claim, claimed_at, slot_reserved) for claim in claims),
@@ -139,17 +132,6 @@ class Deliverer:
                         )
             await self.recorder.record(attempted)
             return deferred
-
-    async def _claim_together(self, tasks: list[list[str]]) -> list[Outcome[list[ClaimedDelivery]]]:
-        """Claim the deliveries of several tasks at once; each task gets those it named (a
-        delivery two tasks named goes to the first)."""
-        claimed = {
-            claim.id: claim
-            for claim in await self.deliveries.claim(
-                [i for ids in tasks for i in ids], self.settings.lease_s
-            )
-        }
-        return [[c for i in ids if (c := claimed.pop(i, None)) is not None] for ids in tasks]
 
     async def _run(
         self, claim: ClaimedDelivery, claimed_at: float, slot_reserved: bool

@@ -168,3 +168,32 @@ async def test_a_key_expired_in_a_group_is_taken_again(
     assert again["id"] != earlier["id"]  # expired: a new event
     events = await _events(settings, app["id"])
     assert sorted(e["id"] for e in events) == sorted([earlier["id"], again["id"], other["id"]])
+
+
+async def test_a_lock_held_on_one_app_holds_up_only_that_apps_requests(
+    api: Client, settings: Settings, receiver: Receiver
+) -> None:
+    # As while an app is being deleted: its row is locked until that transaction ends. A group
+    # that holds its request waits GROUP_LOCK_WAIT_S at most, then each request goes alone: the
+    # other app's are answered, and the locked app's waits for the lock, as it always did.
+    locked, free = await subscribed_app(api, receiver), await subscribed_app(api, receiver)
+    holder = await asyncpg.connect(settings.database_url)
+    try:
+        holding = holder.transaction()
+        await holding.start()
+        await holder.execute("SELECT 1 FROM apps WHERE id = $1 FOR UPDATE", locked["id"])
+        ingest = api.server.app[INGEST]
+        body = {"type": "render.step", "data": {"n": 1}}
+        waiting = asyncio.create_task(ingest.ingest(locked["id"], [body], None, _one))
+        others = [
+            asyncio.create_task(ingest.ingest(free["id"], [body], None, _one)) for _ in range(5)
+        ]
+        done = await asyncio.wait_for(asyncio.gather(*others), 10)
+        assert len({a["id"] for a in done}) == 5
+        assert not waiting.done()
+        await holding.rollback()
+        assert (await asyncio.wait_for(waiting, 10))["id"]
+    finally:
+        await holder.close()
+    assert len(await _events(settings, free["id"])) == 5
+    assert len(await _events(settings, locked["id"])) == 1

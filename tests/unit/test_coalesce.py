@@ -68,6 +68,7 @@ async def test_a_run_that_fails_fails_its_items_and_not_the_next_runs() -> None:
     assert await together.submit(2) == 4
 
 
+@pytest.mark.timed  # bounds of wall time: a machine stalled for 0.5 s would break them
 async def test_with_a_pace_runs_under_load_wait_and_carry_more() -> None:
     runs = Runs()
     together = Coalescer(runs, max_items=100, pace_s=1.0)
@@ -144,3 +145,23 @@ async def test_a_bug_in_a_run_reaches_its_callers_as_itself() -> None:
     together = Coalescer(wrong_count, max_items=10)
     with pytest.raises(ValueError):
         await together.submit(1)
+
+
+async def test_a_run_cancelled_on_its_way_cancels_its_callers_and_the_waiting_ones() -> None:
+    runs = Runs()
+    runs.gate = asyncio.Event()
+    together = Coalescer(runs, max_items=10)
+    on_its_way = asyncio.create_task(together.submit(1))
+    while not runs.groups:  # noqa: ASYNC110 (the run, on its way, waits at the gate)
+        await asyncio.sleep(0)
+    waiting = asyncio.create_task(together.submit(2))
+    await asyncio.sleep(0)
+    running = together._running
+    assert running is not None
+    running.cancel()
+    for caller in (on_its_way, waiting):
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+    runs.gate.set()
+    assert await together.submit(3) == 6
+    assert runs.groups == [[1], [3]]

@@ -10,10 +10,12 @@ import orjson
 import pytest
 import structlog
 
-from hookrelay.errors import Conflict, InvalidPayload
+from hookrelay.errors import Conflict, Contention, DependencyUnavailable, InvalidPayload, NotFound
 from hookrelay.models import Event
+from hookrelay.services import enqueue
 from hookrelay.statuses import DeliveryStatus, EndpointStatus
-from tests.unit.services.conftest import Rig
+from tests.fakes import FakeEvents
+from tests.unit.services.conftest import Rig, build_rig
 
 
 def one(events: list[Event]) -> dict[str, Any]:
@@ -245,3 +247,83 @@ async def test_a_key_binds_per_app(rig: Rig) -> None:
     await ingest_one(rig, rig.store.add_app("a").id, body, key="k1")
     await ingest_one(rig, rig.store.add_app("b").id, body, key="k1")
     assert len(rig.store.events) == 2
+
+
+async def _group_failing_with(
+    rig: Rig, error: Exception, requests: int, monkeypatch: pytest.MonkeyPatch
+) -> list[Any]:
+    """Ingest `requests` events at once (one group) while writing a group raises `error`."""
+    app = rig.store.add_app()
+    rig.store.add_endpoint(app.id)
+
+    async def failing(_self: FakeEvents, writes: list[Any]) -> list[list[str] | None]:
+        raise error
+
+    monkeypatch.setattr(FakeEvents, "insert_together", failing)
+    return await asyncio.gather(
+        *(
+            rig.ingest.ingest(app.id, [{"type": "image.ready", "data": {"n": n}}], None, one)
+            for n in range(requests)
+        ),
+        return_exceptions=True,
+    )
+
+
+@pytest.mark.parametrize("requests", [1, 3])
+async def test_a_group_that_met_contention_is_written_request_by_request(
+    rig: Rig, requests: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = await _group_failing_with(
+        rig, Contention("a lock held elsewhere"), requests, monkeypatch
+    )
+    assert [a["id"] for a in answers] == [e.id for e in rig.store.events]
+    assert rig.store.calls.count("insert_events_once") == requests
+
+
+async def test_postgres_unreachable_fails_each_request_of_the_group_without_a_retry(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = await _group_failing_with(rig, DependencyUnavailable("down"), 3, monkeypatch)
+    assert all(isinstance(a, DependencyUnavailable) for a in answers)
+    assert "insert_events_once" not in rig.store.calls
+
+
+async def test_a_group_refused_for_a_value_is_written_again_but_a_lone_request_is_not(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = await _group_failing_with(rig, NotFound("gone"), 3, monkeypatch)
+    assert len(rig.store.events) == 3 and all(isinstance(a, dict) for a in answers)
+    [alone] = await _group_failing_with(build_rig(rig.settings), NotFound("gone"), 1, monkeypatch)
+    assert isinstance(alone, NotFound)
+
+
+async def test_a_bug_in_writing_a_group_is_not_written_again(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answers = await _group_failing_with(rig, KeyError("a bug"), 3, monkeypatch)
+    assert all(isinstance(a, KeyError) for a in answers)
+    assert rig.store.events == []
+
+
+async def test_enqueues_left_on_their_way_past_the_bound_go_to_the_sweeper(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(enqueue, "MAX_ON_THEIR_WAY", 2)
+    gate = asyncio.Event()
+    enqueued = rig.new_deliveries.enqueue
+
+    async def hanging(delivery_ids: list[str]) -> None:
+        await gate.wait()
+        await enqueued(delivery_ids)
+
+    rig.new_deliveries.enqueue = hanging  # type: ignore[method-assign]
+    with structlog.testing.capture_logs() as logs:
+        for n in range(4):
+            rig.enqueuer.enqueue_new_soon([f"dlv_{n}"])
+    assert [e["event"] for e in logs] == [
+        "enqueues backed up; the sweeper will pick new deliveries up"
+    ]
+    await asyncio.sleep(0)
+    # A process stopping waits a bounded time, then leaves the rest to the sweeper.
+    await asyncio.wait_for(rig.enqueuer.close(wait_s=0.05), 5)
+    assert rig.new_deliveries.enqueued == []
