@@ -5,6 +5,7 @@ deliveries, replays of originals in batches), not Postgres's SQL."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -467,15 +468,18 @@ class RecordingQueue:
 
 class RecordingNewDeliveries:
     """The enqueue of new deliveries (EnqueueCoalescer.enqueue): records the ids it is given;
-    set `failure` to make it raise as Redis would."""
+    set `failure` to make it raise as Redis would, `gate` to hold it until the gate is set."""
 
     def __init__(self) -> None:
         self.enqueued: list[str] = []
         self.calls = 0
         self.failure: Exception | None = None
+        self.gate: asyncio.Event | None = None
 
     async def enqueue(self, delivery_ids: list[str]) -> None:
         self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
         if self.failure is not None:
             raise self.failure
         self.enqueued.extend(delivery_ids)
