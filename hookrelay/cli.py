@@ -124,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     worker = command(commands, "worker", "run a delivery worker")
     worker.add_argument(
         "--processes",
-        type=int,
+        type=positive_int,
         default=1,
         help="worker processes to run (one per core at most)",
     )
@@ -325,6 +325,10 @@ def _run(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> i
         from hookrelay.api.server import run_api
 
         settings.require_database_url(), settings.require_redis_url(), settings.require_secret_key()
+        if not args.reuse_port:  # a port taken is a clear error here, not a traceback later
+            from hookrelay.dev.run import check_port_free
+
+            check_port_free(args.host, args.port)
         if args.processes > 1:
             api_argv = ["api", "--host", args.host, "--port", str(args.port), "--reuse-port"]
             return _run_processes(api_argv, args.processes)
@@ -362,21 +366,26 @@ def _run_processes(command: list[str], count: int) -> int:
 
     argv = [sys.executable, "-m", "hookrelay", *command]
     children: list[subprocess.Popen[bytes]] = []
+    stopping: list[int] = []  # the signal that asked to stop, once one did
 
     def forward(signum: int, _frame: object) -> None:
+        stopping[:] = [signal.SIGTERM if signum == signal.SIGHUP else signum]
         for child in children:
             if child.poll() is None:
-                child.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
+                child.send_signal(stopping[0])
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, forward)
     # Each in a process group of its own: Ctrl-C at a terminal reaches the children once, from
     # here (a second SIGINT would cut their graceful stop short). A child whose parent dies
-    # without passing a signal on (SIGKILL) gets SIGTERM, and does not keep the port.
-    children += [
-        subprocess.Popen(argv, process_group=0, preexec_fn=_terminate_with_parent)
-        for _ in range(count)
-    ]
+    # without passing a signal on (SIGKILL) gets SIGTERM, and does not keep the port. A signal
+    # that comes while they start stops those started, and no more start.
+    for _ in range(count):
+        if stopping:
+            break
+        children.append(subprocess.Popen(argv, process_group=0, preexec_fn=_terminate_with_parent))
+        if stopping:
+            children[-1].send_signal(stopping[0])
     codes = [child.wait() for child in children]
     return 0 if all(code == 0 for code in codes) else 1
 

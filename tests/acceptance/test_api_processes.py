@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -72,3 +75,37 @@ async def test_processes_share_the_port_and_outlive_each_other(cluster: Acceptan
     parent.send_signal(signal.SIGTERM)
     assert parent.wait(30) is not None
     assert not children[1].is_running() or children[1].status() == psutil.STATUS_ZOMBIE
+
+
+async def test_a_signal_while_the_processes_start_stops_every_one(
+    cluster: AcceptanceCluster,
+) -> None:
+    parent = cluster.spawn(
+        "api", "hookrelay", "api", "--port", str(cluster.api_port), "--processes", "16"
+    )
+    deadline = time.monotonic() + 30
+    while not psutil.Process(parent.pid).children():
+        assert time.monotonic() < deadline, "no API process started"
+        await asyncio.sleep(0.001)
+    started = psutil.Process(parent.pid).children()
+    parent.send_signal(signal.SIGTERM)  # the others are still starting
+    assert parent.wait(30) is not None
+    _, alive = psutil.wait_procs(started, timeout=30)
+    assert alive == []
+
+
+def test_a_port_already_taken_is_a_clear_error(cluster: AcceptanceCluster) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "hookrelay", "api", "--port", str(port)],
+            env=cluster.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2, done.stderr
+    assert f"port {port} on 127.0.0.1 is already in use" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
