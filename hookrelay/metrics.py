@@ -8,6 +8,7 @@ parsing; counters and the cumulative histogram buckets only ever grow.
 from __future__ import annotations
 
 import bisect
+import math
 from collections import Counter, defaultdict
 
 from hookrelay.broker.metrics import MetricTotals
@@ -103,6 +104,16 @@ def render(samples: dict[str, float], queue_lag_s: float | None) -> str:
     for name, (kind, text) in DESCRIPTIONS.items():
         lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
         own = (f for f in samples if f == name or f.startswith((name + "{", name + "_")))
-        for field in sorted(own):
+        for field in sorted(own, key=_exposition_order):
             lines.append(f"{field} {_number(samples[field])}")
     return "\n".join(lines) + "\n"
+
+
+def _exposition_order(field: str) -> tuple[int, str, float]:
+    """A histogram's buckets first, by their bound (+Inf last), as the text format requires;
+    then the other fields by name."""
+    name, _, labels = field.partition('_bucket{le="')
+    if not labels:
+        return (1, field, 0.0)
+    bound = labels.split('"', 1)[0]
+    return (0, name, math.inf if bound == "+Inf" else float(bound))

@@ -77,3 +77,14 @@ def test_deliveries_of_operational_events_report_nothing(event_type: str) -> Non
     assert (
         events_after_attempt(claim(event_type), RecordedAttempt("dead", "x"), 500, "e", NOW) == []
     )
+
+
+def test_histogram_buckets_are_rendered_in_the_order_of_their_bounds() -> None:
+    name = "hookrelay_attempt_duration_seconds"
+    samples = {f'{name}_bucket{{le="{b}"}}': 1.0 for b in ("1", "10", "2.5", "+Inf", "0.005")}
+    samples |= {f"{name}_count": 1.0, f"{name}_sum": 0.1}
+    lines = [line.split(" ")[0] for line in render(samples, None).splitlines()]
+    own = [line for line in lines if line.startswith(name)]
+    bounds = [line.split('le="')[1].rstrip('"}') for line in own if "_bucket" in line]
+    assert bounds == ["0.005", "1", "2.5", "10", "+Inf"]
+    assert own[-2:] == [f"{name}_count", f"{name}_sum"]
