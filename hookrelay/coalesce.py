@@ -24,6 +24,22 @@ Outcome: TypeAlias = R | BaseException
 Run: TypeAlias = Callable[[list[T]], Awaitable[list[Outcome[R]]]]
 
 
+class Pace:
+    """Runs that start at most every `pace_s`: after a quiet spell the next starts at once."""
+
+    def __init__(self, pace_s: float) -> None:
+        self._pace_s = pace_s
+        self._last_start = -math.inf
+
+    def wait_s(self) -> float:
+        """How long the next run must wait to keep the pace (0 or less: not at all)."""
+        return self._last_start + self._pace_s - time.monotonic()
+
+    def started(self) -> None:
+        """A run starts now."""
+        self._last_start = time.monotonic()
+
+
 class Coalescer(Generic[T, R]):
     """Runs the items of concurrent callers together, at most `max_items` per run, one run at a
     time. A run that raises gives its error to every item of that run.
@@ -37,10 +53,9 @@ class Coalescer(Generic[T, R]):
     def __init__(self, run: Run[T, R], max_items: int, pace_s: float = 0.0) -> None:
         self._run = run
         self._max_items = max_items
-        self._pace_s = pace_s
+        self._pace = Pace(pace_s)
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._running: asyncio.Task[None] | None = None
-        self._last_start = -math.inf
         self._full = asyncio.Event()
 
     async def submit(self, item: T) -> R:
@@ -72,7 +87,7 @@ class Coalescer(Generic[T, R]):
         try:
             while self._waiting:
                 await self._wait_for_pace()
-                self._last_start = time.monotonic()
+                self._pace.started()
                 taken = self._waiting[: self._max_items]
                 del self._waiting[: self._max_items]
                 taken = [(item, done) for item, done in taken if not done.done()]
@@ -104,7 +119,7 @@ class Coalescer(Generic[T, R]):
             self._full.clear()
 
     async def _wait_for_pace(self) -> None:
-        wait_s = self._last_start + self._pace_s - time.monotonic()
+        wait_s = self._pace.wait_s()
         if wait_s > 0 and len(self._waiting) < self._max_items:
             self._full.clear()
             with contextlib.suppress(TimeoutError):

@@ -9,8 +9,6 @@ key work until the key cache's entry expires (see KeyCache).
 from __future__ import annotations
 
 import asyncio
-import math
-import time
 from collections.abc import Callable
 
 import structlog
@@ -18,6 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from hookrelay.broker.keys import Keys, listener_name
+from hookrelay.coalesce import Pace
 
 log = structlog.get_logger(__name__)
 
@@ -121,7 +120,7 @@ class CommitNotifier:
         self._channel = channel
         self._pending: set[str] = set()
         self._flushing: asyncio.Task[None] | None = None
-        self._last_start = -math.inf
+        self._pace = Pace(NOTICE_PACE_S)
 
     def committed(self, app_id: str) -> None:
         """Note that `app_id`'s log grew; the notice goes out soon after."""
@@ -139,8 +138,8 @@ class CommitNotifier:
             while self._pending:
                 # Under load, publishes go at most every NOTICE_PACE_S, each with every app
                 # noted meanwhile; after a quiet spell a notice goes at once.
-                await asyncio.sleep(self._last_start + NOTICE_PACE_S - time.monotonic())
-                self._last_start = time.monotonic()
+                await asyncio.sleep(self._pace.wait_s())
+                self._pace.started()
                 apps, self._pending = self._pending, set()
                 try:
                     async with self._redis.pipeline(transaction=False) as pipe:
