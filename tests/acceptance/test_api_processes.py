@@ -77,6 +77,7 @@ async def test_processes_share_the_port_and_outlive_each_other(cluster: Acceptan
     assert not children[1].is_running() or children[1].status() == psutil.STATUS_ZOMBIE
 
 
+@pytest.mark.timed  # it must catch the children while they start: alone, not under load
 async def test_a_signal_while_the_processes_start_stops_every_one(
     cluster: AcceptanceCluster,
 ) -> None:
@@ -85,6 +86,7 @@ async def test_a_signal_while_the_processes_start_stops_every_one(
     )
     deadline = time.monotonic() + 30
     while not psutil.Process(parent.pid).children():
+        assert parent.poll() is None, f"the parent exited ({parent.returncode}):\n{cluster.logs()}"
         assert time.monotonic() < deadline, "no API process started"
         await asyncio.sleep(0.001)
     started = psutil.Process(parent.pid).children()
