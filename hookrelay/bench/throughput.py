@@ -26,11 +26,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 import psutil
 
+from hookrelay.bench.client import Client, ResponseError
 from hookrelay.bench.stack import ADMIN_TOKEN, Api, Stack
 from hookrelay.settings import Settings
 from hookrelay.storage import Storage
@@ -182,7 +184,11 @@ class Bench:
         self.api = Api(session, stack.api_url)
         self.key = ""
         self.base = ""
-        self._requests: dict[str, tuple[bytes, dict[str, str]]] = {}
+        # Single events go through the lean client (see bench/client.py), each type's
+        # request made once.
+        api = urlsplit(stack.api_url)
+        self.client = Client(api.hostname or "127.0.0.1", api.port or 80)
+        self._requests: dict[str, bytes] = {}
 
     async def setup(self) -> None:
         app = await self.api.call("POST", "/v1/apps", ADMIN_TOKEN, {"name": "bench"})
@@ -197,21 +203,17 @@ class Bench:
         )
 
     async def send(self, event_type: str) -> tuple[float, str, float]:
-        """Send one event: (ingest ms, event id, created_at as unix seconds). Its body and
-        headers are made once per type: the client shares the CPUs it measures."""
+        """Send one event: (ingest ms, event id, created_at as unix seconds)."""
         request = self._requests.get(event_type)
         if request is None:
             body = orjson.dumps({"type": event_type, "data": DATA})
             headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
-            request = self._requests[event_type] = (body, headers)
-        body, headers = request
+            request = self.client.request(f"{self.base}/events", body, headers)
+            self._requests[event_type] = request
         started = time.perf_counter()
-        async with self.session.post(
-            f"{self.stack.api_url}{self.base}/events", data=body, headers=headers
-        ) as response:
-            answer = await response.read()
-            if response.status != 202:
-                raise RuntimeError(f"POST /events: {response.status} {answer!r}")
+        status, answer = await self.client.send(request)
+        if status != 202:
+            raise RuntimeError(f"POST /events: {status} {answer!r}")
         ingest_ms = (time.perf_counter() - started) * 1000
         event = orjson.loads(answer)
         return ingest_ms, event["id"], datetime.fromisoformat(event["created_at"]).timestamp()
@@ -275,7 +277,7 @@ class Bench:
                 unsent -= 1
                 try:
                     accepted.append(await self.send(event_type))
-                except (RuntimeError, aiohttp.ClientError):
+                except (RuntimeError, ResponseError, OSError):
                     failed += 1
 
         cpu_before = cpu_seconds(self.stack)
@@ -393,11 +395,14 @@ async def run(
         async with aiohttp.ClientSession(connector=connector) as session:
             bench = Bench(stack, session)
             await bench.setup()
-            ceiling = await raw_ceiling(stack.sink_url, min(plan.seconds, 10.0))
-            rates = [await bench.fixed_rate(r, plan.seconds) for r in plan.rates]
-            single = await bench.single_flat_out(plan.single_events, SINGLE_EVENT_CLIENTS)
-            maximum = await bench.max_rate(plan.max_events)
-            fan_out = await bench.fan_out(plan.fanout_events)
+            try:
+                ceiling = await raw_ceiling(stack.sink_url, min(plan.seconds, 10.0))
+                rates = [await bench.fixed_rate(r, plan.seconds) for r in plan.rates]
+                single = await bench.single_flat_out(plan.single_events, SINGLE_EVENT_CLIENTS)
+                maximum = await bench.max_rate(plan.max_events)
+                fan_out = await bench.fan_out(plan.fanout_events)
+            finally:
+                bench.client.close()
     finally:
         sampling.cancel()
         stack.close()
