@@ -7,7 +7,7 @@ inside a transaction, a `Session`; nothing outside `hookrelay/storage/` sees asy
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import fields
 from typing import Any, TypeVar
 
@@ -36,6 +36,14 @@ ACQUIRE_TIMEOUT_S = 10.0
 CUSTOM_PLAN_POOL_SIZE = 5
 # The setting of connections that plan every statement for its call's arguments.
 PLAN_EACH_CALL = {"plan_cache_mode": "force_custom_plan"}
+# An impatient session's statements wait at most this long for a lock, then fail (Contention):
+# the group commit's (storage/events.py), so that a lock held on one app (its deletion under
+# way) holds up the other apps' requests in a group for no longer. A setting of the connection,
+# so that a single statement needs no transaction around it to carry it.
+IMPATIENT_LOCK_WAIT_S = 0.25
+IMPATIENT = {"lock_timeout": f"{round(IMPATIENT_LOCK_WAIT_S * 1000)}ms"}
+# Connections at most for impatient sessions (one group is written at a time per process).
+IMPATIENT_POOL_SIZE = 2
 
 # What the violation of a constraint means to the caller, by the constraint's name (Postgres's
 # default names for the constraints of sql/migrations/). A constraint not named here is reported
@@ -112,20 +120,6 @@ class Session:
         """A transaction of this session's connection, as an async context."""
         return self._connection.transaction()
 
-    @asynccontextmanager
-    async def transaction_waiting_at_most(self, lock_timeout_s: float) -> AsyncIterator[Session]:
-        """A transaction whose statements wait at most `lock_timeout_s` for a lock; it begins
-        with its bound in one round trip."""
-        bound_ms = max(1, round(lock_timeout_s * 1000))
-        await self._connection.execute(f"BEGIN; SET LOCAL lock_timeout = '{bound_ms}ms'")
-        try:
-            yield self
-        except BaseException:
-            with suppress(Exception):  # a connection gone rolls back by itself
-                await self._connection.execute("ROLLBACK")
-            raise
-        await self._connection.execute("COMMIT")
-
     async def one(self, cls: type[T], query: str, *args: Any, missing: str | None = None) -> T:
         """The row of `query` as a `cls`. No row is NotFound(`missing`); without `missing`,
         the query always returns a row."""
@@ -199,9 +193,12 @@ class Database:
     transaction (`plan_once_per_connection`).
     """
 
-    def __init__(self, pool: asyncpg.Pool, custom_plan_pool: asyncpg.Pool) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, custom_plan_pool: asyncpg.Pool, impatient_pool: asyncpg.Pool
+    ) -> None:
         self.pool = pool
         self.custom_plan_pool = custom_plan_pool
+        self.impatient_pool = impatient_pool
         self._sql = queries()
 
     @classmethod
@@ -229,22 +226,29 @@ class Database:
             )
 
         # With min_size 0 this opens no connection, so it cannot fail.
+        impatient = await pool(IMPATIENT_POOL_SIZE, IMPATIENT)
         if plan_each_call:
             planning = await pool(max_size, PLAN_EACH_CALL)
-            return cls(planning, planning)
+            return cls(planning, planning, impatient)
         planning_size = min(max_size, CUSTOM_PLAN_POOL_SIZE)
-        return cls(await pool(max_size, {}), await pool(planning_size, PLAN_EACH_CALL))
+        return cls(await pool(max_size, {}), await pool(planning_size, PLAN_EACH_CALL), impatient)
 
     async def close(self) -> None:
         await self.pool.close()
         if self.custom_plan_pool is not self.pool:
             await self.custom_plan_pool.close()
+        await self.impatient_pool.close()
 
     @asynccontextmanager
-    async def session(self, custom_plan: bool = False) -> AsyncIterator[Session]:
-        """A connection (with `custom_plan`, one that plans each statement per call); driver
+    async def session(
+        self, custom_plan: bool = False, impatient: bool = False
+    ) -> AsyncIterator[Session]:
+        """A connection (with `custom_plan`, one that plans each statement per call; with
+        `impatient`, one whose statements wait at most IMPATIENT_LOCK_WAIT_S for a lock); driver
         errors raised meanwhile come out as hookrelay's."""
         pool = self.custom_plan_pool if custom_plan else self.pool
+        if impatient:
+            pool = self.impatient_pool
         try:
             async with pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as connection:
                 yield Session(connection, self._sql)
@@ -255,16 +259,10 @@ class Database:
             raise error from exc
 
     @asynccontextmanager
-    async def transaction(self, lock_timeout_s: float | None = None) -> AsyncIterator[Session]:
-        """A session whose queries commit together, or not at all. With `lock_timeout_s`, a
-        statement that waits longer than that for a lock fails (Contention) instead."""
-        async with self.session() as session:
-            if lock_timeout_s is None:
-                async with session.transaction():
-                    yield session
-            else:
-                async with session.transaction_waiting_at_most(lock_timeout_s):
-                    yield session
+    async def transaction(self, impatient: bool = False) -> AsyncIterator[Session]:
+        """A session whose queries commit together, or not at all (`impatient`: see session)."""
+        async with self.session(impatient=impatient) as session, session.transaction():
+            yield session
 
     async def one(self, cls: type[T], query: str, *args: Any, missing: str | None = None) -> T:
         """`Session.one` on a connection of its own."""

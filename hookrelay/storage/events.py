@@ -23,8 +23,6 @@ from hookrelay.models import (
 from hookrelay.operational import is_operational
 from hookrelay.storage.db import Database, Session, build
 
-# How long a group of requests written together may wait for a lock (see insert_together).
-GROUP_LOCK_WAIT_S = 0.25
 # A page of the event log holds about this many bytes of bodies at most (and one event more).
 READ_LOG_BYTES = 1024 * 1024
 
@@ -66,6 +64,30 @@ async def _take_keys(
     return {(row["app_id"], row["key"]) for row in rows}
 
 
+async def _insert_writes(
+    session: Session, writes: list[EventWrite], recorded: list[int]
+) -> list[tuple[str, str]]:
+    """`_insert` for the events of the requests numbered `recorded`."""
+    events = [event for n in recorded for event in writes[n].events]
+    return await _insert(session, events) if events else []
+
+
+def _answers(
+    writes: list[EventWrite], recorded: list[int], due: list[tuple[str, str]]
+) -> list[list[str] | None]:
+    """For each request, the ids of its deliveries due now (from `due`: (delivery, event)), or
+    None if it was not recorded."""
+    by_event = {event.id: n for n in recorded for event in writes[n].events}
+    answers: list[list[str] | None] = [None] * len(writes)
+    for n in recorded:
+        answers[n] = []
+    for delivery_id, event_id in due:
+        delivery_ids = answers[by_event[event_id]]
+        assert delivery_ids is not None
+        delivery_ids.append(delivery_id)
+    return answers
+
+
 def id_bound_of(prefix: str, moment: datetime | None) -> str | None:
     """The smallest id with `prefix` made at or after `moment` (ids sort by time), or None."""
     return None if moment is None else id_bound(prefix, round(moment.timestamp() * 1000))
@@ -95,29 +117,24 @@ class Events:
             else:
                 key = (write.events[0].app_id, write.idempotency.stored_key)
                 keyed.setdefault(key, (n, write.idempotency, write.answer))
-        # A group waits for no lock for long: a lock held on one app (its deletion under way)
-        # would hold up every app's requests in it. Past GROUP_LOCK_WAIT_S the group fails
-        # (Contention), and its requests are written one by one, each waiting for what it needs.
-        async with self.db.transaction(GROUP_LOCK_WAIT_S) as session:
-            if keyed:
+        # A group waits for no lock for long (an impatient session): a lock held on one app (its
+        # deletion under way) would hold up every app's requests in it. Past
+        # IMPATIENT_LOCK_WAIT_S the group fails (Contention), and its requests are written one
+        # by one, each waiting for what it needs. Without keys, its one statement is atomic by
+        # itself: no transaction around it, which would cost two more round trips.
+        async with self.db.session(impatient=True) as session:
+            if not keyed:
+                return _answers(writes, recorded, await _insert_writes(session, writes, recorded))
+            async with session.transaction():
                 # Taken in one order by every process: two groups that hold the same keys
                 # never wait for each other in a circle.
                 order = sorted(keyed)
                 taken = await _take_keys(session, [(key, *keyed[key][1:]) for key in order])
                 recorded += [keyed[key][0] for key in order if key in taken]
-            events = [e for n in recorded for e in writes[n].events]
-            due = await _insert(session, events) if events else []
-            # Inside the transaction: a failure here commits nothing (requests written again
-            # one by one must not have been written already).
-            by_event = {event.id: n for n in recorded for event in writes[n].events}
-            answers: list[list[str] | None] = [None] * len(writes)
-            for n in recorded:
-                answers[n] = []
-            for delivery_id, event_id in due:
-                delivery_ids = answers[by_event[event_id]]
-                assert delivery_ids is not None
-                delivery_ids.append(delivery_id)
-        return answers
+                # Inside the transaction: a failure here commits nothing (requests written
+                # again one by one must not have been written already).
+                due = await _insert_writes(session, writes, recorded)
+        return _answers(writes, recorded, due)
 
     async def insert_once(
         self, events: list[Event], idempotency: Idempotency | None, answer: Any

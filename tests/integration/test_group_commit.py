@@ -174,7 +174,7 @@ async def test_a_lock_held_on_one_app_holds_up_only_that_apps_requests(
     api: Client, settings: Settings, receiver: Receiver
 ) -> None:
     # As while an app is being deleted: its row is locked until that transaction ends. A group
-    # that holds its request waits GROUP_LOCK_WAIT_S at most, then each request goes alone: the
+    # that holds its request waits IMPATIENT_LOCK_WAIT_S at most, then each request goes alone: the
     # other app's are answered, and the locked app's waits for the lock, as it always did.
     locked, free = await subscribed_app(api, receiver), await subscribed_app(api, receiver)
     holder = await asyncpg.connect(settings.database_url)

@@ -162,7 +162,7 @@ APP_ROW = FakeRecord(id="app_1", name="acme", uid=None, created_at=NOW, updated_
 
 def database(connection: FakeConnection) -> Database:
     pool: Any = FakePool(connection)
-    return Database(pool, pool)
+    return Database(pool, pool, pool)
 
 
 async def test_one_builds_the_record_of_the_named_query() -> None:
