@@ -162,12 +162,13 @@ class Settings:
         parse_duration,
         "how overdue a delivery must be before the sweeper re-enqueues it",
     )
-    # The floor of ingest-to-delivery latency.
+    # A worker looks for tasks when told that some came (see broker/consumer.py); this is how
+    # soon it looks again while more are due than it has room for.
     worker_poll_delay_s: float = setting(
         "WORKER_POLL_DELAY",
         "5ms",
         parse_positive_duration,
-        "how often an idle worker looks for due tasks",
+        "how often a worker with more due tasks than room looks for them again",
     )
     queue_name: str = setting(
         "QUEUE_NAME",

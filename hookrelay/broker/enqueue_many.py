@@ -13,24 +13,30 @@ from typing import Any, NamedTuple
 
 from arq.connections import ArqRedis
 
-from hookrelay.broker.keys import TASK_KEY_PREFIX, TASK_RESULT_KEY_PREFIX
+from hookrelay.broker.keys import DUE_CHANNEL_SUFFIX, TASK_KEY_PREFIX, TASK_RESULT_KEY_PREFIX
 from hookrelay.broker.tasks import deliver_payload
 
 # Tasks written per Redis round trip.
 ENQUEUE_BATCH = 500
 
 # Per task, as enqueue_job: skip it if the task or its result exists; else store its payload
-# (expiring) and add it to its lane's sorted set, scored by its due time in ms.
+# (expiring) and add it to its lane's sorted set, scored by its due time in ms. Then tell each
+# lane that got a task when its tasks come due (its workers wait for that, see consumer.py).
 _ENQUEUE_MANY = """
-local task_prefix, result_prefix, expires_ms = ARGV[1], ARGV[2], ARGV[3]
+local task_prefix, result_prefix, expires_ms, due_suffix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local added = 0
-for i = 4, #ARGV, 4 do
+local due = {}
+for i = 5, #ARGV, 4 do
     local task_id, lane, score, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
     if redis.call('EXISTS', task_prefix .. task_id, result_prefix .. task_id) == 0 then
         redis.call('PSETEX', task_prefix .. task_id, expires_ms, payload)
         redis.call('ZADD', lane, score, task_id)
         added = added + 1
+        due[lane] = score
     end
+end
+for lane, score in pairs(due) do
+    redis.call('PUBLISH', lane .. due_suffix, score)
 end
 return added
 """
@@ -62,6 +68,7 @@ class EnqueueMany:
         added = 0
         for start in range(0, len(tasks), ENQUEUE_BATCH):
             args: list[Any] = [TASK_KEY_PREFIX, TASK_RESULT_KEY_PREFIX, expires_ms]
+            args.append(DUE_CHANNEL_SUFFIX)
             for task in tasks[start : start + ENQUEUE_BATCH]:
                 args += [task.task_id, task.lane, score, deliver_payload(task.deliveries, now_ms)]
             added += int(await self._script(args=args))

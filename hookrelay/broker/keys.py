@@ -7,6 +7,9 @@ test runs, can share one Redis:
                             in ms (an arq queue)
     <ns>:retries            sorted set: the retry lane's queue tasks (an arq queue)
     <ns>:health-check       string, and <ns>:retries:health-check: written by arq's worker
+    <ns>:due, <ns>:retries:due
+                            channels: a lane's tasks come due at a time (unix ms), published
+                            with each enqueue so that its workers look at once
     <ns>:log                channel: ids of apps whose event log grew
     <ns>:revoked            channel: ids of apps one of whose keys was revoked
     <ns>:metrics            hash: the workers' delivery metrics, one field per Prometheus sample
@@ -30,6 +33,7 @@ TASK_KEY_PREFIX: str = job_key_prefix
 TASK_RESULT_KEY_PREFIX: str = result_key_prefix
 TASK_RUNNING_KEY_PREFIX: str = in_progress_key_prefix
 LISTENER_NAME_PREFIX = "hookrelay-listener:"
+DUE_CHANNEL_SUFFIX = ":due"
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,11 @@ class Keys:
     def rate(self, endpoint_id: str) -> str:
         """The key holding an endpoint's next start slot."""
         return f"{self.namespace}:rate:{endpoint_id}"
+
+
+def due_channel(lane: str) -> str:
+    """The channel on which a lane's workers are told that its tasks come due."""
+    return f"{lane}{DUE_CHANNEL_SUFFIX}"
 
 
 def listener_name(channel: str) -> str:

@@ -5,12 +5,12 @@ never hold up anyone's first attempt."""
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 from arq.connections import ArqRedis
 
 from hookrelay.broker.enqueue_many import DeliverTask, EnqueueMany
-from hookrelay.broker.keys import Keys
+from hookrelay.broker.keys import Keys, due_channel
 from hookrelay.broker.tasks import (
     DELIVER_TASK,
     batch_task_id,
@@ -61,14 +61,17 @@ class DeliveryQueue:
 
     async def enqueue_reserved(self, delivery_id: str, attempts_made: int, delay_s: float) -> None:
         """Enqueue a task for a delivery whose rate-limit slot is reserved `delay_s` from now."""
+        lane = self._lane(attempts_made)
+        due_ms = round((time.time() + delay_s) * 1000)
         await self._redis.enqueue_job(
             DELIVER_TASK,
             delivery_id,
             slot_reserved=True,
             _job_id=reserved_task_id(delivery_id, attempts_made),
-            _queue_name=self._lane(attempts_made),
-            _defer_by=delay_s,
+            _queue_name=lane,
+            _defer_until=datetime.fromtimestamp(due_ms / 1000, UTC),
         )
+        await self._redis.publish(due_channel(lane), due_ms)
 
     async def due_waiting(self) -> int:
         """Tasks due now that no worker has finished, across both lanes."""

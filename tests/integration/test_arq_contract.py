@@ -250,24 +250,29 @@ async def test_a_lane_checks_each_task_in_redis_once_however_long_it_runs(
     """A running task stays in its lane's sorted set, so every poll reads its id again; only
     the first read may reach arq's start_jobs (and its three round trips)."""
     reached = ids_reaching_arqs_start_jobs(monkeypatch)
-    [delivery] = new_ids(1)
+    [delivery, *others] = new_ids(6)
     await broker.queue.enqueue([(delivery, 0)])
     finished = asyncio.Event()
 
     async def slow(task_delivery: str | list[str], slot_reserved: bool) -> None:
-        await asyncio.sleep(0.5)
-        finished.set()
+        if task_delivery == delivery:
+            await asyncio.sleep(0.5)
+            finished.set()
 
     consumer = broker.lane_consumer(
         broker.keys.first_attempt_lane, slow, max_tasks=10, poll_delay_s=0.01, task_timeout_s=10
     )
     consumer.start()
     try:
+        # Each task enqueued meanwhile makes the lane poll again.
+        for other in others:
+            await asyncio.sleep(0.05)
+            await broker.queue.enqueue([(other, 0)])
         await asyncio.wait_for(finished.wait(), 5)
     finally:
         await consumer.stop(grace_s=1)
     task_id = delivery_task_id(delivery, 0).encode()
-    assert len(reached) >= 10  # arq polled (and called start_jobs) all along
+    assert len(reached) >= 6  # a poll for each task enqueued
     assert sum(task_id in ids for ids in reached) == 1
 
 
