@@ -50,6 +50,32 @@ class RetryTask(Exception):
         self.after_s = after_s
 
 
+# What arq's start_jobs checks and writes for each task, for many in one call: a task is taken
+# if no worker runs it (its in-progress key), it is still in the lane and due (its score); it
+# is then marked as running for the in-progress timeout. Up to ARGV[5] tasks are taken; each
+# taken one is returned with its score.
+_TAKE_TASKS = """
+local running_prefix, lane, now_ms, running_ms = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local at_most = tonumber(ARGV[5])
+local taken = {}
+for i = 6, #ARGV do
+    if #taken >= 2 * at_most then
+        break
+    end
+    local task_id = ARGV[i]
+    if redis.call('EXISTS', running_prefix .. task_id) == 0 then
+        local score = redis.call('ZSCORE', lane, task_id)
+        if score and tonumber(score) <= now_ms then
+            redis.call('PSETEX', running_prefix .. task_id, running_ms, '1')
+            taken[#taken + 1] = task_id
+            taken[#taken + 1] = score
+        end
+    end
+end
+return taken
+"""
+
+
 class Alarm:
     """When a lane's worker looks for due tasks next: at once (`ring`), or when a task comes
     due (`ring_at`, the earliest time it was given)."""
@@ -102,17 +128,19 @@ class LaneWorker(Worker):
     room for does it poll every `poll_delay_s`.
 
     Each poll reads the ids of up to `queue_read_limit` due tasks (five times `max_jobs`, 100 at
-    least), and arq tries each in turn, waiting for a free slot before each: three round trips,
-    four when the task already runs. A running task stays among those ids until it ends,
-    whichever worker runs it, and ids past the free slots were tried as slots freed, long after
-    the poll read them: in a bulk replay of 100,000 (1,000 tasks, two workers), 13,600 tries for
-    1,080 tasks started. Here a poll leaves out this worker's running tasks, then (one round
-    trip) those whose in-progress key says another worker runs them, and passes on only as many
-    ids as there are free slots; the next poll reads fresh ones.
+    least), and arq tries each in turn, waiting for a free slot before each: four round trips
+    per task (WATCH its in-progress key, EXISTS, ZSCORE, then MULTI/PSETEX/EXEC). A running task
+    stays among those ids until it ends, whichever worker runs it, and ids past the free slots
+    were tried as slots freed, long after the poll read them: in a bulk replay of 100,000 (1,000
+    tasks, two workers), 13,600 tries for 1,080 tasks started. Here a poll leaves out this
+    worker's running tasks and takes, in one round trip for them all (_TAKE_TASKS, the same
+    checks and write as arq's, atomic in a script rather than watched), as many of the rest as
+    it has room for; the next poll reads fresh ones.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._take_script = self.pool.register_script(_TAKE_TASKS)
         self.alarm = Alarm()
         # Whether the last poll left due tasks behind (no room for them).
         self._more_due = False
@@ -180,24 +208,43 @@ class LaneWorker(Worker):
         await self.heart_beat()
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
+        """Start as many of the tasks `job_ids` as there is room for, that nobody runs and that
+        are due; what arq's `start_jobs` does for each, in one round trip for all."""
         running = self.tasks
         startable = [
             task_id
             for task_id in map(bytes.decode, job_ids)
             if (task := running.get(task_id)) is None or task.done()
         ]
-        if startable:
-            elsewhere = await self.pool.mget([TASK_RUNNING_KEY_PREFIX + i for i in startable])
-            startable = [i for i, key in zip(startable, elsewhere, strict=True) if key is None]
         free = max(0, self.max_jobs - self.job_counter)
-        if len(startable) > free:
+        if not startable or not free:
+            self._more_due = self._more_due or bool(startable)
+            return
+        taken = await self.take_tasks(startable, free)
+        if len(taken) == free and len(startable) > free:
             self._more_due = True
-        chosen = startable[:free]
-        before = {task_id: running.get(task_id) for task_id in chosen}
-        await super().start_jobs([task_id.encode() for task_id in chosen])
-        for task_id in chosen:
-            if (task := running.get(task_id)) is not None and task is not before[task_id]:
-                task.add_done_callback(partial(self._task_ended, task_id))
+        for task_id, score in taken:
+            await self.sem.acquire()  # never waits: there is room for each
+            self.job_counter += 1
+            task = self.loop.create_task(self.run_job(task_id, score))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            task.add_done_callback(partial(self._task_ended, task_id))
+            running[task_id] = task
+
+    async def take_tasks(self, task_ids: list[str], at_most: int) -> list[tuple[str, int]]:
+        """Mark up to `at_most` of `task_ids` as running here, in order, skipping those that
+        run elsewhere or are not due (any more); the tasks taken, with their scores."""
+        taken = await self._take_script(
+            args=[
+                TASK_RUNNING_KEY_PREFIX,
+                self.queue_name,
+                timestamp_ms(),
+                int(self.in_progress_timeout_s * 1000),
+                at_most,
+                *task_ids,
+            ]
+        )
+        return [(taken[n].decode(), int(taken[n + 1])) for n in range(0, len(taken), 2)]
 
     def _task_ended(self, task_id: str, _: asyncio.Task[None]) -> None:
         # After arq rescheduled it: a poll at its time finds it due.

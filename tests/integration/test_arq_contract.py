@@ -5,8 +5,9 @@ versions tested (pyproject.toml), and an upgrade that changes any of these fails
   arq's own, unpatched worker must run those tasks, with their arguments intact.
 - The names of arq's keys it writes and reads: the task's payload and its result.
 - A lane is a sorted set scored by due time in ms (the queue's backlog count reads it).
-- LaneWorker overrides `Worker.start_jobs` and reads `Worker.tasks`, `max_jobs`, `job_counter`
-  and arq's key that says a task runs.
+- LaneWorker overrides `Worker.main`, `_poll_iteration` and `start_jobs` (taking tasks as arq
+  does: its key that says a task runs, the task's score) and reads `Worker.tasks`, `max_jobs`,
+  `job_counter`, `sem` and `_queue_read_offset`.
 - A graceful stop sets `allow_pick_jobs`, `burst` and `max_burst_jobs` on a running worker.
 - `Retry` runs a task again under the same id.
 """
@@ -27,6 +28,7 @@ from redis.asyncio import Redis
 
 from hookrelay.broker import Broker, LaneConsumer, RetryTask
 from hookrelay.broker.client import open_redis
+from hookrelay.broker.consumer import LaneWorker
 from hookrelay.broker.keys import TASK_KEY_PREFIX, TASK_RESULT_KEY_PREFIX, TASK_RUNNING_KEY_PREFIX
 from hookrelay.broker.tasks import (
     DELIVER_TASK,
@@ -230,26 +232,27 @@ async def test_a_task_that_asks_to_retry_runs_again_under_the_same_id(
     assert await broker.queue.due_waiting() == 0  # done, not left behind under another id
 
 
-def ids_reaching_arqs_start_jobs(monkeypatch: pytest.MonkeyPatch) -> list[list[bytes]]:
-    """The ids each call of arq's own `start_jobs` is given, from now on (what a lane passes on
-    after its own filtering; each one costs arq three or four round trips)."""
-    reached: list[list[bytes]] = []
-    arqs_start_jobs = Worker.start_jobs
+def tasks_taken(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], list[str]]]:
+    """From now on, each call of a lane's `take_tasks` (its one round trip that starts tasks):
+    the ids it was given, and those it took."""
+    calls: list[tuple[list[str], list[str]]] = []
+    take_tasks = LaneWorker.take_tasks
 
-    async def recording_start_jobs(self: Worker, job_ids: list[bytes]) -> None:
-        reached.append(list(job_ids))
-        await arqs_start_jobs(self, job_ids)
+    async def recording(self: LaneWorker, task_ids: list[str], at_most: int) -> Any:
+        taken = await take_tasks(self, task_ids, at_most)
+        calls.append((list(task_ids), [task_id for task_id, _ in taken]))
+        return taken
 
-    monkeypatch.setattr(Worker, "start_jobs", recording_start_jobs)
-    return reached
+    monkeypatch.setattr(LaneWorker, "take_tasks", recording)
+    return calls
 
 
 async def test_a_lane_checks_each_task_in_redis_once_however_long_it_runs(
     broker: Broker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A running task stays in its lane's sorted set, so every poll reads its id again; only
-    the first read may reach arq's start_jobs (and its three round trips)."""
-    reached = ids_reaching_arqs_start_jobs(monkeypatch)
+    the first read goes to Redis to take it."""
+    calls = tasks_taken(monkeypatch)
     [delivery, *others] = new_ids(6)
     await broker.queue.enqueue([(delivery, 0)])
     finished = asyncio.Event()
@@ -271,18 +274,17 @@ async def test_a_lane_checks_each_task_in_redis_once_however_long_it_runs(
         await asyncio.wait_for(finished.wait(), 5)
     finally:
         await consumer.stop(grace_s=1)
-    task_id = delivery_task_id(delivery, 0).encode()
-    assert len(reached) >= 6  # a poll for each task enqueued
-    assert sum(task_id in ids for ids in reached) == 1
+    task_id = delivery_task_id(delivery, 0)
+    assert len(calls) >= 6  # a poll for each task enqueued
+    assert sum(task_id in given for given, _ in calls) == 1
 
 
 async def test_lanes_sharing_a_queue_try_only_tasks_nobody_runs_and_they_have_room_for(
     broker: Broker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two workers poll one lane, and a task another worker runs stays in it until it ends:
-    trying it costs four round trips for nothing, and so do ids past the free slots, tried as
-    slots free, long after they were read, by when the other worker has mostly taken them."""
-    reached = ids_reaching_arqs_start_jobs(monkeypatch)
+    each task runs once, and a lane takes no more at once than it has room for."""
+    calls = tasks_taken(monkeypatch)
     tasks = 24
     await broker.queue.enqueue([(delivery, 0) for delivery in new_ids(tasks)])
     ran: list[str | list[str]] = []
@@ -308,20 +310,20 @@ async def test_lanes_sharing_a_queue_try_only_tasks_nobody_runs_and_they_have_ro
         for consumer in consumers:
             await consumer.stop(grace_s=1)
     assert sorted(ran) == sorted(set(ran))
-    assert max(len(ids) for ids in reached) <= 3
-    # Each id is tried once, or again when both lanes read it before either started it, or
-    # a poll read it just before it ended (267 tries for these 24 tasks without the filter).
-    tried = sum(len(ids) for ids in reached)
-    assert tasks <= tried < 3 * tasks, tried
+    assert max(len(taken) for _, taken in calls) <= 3
+    taken_ids = [task_id for _, taken in calls for task_id in taken]
+    assert sorted(taken_ids) == sorted(set(taken_ids))  # by one lane only, once
 
 
 async def test_a_poll_passes_on_no_task_another_worker_runs_and_no_more_than_its_free_slots(
     broker: Broker, monkeypatch: pytest.MonkeyPatch, redis_client: Redis
 ) -> None:
-    """arq's in-progress key says another worker runs a task: the lane reads that key (one
-    MGET for the poll) and leaves the task to it; of the rest it passes on its free slots."""
-    reached = ids_reaching_arqs_start_jobs(monkeypatch)
-    ids = [delivery_task_id(delivery, 0) for delivery in new_ids(6)]
+    """arq's in-progress key says another worker runs a task: the lane leaves it to it; of the
+    rest it takes as many as it has room for (one round trip for them all)."""
+    calls = tasks_taken(monkeypatch)
+    deliveries = new_ids(6)
+    ids = [delivery_task_id(delivery, 0) for delivery in deliveries]
+    await broker.queue.enqueue([(delivery, 0) for delivery in deliveries])
     for running_elsewhere in ids[:3]:
         await redis_client.set(TASK_RUNNING_KEY_PREFIX + running_elsewhere, b"1", px=10_000)
 
@@ -333,7 +335,9 @@ async def test_a_poll_passes_on_no_task_another_worker_runs_and_no_more_than_its
     )
     try:
         await consumer._worker.start_jobs([task_id.encode() for task_id in ids])
-        assert reached == [[ids[3].encode(), ids[4].encode()]]
+        assert calls == [(ids, [ids[3], ids[4]])]
+        assert sorted(consumer._worker.tasks) == sorted([ids[3], ids[4]])
+        await asyncio.gather(*consumer._worker.tasks.values())
     finally:
         await consumer.stop(grace_s=1)
         await redis_client.delete(*(TASK_RUNNING_KEY_PREFIX + task_id for task_id in ids))
