@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 from arq.utils import timestamp_ms
 from arq.worker import Retry, Worker, func
+from redis.commands.core import AsyncScript
 
 from hookrelay.broker.client import open_redis
 from hookrelay.broker.keys import TASK_RUNNING_KEY_PREFIX, due_channel
@@ -140,7 +141,7 @@ class LaneWorker(Worker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._take_script = self.pool.register_script(_TAKE_TASKS)
+        self._take_script: AsyncScript | None = None  # registered on first use
         self.alarm = Alarm()
         # Whether the last poll left due tasks behind (no room for them).
         self._more_due = False
@@ -234,6 +235,8 @@ class LaneWorker(Worker):
     async def take_tasks(self, task_ids: list[str], at_most: int) -> list[tuple[str, int]]:
         """Mark up to `at_most` of `task_ids` as running here, in order, skipping those that
         run elsewhere or are not due (any more); the tasks taken, with their scores."""
+        if self._take_script is None:
+            self._take_script = self.pool.register_script(_TAKE_TASKS)
         taken = await self._take_script(
             args=[
                 TASK_RUNNING_KEY_PREFIX,

@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from arq import Worker
 from arq.worker import func
 
 from hookrelay.broker import EnqueueCoalescer, Keys, answers_ping
@@ -117,34 +116,37 @@ def test_a_port_with_nothing_listening_does_not_answer_ping() -> None:
         assert answers_ping(f"redis://127.0.0.1:{port}/0") is False
 
 
-async def test_a_lane_skips_the_tasks_it_is_already_running(
+async def test_a_lane_takes_only_tasks_it_is_not_running_and_no_more_than_it_has_room_for(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Polls see running tasks again (this worker's, and others'); checking them in Redis would
-    cost arq three or four round trips each."""
-    checked: list[list[bytes]] = []
+    """Polls see running tasks again: this worker's are left out before Redis is asked; the
+    rest go to Redis in one call that may take as many as there are free slots, and each task
+    it took is started."""
+    asked: list[tuple[list[str], int]] = []
+    started: list[tuple[str, int]] = []
 
-    async def start_jobs(self: Worker, job_ids: list[bytes]) -> None:
-        checked.append(job_ids)
+    async def take_tasks(self: LaneWorker, task_ids: list[str], at_most: int) -> Any:
+        asked.append((task_ids, at_most))
+        return [("new", 11), ("newer", 12)]  # "finished" runs elsewhere meanwhile, say
+
+    async def run_job(self: LaneWorker, task_id: str, score: int) -> None:
+        started.append((task_id, score))
 
     async def noop(ctx: dict[str, Any]) -> None:
         pass
 
-    class RunningElsewhere:
-        """Redis, as far as the lane asks it: arq's in-progress key of the task "elsewhere"."""
-
-        async def mget(self, keys: list[str]) -> list[bytes | None]:
-            return [b"1" if key.endswith(":elsewhere") else None for key in keys]
-
-    monkeypatch.setattr(Worker, "start_jobs", start_jobs)
+    monkeypatch.setattr(LaneWorker, "take_tasks", take_tasks)
+    monkeypatch.setattr(LaneWorker, "run_job", run_job)
     lane = LaneWorker(functions=[func(noop, name="noop")], handle_signals=False, max_jobs=3)
-    lane._pool = RunningElsewhere()  # type: ignore[assignment]
     running = asyncio.create_task(asyncio.sleep(10))
     finished = asyncio.create_task(asyncio.sleep(0))
     await finished
     lane.tasks = {"running": running, "finished": finished}
-    await lane.start_jobs([b"running", b"elsewhere", b"finished", b"new", b"newer", b"newest"])
+    lane.job_counter = 1
+    await lane.start_jobs([b"running", b"finished", b"new", b"newer", b"newest"])
+    await asyncio.gather(*(lane.tasks[i] for i in ("new", "newer")))
     running.cancel()
-    # A finished task whose id came back (deferred and due again) is arq's to check; another
-    # worker's running task is not; and no more go on than there are free slots.
-    assert checked == [[b"finished", b"new", b"newer"]]
+    # A finished task whose id came back (deferred and due again) may be taken again.
+    assert asked == [(["finished", "new", "newer", "newest"], 2)]
+    assert started == [("new", 11), ("newer", 12)]
+    assert lane.job_counter == 1  # the two started have ended
