@@ -163,19 +163,21 @@ class Settings:
         "how overdue a delivery must be before the sweeper re-enqueues it",
     )
     # A worker looks for tasks when told that some came (see broker/consumer.py); this is how
-    # soon it looks again while more are due than it has room for.
+    # soon it looks again when a poll read as many due tasks as it reads at once.
     worker_poll_delay_s: float = setting(
         "WORKER_POLL_DELAY",
         "5ms",
         parse_positive_duration,
-        "how often a worker with more due tasks than room looks for them again",
+        "how soon a worker looks again when a poll found as many due tasks as it reads at once"
+        " (otherwise it is told when tasks come)",
     )
     queue_name: str = setting(
         "QUEUE_NAME",
         "hookrelay:deliveries",
         parse_text,
         "the first-attempt arq queue, and the prefix of every other Redis name: `:retries`, the"
-        " pub/sub channels `:log` (log notices) and `:revoked` (key revocations), `:metrics`,"
+        " pub/sub channels `:log` (log notices), `:revoked` (key revocations) and `:due`,"
+        " `:retries:due` (tasks coming due), `:metrics`,"
         " `:rate:<endpoint>` (all in `hookrelay/broker/keys.py`)",
     )
     # Streams (SSE): the heartbeat keeps idle connections open through proxies; a client that

@@ -22,6 +22,7 @@ from arq.worker import Retry, Worker, func
 from redis.commands.core import AsyncScript
 
 from hookrelay.broker.client import open_redis
+from hookrelay.broker.enqueue_many import announce_due
 from hookrelay.broker.keys import TASK_RUNNING_KEY_PREFIX, due_channel
 from hookrelay.broker.notices import listen
 from hookrelay.broker.tasks import (
@@ -124,9 +125,10 @@ class LaneWorker(Worker):
     arq polls every `poll_delay_s` (5 ms here), whether or not a task came: 7.6% of a CPU for
     an idle worker with its two lanes. Here a lane polls when told that tasks came due (a
     notice from whoever enqueued them, see enqueue_many.py), when the next task not yet due
-    comes due (each poll reads its time in the same round trip), when a task it ran asked to
-    go again later, and at least every IDLE_POLL_S; only while more tasks are due than it has
-    room for does it poll every `poll_delay_s`.
+    comes due (each poll reads its time in the same round trip), when a task ends that it ran
+    and that asked to go again later (the others are told when it is due), when a task ends
+    while due ones wait for room, and at least every IDLE_POLL_S. Only when a poll read as many
+    ids as it may, with room left, does it look again after `poll_delay_s`.
 
     Each poll reads the ids of up to `queue_read_limit` due tasks (five times `max_jobs`, 100 at
     least), and arq tries each in turn, waiting for a free slot before each: four round trips
@@ -143,14 +145,19 @@ class LaneWorker(Worker):
         super().__init__(*args, **kwargs)
         self._take_script: AsyncScript | None = None  # registered on first use
         self.alarm = Alarm()
-        # Whether the last poll left due tasks behind (no room for them).
+        # Whether the last poll read as many ids as it may, with room left (more may be due).
         self._more_due = False
-        # Tasks that asked to go again, and when (unix ms): the lane polls then.
-        self._retry_due_ms: dict[str, float] = {}
+        # Whether due tasks wait for room: the next task to end rings.
+        self._awaits_room = False
+        # Running tasks that asked to go again: when each ends, the lane polls.
+        self._retried: set[str] = set()
 
-    def retry_later(self, task_id: str, after_s: float) -> None:
-        """A running task asks to go again in `after_s` (arq reschedules it once it ends)."""
-        self._retry_due_ms[task_id] = (time.time() + after_s) * 1000
+    async def retry_later(self, task_id: str, after_s: float) -> None:
+        """A running task asks to go again in `after_s`: arq reschedules it once it ends, and
+        then this lane polls (and reads when it is due); the lane's other workers are told now,
+        since this one may have no room for it then."""
+        self._retried.add(task_id)
+        await announce_due(self.pool, self.queue_name, (time.time() + after_s) * 1000)
 
     async def main(self) -> None:
         """arq's `Worker.main` (the pool is given, and nothing runs on start-up), waiting
@@ -164,7 +171,7 @@ class LaneWorker(Worker):
             ):
                 await asyncio.gather(*self.tasks.values())
                 return
-            if self._more_due:
+            if self._more_due and not self._awaits_room:
                 await asyncio.sleep(self.poll_delay_s)
             else:
                 await self.alarm.wait(IDLE_POLL_S)
@@ -178,7 +185,7 @@ class LaneWorker(Worker):
             if burst_jobs_remaining < 1:
                 return
             count = min(burst_jobs_remaining, count)
-        self._more_due = False
+        self._more_due = self._awaits_room = False
         if self.allow_pick_jobs:
             if self.job_counter < self.max_jobs:
                 now = timestamp_ms()
@@ -199,7 +206,7 @@ class LaneWorker(Worker):
                 self._more_due = len(job_ids) >= count
                 await self.start_jobs(job_ids)
             else:
-                self._more_due = True
+                self._awaits_room = True
         if self.allow_abort_jobs:
             await self._cancel_aborted_jobs()
         for job_id, t in list(self.tasks.items()):
@@ -219,11 +226,11 @@ class LaneWorker(Worker):
         ]
         free = max(0, self.max_jobs - self.job_counter)
         if not startable or not free:
-            self._more_due = self._more_due or bool(startable)
+            self._awaits_room = bool(startable)
             return
         taken = await self.take_tasks(startable, free)
         if len(taken) == free and len(startable) > free:
-            self._more_due = True
+            self._awaits_room = True
         for task_id, score in taken:
             await self.sem.acquire()  # never waits: there is room for each
             self.job_counter += 1
@@ -247,13 +254,17 @@ class LaneWorker(Worker):
                 *task_ids,
             ]
         )
-        return [(taken[n].decode(), int(taken[n + 1])) for n in range(0, len(taken), 2)]
+        # arq writes whole ms; a score written otherwise is taken as its whole ms.
+        return [(taken[n].decode(), int(float(taken[n + 1]))) for n in range(0, len(taken), 2)]
 
     def _task_ended(self, task_id: str, _: asyncio.Task[None]) -> None:
-        # After arq rescheduled it: a poll at its time finds it due.
-        due_ms = self._retry_due_ms.pop(task_id, None)
-        if due_ms is not None:
-            self.alarm.ring_at(due_ms)
+        # After arq rescheduled it (a retried task): the poll reads when it comes due.
+        if task_id in self._retried:
+            self._retried.discard(task_id)
+            self.alarm.ring()
+        if self._awaits_room:
+            self._awaits_room = False
+            self.alarm.ring()
 
 
 class LaneConsumer:
@@ -275,7 +286,7 @@ class LaneConsumer:
             try:
                 await handler(delivery, slot_reserved)
             except RetryTask as exc:
-                self._worker.retry_later(ctx["job_id"], exc.after_s)
+                await self._worker.retry_later(ctx["job_id"], exc.after_s)
                 raise Retry(defer=exc.after_s) from None
 
         self._redis_url = redis_url
@@ -314,6 +325,8 @@ class LaneConsumer:
         try:
             due_ms = float(notice)
         except ValueError:
+            due_ms = math.nan
+        if not math.isfinite(due_ms):
             log.warning("a due notice that is not a time", notice=notice[:100])
             return
         self._worker.alarm.ring_at(due_ms)
@@ -326,7 +339,6 @@ class LaneConsumer:
         worker, main = self._worker, self._main
         if self._listener is not None:
             self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
         if main is not None:
             # In burst mode with no tasks left to start, arq's main loop waits for the running
             # ones and returns by itself, between Redis calls rather than in the middle of one.
@@ -344,6 +356,8 @@ class LaneConsumer:
             except Exception:
                 pass  # the lane had already failed; its runner logged it
             await asyncio.gather(main, *worker.tasks.values(), return_exceptions=True)
+        if self._listener is not None:
+            await asyncio.gather(self._listener, return_exceptions=True)
         # arq's close() awaits these tasks again and would re-raise a cancellation.
         worker.tasks.clear()
         try:

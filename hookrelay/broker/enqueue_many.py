@@ -11,10 +11,18 @@ import time
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import structlog
 from arq.connections import ArqRedis
 
-from hookrelay.broker.keys import DUE_CHANNEL_SUFFIX, TASK_KEY_PREFIX, TASK_RESULT_KEY_PREFIX
+from hookrelay.broker.keys import (
+    DUE_CHANNEL_SUFFIX,
+    TASK_KEY_PREFIX,
+    TASK_RESULT_KEY_PREFIX,
+    due_channel,
+)
 from hookrelay.broker.tasks import deliver_payload
+
+log = structlog.get_logger(__name__)
 
 # Tasks written per Redis round trip.
 ENQUEUE_BATCH = 500
@@ -40,6 +48,16 @@ for lane, score in pairs(due) do
 end
 return added
 """
+
+
+async def announce_due(redis: ArqRedis, lane: str, due_ms: float) -> None:
+    """Tell `lane`'s workers that a task comes due at `due_ms` (unix ms), for a task enqueued
+    other than by EnqueueMany (whose script tells them itself). Best effort: a lost notice
+    costs a delay (a lane looks anyway every so often), so a failure is logged, not raised."""
+    try:
+        await redis.publish(due_channel(lane), round(due_ms))
+    except Exception as exc:
+        log.warning("due notice not published", lane=lane, error=repr(exc))
 
 
 class DeliverTask(NamedTuple):

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 from arq.connections import ArqRedis
 
-from hookrelay.broker.enqueue_many import DeliverTask, EnqueueMany
-from hookrelay.broker.keys import Keys, due_channel
+from hookrelay.broker.enqueue_many import DeliverTask, EnqueueMany, announce_due
+from hookrelay.broker.keys import Keys
 from hookrelay.broker.tasks import (
     DELIVER_TASK,
     batch_task_id,
@@ -71,7 +71,7 @@ class DeliveryQueue:
             _queue_name=lane,
             _defer_until=datetime.fromtimestamp(due_ms / 1000, UTC),
         )
-        await self._redis.publish(due_channel(lane), due_ms)
+        await announce_due(self._redis, lane, due_ms)
 
     async def due_waiting(self) -> int:
         """Tasks due now that no worker has finished, across both lanes."""

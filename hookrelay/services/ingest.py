@@ -95,7 +95,9 @@ class Ingest:
         except HookrelayError as exc:
             # Postgres unreachable is the same for each request alone; anything else (one
             # request's value, its app deleted meanwhile) may be one request's. (Any other
-            # exception is a bug, raised to every request of the group: nothing committed.)
+            # exception is a bug, raised to every request of the group, and none is written
+            # again: without keys the statement commits by itself, before its answers are
+            # sorted out.)
             if isinstance(exc, DependencyUnavailable) or len(writes) == 1:
                 raise
             return [None] * len(writes)

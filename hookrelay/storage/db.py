@@ -246,9 +246,14 @@ class Database:
         """A connection (with `custom_plan`, one that plans each statement per call; with
         `impatient`, one whose statements wait at most IMPATIENT_LOCK_WAIT_S for a lock); driver
         errors raised meanwhile come out as hookrelay's."""
-        pool = self.custom_plan_pool if custom_plan else self.pool
-        if impatient:
-            pool = self.impatient_pool
+        assert not (custom_plan and impatient), "a session is one or the other"
+        pool = (
+            self.impatient_pool
+            if impatient
+            else self.custom_plan_pool
+            if custom_plan
+            else self.pool
+        )
         try:
             async with pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as connection:
                 yield Session(connection, self._sql)
@@ -259,9 +264,9 @@ class Database:
             raise error from exc
 
     @asynccontextmanager
-    async def transaction(self, impatient: bool = False) -> AsyncIterator[Session]:
-        """A session whose queries commit together, or not at all (`impatient`: see session)."""
-        async with self.session(impatient=impatient) as session, session.transaction():
+    async def transaction(self) -> AsyncIterator[Session]:
+        """A session whose queries commit together, or not at all."""
+        async with self.session() as session, session.transaction():
             yield session
 
     async def one(self, cls: type[T], query: str, *args: Any, missing: str | None = None) -> T:

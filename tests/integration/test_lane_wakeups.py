@@ -16,7 +16,8 @@ from redis.asyncio import Redis
 from hookrelay.broker import Broker, LaneConsumer, RetryTask
 from hookrelay.broker import consumer as consumer_module
 from hookrelay.broker.consumer import LaneWorker
-from hookrelay.broker.keys import due_channel
+from hookrelay.broker.keys import TASK_KEY_PREFIX, due_channel
+from hookrelay.broker.tasks import deliver_payload, delivery_task_id
 from tests.integration.test_arq_contract import new_ids
 
 SLOW_S = 30.0
@@ -124,6 +125,74 @@ async def test_a_task_with_a_reserved_slot_runs_when_its_slot_comes(
     await broker.queue.enqueue_reserved(delivery, 0, 0.4)
     waited = await ran(runs, delivery) - enqueued
     assert 0.35 <= waited < 1.5
+
+
+async def test_a_task_waiting_for_room_starts_as_soon_as_a_running_one_ends(
+    broker: Broker, redis_client: Redis
+) -> None:
+    first, second = new_ids(2)
+    ended: list[float] = []
+    started: dict[str | list[str], float] = {}
+
+    async def handler(delivery: str | list[str], slot_reserved: bool) -> None:
+        started[delivery] = time.monotonic()
+        if delivery == first:
+            await asyncio.sleep(0.3)
+            ended.append(time.monotonic())
+
+    consumer = broker.lane_consumer(
+        broker.keys.first_attempt_lane, handler, max_tasks=1, poll_delay_s=SLOW_S, task_timeout_s=10
+    )
+    await broker.queue.enqueue([(first, 0)])
+    consumer.start()
+    try:
+        for _ in range(100):
+            if first in started:
+                break
+            await asyncio.sleep(0.01)
+        await broker.queue.enqueue([(second, 0)])  # due, but the lane has no room
+        for _ in range(300):
+            if second in started:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await consumer.stop(grace_s=1)
+    assert 0 <= started[second] - ended[0] < 0.5
+
+
+async def test_a_task_nobody_announced_runs_at_the_idle_poll(
+    broker: Broker, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As a task whose notice was lost (Redis away), written here straight into the lane.
+    monkeypatch.setattr(consumer_module, "IDLE_POLL_S", 0.5)
+    [delivery] = new_ids(1)
+    ran_at: list[float] = []
+
+    async def handler(task_delivery: str | list[str], slot_reserved: bool) -> None:
+        ran_at.append(time.monotonic())
+
+    consumer = broker.lane_consumer(
+        broker.keys.first_attempt_lane,
+        handler,
+        max_tasks=10,
+        poll_delay_s=SLOW_S,
+        task_timeout_s=10,
+    )
+    consumer.start()
+    try:
+        await asyncio.sleep(0.1)
+        written = time.monotonic()
+        payload = deliver_payload(delivery, round(time.time() * 1000))
+        task_id = delivery_task_id(delivery, 0)
+        await redis_client.psetex(TASK_KEY_PREFIX + task_id, 60_000, payload)
+        await redis_client.zadd(broker.keys.first_attempt_lane, {task_id: time.time() * 1000})
+        for _ in range(300):
+            if ran_at:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await consumer.stop(grace_s=1)
+    assert ran_at and ran_at[0] - written < 1.5
 
 
 async def test_an_idle_lane_does_not_poll(broker: Broker, monkeypatch: pytest.MonkeyPatch) -> None:

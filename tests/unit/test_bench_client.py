@@ -152,3 +152,29 @@ async def test_an_answer_without_a_length_is_an_error() -> None:
                 await client.send(client.request("/", b"{}", {}))
         finally:
             client.close()
+
+
+async def test_a_request_not_answered_in_time_fails_and_its_connection_is_not_reused() -> None:
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(2)
+        if connections == 1:
+            await asyncio.sleep(0.3)  # past the client's timeout: the answer comes late
+        writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        await until_closed(reader, writer)
+
+    async with raw_server(handle) as port:
+        client = Client("127.0.0.1", port, timeout_s=0.1)
+        request = client.request("/", b"{}", {})
+        try:
+            with pytest.raises(TimeoutError):
+                await client.send(request)
+            assert await client.send(request) == (202, b"ok")
+        finally:
+            client.close()
+    assert connections == 2

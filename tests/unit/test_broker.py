@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 from arq.worker import func
 
 from hookrelay.broker import EnqueueCoalescer, Keys, answers_ping
-from hookrelay.broker.consumer import LaneWorker
+from hookrelay.broker.consumer import Alarm, LaneWorker
 from hookrelay.broker.keys import listener_name
 from hookrelay.broker.tasks import batch_task_id, delivery_task_id, reserved_task_id
 from hookrelay.metrics import DeliveryMetrics
@@ -150,3 +151,36 @@ async def test_a_lane_takes_only_tasks_it_is_not_running_and_no_more_than_it_has
     assert asked == [(["finished", "new", "newer", "newest"], 2)]
     assert started == [("new", 11), ("newer", 12)]
     assert lane.job_counter == 1  # the two started have ended
+
+
+@pytest.mark.timed
+async def test_an_alarm_rings_at_the_earliest_time_it_was_given() -> None:
+    alarm = Alarm()
+    loop = asyncio.get_running_loop()
+    now_ms = time.time() * 1000
+
+    started = loop.time()
+    alarm.ring_at(now_ms + 1_000)
+    alarm.ring_at(now_ms + 100)  # earlier: replaces the first
+    await alarm.wait(5)
+    assert 0.09 <= loop.time() - started < 0.5
+
+    started = loop.time()
+    alarm.ring_at(time.time() * 1000 + 100)
+    alarm.ring_at(time.time() * 1000 + 2_000)  # later: the earlier one stands
+    await alarm.wait(5)
+    assert loop.time() - started < 0.5
+
+
+async def test_an_alarm_rung_before_the_wait_is_not_lost_and_a_wait_has_a_bound() -> None:
+    alarm = Alarm()
+    loop = asyncio.get_running_loop()
+    alarm.ring()
+    started = loop.time()
+    await alarm.wait(5)
+    assert loop.time() - started < 0.5
+    alarm.ring_at(time.time() * 1000 - 10)  # already due: at once
+    await alarm.wait(5)
+    started = loop.time()
+    await alarm.wait(0.05)  # nothing rang
+    assert loop.time() - started >= 0.04
