@@ -30,11 +30,24 @@ READ_LOG_BYTES = 1024 * 1024
 async def insert_with_deliveries(session: Session, events: list[Event]) -> list[str]:
     """Record events and one delivery per subscribed endpoint each, in one statement; return
     the ids of the deliveries due now."""
-    return [delivery_id for delivery_id, _ in await _insert(session, events)]
+    due, _ = await _insert(session, events)
+    return [delivery_id for delivery_id, _ in due]
 
 
-async def _insert(session: Session, events: list[Event]) -> list[tuple[str, str]]:
-    """`insert_with_deliveries` for events of any apps: each delivery due now, with its event."""
+# An Idempotency-Key to take: (app, stored key), the request's Idempotency, its answer.
+KeyToTake = tuple[tuple[str, str], Idempotency, Any]
+
+
+async def _insert(
+    session: Session,
+    events: list[Event],
+    event_keys: list[str | None] | None = None,
+    keys: list[KeyToTake] | None = None,
+) -> tuple[list[tuple[str, str]], set[tuple[str, str]]]:
+    """`insert_with_deliveries` for events of any apps, taking `keys` in the same statement:
+    an event whose request came with a key (`event_keys`, one per event) is written only if
+    its key is taken now. Each delivery due now, with its event; and the keys taken."""
+    keys = keys or []
     record = await session.row(
         "insert_events_with_deliveries",
         [e.id for e in events],
@@ -44,14 +57,18 @@ async def _insert(session: Session, events: list[Event]) -> list[tuple[str, str]
         [e.body for e in events],
         [e.created_at for e in events],
         [is_operational(e.type) for e in events],
+        event_keys or [None] * len(events),
+        [app_id for (app_id, _), _, _ in keys],
+        [key for (_, key), _, _ in keys],
+        [idempotency.request_hash for _, idempotency, _ in keys],
+        [orjson.dumps(answer).decode() for _, _, answer in keys],
     )
     assert record is not None
-    return list(zip(record["ids"], record["event_ids"], strict=True))
+    taken = set(zip(record["taken_apps"], record["taken_keys"], strict=True))
+    return list(zip(record["ids"], record["event_ids"], strict=True)), taken
 
 
-async def _take_keys(
-    session: Session, keys: list[tuple[tuple[str, str], Idempotency, Any]]
-) -> set[tuple[str, str]]:
+async def _take_keys(session: Session, keys: list[KeyToTake]) -> set[tuple[str, str]]:
     """Take Idempotency-Keys ((app, stored key), the request's, its answer) with the answers
     they keep; the keys taken now (one taken before is left as it is, and not returned)."""
     rows = await session.rows(
@@ -62,14 +79,6 @@ async def _take_keys(
         [orjson.dumps(answer).decode() for _, _, answer in keys],
     )
     return {(row["app_id"], row["key"]) for row in rows}
-
-
-async def _insert_writes(
-    session: Session, writes: list[EventWrite], recorded: list[int]
-) -> list[tuple[str, str]]:
-    """`_insert` for the events of the requests numbered `recorded`."""
-    events = [event for n in recorded for event in writes[n].events]
-    return await _insert(session, events) if events else []
 
 
 def _answers(
@@ -106,34 +115,39 @@ class Events:
 
     async def insert_together(self, writes: list[EventWrite]) -> list[list[str] | None]:
         """Record the events of many requests (of any apps) and their deliveries in one
-        transaction, with the Idempotency-Keys they came with; for each request, the ids of its
+        statement, with the Idempotency-Keys they came with; for each request, the ids of its
         deliveries due now, or None when its key was taken before (or by an earlier request
         here): `insert_once` then gives that request its answer."""
-        keyed: dict[tuple[str, str], tuple[int, Idempotency, Any]] = {}
-        recorded = []
+        keyed: dict[tuple[str, str], KeyToTake] = {}
+        included: list[int] = []  # the requests whose events go into the statement
+        events: list[Event] = []
+        event_keys: list[str | None] = []
         for n, write in enumerate(writes):
-            if write.idempotency is None:
-                recorded.append(n)
-            else:
+            key = None
+            if write.idempotency is not None:
                 key = (write.events[0].app_id, write.idempotency.stored_key)
-                keyed.setdefault(key, (n, write.idempotency, write.answer))
-        # A group waits for no lock for long (an impatient session): a lock held on one app (its
-        # deletion under way) would hold up every app's requests in it. Past
+                if key in keyed:
+                    continue  # an earlier request here has it: this one is answered later
+                keyed[key] = (key, write.idempotency, write.answer)
+            included.append(n)
+            events += write.events
+            event_keys += [None if key is None else key[1]] * len(write.events)
+        # One statement, atomic by itself: no transaction around it, which would cost two more
+        # round trips. It waits for no lock for long (an impatient session): a lock held on one
+        # app (its deletion under way) would hold up every app's requests in it. Past
         # IMPATIENT_LOCK_WAIT_S the group fails (Contention), and its requests are written one
-        # by one, each waiting for what it needs. Without keys, its one statement is atomic by
-        # itself: no transaction around it, which would cost two more round trips.
+        # by one, each waiting for what it needs. Keys are taken in one order by every process:
+        # two groups that hold the same keys never wait for each other in a circle.
         async with self.db.session(impatient=True) as session:
-            if not keyed:
-                return _answers(writes, recorded, await _insert_writes(session, writes, recorded))
-            async with session.transaction():
-                # Taken in one order by every process: two groups that hold the same keys
-                # never wait for each other in a circle.
-                order = sorted(keyed)
-                taken = await _take_keys(session, [(key, *keyed[key][1:]) for key in order])
-                recorded += [keyed[key][0] for key in order if key in taken]
-                # Inside the transaction: a failure here commits nothing (requests written
-                # again one by one must not have been written already).
-                due = await _insert_writes(session, writes, recorded)
+            due, taken = await _insert(
+                session, events, event_keys, [keyed[key] for key in sorted(keyed)]
+            )
+        recorded = [
+            n
+            for n in included
+            if (idempotency := writes[n].idempotency) is None
+            or (writes[n].events[0].app_id, idempotency.stored_key) in taken
+        ]
         return _answers(writes, recorded, due)
 
     async def insert_once(

@@ -6,11 +6,23 @@
 
 -- insert_events_with_deliveries --
 -- Record events of any apps ($1..$7 are arrays, one element per event) and one delivery per subscribed endpoint each, in one statement; the deliveries due now, by event.
-WITH event AS (
+-- With Idempotency-Keys ($9..$12, one element per key, in one order in every process), the
+-- keys are taken with their answers in the same statement, and an event whose request came
+-- with a key ($8, null for none) is recorded only if its key is taken now: a key taken before
+-- is left as it is, and its request's events are not written. Also returns the keys taken.
+WITH taken AS (
+    INSERT INTO idempotency_keys (app_id, key, request_hash, response)
+    SELECT * FROM unnest($9::text[], $10::text[], $11::bytea[], $12::text[])
+    ON CONFLICT (app_id, key) DO NOTHING
+    RETURNING app_id, key
+), event AS (
     INSERT INTO events (id, app_id, type, job_id, body, created_at)
-    SELECT id, app_id, type, job_id, body, created_at
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
-         AS new (id, app_id, type, job_id, body, created_at)
+    SELECT new.id, new.app_id, new.type, new.job_id, new.body, new.created_at
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                $8::text[])
+         AS new (id, app_id, type, job_id, body, created_at, key)
+    WHERE new.key IS NULL
+       OR EXISTS (SELECT 1 FROM taken WHERE taken.app_id = new.app_id AND taken.key = new.key)
     RETURNING id, app_id, type, created_at
 ), flags AS (
     SELECT * FROM unnest($1::text[], $7::boolean[]) AS flag (id, operational)
@@ -31,7 +43,9 @@ WITH event AS (
 )
 SELECT coalesce(array_agg(id ORDER BY id) FILTER (WHERE status = 'pending'), '{}') AS ids,
        coalesce(array_agg(event_id ORDER BY id) FILTER (WHERE status = 'pending'), '{}')
-       AS event_ids
+       AS event_ids,
+       (SELECT coalesce(array_agg(app_id), '{}') FROM taken) AS taken_apps,
+       (SELECT coalesce(array_agg(key), '{}') FROM taken) AS taken_keys
 FROM delivery;
 
 -- insert_idempotency_keys --
