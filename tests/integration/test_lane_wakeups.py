@@ -117,6 +117,33 @@ async def test_a_task_that_asks_to_go_again_runs_when_it_comes_due(
     assert 0.3 <= again - first < 1.5
 
 
+async def test_a_task_another_worker_puts_off_runs_here_when_it_comes_due(
+    broker: Broker,
+    lane: tuple[LaneConsumer, str],
+    runs: list[tuple[float, str | list[str]]],
+    redis_client: Redis,
+) -> None:
+    # Another worker's task asks to go again in 0.3 s (that worker may have no room then):
+    # arq puts it back in the lane with its new time, and the lane's workers are told.
+    _, name = lane
+    other = broker.lane_consumer(
+        name, lambda *_: None, max_tasks=1, poll_delay_s=1, task_timeout_s=10
+    )
+    [delivery] = new_ids(1)
+    task_id = delivery_task_id(delivery, 0)
+    asked = time.monotonic()
+    await redis_client.psetex(
+        TASK_KEY_PREFIX + task_id, 60_000, deliver_payload(delivery, round(time.time() * 1000))
+    )
+    await redis_client.zadd(name, {task_id: round(time.time() * 1000) + 300})
+    await other._worker.retry_later(task_id, 0.3)
+    try:
+        waited = await ran(runs, delivery) - asked
+    finally:
+        await other.stop(grace_s=1)
+    assert 0.25 <= waited < 1.5
+
+
 async def test_a_task_with_a_reserved_slot_runs_when_its_slot_comes(
     broker: Broker, lane: tuple[LaneConsumer, str], runs: list[tuple[float, str | list[str]]]
 ) -> None:
