@@ -18,8 +18,8 @@ from hookrelay.broker.tasks import (
     reserved_task_id,
 )
 
-# New deliveries per queue task: arq's own cost per task (about ten Redis round trips) is
-# shared by a batch, which a worker then sends concurrently.
+# New deliveries per queue task: a task's own cost (about four Redis round trips, and a claim and
+# a record in Postgres) is shared by a batch, which a worker then sends concurrently.
 TASK_BATCH = 100
 
 
