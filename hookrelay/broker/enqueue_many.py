@@ -51,9 +51,10 @@ return added
 
 
 async def announce_due(redis: ArqRedis, lane: str, due_ms: float) -> None:
-    """Tell `lane`'s workers that a task comes due at `due_ms` (unix ms), for a task enqueued
-    other than by EnqueueMany (whose script tells them itself). Best effort: a lost notice
-    costs a delay (a lane looks anyway every so often), so a failure is logged, not raised."""
+    """Tell `lane`'s workers that a task comes due at `due_ms` (unix ms), for a task arq puts
+    back itself (EnqueueMany's script tells them of the tasks it writes). Best effort: a lost
+    notice costs a delay (a lane looks anyway every so often), so a failure is logged, not
+    raised."""
     try:
         await redis.publish(due_channel(lane), round(due_ms))
     except Exception as exc:
@@ -61,11 +62,13 @@ async def announce_due(redis: ArqRedis, lane: str, due_ms: float) -> None:
 
 
 class DeliverTask(NamedTuple):
-    """A `deliver` task to enqueue: its id, its lane, and the delivery id (or ids) it carries."""
+    """A `deliver` task to enqueue: its id, its lane, the delivery id (or ids) it carries, and
+    whether its delivery's rate-limit slot is reserved."""
 
     task_id: str
     lane: str
     deliveries: str | list[str]
+    slot_reserved: bool = False
 
 
 class EnqueueMany:
@@ -88,6 +91,7 @@ class EnqueueMany:
             args: list[Any] = [TASK_KEY_PREFIX, TASK_RESULT_KEY_PREFIX, expires_ms]
             args.append(DUE_CHANNEL_SUFFIX)
             for task in tasks[start : start + ENQUEUE_BATCH]:
-                args += [task.task_id, task.lane, score, deliver_payload(task.deliveries, now_ms)]
+                payload = deliver_payload(task.deliveries, now_ms, task.slot_reserved)
+                args += [task.task_id, task.lane, score, payload]
             added += int(await self._script(args=args))
         return added

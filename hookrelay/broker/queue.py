@@ -5,14 +5,13 @@ never hold up anyone's first attempt."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from arq.connections import ArqRedis
 
-from hookrelay.broker.enqueue_many import DeliverTask, EnqueueMany, announce_due
+from hookrelay.broker.enqueue_many import DeliverTask, EnqueueMany
 from hookrelay.broker.keys import Keys
 from hookrelay.broker.tasks import (
-    DELIVER_TASK,
     batch_task_id,
     delivery_task_id,
     reserved_task_id,
@@ -61,17 +60,9 @@ class DeliveryQueue:
 
     async def enqueue_reserved(self, delivery_id: str, attempts_made: int, delay_s: float) -> None:
         """Enqueue a task for a delivery whose rate-limit slot is reserved `delay_s` from now."""
-        lane = self._lane(attempts_made)
-        due_ms = round((time.time() + delay_s) * 1000)
-        await self._redis.enqueue_job(
-            DELIVER_TASK,
-            delivery_id,
-            slot_reserved=True,
-            _job_id=reserved_task_id(delivery_id, attempts_made),
-            _queue_name=lane,
-            _defer_until=datetime.fromtimestamp(due_ms / 1000, UTC),
-        )
-        await announce_due(self._redis, lane, due_ms)
+        task_id = reserved_task_id(delivery_id, attempts_made)
+        task = DeliverTask(task_id, self._lane(attempts_made), delivery_id, slot_reserved=True)
+        await self._enqueue_many([task], datetime.now(UTC) + timedelta(seconds=delay_s))
 
     async def due_waiting(self) -> int:
         """Tasks due now that no worker has finished, across both lanes."""

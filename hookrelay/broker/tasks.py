@@ -45,8 +45,11 @@ def deserialize_task(data: bytes) -> dict[str, Any]:
     return task
 
 
-def deliver_payload(deliveries: str | list[str], enqueued_at_ms: int) -> bytes:
+def deliver_payload(
+    deliveries: str | list[str], enqueued_at_ms: int, slot_reserved: bool = False
+) -> bytes:
     """The stored form of a `deliver` task, exactly as arq's enqueue_job writes it."""
+    kwargs = {"slot_reserved": True} if slot_reserved else {}
     return serialize_job(
-        DELIVER_TASK, (deliveries,), {}, None, enqueued_at_ms, serializer=serialize_task
+        DELIVER_TASK, (deliveries,), kwargs, None, enqueued_at_ms, serializer=serialize_task
     )

@@ -247,13 +247,11 @@ class Database:
         `impatient`, one whose statements wait at most IMPATIENT_LOCK_WAIT_S for a lock); driver
         errors raised meanwhile come out as hookrelay's."""
         assert not (custom_plan and impatient), "a session is one or the other"
-        pool = (
-            self.impatient_pool
-            if impatient
-            else self.custom_plan_pool
-            if custom_plan
-            else self.pool
-        )
+        pool = self.pool
+        if impatient:
+            pool = self.impatient_pool
+        elif custom_plan:
+            pool = self.custom_plan_pool
         try:
             async with pool.acquire(timeout=ACQUIRE_TIMEOUT_S) as connection:
                 yield Session(connection, self._sql)

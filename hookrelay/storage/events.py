@@ -68,19 +68,6 @@ async def _insert(
     return list(zip(record["ids"], record["event_ids"], strict=True)), taken
 
 
-async def _take_keys(session: Session, keys: list[KeyToTake]) -> set[tuple[str, str]]:
-    """Take Idempotency-Keys ((app, stored key), the request's, its answer) with the answers
-    they keep; the keys taken now (one taken before is left as it is, and not returned)."""
-    rows = await session.rows(
-        "insert_idempotency_keys",
-        [app_id for (app_id, _), _, _ in keys],
-        [key for (_, key), _, _ in keys],
-        [idempotency.request_hash for _, idempotency, _ in keys],
-        [orjson.dumps(answer).decode() for _, _, answer in keys],
-    )
-    return {(row["app_id"], row["key"]) for row in rows}
-
-
 def _answers(
     writes: list[EventWrite], recorded: list[int], due: list[tuple[str, str]]
 ) -> list[list[str] | None]:
@@ -153,18 +140,21 @@ class Events:
     async def insert_once(
         self, events: list[Event], idempotency: Idempotency | None, answer: Any
     ) -> tuple[Any, list[str]]:
-        """Record events and their deliveries in one transaction, at most once per
-        Idempotency-Key: a key seen before returns its first answer and records nothing (a
-        different request under the same key is a Conflict). Returns the answer and the ids of
-        the deliveries due now."""
+        """Record events and their deliveries in one statement, at most once per
+        Idempotency-Key (taken in the same statement): a key seen before returns its first
+        answer and records nothing (a different request under the same key is a Conflict).
+        Returns the answer and the ids of the deliveries due now."""
         if idempotency is None:
             async with self.db.session() as session:
                 return answer, await insert_with_deliveries(session, events)
         key = (events[0].app_id, idempotency.stored_key)
         while True:
-            async with self.db.transaction() as session:
-                if await _take_keys(session, [(key, idempotency, answer)]):
-                    return answer, await insert_with_deliveries(session, events)
+            async with self.db.session() as session:
+                due, taken = await _insert(
+                    session, events, [key[1]] * len(events), [(key, idempotency, answer)]
+                )
+                if taken:
+                    return answer, [delivery_id for delivery_id, _ in due]
                 first = await session.row("get_idempotency_key", *key, idempotency.ttl_s)
                 if first is None:
                     continue  # its request failed and rolled back meanwhile: try again

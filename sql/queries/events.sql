@@ -48,13 +48,6 @@ SELECT coalesce(array_agg(id ORDER BY id) FILTER (WHERE status = 'pending'), '{}
        (SELECT coalesce(array_agg(key), '{}') FROM taken) AS taken_keys
 FROM delivery;
 
--- insert_idempotency_keys --
--- Take the Idempotency-Keys of many requests with their answers; the keys taken now (a key taken before is left as it is).
-INSERT INTO idempotency_keys (app_id, key, request_hash, response)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
-ON CONFLICT (app_id, key) DO NOTHING
-RETURNING app_id, key;
-
 -- get_idempotency_key --
 -- The request an Idempotency-Key was first used for, and the answer it got.
 SELECT request_hash, response, created_at > now() - make_interval(secs => $3) AS live
