@@ -10,8 +10,8 @@ import os
 import re
 import time
 
-PREFIXES = ("app_", "key_", "ep_", "evt_", "dlv_", "att_")
-ID_PATTERN = re.compile(r"^(app|key|ep|evt|dlv|att)_[0-9a-f]{32}$")
+PREFIXES = ("app_", "key_", "ps_", "ep_", "evt_", "dlv_", "att_")
+ID_PATTERN = re.compile(r"^(app|key|ps|ep|evt|dlv|att)_[0-9a-f]{32}$")
 ID_BYTES = 16  # what follows the prefix: 32 hex digits
 
 

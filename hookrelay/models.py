@@ -46,8 +46,30 @@ class ApiKey:
     app_id: str
     prefix: str
     name: str
+    scopes: list[str]
     created_at: datetime
     revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PortalSession:
+    """A portal session as made (its token is shown once, never stored)."""
+
+    id: str
+    app_id: str
+    capabilities: list[str]
+    expires_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What a stored credential (an app key or a portal session) opens: its app, and the names
+    of its scopes or capabilities."""
+
+    app_id: str
+    names: list[str]
+    expires_at: datetime | None  # a portal session's end; a key has none
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from hookrelay.variables import (
     parse_flag,
     parse_positive_duration,
     parse_positive_int,
+    parse_public_url,
     parse_secret_key,
     parse_secret_keys,
     parse_text,
@@ -206,6 +207,13 @@ class Settings:
         "15m",
         parse_positive_duration,
         "how long a stream token is valid unless the request asks less",
+    )
+    public_url: str = setting(
+        "PUBLIC_URL",
+        "",
+        parse_public_url,
+        "where users reach the API (`https://hooks.example.com`), for the links portal "
+        "sessions give; unset, the scheme and host each request was made to",
     )
     secret_rotation_grace_s: float = setting(
         "SECRET_ROTATION_GRACE",

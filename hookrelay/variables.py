@@ -9,6 +9,7 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
+from urllib.parse import urlsplit
 
 from hookrelay.durations import parse_duration
 
@@ -98,6 +99,19 @@ def setting(
 
 def parse_text(text: str) -> str:
     return text
+
+
+def parse_public_url(text: str) -> str:
+    """An http(s) URL with a host and no query or fragment, without its trailing slash; empty
+    for none."""
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.query or parts.fragment:
+        raise ValueError("must have no query or fragment")
+    return text.rstrip("/")
 
 
 def parse_positive_duration(text: str) -> float:

@@ -9,7 +9,7 @@ import asyncio
 import ipaddress
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -19,6 +19,7 @@ from hookrelay.ids import new_id
 from hookrelay.models import (
     ApiKey,
     App,
+    Credential,
     Delivery,
     DeliveryFilter,
     Endpoint,
@@ -26,8 +27,10 @@ from hookrelay.models import (
     EventWrite,
     Idempotency,
     LogPosition,
+    PortalSession,
     ReplayResult,
 )
+from hookrelay.services.access import ALL_SCOPES
 from hookrelay.services.auth import KEY_PREFIX_SHOWN, hash_app_key
 from hookrelay.services.ports import DueDelivery
 from hookrelay.statuses import DeliveryStatus, EndpointStatus
@@ -44,6 +47,8 @@ class FakeStore:
 
     apps: dict[str, App] = field(default_factory=dict)
     keys: dict[bytes, ApiKey] = field(default_factory=dict)
+    # portal sessions by their token's hash
+    sessions: dict[bytes, PortalSession] = field(default_factory=dict)
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     deliveries: dict[str, Delivery] = field(default_factory=dict)
@@ -58,9 +63,16 @@ class FakeStore:
         self.apps[app.id] = app
         return app
 
-    def add_key(self, app_id: str, key: str) -> ApiKey:
-        """Give an app the key `key` (stored, as the store does, by its hash)."""
-        return self._add_key(app_id, hash_app_key(key), key[:KEY_PREFIX_SHOWN], "default")
+    def add_key(self, app_id: str, key: str, scopes: list[str] | None = None) -> ApiKey:
+        """Give an app the key `key` (stored, as the store does, by its hash), with all
+        scopes unless given."""
+        return self._add_key(
+            app_id,
+            hash_app_key(key),
+            key[:KEY_PREFIX_SHOWN],
+            "default",
+            list(ALL_SCOPES) if scopes is None else scopes,
+        )
 
     def add_endpoint(self, app_id: str, **fields: Any) -> Endpoint:
         endpoint = Endpoint(
@@ -105,8 +117,10 @@ class FakeStore:
 
     # Apps and keys
 
-    def _add_key(self, app_id: str, key_hash: bytes, key_prefix: str, name: str) -> ApiKey:
-        key = ApiKey(new_id("key_"), app_id, key_prefix, name, _now(), None)
+    def _add_key(
+        self, app_id: str, key_hash: bytes, key_prefix: str, name: str, scopes: list[str]
+    ) -> ApiKey:
+        key = ApiKey(new_id("key_"), app_id, key_prefix, name, scopes, _now(), None)
         self.keys[key_hash] = key
         return key
 
@@ -223,29 +237,71 @@ class FakeApps:
     def __init__(self, data: FakeStore) -> None:
         self.data = data
 
-    async def id_for_key(self, key_hash: bytes) -> str | None:
-        self.data.calls.append("app_id_for_key")
+    async def credential_of_key(self, key_hash: bytes) -> Credential | None:
+        self.data.calls.append("credential_of_key")
         key = self.data.keys.get(key_hash)
-        return key.app_id if key is not None and key.revoked_at is None else None
+        if key is None or key.revoked_at is not None:
+            return None
+        return Credential(key.app_id, key.scopes, None)
+
+    async def credential_of_portal_session(self, token_hash: bytes) -> Credential | None:
+        self.data.calls.append("credential_of_portal_session")
+        session = self.data.sessions.get(token_hash)
+        if session is None or session.expires_at <= _now():
+            return None
+        return Credential(session.app_id, session.capabilities, session.expires_at)
+
+    async def open_portal_session(
+        self, app_id: str, token_hash: bytes, capabilities: list[str], lifetime_s: int
+    ) -> PortalSession:
+        self.data.calls.append("open_portal_session")
+        self.data._app(app_id)
+        session = PortalSession(
+            new_id("ps_"), app_id, capabilities, _now() + timedelta(seconds=lifetime_s), _now()
+        )
+        self.data.sessions[token_hash] = session
+        return session
+
+    async def end_portal_sessions(self, app_id: str) -> int:
+        self.data.calls.append("end_portal_sessions")
+        ended = [h for h, s in self.data.sessions.items() if s.app_id == app_id]
+        for token_hash in ended:
+            del self.data.sessions[token_hash]
+        return len(ended)
+
+    async def get_key(self, app_id: str, key_id: str) -> ApiKey:
+        self.data.calls.append("get_app_key")
+        for key in self.data.keys.values():
+            if key.app_id == app_id and key.id == key_id:
+                return key
+        raise NotFound("no such key")
 
     async def get(self, ref: str) -> App:
         self.data.calls.append("get_app")
         return self.data._app(ref)
 
     async def create(
-        self, app_id: str, name: str, uid: str | None, key_hash: bytes, key_prefix: str
+        self,
+        app_id: str,
+        name: str,
+        uid: str | None,
+        key_hash: bytes,
+        key_prefix: str,
+        scopes: list[str],
     ) -> App:
         self.data.calls.append("create_app")
         if uid is not None and any(a.uid == uid for a in self.data.apps.values()):
             raise Conflict("an app with this uid already exists; pick another uid")
         app = App(app_id, name, uid, _now(), _now())
         self.data.apps[app_id] = app
-        self.data._add_key(app_id, key_hash, key_prefix, "default")
+        self.data._add_key(app_id, key_hash, key_prefix, "default", scopes)
         return app
 
-    async def create_key(self, app_id: str, key_hash: bytes, key_prefix: str, name: str) -> ApiKey:
+    async def create_key(
+        self, app_id: str, key_hash: bytes, key_prefix: str, name: str, scopes: list[str]
+    ) -> ApiKey:
         self.data.calls.append("create_app_key")
-        return self.data._add_key(app_id, key_hash, key_prefix, name)
+        return self.data._add_key(app_id, key_hash, key_prefix, name, scopes)
 
     async def revoke_key(self, app_id: str, key_id: str) -> ApiKey:
         self.data.calls.append("revoke_app_key")
@@ -274,6 +330,7 @@ class FakeApps:
         if self.data.apps.pop(app_id, None) is None:
             raise NotFound("no such app")
         self.data.keys = {h: k for h, k in self.data.keys.items() if k.app_id != app_id}
+        self.data.sessions = {h: s for h, s in self.data.sessions.items() if s.app_id != app_id}
 
 
 class FakeEndpoints:

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from hookrelay.schemas import loaded_schemas
+from hookrelay.services.access import Grant
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Schema = dict[str, Any]
@@ -57,6 +58,9 @@ class Route:
     query: tuple[str, ...] = ()
     headers: tuple[str, ...] = ()
     auth: Auth = Auth.BEARER
+    # What a caller must be granted inside the app (hookrelay/services/access.py): a key or a
+    # portal session lacking one is refused with 403. Every bearer route names at least one.
+    needs: tuple[Grant, ...] = ()
     # The statuses answered with the ERROR schema; by default API_ERRORS, or none if PUBLIC.
     errors: tuple[int, ...] | None = None
     name: str | None = None  # the aiohttp route's name

@@ -11,8 +11,9 @@ from aiohttp import web
 
 from hookrelay.api.errors import answer_of, error_body, http_code
 from hookrelay.api.http import bearer_token, json_response
-from hookrelay.api.state import APP_ID, AUTH, PRINCIPAL
-from hookrelay.errors import HookrelayError, NotFound, Throttled, Unauthorized
+from hookrelay.api.state import APP_ID, AUTH, PRINCIPAL, ROUTE_NEEDS
+from hookrelay.errors import Forbidden, HookrelayError, NotFound, Throttled, Unauthorized
+from hookrelay.services.access import missing
 from hookrelay.services.auth import Principal
 
 log = structlog.get_logger(__name__)
@@ -64,8 +65,8 @@ STREAM_ROUTE = "event_stream"
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve the bearer token (or, on the event stream, a stream token) of every /v1
-    request to a principal, or answer 401; and the app its path names to that app's id, once,
-    for the handlers (APP_ID)."""
+    request to a principal, or answer 401; the app its path names to that app's id, once, for
+    the handlers (APP_ID); then refuse with 403 a caller not granted what the route needs."""
     if request.path.startswith("/v1/"):
         principal = await _principal(request)
         request[PRINCIPAL] = principal
@@ -74,6 +75,14 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             # Before the handler reads anything: another app's resources do not exist, whatever
             # the request's body would have said (a uid naming one's own app passes).
             request[APP_ID] = await request.app[AUTH].app_id_for(principal, ref)
+        # After the app: another app's resources answer 404 whatever the credential's grants.
+        needs = request.app[ROUTE_NEEDS].get(request.match_info.handler, ())
+        lacking = missing(needs, principal.grants)
+        if lacking:
+            raise Forbidden(
+                "this credential may not do this: it lacks " + ", ".join(lacking),
+                details={"missing": list(lacking)},
+            )
     return await handler(request)
 
 

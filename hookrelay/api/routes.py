@@ -21,6 +21,15 @@ from hookrelay.api.handlers import (
     stream,
 )
 from hookrelay.api.middleware import STREAM_ROUTE
+from hookrelay.api.state import ROUTE_NEEDS
+from hookrelay.services.access import Grant
+
+SEND_EVENTS = (Grant.SEND_EVENTS,)
+READ_EVENTS = (Grant.READ_EVENTS,)
+READ = (Grant.READ,)
+MANAGE_APP = (Grant.MANAGE_APP,)
+MANAGE_ENDPOINTS = (Grant.MANAGE_ENDPOINTS,)
+REPLAY = (Grant.REPLAY,)
 
 APP = "/v1/apps/{app_id}"
 ENDPOINT = APP + "/endpoints/{endpoint_id}"
@@ -66,11 +75,29 @@ ROUTES: tuple[Route, ...] = (
         "Create an app (admin)",
         {201: "app_created"},
         request="app_create",
+        needs=MANAGE_APP,
     ),
-    Route("GET", "/v1/apps", apps.list_apps, "List apps", {200: "app_page"}, query=PAGE),
-    Route("GET", APP, apps.get_app, "Get an app by id or uid", {200: "app"}),
-    Route("PATCH", APP, apps.update_app, "Change an app", {200: "app"}, request="app_update"),
-    Route("DELETE", APP, apps.delete_app, "Delete an app and all it owns", {204: None}),
+    Route(
+        "GET", "/v1/apps", apps.list_apps, "List apps", {200: "app_page"}, query=PAGE, needs=READ
+    ),
+    Route("GET", APP, apps.get_app, "Get an app by id or uid", {200: "app"}, needs=READ),
+    Route(
+        "PATCH",
+        APP,
+        apps.update_app,
+        "Change an app",
+        {200: "app"},
+        request="app_update",
+        needs=MANAGE_APP,
+    ),
+    Route(
+        "DELETE",
+        APP,
+        apps.delete_app,
+        "Delete an app and all it owns",
+        {204: None},
+        needs=MANAGE_APP,
+    ),
     Route(
         "POST",
         APP + "/keys",
@@ -78,9 +105,43 @@ ROUTES: tuple[Route, ...] = (
         "Create an app key",
         {201: "app_key_created"},
         request="app_key_create",
+        needs=MANAGE_APP,
     ),
-    Route("GET", APP + "/keys", keys.list_keys, "List app keys", {200: "app_key_page"}, query=PAGE),
-    Route("DELETE", APP + "/keys/{key_id}", keys.revoke_key, "Revoke an app key", {200: "app_key"}),
+    Route(
+        "GET",
+        APP + "/keys",
+        keys.list_keys,
+        "List app keys",
+        {200: "app_key_page"},
+        query=PAGE,
+        needs=(Grant.READ_KEYS,),
+    ),
+    Route(
+        "DELETE",
+        APP + "/keys/{key_id}",
+        keys.revoke_key,
+        "Revoke an app key",
+        {200: "app_key"},
+        needs=MANAGE_APP,
+    ),
+    Route(
+        "POST",
+        APP + "/portal-sessions",
+        keys.open_portal_session,
+        "Open a console session on this app: a link and a token limited to its capabilities",
+        {201: "portal_session_created"},
+        request="portal_session_create",
+        request_optional=True,
+        needs=MANAGE_APP,
+    ),
+    Route(
+        "DELETE",
+        APP + "/portal-sessions",
+        keys.end_portal_sessions,
+        "End every console session of this app",
+        {200: "portal_sessions_ended"},
+        needs=MANAGE_APP,
+    ),
     Route(
         "POST",
         APP + "/endpoints",
@@ -88,6 +149,7 @@ ROUTES: tuple[Route, ...] = (
         "Register an endpoint",
         {201: "endpoint_with_secret"},
         request="endpoint_create",
+        needs=MANAGE_ENDPOINTS,
     ),
     Route(
         "GET",
@@ -96,8 +158,11 @@ ROUTES: tuple[Route, ...] = (
         "List endpoints",
         {200: "endpoint_page"},
         query=PAGE,
+        needs=READ,
     ),
-    Route("GET", ENDPOINT, endpoints.get_endpoint, "Get an endpoint", {200: "endpoint"}),
+    Route(
+        "GET", ENDPOINT, endpoints.get_endpoint, "Get an endpoint", {200: "endpoint"}, needs=READ
+    ),
     Route(
         "PATCH",
         ENDPOINT,
@@ -105,14 +170,23 @@ ROUTES: tuple[Route, ...] = (
         "Change an endpoint",
         {200: "endpoint"},
         request="endpoint_update",
+        needs=MANAGE_ENDPOINTS,
     ),
-    Route("DELETE", ENDPOINT, endpoints.delete_endpoint, "Delete an endpoint", {204: None}),
+    Route(
+        "DELETE",
+        ENDPOINT,
+        endpoints.delete_endpoint,
+        "Delete an endpoint",
+        {204: None},
+        needs=MANAGE_ENDPOINTS,
+    ),
     Route(
         "GET",
         ENDPOINT + "/secret",
         endpoints.get_endpoint_secret,
         "Get an endpoint's secret",
         {200: "secret"},
+        needs=(Grant.READ_SECRETS,),
     ),
     Route(
         "POST",
@@ -120,6 +194,7 @@ ROUTES: tuple[Route, ...] = (
         endpoints.rotate_secret,
         "Rotate an endpoint's secret",
         {200: "endpoint_with_secret"},
+        needs=(Grant.MANAGE_ENDPOINTS, Grant.READ_SECRETS),
     ),
     Route(
         "POST",
@@ -128,6 +203,7 @@ ROUTES: tuple[Route, ...] = (
         "Re-send an endpoint's still-lost dead deliveries in a window",
         {202: "replay_result"},
         request="recover",
+        needs=REPLAY,
     ),
     Route(
         "POST",
@@ -137,6 +213,7 @@ ROUTES: tuple[Route, ...] = (
         {202: "event"},
         request="event_create",
         headers=("Idempotency-Key",),
+        needs=SEND_EVENTS,
     ),
     Route(
         "POST",
@@ -146,6 +223,7 @@ ROUTES: tuple[Route, ...] = (
         {202: "event_batch_accepted"},
         request="event_batch",
         headers=("Idempotency-Key",),
+        needs=SEND_EVENTS,
     ),
     Route(
         "GET",
@@ -154,6 +232,7 @@ ROUTES: tuple[Route, ...] = (
         "List events, newest first; with after or wait, long-poll for newer ones, oldest first",
         {200: "event_page"},
         query=("type", "job_id", *TIME_WINDOW, *PAGE, "after", "wait"),
+        needs=READ_EVENTS,
     ),
     Route(
         "GET",
@@ -167,6 +246,7 @@ ROUTES: tuple[Route, ...] = (
         errors=(*API_ERRORS, 429),
         name=STREAM_ROUTE,
         allow_head=False,  # a stream has no end to answer a HEAD request with
+        needs=READ_EVENTS,
     ),
     Route(
         "POST",
@@ -176,6 +256,7 @@ ROUTES: tuple[Route, ...] = (
         {201: "stream_token"},
         request="stream_token_create",
         request_optional=True,
+        needs=READ_EVENTS,
     ),
     Route(
         "GET",
@@ -183,6 +264,7 @@ ROUTES: tuple[Route, ...] = (
         jobs.get_job,
         "Get a job's current state, folded from its events",
         {200: "job"},
+        needs=READ_EVENTS,
     ),
     Route(
         "GET",
@@ -190,6 +272,7 @@ ROUTES: tuple[Route, ...] = (
         events.get_event,
         "Get an event with its deliveries",
         {200: "event_with_deliveries"},
+        needs=READ_EVENTS,
     ),
     Route(
         "GET",
@@ -198,6 +281,7 @@ ROUTES: tuple[Route, ...] = (
         "List deliveries, newest first",
         {200: "delivery_page"},
         query=("status", "endpoint_id", "event_type", "event_id", "job_id", *TIME_WINDOW, *PAGE),
+        needs=READ,
     ),
     Route(
         "POST",
@@ -207,6 +291,7 @@ ROUTES: tuple[Route, ...] = (
         {202: "replay_result"},
         request="replay",
         request_optional=True,
+        needs=REPLAY,
     ),
     Route(
         "GET",
@@ -214,6 +299,7 @@ ROUTES: tuple[Route, ...] = (
         deliveries.get_delivery,
         "Get a delivery with its attempts",
         {200: "delivery_with_attempts"},
+        needs=READ,
     ),
     Route(
         "POST",
@@ -221,6 +307,7 @@ ROUTES: tuple[Route, ...] = (
         deliveries.replay_delivery,
         "Replay one delivery",
         {202: "replayed"},
+        needs=REPLAY,
     ),
     Route(
         "GET",
@@ -229,6 +316,7 @@ ROUTES: tuple[Route, ...] = (
         "List attempts, newest first",
         {200: "attempt_page"},
         query=("delivery_id", "endpoint_id", *TIME_WINDOW, *PAGE),
+        needs=READ,
     ),
 )
 
@@ -246,6 +334,7 @@ def add_routes(app: web.Application, demo_page: bool = False) -> None:
     definitions = [_definition(route) for route in ROUTES]
     if demo_page:
         definitions += [web.get("/demo", demo.demo_page), web.get("/demo/{asset}", demo.demo_page)]
+    app[ROUTE_NEEDS] = {route.handler: route.needs for route in ROUTES}
     app.router.add_routes(
         [
             web.RouteDef(

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from hookrelay.broker import Broker
 from hookrelay.live.feed import LiveFeed
+from hookrelay.services.access import Grant
 from hookrelay.services.apps import Apps
 from hookrelay.services.auth import Auth, Principal
 from hookrelay.services.endpoints import Endpoints
@@ -26,6 +27,8 @@ ENDPOINTS = web.AppKey("endpoints", Endpoints)
 INGEST = web.AppKey("ingest", Ingest)
 REPLAYS = web.AppKey("replays", Replays)
 LIVE_FEED = web.AppKey("live_feed", LiveFeed)
+# What each route's handler needs granted (Route.needs), for the auth middleware.
+ROUTE_NEEDS = web.AppKey("route_needs", dict[Any, tuple[Grant, ...]])
 # The OpenAPI document, built once from the route table (which names the handler serving it).
 OPENAPI = web.AppKey("openapi", dict[str, Any])
 # Set by the auth middleware on every /v1 request: who is calling, and the id of the app the

@@ -14,7 +14,7 @@ import orjson
 
 from hookrelay.api.contract import response_schemas
 from hookrelay.jobs import Job
-from hookrelay.models import ApiKey, App, Attempt, Delivery, Endpoint, Event
+from hookrelay.models import ApiKey, App, Attempt, Delivery, Endpoint, Event, PortalSession
 
 R = TypeVar("R")
 
@@ -43,6 +43,17 @@ endpoint_view = _viewer("endpoint", Endpoint)
 api_key_view = _viewer("app_key", ApiKey)
 delivery_view = _viewer("delivery", Delivery)
 attempt_view = _viewer("attempt", Attempt)
+
+
+def portal_session_view(session: PortalSession) -> dict[str, Any]:
+    """A portal session as made, without its link and token (the handler adds them)."""
+    return {
+        "id": session.id,
+        "app_id": session.app_id,
+        "capabilities": session.capabilities,
+        "expires_at": session.expires_at,
+        "created_at": session.created_at,
+    }
 
 
 def event_view(event: Event) -> dict[str, Any]:

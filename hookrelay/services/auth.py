@@ -1,9 +1,9 @@
-"""Who is calling, and which app a request may name.
+"""Who is calling, what they may do, and which app a request may name.
 
-A bearer token is the admin token (compared in constant time), an app key (looked up by its
-hash, through the process's KeyCache), or, on the event stream only, a stream token (signed,
-checked against no table). A revocation forgets the app's cached keys here at once and is
-announced to every other API process.
+A bearer token is the admin token (compared in constant time), an app key or a portal session
+(each looked up by its hash, through the process's KeyCache), or, on the event stream only, a
+stream token (signed, checked against no table). A revocation forgets the app's cached
+credentials here at once and is announced to every other API process.
 """
 
 from __future__ import annotations
@@ -13,28 +13,41 @@ import hashlib
 import hmac
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from hookrelay.errors import NotFound
 from hookrelay.keycache import KeyCache
 from hookrelay.live.tokens import StreamGrant, issue_token, verify_token
+from hookrelay.models import Credential
 from hookrelay.schemas import validate_request
+from hookrelay.services.access import (
+    ALL_GRANTS,
+    Grant,
+    grants_of_capabilities,
+    grants_of_scopes,
+)
 from hookrelay.services.ports import AnnounceRevocation, KeyStore
 from hookrelay.settings import Settings
 
 APP_KEY_PREFIX = "hrk_"
-APP_KEY_BYTES = 32
+PORTAL_TOKEN_PREFIX = "hrps_"
+TOKEN_BYTES = 32
 KEY_PREFIX_SHOWN = 12  # characters of a key kept in clear, to tell keys apart in listings
+
+STREAM_GRANTS = frozenset({Grant.READ_EVENTS})
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the admin, one app's key, or a stream token (which the auth middleware
-    lets open only the event stream of its app; of one job, if it names one)."""
+    """Who is calling: the admin, one app's key or portal session, or a stream token (which the
+    auth middleware lets open only the event stream of its app; of one job, if it names one);
+    and what they may do there."""
 
     app_id: str | None  # None for the admin
+    grants: frozenset[Grant] = ALL_GRANTS
     job_id: str | None = None  # a stream token's job
     # A stream token is checked against no table, so it outlives the app it was issued for:
     # that app is looked up on every use.
@@ -49,13 +62,33 @@ ADMIN = Principal(app_id=None)
 
 
 def hash_app_key(key: str) -> bytes:
-    """App keys are 32 random bytes, so one SHA-256 is a safe way to store them."""
+    """App keys and portal tokens are 32 random bytes, so one SHA-256 is a safe way to store
+    them."""
     return hashlib.sha256(key.encode()).digest()
+
+
+def _new_token(prefix: str) -> str:
+    return prefix + base64.urlsafe_b64encode(os.urandom(TOKEN_BYTES)).decode().rstrip("=")
 
 
 def new_app_key() -> str:
     """A new app key: the prefix, then 32 random bytes in URL-safe base64."""
-    return APP_KEY_PREFIX + base64.urlsafe_b64encode(os.urandom(APP_KEY_BYTES)).decode().rstrip("=")
+    return _new_token(APP_KEY_PREFIX)
+
+
+def new_portal_token() -> str:
+    """A new portal session's token: its prefix, then 32 random bytes in URL-safe base64."""
+    return _new_token(PORTAL_TOKEN_PREFIX)
+
+
+@lru_cache(maxsize=256)
+def _key_grants(scopes: tuple[str, ...]) -> frozenset[Grant]:
+    return grants_of_scopes(scopes)
+
+
+@lru_cache(maxsize=256)
+def _session_grants(capabilities: tuple[str, ...]) -> frozenset[Grant]:
+    return grants_of_capabilities(capabilities)
 
 
 class Auth:
@@ -84,24 +117,40 @@ class Auth:
         admin_token = self._settings.admin_token
         if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
             return ADMIN
-        if not token.startswith(APP_KEY_PREFIX):
-            return None
-        key_hash = hash_app_key(token)
-        cached = self.keys.get(key_hash, self._monotonic())
-        if cached is not None:
-            app_id = cached.app_id
+        if token.startswith(APP_KEY_PREFIX):
+            credential = await self._credential(token, self._apps.credential_of_key)
+            grants_of = _key_grants
+        elif token.startswith(PORTAL_TOKEN_PREFIX):
+            credential = await self._credential(token, self._apps.credential_of_portal_session)
+            grants_of = _session_grants
         else:
-            generation = self.keys.generation
-            app_id = await self._apps.id_for_key(key_hash)
-            self.keys.put(key_hash, app_id, self._monotonic(), generation)
-        return None if app_id is None else Principal(app_id)
+            return None
+        if credential is None:
+            return None
+        # A cached session may have ended since it was looked up.
+        if credential.expires_at is not None and credential.expires_at.timestamp() <= self._clock():
+            return None
+        return Principal(credential.app_id, grants_of(tuple(credential.names)))
+
+    async def _credential(
+        self, token: str, look_up: Callable[[bytes], Awaitable[Credential | None]]
+    ) -> Credential | None:
+        """What a key or session token opens, through the cache."""
+        token_hash = hash_app_key(token)
+        cached = self.keys.get(token_hash, self._monotonic())
+        if cached is not None:
+            return cached.credential
+        generation = self.keys.generation
+        credential = await look_up(token_hash)
+        self.keys.put(token_hash, credential, self._monotonic(), generation)
+        return credential
 
     def authenticate_stream_token(self, token: str) -> Principal | None:
         """Return the principal a stream token stands for, or None if it is not valid."""
         grant = verify_token(self._settings.all_secret_keys(), token, self._clock())
         if grant is None:
             return None
-        return Principal(grant.app_id, grant.job_id, stream_token=True)
+        return Principal(grant.app_id, STREAM_GRANTS, grant.job_id, stream_token=True)
 
     def issue_stream_token(self, app_id: str, body: Any) -> tuple[str, StreamGrant]:
         """A token that opens the app's event stream (of one job, if the body names one) from
@@ -123,7 +172,8 @@ class Auth:
         return app.id
 
     async def revoked(self, app_id: str) -> None:
-        """After a revocation commits: this process forgets the app's keys at once, and every
-        other API process when the notice reaches it (KeyCache's TTL if it never does)."""
+        """After a revocation commits (a key, the app's portal sessions, the app): this process
+        forgets the app's credentials at once, and every other API process when the notice
+        reaches it (KeyCache's TTL if it never does)."""
         self.keys.forget_app(app_id)
         await self._announce_revocation(app_id)

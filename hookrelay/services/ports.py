@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from hookrelay.models import (
     ApiKey,
     App,
+    Credential,
     Delivery,
     DeliveryFilter,
     Endpoint,
@@ -22,35 +23,54 @@ from hookrelay.models import (
     EventWrite,
     Idempotency,
     LogPosition,
+    PortalSession,
     ReplayResult,
 )
 
 # (delivery id, attempts made so far): a delivery due again, for the lane of its attempt.
 DueDelivery = tuple[str, int]
-# Tells every API process that one of an app's keys was revoked (or the app deleted).
+# Tells every API process that one of an app's credentials was revoked (a key, its portal
+# sessions, or the app deleted with all of them).
 AnnounceRevocation = Callable[[str], Awaitable[None]]
 
 
 class KeyStore(Protocol):
-    """What authentication reads: the app a key opens, and an app by id or uid."""
+    """What authentication reads: what a key or a portal session opens, and an app by id or
+    uid."""
 
-    async def id_for_key(self, key_hash: bytes) -> str | None: ...
+    async def credential_of_key(self, key_hash: bytes) -> Credential | None: ...
+
+    async def credential_of_portal_session(self, token_hash: bytes) -> Credential | None: ...
 
     async def get(self, ref: str) -> App: ...
 
 
 class AppStore(Protocol):
-    """Apps and their keys."""
+    """Apps, their keys and their portal sessions."""
 
     async def create(
-        self, app_id: str, name: str, uid: str | None, key_hash: bytes, key_prefix: str
+        self,
+        app_id: str,
+        name: str,
+        uid: str | None,
+        key_hash: bytes,
+        key_prefix: str,
+        scopes: list[str],
     ) -> App: ...
 
     async def create_key(
-        self, app_id: str, key_hash: bytes, key_prefix: str, name: str
+        self, app_id: str, key_hash: bytes, key_prefix: str, name: str, scopes: list[str]
     ) -> ApiKey: ...
 
+    async def get_key(self, app_id: str, key_id: str) -> ApiKey: ...
+
     async def revoke_key(self, app_id: str, key_id: str) -> ApiKey: ...
+
+    async def open_portal_session(
+        self, app_id: str, token_hash: bytes, capabilities: list[str], lifetime_s: int
+    ) -> PortalSession: ...
+
+    async def end_portal_sessions(self, app_id: str) -> int: ...
 
     async def get(self, ref: str) -> App: ...
 

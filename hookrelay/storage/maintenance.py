@@ -98,6 +98,10 @@ class Maintenance:
         """Delete up to `limit` Idempotency-Keys older than `older_than_s`; return how many."""
         return await self.db.execute("prune_idempotency_keys", older_than_s, limit)
 
+    async def prune_portal_sessions(self) -> int:
+        """Delete the portal sessions that have expired; return how many."""
+        return await self.db.execute("prune_portal_sessions")
+
     # Encryption keys
 
     async def sealed_with_other_keys(self, key_id: str, limit: int) -> list[Sealed]:

@@ -1,6 +1,7 @@
 """Retention: the event log's partitions are made ahead of need and dropped whole once every
 row in them is older than the retention period; expired Idempotency-Keys are deleted in small
-batches (each its own short transaction, so no long lock). One turn at a time, across workers."""
+batches (each its own short transaction, so no long lock), expired portal sessions at once (a
+few rows). One turn at a time, across workers."""
 
 from __future__ import annotations
 
@@ -30,13 +31,15 @@ class Turn:
     made: list[str]  # partitions made ahead
     dropped: list[str]  # partitions dropped
     keys_deleted: int  # expired Idempotency-Keys
+    sessions_deleted: int  # expired portal sessions
 
 
 async def retention_turn(
     storage: Storage, retention_s: float, partition_interval_s: float, interval_s: float
 ) -> Turn | None:
     """One turn if it is this worker's (None: another worker's turn began within
-    `interval_s`): make the partitions ahead, drop the expired, delete expired keys."""
+    `interval_s`): make the partitions ahead, drop the expired, delete expired keys and
+    portal sessions."""
     if not await storage.maintenance.take_retention_turn(interval_s):
         return None
     now_ms = round(time.time() * 1000)
@@ -49,7 +52,8 @@ async def retention_turn(
         keys_deleted += batch
         if batch < KEY_BATCH:
             break
-    return Turn(made, dropped, keys_deleted)
+    sessions_deleted = await storage.maintenance.prune_portal_sessions()
+    return Turn(made, dropped, keys_deleted, sessions_deleted)
 
 
 async def prune_forever(

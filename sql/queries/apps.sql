@@ -31,13 +31,18 @@ WITH attempts_gone AS (
 DELETE FROM apps WHERE id = $1 RETURNING id;
 
 -- insert_app_key --
--- Add a key to an app.
-INSERT INTO app_keys (app_id, key_hash, prefix, name) VALUES ($1, $2, $3, $4)
-RETURNING id, app_id, prefix, name, created_at, revoked_at;
+-- Add a key to an app, with its scopes.
+INSERT INTO app_keys (app_id, key_hash, prefix, name, scopes) VALUES ($1, $2, $3, $4, $5)
+RETURNING id, app_id, prefix, name, scopes, created_at, revoked_at;
+
+-- get_app_key --
+-- One of an app's keys.
+SELECT id, app_id, prefix, name, scopes, created_at, revoked_at FROM app_keys
+WHERE app_id = $1 AND id = $2;
 
 -- list_app_keys --
 -- An app's keys (never their hashes), in id order after a cursor.
-SELECT id, app_id, prefix, name, created_at, revoked_at FROM app_keys
+SELECT id, app_id, prefix, name, scopes, created_at, revoked_at FROM app_keys
 WHERE app_id = $1 AND ($2::text IS NULL OR id > $2)
 ORDER BY id LIMIT $3;
 
@@ -45,8 +50,25 @@ ORDER BY id LIMIT $3;
 -- Revoke one of an app's keys.
 UPDATE app_keys SET revoked_at = coalesce(revoked_at, now())
 WHERE app_id = $1 AND id = $2
-RETURNING id, app_id, prefix, name, created_at, revoked_at;
+RETURNING id, app_id, prefix, name, scopes, created_at, revoked_at;
 
--- app_id_for_key --
--- The app an unrevoked key belongs to.
-SELECT app_id FROM app_keys WHERE key_hash = $1 AND revoked_at IS NULL;
+-- credential_of_key --
+-- The app an unrevoked key belongs to, and the key's scopes.
+SELECT app_id, scopes AS names, NULL::timestamptz AS expires_at FROM app_keys
+WHERE key_hash = $1 AND revoked_at IS NULL;
+
+-- insert_portal_session --
+-- Open a portal session on an app, for $4 seconds.
+INSERT INTO portal_sessions (app_id, token_hash, capabilities, expires_at)
+VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+RETURNING id, app_id, capabilities, expires_at, created_at;
+
+-- credential_of_portal_session --
+-- The app a portal session that has not expired opens, and the session's capabilities.
+SELECT app_id, capabilities AS names, expires_at FROM portal_sessions
+WHERE token_hash = $1 AND expires_at > now();
+
+-- end_portal_sessions --
+-- End every portal session of an app; how many had not expired yet.
+WITH ended AS (DELETE FROM portal_sessions WHERE app_id = $1 RETURNING expires_at)
+SELECT count(*) FILTER (WHERE expires_at > now()) FROM ended;

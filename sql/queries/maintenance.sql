@@ -98,3 +98,7 @@ VACUUM (ANALYZE) events, deliveries;
 -- the checkpoint the load brought on spreads its writes over the next minutes (90% of
 -- checkpoint_timeout), beside whatever runs then. Needs the pg_checkpoint role (or superuser).
 CHECKPOINT;
+
+-- prune_portal_sessions --
+-- Delete the portal sessions that have expired.
+DELETE FROM portal_sessions WHERE expires_at <= now();

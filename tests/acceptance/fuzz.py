@@ -60,6 +60,7 @@ DELETE_APP = "delete_v1_apps_app_id"
 DELETE_CHILDREN = (
     "delete_v1_apps_app_id_endpoints_endpoint_id",
     "delete_v1_apps_app_id_keys_key_id",
+    "delete_v1_apps_app_id_portal-sessions",
 )
 # Seconds a generated long-poll may wait at most (see tests/acceptance/fuzz_hooks.py).
 REQUEST_TIMEOUT_S = 10

@@ -138,7 +138,12 @@ TARGETS: dict[str, Target] = {
         {"name": "n"},
         [("name",), ("uid",)],
     ),
-    "app_key_create": ("POST", lambda app, ep: f"/v1/apps/{app}/keys", {"name": "k"}, [("name",)]),
+    "app_key_create": (
+        "POST",
+        lambda app, ep: f"/v1/apps/{app}/keys",
+        {"name": "k", "scopes": ["read"]},
+        [("name",), ("scopes", 0)],
+    ),
     "endpoint_create": (
         "POST",
         lambda app, ep: f"/v1/apps/{app}/endpoints",
@@ -184,6 +189,12 @@ TARGETS: dict[str, Target] = {
             "dry_run": True,
         },
         [("endpoint_id",), ("event_type",), ("since",), ("until",)],
+    ),
+    "portal_session_create": (
+        "POST",
+        lambda app, ep: f"/v1/apps/{app}/portal-sessions",
+        {"capabilities": ["replay"]},
+        [("capabilities", 0)],
     ),
     "stream_token_create": (
         "POST",

@@ -103,3 +103,38 @@ async def test_the_key_cache_is_emptied_when_its_notices_resume_after_a_lost_con
     # A notice sent while the connection was down would have been lost: the cache is dropped.
     await wait_until(emptied, "emptied after resubscribing", 5.0)
     await wait_until(lambda: _listeners(settings, 2), "both processes subscribed again")
+
+
+async def test_portal_sessions_ended_through_one_api_process_are_refused_by_the_other(
+    two_apis: tuple[Client, Client],
+) -> None:
+    one, two = two_apis
+    app = await create_app_with_key(one)
+    opened = await one.post(f"/v1/apps/{app['id']}/portal-sessions", json={}, headers=ADMIN)
+    token = (await opened.json())["token"]
+    assert await status_with(two, token, app["id"]) == 200  # now in two's cache
+    ended = await one.delete(f"/v1/apps/{app['id']}/portal-sessions", headers=ADMIN)
+    assert ended.status == 200
+
+    async def refused() -> bool:
+        return await status_with(two, token, app["id"]) == 401
+
+    took_s = await wait_until(refused, "refused by the other process", REVOCATION_DEADLINE_S)
+    assert took_s < REVOCATION_DEADLINE_S
+    assert await status_with(two, app["api_key"], app["id"]) == 200
+
+
+async def test_the_portal_session_of_an_app_deleted_through_one_process_is_refused_by_the_other(
+    two_apis: tuple[Client, Client],
+) -> None:
+    one, two = two_apis
+    app = await create_app_with_key(one)
+    opened = await one.post(f"/v1/apps/{app['id']}/portal-sessions", json={}, headers=ADMIN)
+    token = (await opened.json())["token"]
+    assert await status_with(two, token, app["id"]) == 200
+    assert (await one.delete(f"/v1/apps/{app['id']}", headers=ADMIN)).status == 204
+
+    async def refused() -> bool:
+        return await status_with(two, token, app["id"]) == 401
+
+    await wait_until(refused, "refused by the other process", REVOCATION_DEADLINE_S)

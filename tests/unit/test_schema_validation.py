@@ -27,6 +27,7 @@ VALID_REQUESTS: dict[str, dict[str, Any]] = {
     "recover": {"since": "2026-01-01T00:00:00Z"},
     "replay": {},
     "stream_token_create": {},
+    "portal_session_create": {},
 }
 
 # Fuller valid bodies, using every optional field.
@@ -50,7 +51,8 @@ FULL_REQUESTS: dict[str, dict[str, Any]] = {
         "rate_limit_per_s": None,
     },
     "event_create": {"type": "image.ready", "data": {}, "job_id": "gen:2024-06-01.abc_1"},
-    "app_key_create": {"name": "ci"},
+    "app_key_create": {"name": "ci", "scopes": ["manage", "read"]},
+    "portal_session_create": {"capabilities": ["replay", "view_secrets"], "expires_in": 86400},
     "event_batch": {"events": [{"type": "image.ready", "data": {}}] * 3},
     "recover": {"since": "2d", "until": "2026-01-02T00:00:00Z", "dry_run": True},
     "stream_token_create": {"job_id": "job_1", "expires_in": 600},

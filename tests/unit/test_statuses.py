@@ -20,6 +20,7 @@ from hookrelay.errors import BadRequest
 from hookrelay.jobs import STATE_OF, TERMINAL, Job, JobState
 from hookrelay.models import Event
 from hookrelay.schemas import loaded_schemas
+from hookrelay.services.access import Capability, Scope
 from hookrelay.statuses import DeliveryStatus, EndpointStatus, ErrorKind, SigningScheme
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -56,6 +57,8 @@ FULL = {
     frozenset(SigningScheme): SigningScheme,
     frozenset(ErrorKind): ErrorKind,
     frozenset(JobState): JobState,
+    frozenset(Scope): Scope,
+    frozenset(Capability): Capability,
 }
 
 

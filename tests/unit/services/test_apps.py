@@ -38,17 +38,17 @@ async def test_an_invalid_app_is_refused_before_anything_is_written(rig: Rig) ->
 
 async def test_a_second_key_opens_the_same_app(rig: Rig) -> None:
     app, _ = await rig.apps.create_app(ADMIN, {"name": "acme"})
-    created, key = await rig.apps.create_app_key(app.id, {"name": "ci"})
+    created, key = await rig.apps.create_app_key(ADMIN, app.id, {"name": "ci"})
     assert (created.app_id, created.name) == (app.id, "ci")
     assert await rig.auth.authenticate(key) == Principal(app.id)
 
 
 async def test_a_revoked_key_stops_working_at_once_and_is_announced(rig: Rig) -> None:
     app, key = await rig.apps.create_app(ADMIN, {"name": "acme"})
-    spare, spare_key = await rig.apps.create_app_key(app.id, {})
+    spare, spare_key = await rig.apps.create_app_key(ADMIN, app.id, {})
     await rig.auth.authenticate(key)  # in the cache now
     first = next(k for k in rig.store.keys.values() if k.id != spare.id)
-    revoked = await rig.apps.revoke_app_key(app.id, first.id)
+    revoked = await rig.apps.revoke_app_key(ADMIN, app.id, first.id)
     assert revoked.revoked_at is not None
     assert await rig.auth.authenticate(key) is None
     assert await rig.auth.authenticate(spare_key) == Principal(app.id)
@@ -60,7 +60,7 @@ async def test_revoking_another_apps_key_is_not_found_and_announces_nothing(rig:
     mine, _ = await rig.apps.create_app(ADMIN, {"name": "mine"})
     [their_key] = [k for k in rig.store.keys.values() if k.app_id == theirs.id]
     with pytest.raises(NotFound):
-        await rig.apps.revoke_app_key(mine.id, their_key.id)
+        await rig.apps.revoke_app_key(ADMIN, mine.id, their_key.id)
     assert rig.notices.revoked_apps == []
 
 

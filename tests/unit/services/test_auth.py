@@ -11,7 +11,14 @@ import pytest
 from hookrelay.errors import InvalidPayload, NotFound
 from hookrelay.keycache import KEY_CACHE_TTL_S
 from hookrelay.live.tokens import StreamGrant, issue_token
-from hookrelay.services.auth import ADMIN, Auth, Principal, hash_app_key, new_app_key
+from hookrelay.services.auth import (
+    ADMIN,
+    STREAM_GRANTS,
+    Auth,
+    Principal,
+    hash_app_key,
+    new_app_key,
+)
 from hookrelay.settings import Settings
 from tests.fakes import FakeStore, RecordingNotices
 from tests.unit.services.conftest import ADMIN_TOKEN, Rig
@@ -91,14 +98,14 @@ async def test_an_app_key_is_looked_up_once_then_served_from_the_cache(rig: Rig)
     _, key = app_with_key(rig.store)
     await rig.auth.authenticate(key)
     await rig.auth.authenticate(key)
-    assert rig.store.calls == ["app_id_for_key"]
+    assert rig.store.calls == ["credential_of_key"]
 
 
 async def test_an_unknown_key_is_nobody_and_remembered_as_unknown(rig: Rig) -> None:
     unknown = new_app_key()
     assert await rig.auth.authenticate(unknown) is None
     assert await rig.auth.authenticate(unknown) is None
-    assert rig.store.calls == ["app_id_for_key"]
+    assert rig.store.calls == ["credential_of_key"]
 
 
 async def test_a_cached_key_is_looked_up_again_after_the_cache_ttl(settings: Settings) -> None:
@@ -108,7 +115,7 @@ async def test_a_cached_key_is_looked_up_again_after_the_cache_ttl(settings: Set
     await auth.authenticate(key)
     clocks.monotonic += KEY_CACHE_TTL_S
     await auth.authenticate(key)
-    assert store.calls == ["app_id_for_key", "app_id_for_key"]
+    assert store.calls == ["credential_of_key", "credential_of_key"]
 
 
 async def test_a_revoked_key_is_nobody(rig: Rig) -> None:
@@ -135,7 +142,7 @@ async def test_a_revocation_keeps_other_apps_keys_cached(rig: Rig) -> None:
     await rig.auth.authenticate(other_key)
     await rig.auth.revoked(app_id)
     await rig.auth.authenticate(other_key)
-    assert rig.store.calls == ["app_id_for_key"]
+    assert rig.store.calls == ["credential_of_key"]
 
 
 async def test_a_token_without_the_app_key_prefix_is_never_looked_up(rig: Rig) -> None:
@@ -149,7 +156,7 @@ async def test_a_token_without_the_app_key_prefix_is_never_looked_up(rig: Rig) -
 async def test_a_stream_token_opens_its_apps_stream_of_its_job(rig: Rig) -> None:
     token, grant = rig.auth.issue_stream_token("app_1", {"job_id": "job_1"})
     assert rig.auth.authenticate_stream_token(token) == Principal(
-        "app_1", "job_1", stream_token=True
+        "app_1", STREAM_GRANTS, "job_1", stream_token=True
     )
     assert (grant.app_id, grant.job_id) == ("app_1", "job_1")
 

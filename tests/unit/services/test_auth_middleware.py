@@ -1,5 +1,6 @@
 """The auth middleware on the in-memory fakes: every /v1 request gets its principal and the id
-of the app its path names, resolved once; what may not be seen answers 404, who is unknown 401."""
+of the app its path names, resolved once; what may not be seen answers 404, who is unknown 401,
+who lacks what the route needs 403."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from hookrelay.api.middleware import (
     error_middleware,
     path_middleware,
 )
-from hookrelay.api.state import APP_ID, AUTH, PRINCIPAL
+from hookrelay.api.state import APP_ID, AUTH, PRINCIPAL, ROUTE_NEEDS
+from hookrelay.services.access import Grant
 from hookrelay.services.auth import new_app_key
 from tests.unit.services.conftest import ADMIN_TOKEN, Rig
 
@@ -34,10 +36,14 @@ async def client(
         principal = request[PRINCIPAL]
         return json_response({"app_id": request[APP_ID], "caller": principal.app_id})
 
+    async def stream_echo(request: web.Request) -> web.Response:
+        return await echo(request)
+
     app = web.Application(middlewares=[error_middleware, path_middleware, auth_middleware])
     app[AUTH] = rig.auth
+    app[ROUTE_NEEDS] = {echo: (Grant.READ,), stream_echo: (Grant.READ_EVENTS,)}
     app.router.add_get("/v1/apps/{app_id}/things", echo)
-    app.router.add_get("/v1/apps/{app_id}/events/stream", echo, name=STREAM_ROUTE)
+    app.router.add_get("/v1/apps/{app_id}/events/stream", stream_echo, name=STREAM_ROUTE)
     return await aiohttp_client(app)
 
 
@@ -47,9 +53,11 @@ async def get(client: Client, path: str, token: str | None = None) -> tuple[int,
     return response.status, await response.json()
 
 
-def app_with_key(rig: Rig, name: str = "acme", uid: str | None = None) -> tuple[str, str]:
+def app_with_key(
+    rig: Rig, name: str = "acme", uid: str | None = None, scopes: list[str] | None = None
+) -> tuple[str, str]:
     app, key = rig.store.add_app(name, uid), new_app_key()
-    rig.store.add_key(app.id, key)
+    rig.store.add_key(app.id, key, scopes)
     return app.id, key
 
 
@@ -133,3 +141,28 @@ async def test_a_forged_stream_token_is_401(rig: Rig, client: Client) -> None:
         401,
         "the stream token is not valid or has expired",
     )
+
+
+# Grants
+
+
+async def test_a_key_without_what_the_route_needs_is_403_and_says_what_it_lacks(
+    rig: Rig, client: Client
+) -> None:
+    app_id, key = app_with_key(rig, scopes=["publish"])
+    status, body = await get(client, f"/v1/apps/{app_id}/things", key)
+    assert status == 403
+    assert body["error"]["code"] == "forbidden"
+    assert body["error"]["details"] == {"missing": ["read"]}
+    # Reading events is a publish key's: the stream's route needs only that.
+    status, _ = await get(client, f"/v1/apps/{app_id}/events/stream", key)
+    assert status == 200
+
+
+async def test_another_apps_resources_are_404_before_any_grant_is_asked(
+    rig: Rig, client: Client
+) -> None:
+    _, key = app_with_key(rig, "mine", scopes=["publish"])
+    theirs, _ = app_with_key(rig, "theirs")
+    status, _ = await get(client, f"/v1/apps/{theirs}/things", key)
+    assert status == 404
