@@ -116,6 +116,13 @@ def check_data_job_id(data: dict[str, Any]) -> None:
         )
 
 
+def event_examples() -> dict[str, dict[str, Any]]:
+    """The example data of each built-in event type (its schema's first `examples` entry)."""
+    return {
+        name: schema["examples"][0] for name, schema in sorted(loaded_schemas("events").items())
+    }
+
+
 def validate_event_data(event_type: str, data: Any) -> None:
     """Check `data` against its type's schema; a custom type has none and is accepted."""
     if not is_event_type(event_type):

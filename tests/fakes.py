@@ -421,6 +421,15 @@ class FakeEvents:
                 return orjson.loads(first_answer), []
         return answer, self._record(events, idempotency, answer)
 
+    async def insert_example(self, event: Event, endpoint_id: str) -> tuple[str, str | None]:
+        self.data.calls.append("insert_example_event")
+        endpoint = self.data._endpoint(event.app_id, endpoint_id)
+        if endpoint.status != EndpointStatus.ACTIVE:
+            return endpoint.status, None
+        tx_id, self.data.next_tx = self.data.next_tx, self.data.next_tx + 1
+        self.data.events.append(replace(event, tx_id=tx_id))
+        return endpoint.status, self.data.add_delivery(event, endpoint).id
+
     def _record(
         self, events: list[Event], idempotency: Idempotency | None, answer: Any
     ) -> list[str]:

@@ -198,6 +198,15 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "POST",
+        ENDPOINT + "/send-example",
+        endpoints.send_example,
+        "Send this endpoint alone an example event of a built-in type",
+        {202: "example_sent"},
+        request="example_send",
+        needs=(Grant.SEND_TEST,),
+    ),
+    Route(
+        "POST",
         ENDPOINT + "/recover",
         deliveries.recover_endpoint,
         "Re-send an endpoint's still-lost dead deliveries in a window",

@@ -4,6 +4,7 @@ per Idempotency-Key), enqueue the deliveries due now, and tell the log's readers
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -12,11 +13,22 @@ import orjson
 import structlog
 
 from hookrelay.coalesce import Coalescer, Outcome
-from hookrelay.errors import Contention, DependencyUnavailable, HookrelayError, InvalidPayload
+from hookrelay.errors import (
+    Conflict,
+    Contention,
+    DependencyUnavailable,
+    HookrelayError,
+    InvalidPayload,
+)
 from hookrelay.events import IDEMPOTENCY_TTL_S, build_event
 from hookrelay.models import Event, EventWrite, Idempotency
 from hookrelay.operational import is_operational
-from hookrelay.schemas import check_data_job_id, validate_event_data, validate_request
+from hookrelay.schemas import (
+    check_data_job_id,
+    event_examples,
+    validate_event_data,
+    validate_request,
+)
 from hookrelay.services.enqueue import Enqueuer
 from hookrelay.services.ports import CommitNotices, EventStore
 
@@ -82,6 +94,30 @@ class Ingest:
             self._enqueuer.enqueue_new_soon(due)
         self._notices.committed(app_id)
         return answer
+
+    async def send_example(self, app_id: str, endpoint_id: str, body: Any) -> tuple[Event, str]:
+        """Send one endpoint alone an example event of a built-in type (its schema's example,
+        under a job id of its own): an event in the log like any other, with one delivery.
+        Returns the event and its delivery's id; 409 unless the endpoint is active."""
+        event_type = validate_request("example_send", body)["type"]
+        examples = event_examples()
+        if event_type not in examples:
+            raise InvalidPayload(
+                "examples are of the built-in event types: " + ", ".join(examples),
+                [{"path": "$.type", "message": "is not a built-in event type"}],
+            )
+        job_id = f"example_{secrets.token_hex(6)}"
+        data = {**examples[event_type], "job_id": job_id}
+        event = build_event(app_id, event_type, data, job_id, datetime.now(UTC))
+        status, delivery_id = await self._events.insert_example(event, endpoint_id)
+        if delivery_id is None:
+            raise Conflict(
+                f"the endpoint is {status}: resume or enable it before sending it an example"
+            )
+        log.info("example sent", app_id=app_id, endpoint_id=endpoint_id, event_type=event_type)
+        self._enqueuer.enqueue_new_soon([delivery_id])
+        self._notices.committed(app_id)
+        return event, delivery_id
 
     async def _record_together(self, writes: list[EventWrite]) -> list[Outcome[list[str] | None]]:
         """Record a group; for each request, its deliveries due now, or None to record it

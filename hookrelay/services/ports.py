@@ -114,6 +114,8 @@ class EventStore(Protocol):
         self, events: list[Event], idempotency: Idempotency | None, answer: Any
     ) -> tuple[Any, list[str]]: ...
 
+    async def insert_example(self, event: Event, endpoint_id: str) -> tuple[str, str | None]: ...
+
 
 class EndpointReader(Protocol):
     """One endpoint of an app."""

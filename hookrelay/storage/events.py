@@ -100,6 +100,24 @@ class Events:
         async with self.db.session() as session:
             return await insert_with_deliveries(session, [event])
 
+    async def insert_example(self, event: Event, endpoint_id: str) -> tuple[str, str | None]:
+        """Record an example event with one delivery, to `endpoint_id` alone, if that endpoint
+        is active. Returns the endpoint's status and the delivery's id (None, and nothing
+        written, unless the endpoint is active); NotFound for no such endpoint."""
+        record = await self.db.row(
+            "insert_example_event",
+            event.id,
+            event.app_id,
+            event.type,
+            event.job_id,
+            event.body,
+            event.created_at,
+            endpoint_id,
+        )
+        if record is None:
+            raise NotFound("no such endpoint")
+        return record["status"], record["delivery_id"]
+
     async def insert_together(self, writes: list[EventWrite]) -> list[list[str] | None]:
         """Record the events of many requests (of any apps) and their deliveries in one
         statement, with the Idempotency-Keys they came with; for each request, the ids of its

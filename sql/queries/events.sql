@@ -129,3 +129,20 @@ FROM events WHERE app_id = $1 AND job_id = $2 AND id >= kept_since('evt_');
 SELECT id, app_id, type, job_id, body, created_at, tx_id FROM events
 WHERE app_id = $1 AND job_id = $2 AND (tx_id, id) > ($3::xid8, $4) AND id >= kept_since('evt_')
 ORDER BY tx_id, id LIMIT $5;
+
+-- insert_example_event --
+-- Record an example event ($1 id, $2 app, $3 type, $4 job, $5 body, $6 created at) with one
+-- delivery, to the endpoint $7 alone, if that endpoint is active. One row if the endpoint
+-- exists: its status, and the delivery's id (null, and nothing written, unless it is active).
+WITH endpoint AS (
+    SELECT id, status FROM endpoints WHERE app_id = $2 AND id = $7
+), event AS (
+    INSERT INTO events (id, app_id, type, job_id, body, created_at)
+    SELECT $1, $2, $3, $4, $5, $6 FROM endpoint WHERE endpoint.status = 'active'
+    RETURNING id, app_id, created_at
+), delivery AS (
+    INSERT INTO deliveries (app_id, event_id, endpoint_id, status, next_attempt_at)
+    SELECT event.app_id, event.id, $7, 'pending', event.created_at FROM event
+    RETURNING id
+)
+SELECT endpoint.status, (SELECT id FROM delivery) AS delivery_id FROM endpoint;

@@ -220,3 +220,27 @@ async def test_app_key_cannot_see_another_app(api: TestClient) -> None:  # type:
         assert (await response.json())["error"]["code"] == "not_found"
     response = await api.get("/v1/apps", headers=ADMIN)
     assert {a["id"] for a in (await response.json())["data"]} == {mine["id"], theirs["id"]}
+
+
+async def test_an_example_reaches_its_endpoint_alone_signed_even_if_not_subscribed(
+    api: TestClient,
+    receiver: Receiver,  # type: ignore[type-arg]
+) -> None:
+    app = await create_app_with_key(api)
+    target = await add_endpoint(api, app, f"{receiver.url}/target", event_types=["image.ready"])
+    await add_endpoint(api, app, f"{receiver.url}/other")
+    answer = await api.post(
+        f"/v1/apps/{app['id']}/endpoints/{target['id']}/send-example",
+        json={"type": "job.progress"},
+        headers=bearer(app["api_key"]),
+    )
+    assert answer.status == 202
+    sent = await answer.json()
+    await receiver.wait_for(1, "/target")
+    [received] = receiver.at("/target")
+    payload = verify(target["secret"], received)
+    assert received.headers["webhook-id"] == sent["id"]
+    assert payload["type"] == "job.progress"
+    assert payload["data"]["percent"] == 40 and payload["data"]["job_id"] == sent["job_id"]
+    await wait_for_delivery_status(api, app, sent["id"], "succeeded")
+    assert receiver.at("/other") == []

@@ -190,6 +190,12 @@ TARGETS: dict[str, Target] = {
         },
         [("endpoint_id",), ("event_type",), ("since",), ("until",)],
     ),
+    "example_send": (
+        "POST",
+        lambda app, ep: f"/v1/apps/{app}/endpoints/{ep}/send-example",
+        {"type": "job.completed"},
+        [("type",)],
+    ),
     "portal_session_create": (
         "POST",
         lambda app, ep: f"/v1/apps/{app}/portal-sessions",

@@ -50,6 +50,7 @@ ALLOWED: dict[str, set[str]] = {
     # Rotating shows the new secret: it needs both.
     "post_v1_apps_app_id_endpoints_endpoint_id_rotate-secret": {MANAGE, f"{ENDPOINTS}+{SECRETS}"},
     "post_v1_apps_app_id_endpoints_endpoint_id_recover": {MANAGE, REPLAY},
+    "post_v1_apps_app_id_endpoints_endpoint_id_send-example": {MANAGE, TEST},
     "post_v1_apps_app_id_events": {PUBLISH},
     "post_v1_apps_app_id_events_batch": {PUBLISH},
     "get_v1_apps_app_id_events": {PUBLISH, MANAGE, READ, VIEW},

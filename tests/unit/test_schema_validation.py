@@ -28,6 +28,7 @@ VALID_REQUESTS: dict[str, dict[str, Any]] = {
     "replay": {},
     "stream_token_create": {},
     "portal_session_create": {},
+    "example_send": {"type": "job.completed"},
 }
 
 # Fuller valid bodies, using every optional field.
@@ -53,6 +54,7 @@ FULL_REQUESTS: dict[str, dict[str, Any]] = {
     "event_create": {"type": "image.ready", "data": {}, "job_id": "gen:2024-06-01.abc_1"},
     "app_key_create": {"name": "ci", "scopes": ["manage", "read"]},
     "portal_session_create": {"capabilities": ["replay", "view_secrets"], "expires_in": 86400},
+    "example_send": {"type": "job.action_required"},
     "event_batch": {"events": [{"type": "image.ready", "data": {}}] * 3},
     "recover": {"since": "2d", "until": "2026-01-02T00:00:00Z", "dry_run": True},
     "stream_token_create": {"job_id": "job_1", "expires_in": 600},

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from hookrelay.api.http import cursor, json_response, page, page_size, read_json, secret_response
-from hookrelay.api.state import APP_ID, ENDPOINTS, STORAGE
-from hookrelay.api.views import endpoint_view
+from hookrelay.api.state import APP_ID, ENDPOINTS, INGEST, STORAGE
+from hookrelay.api.views import endpoint_view, event_view
 from hookrelay.services.endpoints import public_key_of
 
 
@@ -62,3 +62,10 @@ async def update_endpoint(request: web.Request) -> web.Response:
 async def delete_endpoint(request: web.Request) -> web.Response:
     await request.app[ENDPOINTS].delete_endpoint(request[APP_ID], request.match_info["endpoint_id"])
     return web.Response(status=204)
+
+
+async def send_example(request: web.Request) -> web.Response:
+    event, delivery_id = await request.app[INGEST].send_example(
+        request[APP_ID], request.match_info["endpoint_id"], await read_json(request)
+    )
+    return json_response({**event_view(event), "delivery_id": delivery_id}, status=202)

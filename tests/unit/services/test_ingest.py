@@ -313,3 +313,37 @@ async def test_enqueues_left_on_their_way_past_the_bound_go_to_the_sweeper(
     # A process stopping waits a bounded time, then leaves the rest to the sweeper.
     await asyncio.wait_for(rig.enqueuer.close(wait_s=0.05), 5)
     assert rig.new_deliveries.enqueued == []
+
+
+# Examples sent to one endpoint
+
+
+async def test_an_example_goes_to_its_endpoint_alone_under_a_job_of_its_own(rig: Rig) -> None:
+    app = rig.store.add_app()
+    target, _ = rig.store.add_endpoint(app.id), rig.store.add_endpoint(app.id)
+    event, delivery_id = await rig.ingest.send_example(app.id, target.id, {"type": "job.failed"})
+    await rig.enqueuer.close()  # wait for the enqueue it set off
+    [delivery] = rig.store.deliveries.values()
+    assert (delivery.id, delivery.endpoint_id) == (delivery_id, target.id)
+    assert rig.new_deliveries.enqueued == [delivery_id]
+    assert rig.notices.committed_apps == [app.id]
+    data = data_of(event)
+    assert data["error"]["code"] == "out_of_memory"  # the schema's example
+    assert event.job_id == data["job_id"] and event.job_id.startswith("example_")
+
+
+async def test_an_example_to_a_paused_endpoint_is_refused_and_writes_nothing(rig: Rig) -> None:
+    app = rig.store.add_app()
+    paused = rig.store.add_endpoint(app.id, status=EndpointStatus.PAUSED)
+    with pytest.raises(Conflict, match="the endpoint is paused"):
+        await rig.ingest.send_example(app.id, paused.id, {"type": "job.completed"})
+    assert (rig.store.events, rig.store.deliveries) == ([], {})
+
+
+async def test_an_example_of_a_custom_type_is_refused(rig: Rig) -> None:
+    app = rig.store.add_app()
+    endpoint = rig.store.add_endpoint(app.id)
+    with pytest.raises(InvalidPayload) as refused:
+        await rig.ingest.send_example(app.id, endpoint.id, {"type": "image.ready"})
+    assert refused.value.details == [{"path": "$.type", "message": "is not a built-in event type"}]
+    assert rig.store.calls == []
