@@ -223,6 +223,9 @@ class DeliveryFilter:
     job_id: str | None = None
     since: datetime | None = None  # created at or after
     until: datetime | None = None  # created before
+    # A listing's only: dead originals no replay has recovered (a bulk replay has its own rule,
+    # which also leaves out those being replayed).
+    lost: bool = False
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import binascii
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -18,7 +18,7 @@ from hookrelay import durations
 from hookrelay.api.errors import PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 from hookrelay.api.state import CLIENT_GONE, PRINCIPAL, SETTINGS
 from hookrelay.errors import BadRequest
-from hookrelay.ids import is_id
+from hookrelay.ids import is_id, millis_of
 from hookrelay.live.cursors import open_position, seal_position
 from hookrelay.models import LogPosition
 from hookrelay.schemas import JOB_ID_RULE, is_event_type, is_job_id
@@ -204,6 +204,28 @@ def query_choice(request: web.Request, name: str, choices: type[Choice]) -> Choi
         return choices(raw)
     except ValueError:
         raise BadRequest(f"{name} must be one of {', '.join(choices)}") from None
+
+
+# Counts shown at a glance stop here: counting a million rows costs more than knowing.
+COUNT_CAP = 10_000
+
+
+def capped(counted: int) -> dict[str, Any]:
+    """A count made up to COUNT_CAP and one more: the count, and whether there are more."""
+    return {"count": min(counted, COUNT_CAP), "more": counted > COUNT_CAP}
+
+
+def moment_of_id(id_: str) -> datetime:
+    """When a time-sortable id was made."""
+    return datetime.fromtimestamp(millis_of(id_) / 1000, UTC)
+
+
+def query_flag(request: web.Request, name: str) -> bool:
+    """`true` or `false` from the query string; absent is false."""
+    raw = request.query.get(name, "false")
+    if raw not in ("true", "false"):
+        raise BadRequest(f"{name} must be true or false")
+    return raw == "true"
 
 
 def page_size(request: web.Request) -> int:

@@ -49,6 +49,10 @@ QUERY_PARAMETERS: dict[str, Schema] = {
     "endpoint_id": _id("ep_"),
     "delivery_id": _id("dlv_"),
     "status": _ref("DeliveryStatus"),
+    "lost": {
+        "type": "boolean",
+        "description": "Only dead originals that no replay has recovered (still lost)",
+    },
     "after": {
         "type": "string",
         "description": "Long-poll: an event id, or the next_cursor of the last answer",

@@ -82,6 +82,14 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", APP, apps.get_app, "Get an app by id or uid", {200: "app"}, needs=READ),
     Route(
+        "GET",
+        APP + "/summary",
+        apps.app_summary,
+        "An app at a glance: its endpoints by status, those failing, its lost deliveries",
+        {200: "app_summary"},
+        needs=READ,
+    ),
+    Route(
         "PATCH",
         APP,
         apps.update_app,
@@ -179,6 +187,14 @@ ROUTES: tuple[Route, ...] = (
         "Delete an endpoint",
         {204: None},
         needs=MANAGE_ENDPOINTS,
+    ),
+    Route(
+        "GET",
+        ENDPOINT + "/stats",
+        endpoints.endpoint_stats,
+        "An endpoint's health: attempts and successes in the last hour and day, what waits",
+        {200: "endpoint_stats"},
+        needs=READ,
     ),
     Route(
         "GET",
@@ -289,7 +305,16 @@ ROUTES: tuple[Route, ...] = (
         deliveries.list_deliveries,
         "List deliveries, newest first",
         {200: "delivery_page"},
-        query=("status", "endpoint_id", "event_type", "event_id", "job_id", *TIME_WINDOW, *PAGE),
+        query=(
+            "status",
+            "endpoint_id",
+            "event_type",
+            "event_id",
+            "job_id",
+            "lost",
+            *TIME_WINDOW,
+            *PAGE,
+        ),
         needs=READ,
     ),
     Route(

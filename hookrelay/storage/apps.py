@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hookrelay.errors import NotFound
 from hookrelay.models import ApiKey, App, Credential, PortalSession
 from hookrelay.storage.db import Database, build
@@ -63,6 +65,13 @@ class Apps:
     async def revoke_key(self, app_id: str, key_id: str) -> ApiKey:
         """Revoke one of an app's keys (again: no change)."""
         return await self.db.one(ApiKey, "revoke_app_key", app_id, key_id, missing=NO_KEY)
+
+    async def summary(self, app_id: str, cap: int) -> dict[str, Any]:
+        """An app's endpoints by status, those failing, and its dead deliveries still lost
+        (counted up to `cap`, and one more to tell that there are more)."""
+        record = await self.db.row("app_summary", app_id, cap + 1)
+        assert record is not None
+        return dict(record)
 
     async def credential_of_key(self, key_hash: bytes) -> Credential | None:
         """The app an unrevoked key belongs to, with the key's scopes."""

@@ -279,12 +279,13 @@ class Deliveries:
         recent. Only a page that window does not fill reads further back, in one more query.
         Ids sort by time, so the two together are the same page as one query over all."""
         *fixed, since, until = filter_args(filters)
+        lost = filters.lost
         start = self._window_start(before)
         if start is None or (until is not None and until <= start):
-            return await self._page(app_id, limit, before, *fixed, since, until)
+            return await self._page(app_id, limit, before, *fixed, since, until, lost)
         recent_since = start if since is None else max(since, start)
-        recent = await self._page(app_id, limit, before, *fixed, recent_since, until)
+        recent = await self._page(app_id, limit, before, *fixed, recent_since, until, lost)
         if len(recent) == limit or (since is not None and since >= start):
             return recent
-        older = await self._page(app_id, limit - len(recent), before, *fixed, since, start)
+        older = await self._page(app_id, limit - len(recent), before, *fixed, since, start, lost)
         return recent + older

@@ -72,3 +72,19 @@ WHERE token_hash = $1 AND expires_at > now();
 -- End every portal session of an app; how many had not expired yet.
 WITH ended AS (DELETE FROM portal_sessions WHERE app_id = $1 RETURNING expires_at)
 SELECT count(*) FILTER (WHERE expires_at > now()) FROM ended;
+
+-- app_summary --
+-- An app at a glance: its endpoints by status, those failing (every attempt has failed since
+-- failing_since, and not yet disabled), and its dead deliveries still lost, counted up to $2
+-- (through the index that holds only those).
+SELECT count(*) AS endpoints,
+       count(*) FILTER (WHERE status = 'active') AS active,
+       count(*) FILTER (WHERE status = 'paused') AS paused,
+       count(*) FILTER (WHERE status = 'disabled') AS disabled,
+       count(*) FILTER (WHERE failing_since IS NOT NULL AND status <> 'disabled') AS failing,
+       (SELECT count(*) FROM (
+            SELECT FROM deliveries AS d
+            WHERE d.app_id = $1 AND d.status = 'dead' AND d.replay_of IS NULL
+              AND d.recovered_at IS NULL AND d.id >= kept_since('dlv_')
+            LIMIT $2) AS lost) AS lost
+FROM endpoints WHERE app_id = $1;

@@ -189,7 +189,9 @@ WHERE d.app_id = $1 AND d.id = $2 AND d.id >= kept_since('dlv_');
 
 -- list_deliveries --
 -- An app's deliveries, newest first, before the cursor $3, with what their replays say of them.
--- Each filter ($4..$10, the same as replay_deliveries's) applies unless null. Planned for each
+-- Each filter ($4..$10, the same as replay_deliveries's) applies unless null; $11 keeps only
+-- the still lost (dead originals no replay recovered), through the index that holds only those.
+-- Planned for each
 -- call's arguments, so that a status given reaches the partial index of the statuses people
 -- list (its predicate names them). The page is chosen first, so only its rows ask their replays
 -- and their event's type. That planning is paid on every call, for each partition of the log
@@ -213,6 +215,8 @@ WITH page AS MATERIALIZED (
                         AND ($8::text IS NULL OR ev.job_id = $8)))
       AND ($9::text IS NULL OR d.id >= $9)  -- created at or after: an id bound
       AND ($10::text IS NULL OR d.id < $10)  -- created before
+      AND (NOT $11::boolean
+           OR (d.status = 'dead' AND d.replay_of IS NULL AND d.recovered_at IS NULL))
     ORDER BY d.id DESC LIMIT $2
 )
 SELECT page.id, page.app_id, page.event_id, page.endpoint_id, page.status, page.attempt_count,

@@ -61,3 +61,36 @@ WITH attempts_gone AS (
     )
 )
 DELETE FROM endpoints WHERE app_id = $1 AND id = $2 RETURNING id;
+
+-- endpoint_stats --
+-- An endpoint's health for its console: attempts in the last hour and day ($2, $3: the
+-- attempt ids those times begin at) and how many succeeded, of deliveries made since $4 (the
+-- oldest a delivery attempted in the last day can be, retries included); the oldest delivery
+-- still waiting to be sent, and how many wait and how many are lost, each counted up to $5.
+WITH recent AS (
+    SELECT a.id, a.error_kind IS NULL AS ok
+    FROM deliveries AS d JOIN attempts AS a ON a.delivery_id = d.id
+    WHERE d.endpoint_id = $1 AND d.id >= $4 AND a.delivery_id >= $4 AND a.id >= $3
+)
+SELECT (SELECT failing_since FROM endpoints WHERE id = $1) AS failing_since,
+       (SELECT count(*) FROM recent WHERE id >= $2) AS hour_attempts,
+       (SELECT count(*) FROM recent WHERE id >= $2 AND ok) AS hour_succeeded,
+       (SELECT count(*) FROM recent) AS day_attempts,
+       (SELECT count(*) FROM recent WHERE ok) AS day_succeeded,
+       least((SELECT min(id) FROM deliveries WHERE endpoint_id = $1 AND status = 'pending'
+                AND id >= kept_since('dlv_')),
+             (SELECT min(id) FROM deliveries WHERE endpoint_id = $1 AND status = 'retrying'
+                AND id >= kept_since('dlv_')),
+             (SELECT min(id) FROM deliveries WHERE endpoint_id = $1 AND status = 'sending'
+                AND id >= kept_since('dlv_')),
+             (SELECT min(id) FROM deliveries WHERE endpoint_id = $1 AND status = 'held'
+                AND id >= kept_since('dlv_'))) AS oldest_waiting,
+       (SELECT count(*) FROM (
+            SELECT FROM deliveries WHERE endpoint_id = $1
+              AND status IN ('pending', 'retrying', 'sending', 'held')
+              AND id >= kept_since('dlv_')
+            LIMIT $5) AS waiting) AS waiting,
+       (SELECT count(*) FROM (
+            SELECT FROM deliveries WHERE endpoint_id = $1 AND status = 'dead'
+              AND replay_of IS NULL AND recovered_at IS NULL AND id >= kept_since('dlv_')
+            LIMIT $5) AS lost) AS lost;

@@ -29,6 +29,7 @@ from tests.integration.api_calls import (
     post_json,
     send_event,
     wait_for_delivery_status,
+    wait_until,
 )
 from tests.receiver import Received, Receiver
 
@@ -357,3 +358,60 @@ async def test_events_older_than_the_retention_are_never_served(
     missing = await api.get(f"/v1/apps/{app['id']}/events/{old.id}", headers=bearer(app["api_key"]))
     assert missing.status == 404
     assert (await get_json(api, app, "/deliveries"))["data"][0]["event_id"] == fresh.id
+
+
+@pytest.mark.usefixtures("worker")
+async def test_the_summary_stats_and_lost_listing_follow_failures_and_their_recovery(
+    api: Client, receiver: Receiver
+) -> None:
+    failing = True
+
+    async def until_fixed(received: Received) -> web.Response:
+        return web.Response(status=500 if failing and received.path == "/flaky" else 200)
+
+    receiver.respond = until_fixed
+    app = await create_app_with_key(api)
+    flaky = await add_endpoint(api, app, f"{receiver.url}/flaky")
+    steady = await add_endpoint(api, app, f"{receiver.url}/steady")
+    await add_endpoint(api, app, f"{receiver.url}/paused", event_types=["nothing.here"])
+    paused = (await get_json(api, app, "/endpoints"))["data"][-1]
+    await api.patch(
+        f"/v1/apps/{app['id']}/endpoints/{paused['id']}",
+        json={"status": "paused"},
+        headers=bearer(app["api_key"]),
+    )
+    events = [await send_event(api, app, "image.ready", {"n": n}) for n in range(3)]
+    for event in events:
+        await wait_for_delivery_status(api, app, event["id"], "dead", endpoint_id=flaky["id"])
+        await wait_for_delivery_status(api, app, event["id"], "succeeded", endpoint_id=steady["id"])
+
+    summary = await get_json(api, app, "/summary")
+    assert summary["endpoints"] == {
+        "total": 3,
+        "active": 2,
+        "paused": 1,
+        "disabled": 0,
+        "failing": 1,
+    }
+    assert summary["lost"] == {"count": 3, "more": False}
+    stats = await get_json(api, app, f"/endpoints/{flaky['id']}/stats")
+    attempts = 3 * 3  # the test settings' schedule: three attempts each
+    assert stats["last_hour"] == {"attempts": attempts, "succeeded": 0, "success_rate": 0}
+    assert stats["last_day"] == stats["last_hour"]
+    assert stats["failing_since"] is not None
+    assert stats["waiting"] == {"count": 0, "more": False, "oldest_id": None, "oldest_at": None}
+    assert stats["lost"] == {"count": 3, "more": False}
+    healthy = await get_json(api, app, f"/endpoints/{steady['id']}/stats")
+    assert healthy["last_day"] == {"attempts": 3, "succeeded": 3, "success_rate": 1}
+
+    lost = await get_json(api, app, "/deliveries?status=dead&lost=true")
+    assert len(lost["data"]) == 3
+    failing = False
+    await post_json(api, app, "/deliveries/replay", {})
+
+    async def recovered() -> bool:
+        return (await get_json(api, app, "/deliveries?lost=true"))["data"] == []
+
+    await wait_until(recovered, "every lost delivery recovered")
+    assert len((await get_json(api, app, "/deliveries?status=dead"))["data"]) == 3  # still dead
+    assert (await get_json(api, app, "/summary"))["lost"] == {"count": 0, "more": False}

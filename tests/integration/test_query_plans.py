@@ -244,8 +244,14 @@ REPLAY_STATEMENTS = {
     ),
     "list_deliveries": (
         "list_deliveries",
-        "'app_1', 50, NULL, 'dead', NULL, NULL, NULL, NULL, NULL, NULL",
+        "'app_1', 50, NULL, 'dead', NULL, NULL, NULL, NULL, NULL, NULL, false",
         {"deliveries_app_status_idx"},
+        "deliveries_replay_of_idx",
+    ),
+    "list_lost_deliveries": (
+        "list_deliveries",
+        "'app_1', 50, NULL, 'dead', NULL, NULL, NULL, NULL, NULL, NULL, true",
+        {"deliveries_lost_app_idx"},
         "deliveries_replay_of_idx",
     ),
 }
@@ -253,7 +259,7 @@ REPLAY_STATEMENTS = {
 FILTERS = "text, text, text, text, text, text, text"
 TYPES = {
     "replay_deliveries": f"text, integer, text, {FILTERS}, boolean",
-    "list_deliveries": f"text, integer, text, {FILTERS}",
+    "list_deliveries": f"text, integer, text, {FILTERS}, boolean",
 }
 REPLAY_SEED = """
 INSERT INTO apps (id, name) VALUES ('app_1', 'plans');

@@ -34,6 +34,7 @@ ALLOWED: dict[str, set[str]] = {
     "post_v1_apps": set(),
     "get_v1_apps": {MANAGE, READ, VIEW},
     "get_v1_apps_app_id": {MANAGE, READ, VIEW},
+    "get_v1_apps_app_id_summary": {MANAGE, READ, VIEW},
     "patch_v1_apps_app_id": {MANAGE},
     "delete_v1_apps_app_id": {MANAGE},
     "post_v1_apps_app_id_keys": {MANAGE},
@@ -46,6 +47,7 @@ ALLOWED: dict[str, set[str]] = {
     "get_v1_apps_app_id_endpoints_endpoint_id": {MANAGE, READ, VIEW},
     "patch_v1_apps_app_id_endpoints_endpoint_id": {MANAGE, ENDPOINTS},
     "delete_v1_apps_app_id_endpoints_endpoint_id": {MANAGE, ENDPOINTS},
+    "get_v1_apps_app_id_endpoints_endpoint_id_stats": {MANAGE, READ, VIEW},
     "get_v1_apps_app_id_endpoints_endpoint_id_secret": {MANAGE, SECRETS},
     # Rotating shows the new secret: it needs both.
     "post_v1_apps_app_id_endpoints_endpoint_id_rotate-secret": {MANAGE, f"{ENDPOINTS}+{SECRETS}"},

@@ -5,6 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from hookrelay.api.http import (
+    COUNT_CAP,
+    capped,
     cursor,
     json_response,
     page,
@@ -41,3 +43,23 @@ async def update_app(request: web.Request) -> web.Response:
 async def delete_app(request: web.Request) -> web.Response:
     await request.app[APPS].delete_app(request[APP_ID])
     return web.Response(status=204)
+
+
+async def app_summary(request: web.Request) -> web.Response:
+    found = await request.app[STORAGE].apps.summary(request[APP_ID], COUNT_CAP)
+    return json_response(
+        {
+            "app_id": request[APP_ID],
+            "endpoints": {
+                name: found[column]
+                for name, column in (
+                    ("total", "endpoints"),
+                    ("active", "active"),
+                    ("paused", "paused"),
+                    ("disabled", "disabled"),
+                    ("failing", "failing"),
+                )
+            },
+            "lost": capped(found["lost"]),
+        }
+    )

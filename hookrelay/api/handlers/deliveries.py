@@ -14,6 +14,7 @@ from hookrelay.api.http import (
     page_size,
     query_choice,
     query_event_type,
+    query_flag,
     query_id,
     query_job_id,
     query_time,
@@ -45,6 +46,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
         job_id=query_job_id(request),
         since=query_time(request, "since"),
         until=query_time(request, "until"),
+        lost=query_flag(request, "lost"),
     )
     limit = page_size(request)
     deliveries = await request.app[STORAGE].deliveries.list(

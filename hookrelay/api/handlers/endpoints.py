@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from aiohttp import web
 
-from hookrelay.api.http import cursor, json_response, page, page_size, read_json, secret_response
-from hookrelay.api.state import APP_ID, ENDPOINTS, INGEST, STORAGE
+from hookrelay.api.http import (
+    COUNT_CAP,
+    capped,
+    cursor,
+    json_response,
+    moment_of_id,
+    page,
+    page_size,
+    read_json,
+    secret_response,
+)
+from hookrelay.api.state import APP_ID, ENDPOINTS, INGEST, SETTINGS, STORAGE
 from hookrelay.api.views import endpoint_view, event_view
 from hookrelay.services.endpoints import public_key_of
 
@@ -69,3 +82,33 @@ async def send_example(request: web.Request) -> web.Response:
         request[APP_ID], request.match_info["endpoint_id"], await read_json(request)
     )
     return json_response({**event_view(event), "delivery_id": delivery_id}, status=202)
+
+
+async def endpoint_stats(request: web.Request) -> web.Response:
+    storage = request.app[STORAGE]
+    endpoint = await storage.endpoints.get(request[APP_ID], request.match_info["endpoint_id"])
+    retry_span_s = sum(request.app[SETTINGS].retry_schedule_s)
+    found = await storage.endpoints.stats(endpoint.id, datetime.now(UTC), retry_span_s, COUNT_CAP)
+    oldest = found["oldest_waiting"]
+    return json_response(
+        {
+            "endpoint_id": endpoint.id,
+            "failing_since": found["failing_since"],
+            "last_hour": _rate(found["hour_attempts"], found["hour_succeeded"]),
+            "last_day": _rate(found["day_attempts"], found["day_succeeded"]),
+            "waiting": {
+                **capped(found["waiting"]),
+                "oldest_id": oldest,
+                "oldest_at": None if oldest is None else moment_of_id(oldest),
+            },
+            "lost": capped(found["lost"]),
+        }
+    )
+
+
+def _rate(attempts: int, succeeded: int) -> dict[str, Any]:
+    return {
+        "attempts": attempts,
+        "succeeded": succeeded,
+        "success_rate": None if attempts == 0 else round(succeeded / attempts, 4),
+    }
