@@ -59,7 +59,7 @@ class Route:
     headers: tuple[str, ...] = ()
     auth: Auth = Auth.BEARER
     # What a caller must be granted inside the app (hookrelay/services/access.py): a key or a
-    # portal session lacking one is refused with 403. Every bearer route names at least one.
+    # portal session lacking one is refused with 403. Only GET /v1/me names none.
     needs: tuple[Grant, ...] = ()
     # The statuses answered with the ERROR schema; by default API_ERRORS, or none if PUBLIC.
     errors: tuple[int, ...] | None = None

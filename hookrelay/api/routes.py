@@ -69,6 +69,13 @@ ROUTES: tuple[Route, ...] = (
         "GET", "/openapi.json", health.openapi, "This document", {200: "openapi"}, auth=Auth.PUBLIC
     ),
     Route(
+        "GET",
+        "/v1/me",
+        keys.me,
+        "The credential of this request: what it is, its app, what it may do",
+        {200: "me"},
+    ),
+    Route(
         "POST",
         "/v1/apps",
         apps.create_app,

@@ -15,6 +15,8 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
@@ -40,6 +42,15 @@ KEY_PREFIX_SHOWN = 12  # characters of a key kept in clear, to tell keys apart i
 STREAM_GRANTS = frozenset({Grant.READ_EVENTS})
 
 
+class CredentialKind(StrEnum):
+    """What a caller showed."""
+
+    ADMIN = "admin"
+    APP_KEY = "app_key"
+    PORTAL_SESSION = "portal_session"
+    STREAM_TOKEN = "stream_token"
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: the admin, one app's key or portal session, or a stream token (which the
@@ -52,10 +63,20 @@ class Principal:
     # A stream token is checked against no table, so it outlives the app it was issued for:
     # that app is looked up on every use.
     stream_token: bool = False
+    portal_session: bool = False
+    expires_at: datetime | None = None  # a portal session's end
 
     @property
     def is_admin(self) -> bool:
         return self.app_id is None
+
+    @property
+    def kind(self) -> CredentialKind:
+        if self.is_admin:
+            return CredentialKind.ADMIN
+        if self.stream_token:
+            return CredentialKind.STREAM_TOKEN
+        return CredentialKind.PORTAL_SESSION if self.portal_session else CredentialKind.APP_KEY
 
 
 ADMIN = Principal(app_id=None)
@@ -118,19 +139,22 @@ class Auth:
         if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
             return ADMIN
         if token.startswith(APP_KEY_PREFIX):
-            credential = await self._credential(token, self._apps.credential_of_key)
-            grants_of = _key_grants
-        elif token.startswith(PORTAL_TOKEN_PREFIX):
-            credential = await self._credential(token, self._apps.credential_of_portal_session)
-            grants_of = _session_grants
-        else:
+            key = await self._credential(token, self._apps.credential_of_key)
+            return None if key is None else Principal(key.app_id, _key_grants(tuple(key.names)))
+        if not token.startswith(PORTAL_TOKEN_PREFIX):
             return None
-        if credential is None:
-            return None
+        session = await self._credential(token, self._apps.credential_of_portal_session)
         # A cached session may have ended since it was looked up.
-        if credential.expires_at is not None and credential.expires_at.timestamp() <= self._clock():
+        if session is None or session.expires_at is None:
             return None
-        return Principal(credential.app_id, grants_of(tuple(credential.names)))
+        if session.expires_at.timestamp() <= self._clock():
+            return None
+        return Principal(
+            session.app_id,
+            _session_grants(tuple(session.names)),
+            portal_session=True,
+            expires_at=session.expires_at,
+        )
 
     async def _credential(
         self, token: str, look_up: Callable[[bytes], Awaitable[Credential | None]]

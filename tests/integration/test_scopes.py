@@ -31,6 +31,7 @@ VIEW, ENDPOINTS, SECRETS, REPLAY, TEST = (
 # Who may call each route: the key scopes and the session capabilities (beside view, which every
 # session has) that open it. A route no scope opens is the admin's alone.
 ALLOWED: dict[str, set[str]] = {
+    "get_v1_me": {PUBLISH, MANAGE, READ, VIEW},
     "post_v1_apps": set(),
     "get_v1_apps": {MANAGE, READ, VIEW},
     "get_v1_apps_app_id": {MANAGE, READ, VIEW},
@@ -245,3 +246,18 @@ async def test_ending_the_sessions_refuses_them_and_leaves_the_keys(api: Client)
     for token in tokens:
         assert (await api.get(f"/v1/apps/{app['id']}", headers=bearer(token))).status == 401
     assert (await api.get(f"/v1/apps/{app['id']}", headers=bearer(app["api_key"]))).status == 200
+
+
+async def test_me_says_what_the_credential_is_and_may_do(api: Client) -> None:
+    app = await create_app_with_key(api)
+    session = await open_session(api, app["id"], capabilities=["replay"])
+    me = await (await api.get("/v1/me", headers=bearer(session["token"]))).json()
+    assert me == {
+        "kind": "portal_session",
+        "app_id": app["id"],
+        "grants": ["read", "read_events", "replay"],
+        "expires_at": me["expires_at"],
+    }
+    assert me["expires_at"].startswith(session["expires_at"][:19])
+    admin = await (await api.get("/v1/me", headers=ADMIN)).json()
+    assert (admin["kind"], admin["app_id"], len(admin["grants"])) == ("admin", None, 9)

@@ -21,6 +21,7 @@ from hookrelay.jobs import STATE_OF, TERMINAL, Job, JobState
 from hookrelay.models import Event
 from hookrelay.schemas import loaded_schemas
 from hookrelay.services.access import Capability, Scope
+from hookrelay.services.auth import CredentialKind
 from hookrelay.statuses import DeliveryStatus, EndpointStatus, ErrorKind, SigningScheme
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -59,6 +60,7 @@ FULL = {
     frozenset(JobState): JobState,
     frozenset(Scope): Scope,
     frozenset(Capability): Capability,
+    frozenset(CredentialKind): CredentialKind,
 }
 
 

@@ -15,6 +15,7 @@ LINKS = {
     "health": "/healthz",
     "ready": "/readyz",
     "metrics": "/metrics",
+    "console": "/console",
 }
 # Only where the live job page is served (HOOKRELAY_DEMO_PAGE).
 DEMO_LINK = {"demo": "/demo"}

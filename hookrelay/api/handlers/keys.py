@@ -1,5 +1,5 @@
-"""App keys (create, shown once; list, by prefix; revoke) and portal sessions (open, shown
-once; end all)."""
+"""Credentials: app keys (create, shown once; list, by prefix; revoke), portal sessions (open,
+shown once; end all), and the caller's own (GET /v1/me)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,18 @@ async def open_portal_session(request: web.Request) -> web.Response:
     # logs, proxies and Referer headers.
     url = f"{console_base(request)}{CONSOLE_PATH}#token={token}"
     return secret_response({**portal_session_view(session), "url": url, "token": token}, 201)
+
+
+async def me(request: web.Request) -> web.Response:
+    caller = principal(request)
+    return json_response(
+        {
+            "kind": caller.kind,
+            "app_id": caller.app_id,
+            "grants": sorted(caller.grants),
+            "expires_at": caller.expires_at,
+        }
+    )
 
 
 async def end_portal_sessions(request: web.Request) -> web.Response:

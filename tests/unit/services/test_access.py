@@ -134,7 +134,10 @@ async def test_a_portal_session_opens_its_app_with_its_capabilities_grants(rig: 
     assert token.startswith(PORTAL_TOKEN_PREFIX) and len(token) > 40
     assert session.capabilities == ["view", "replay"]
     assert await rig.auth.authenticate(token) == Principal(
-        app.id, grants_of_capabilities(["view", "replay"])
+        app.id,
+        grants_of_capabilities(["view", "replay"]),
+        portal_session=True,
+        expires_at=session.expires_at,
     )
     assert token.encode() not in b"".join(rig.store.sessions)  # stored as a hash
 
