@@ -10,7 +10,6 @@ from hookrelay.api.expect import expect_handler
 from hookrelay.api.handlers import (
     apps,
     deliveries,
-    demo,
     endpoints,
     events,
     health,
@@ -18,6 +17,7 @@ from hookrelay.api.handlers import (
     jobs,
     keys,
     metrics,
+    pages,
     stream,
 )
 from hookrelay.api.middleware import STREAM_ROUTE
@@ -370,11 +370,12 @@ PARAMETER_RULES = {
 
 
 def add_routes(app: web.Application, demo_page: bool = False) -> None:
-    """Serve every route of ROUTES (and, if asked, the live job page), each answering
-    `Expect: 100-continue` with hookrelay's expect handler."""
+    """Serve every route of ROUTES, the console and (if asked) the live job page, each
+    answering `Expect: 100-continue` with hookrelay's expect handler."""
     definitions = [_definition(route) for route in ROUTES]
+    definitions += [d for d in pages.CONSOLE if isinstance(d, web.RouteDef)]
     if demo_page:
-        definitions += [web.get("/demo", demo.demo_page), web.get("/demo/{asset}", demo.demo_page)]
+        definitions += [d for d in pages.DEMO if isinstance(d, web.RouteDef)]
     app[ROUTE_NEEDS] = {route.handler: route.needs for route in ROUTES}
     app.router.add_routes(
         [
