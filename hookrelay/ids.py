@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from datetime import UTC, datetime
 
 PREFIXES = ("app_", "key_", "ps_", "ep_", "evt_", "dlv_", "att_")
 ID_PATTERN = re.compile(r"^(app|key|ps|ep|evt|dlv|att)_[0-9a-f]{32}$")
@@ -27,6 +28,16 @@ def id_bound(prefix: str, moment_ms: int) -> str:
     """The smallest id with `prefix` made at or after unix millisecond `moment_ms`: ids sort by
     time, so `id >= id_bound(...)` selects by creation time through the primary key."""
     return f"{prefix}{moment_ms:012x}"
+
+
+def id_bound_at(prefix: str, moment: datetime) -> str:
+    """`id_bound` of a datetime."""
+    return id_bound(prefix, round(moment.timestamp() * 1000))
+
+
+def made_at(id_: str) -> datetime:
+    """When a time-sortable id was made."""
+    return datetime.fromtimestamp(millis_of(id_) / 1000, UTC)
 
 
 def moment_of(text: str, prefix: str) -> int | None:

@@ -31,7 +31,7 @@ from hookrelay.models import (
     ReplayResult,
 )
 from hookrelay.services.access import ALL_SCOPES
-from hookrelay.services.auth import KEY_PREFIX_SHOWN, hash_app_key
+from hookrelay.services.auth import KEY_PREFIX_SHOWN, hash_token
 from hookrelay.services.ports import DueDelivery
 from hookrelay.statuses import DeliveryStatus, EndpointStatus
 
@@ -68,7 +68,7 @@ class FakeStore:
         scopes unless given."""
         return self._add_key(
             app_id,
-            hash_app_key(key),
+            hash_token(key),
             key[:KEY_PREFIX_SHOWN],
             "default",
             list(ALL_SCOPES) if scopes is None else scopes,

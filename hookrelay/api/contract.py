@@ -59,12 +59,20 @@ class Route:
     headers: tuple[str, ...] = ()
     auth: Auth = Auth.BEARER
     # What a caller must be granted inside the app (hookrelay/services/access.py): a key or a
-    # portal session lacking one is refused with 403. Only GET /v1/me names none.
-    needs: tuple[Grant, ...] = ()
+    # portal session lacking one is refused with 403. A route that needs a token must say
+    # (None is refused below); () is any valid credential (GET /v1/me alone).
+    needs: tuple[Grant, ...] | None = None
     # The statuses answered with the ERROR schema; by default API_ERRORS, or none if PUBLIC.
     errors: tuple[int, ...] | None = None
     name: str | None = None  # the aiohttp route's name
     allow_head: bool = True
+
+    def __post_init__(self) -> None:
+        needs_token = self.auth in (Auth.BEARER, Auth.BEARER_OR_STREAM_TOKEN)
+        if needs_token != (self.needs is not None):
+            raise ValueError(
+                f"{self.method} {self.path}: a bearer route, and only one, names needs"
+            )
 
     def responses(self) -> dict[int, Answer]:
         """Every status this route answers, with its body."""

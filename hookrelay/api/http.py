@@ -6,7 +6,7 @@ import asyncio
 import base64
 import binascii
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -18,7 +18,7 @@ from hookrelay import durations
 from hookrelay.api.errors import PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 from hookrelay.api.state import CLIENT_GONE, PRINCIPAL, SETTINGS
 from hookrelay.errors import BadRequest
-from hookrelay.ids import is_id, millis_of
+from hookrelay.ids import is_id
 from hookrelay.live.cursors import open_position, seal_position
 from hookrelay.models import LogPosition
 from hookrelay.schemas import JOB_ID_RULE, is_event_type, is_job_id
@@ -213,11 +213,6 @@ COUNT_CAP = 10_000
 def capped(counted: int) -> dict[str, Any]:
     """A count made up to COUNT_CAP and one more: the count, and whether there are more."""
     return {"count": min(counted, COUNT_CAP), "more": counted > COUNT_CAP}
-
-
-def moment_of_id(id_: str) -> datetime:
-    """When a time-sortable id was made."""
-    return datetime.fromtimestamp(millis_of(id_) / 1000, UTC)
 
 
 def query_flag(request: web.Request, name: str) -> bool:

@@ -30,6 +30,9 @@ READ = (Grant.READ,)
 MANAGE_APP = (Grant.MANAGE_APP,)
 MANAGE_ENDPOINTS = (Grant.MANAGE_ENDPOINTS,)
 REPLAY = (Grant.REPLAY,)
+# The app itself (renamed, its uid changed, deleted with all it owns): a credential that may do
+# everything in it, as the key made with the app may; never a portal session.
+WHOLE_APP = tuple(Grant)
 
 APP = "/v1/apps/{app_id}"
 ENDPOINT = APP + "/endpoints/{endpoint_id}"
@@ -74,6 +77,7 @@ ROUTES: tuple[Route, ...] = (
         keys.me,
         "The credential of this request: what it is, its app, what it may do",
         {200: "me"},
+        needs=(),
     ),
     Route(
         "POST",
@@ -103,7 +107,7 @@ ROUTES: tuple[Route, ...] = (
         "Change an app",
         {200: "app"},
         request="app_update",
-        needs=MANAGE_APP,
+        needs=WHOLE_APP,
     ),
     Route(
         "DELETE",
@@ -111,7 +115,7 @@ ROUTES: tuple[Route, ...] = (
         apps.delete_app,
         "Delete an app and all it owns",
         {204: None},
-        needs=MANAGE_APP,
+        needs=WHOLE_APP,
     ),
     Route(
         "POST",
@@ -376,7 +380,9 @@ def add_routes(app: web.Application, demo_page: bool = False) -> None:
     definitions += [d for d in pages.CONSOLE if isinstance(d, web.RouteDef)]
     if demo_page:
         definitions += [d for d in pages.DEMO if isinstance(d, web.RouteDef)]
-    app[ROUTE_NEEDS] = {route.handler: route.needs for route in ROUTES}
+    needs = {route.handler: route.needs or () for route in ROUTES}
+    assert len(needs) == len(ROUTES), "each route has a handler of its own (needs are by handler)"
+    app[ROUTE_NEEDS] = needs
     app.router.add_routes(
         [
             web.RouteDef(

@@ -26,7 +26,7 @@ from hookrelay.services.access import (
 from hookrelay.services.auth import (
     KEY_PREFIX_SHOWN,
     Principal,
-    hash_app_key,
+    hash_token,
     new_app_key,
     new_portal_token,
 )
@@ -55,7 +55,7 @@ class Apps:
             new_id("app_"),
             body["name"],
             body.get("uid"),
-            hash_app_key(key),
+            hash_token(key),
             key[:KEY_PREFIX_SHOWN],
             list(ALL_SCOPES),
         )
@@ -91,7 +91,7 @@ class Apps:
         _hand_on(principal, grants_of_scopes(scopes), "make a key with these scopes")
         key = new_app_key()
         created = await self._apps.create_key(
-            app_id, hash_app_key(key), key[:KEY_PREFIX_SHOWN], body.get("name", ""), scopes
+            app_id, hash_token(key), key[:KEY_PREFIX_SHOWN], body.get("name", ""), scopes
         )
         log.info("app key created", app_id=app_id, key_id=created.id, scopes=scopes)
         return created, key
@@ -117,7 +117,7 @@ class Apps:
         token = new_portal_token()
         session = await self._apps.open_portal_session(
             app_id,
-            hash_app_key(token),
+            hash_token(token),
             capabilities,
             body.get("expires_in", PORTAL_SESSION_DEFAULT_S),
         )

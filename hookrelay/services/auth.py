@@ -58,7 +58,7 @@ class Principal:
     and what they may do there."""
 
     app_id: str | None  # None for the admin
-    grants: frozenset[Grant] = ALL_GRANTS
+    grants: frozenset[Grant]
     job_id: str | None = None  # a stream token's job
     # A stream token is checked against no table, so it outlives the app it was issued for:
     # that app is looked up on every use.
@@ -79,10 +79,10 @@ class Principal:
         return CredentialKind.PORTAL_SESSION if self.portal_session else CredentialKind.APP_KEY
 
 
-ADMIN = Principal(app_id=None)
+ADMIN = Principal(None, ALL_GRANTS)
 
 
-def hash_app_key(key: str) -> bytes:
+def hash_token(key: str) -> bytes:
     """App keys and portal tokens are 32 random bytes, so one SHA-256 is a safe way to store
     them."""
     return hashlib.sha256(key.encode()).digest()
@@ -160,7 +160,7 @@ class Auth:
         self, token: str, look_up: Callable[[bytes], Awaitable[Credential | None]]
     ) -> Credential | None:
         """What a key or session token opens, through the cache."""
-        token_hash = hash_app_key(token)
+        token_hash = hash_token(token)
         cached = self.keys.get(token_hash, self._monotonic())
         if cached is not None:
             return cached.credential

@@ -7,16 +7,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hookrelay.errors import NotFound
-from hookrelay.ids import id_bound
+from hookrelay.ids import id_bound_at
 from hookrelay.models import Endpoint
 from hookrelay.statuses import EndpointStatus
 from hookrelay.storage.db import Database
 
 NO_ENDPOINT = "no such endpoint"
-
-
-def _bound(prefix: str, moment: datetime) -> str:
-    return id_bound(prefix, round(moment.timestamp() * 1000))
 
 
 class Endpoints:
@@ -26,21 +22,23 @@ class Endpoints:
         self.db = db
 
     async def stats(
-        self, endpoint_id: str, now: datetime, retry_span_s: float, cap: int
+        self, endpoint_id: str, now: datetime, retry_span_s: float, cap: int, attempts_cap: int
     ) -> dict[str, Any]:
-        """An endpoint's attempts in the last hour and day and how many succeeded, its oldest
-        delivery still waiting, and how many wait and how many are lost (each counted up to
-        `cap`, and one more to tell that there are more). `retry_span_s` is the retry
-        schedule's length: a delivery attempted in the last day was made at most that long
-        before the day began (one held longer, its endpoint paused, is not counted)."""
+        """An endpoint's attempts in the last hour and day and how many succeeded (counted up
+        to `attempts_cap`), its oldest delivery still waiting, and how many wait and how many
+        are lost (up to `cap`); each cap and one more, to tell that there are more.
+        `retry_span_s` is the retry schedule's length: a delivery attempted in the last day
+        was made at most twice that long before the day began (jitter and Retry-After stretch
+        the waits, up to twice); one held longer, its endpoint paused, is not counted."""
         day_ago = now - timedelta(days=1)
         record = await self.db.row(
             "endpoint_stats",
             endpoint_id,
-            _bound("att_", now - timedelta(hours=1)),
-            _bound("att_", day_ago),
-            _bound("dlv_", day_ago - timedelta(seconds=retry_span_s)),
+            id_bound_at("att_", now - timedelta(hours=1)),
+            id_bound_at("att_", day_ago),
+            id_bound_at("dlv_", day_ago - timedelta(seconds=2 * retry_span_s)),
             cap + 1,
+            attempts_cap + 1,
         )
         assert record is not None
         return dict(record)

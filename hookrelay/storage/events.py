@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from hookrelay.errors import Conflict, NotFound
-from hookrelay.ids import id_bound
+from hookrelay.ids import id_bound_at
 from hookrelay.models import (
     LOG_START,
     Event,
@@ -86,7 +86,7 @@ def _answers(
 
 def id_bound_of(prefix: str, moment: datetime | None) -> str | None:
     """The smallest id with `prefix` made at or after `moment` (ids sort by time), or None."""
-    return None if moment is None else id_bound(prefix, round(moment.timestamp() * 1000))
+    return None if moment is None else id_bound_at(prefix, moment)
 
 
 class Events:

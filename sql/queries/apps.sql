@@ -76,7 +76,8 @@ SELECT count(*) FILTER (WHERE expires_at > now()) FROM ended;
 -- app_summary --
 -- An app at a glance: its endpoints by status, those failing (every attempt has failed since
 -- failing_since, and not yet disabled), and its dead deliveries still lost, counted up to $2
--- (through the index that holds only those).
+-- (through the index that holds only those, deliveries_lost_app_idx of migration 0007: the
+-- condition here is its predicate).
 SELECT count(*) AS endpoints,
        count(*) FILTER (WHERE status = 'active') AS active,
        count(*) FILTER (WHERE status = 'paused') AS paused,

@@ -65,12 +65,14 @@ DELETE FROM endpoints WHERE app_id = $1 AND id = $2 RETURNING id;
 -- endpoint_stats --
 -- An endpoint's health for its console: attempts in the last hour and day ($2, $3: the
 -- attempt ids those times begin at) and how many succeeded, of deliveries made since $4 (the
--- oldest a delivery attempted in the last day can be, retries included); the oldest delivery
--- still waiting to be sent, and how many wait and how many are lost, each counted up to $5.
-WITH recent AS (
+-- oldest a delivery attempted in the last day can be, retries included), the attempts counted
+-- up to $6; the oldest delivery still waiting to be sent, and how many wait and how many are
+-- lost (still lost: as the partial indexes of migration 0007 hold them), each counted up to $5.
+WITH recent AS MATERIALIZED (
     SELECT a.id, a.error_kind IS NULL AS ok
     FROM deliveries AS d JOIN attempts AS a ON a.delivery_id = d.id
     WHERE d.endpoint_id = $1 AND d.id >= $4 AND a.delivery_id >= $4 AND a.id >= $3
+    LIMIT $6
 )
 SELECT (SELECT failing_since FROM endpoints WHERE id = $1) AS failing_since,
        (SELECT count(*) FROM recent WHERE id >= $2) AS hour_attempts,

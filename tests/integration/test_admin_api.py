@@ -396,13 +396,18 @@ async def test_the_summary_stats_and_lost_listing_follow_failures_and_their_reco
     assert summary["lost"] == {"count": 3, "more": False}
     stats = await get_json(api, app, f"/endpoints/{flaky['id']}/stats")
     attempts = 3 * 3  # the test settings' schedule: three attempts each
-    assert stats["last_hour"] == {"attempts": attempts, "succeeded": 0, "success_rate": 0}
+    assert stats["last_hour"] == {
+        "attempts": attempts,
+        "more": False,
+        "succeeded": 0,
+        "success_rate": 0,
+    }
     assert stats["last_day"] == stats["last_hour"]
     assert stats["failing_since"] is not None
     assert stats["waiting"] == {"count": 0, "more": False, "oldest_id": None, "oldest_at": None}
     assert stats["lost"] == {"count": 3, "more": False}
     healthy = await get_json(api, app, f"/endpoints/{steady['id']}/stats")
-    assert healthy["last_day"] == {"attempts": 3, "succeeded": 3, "success_rate": 1}
+    assert healthy["last_day"] == {"attempts": 3, "more": False, "succeeded": 3, "success_rate": 1}
 
     lost = await get_json(api, app, "/deliveries?status=dead&lost=true")
     assert len(lost["data"]) == 3

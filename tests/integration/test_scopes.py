@@ -36,8 +36,9 @@ ALLOWED: dict[str, set[str]] = {
     "get_v1_apps": {MANAGE, READ, VIEW},
     "get_v1_apps_app_id": {MANAGE, READ, VIEW},
     "get_v1_apps_app_id_summary": {MANAGE, READ, VIEW},
-    "patch_v1_apps_app_id": {MANAGE},
-    "delete_v1_apps_app_id": {MANAGE},
+    # The app itself: only a key of every scope (as the app's first key is).
+    "patch_v1_apps_app_id": set(),
+    "delete_v1_apps_app_id": set(),
     "post_v1_apps_app_id_keys": {MANAGE},
     "get_v1_apps_app_id_keys": {MANAGE, READ},
     "delete_v1_apps_app_id_keys_key_id": {MANAGE},
@@ -261,3 +262,17 @@ async def test_me_says_what_the_credential_is_and_may_do(api: Client) -> None:
     assert me["expires_at"].startswith(session["expires_at"][:19])
     admin = await (await api.get("/v1/me", headers=ADMIN)).json()
     assert (admin["kind"], admin["app_id"], len(admin["grants"])) == ("admin", None, 9)
+
+
+async def test_only_a_key_of_every_scope_renames_or_deletes_its_app(api: Client) -> None:
+    app = await create_app_with_key(api)
+    made = await api.post(
+        f"/v1/apps/{app['id']}/keys", json={"scopes": ["manage", "read"]}, headers=ADMIN
+    )
+    manager = bearer((await made.json())["key"])
+    assert (await api.delete(f"/v1/apps/{app['id']}", headers=manager)).status == 403
+    renamed = {"name": "renamed"}
+    assert (await api.patch(f"/v1/apps/{app['id']}", json=renamed, headers=manager)).status == 403
+    owner = bearer(app["api_key"])
+    assert (await api.patch(f"/v1/apps/{app['id']}", json=renamed, headers=owner)).status == 200
+    assert (await api.delete(f"/v1/apps/{app['id']}", headers=owner)).status == 204

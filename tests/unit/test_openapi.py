@@ -68,7 +68,7 @@ PAGES = {("GET", "/console"), ("GET", "/console/{asset}")}
 
 def test_the_spec_lists_every_route_of_the_router_and_no_other_but_the_console() -> None:
     assert spec_routes() == router_routes() - PAGES
-    assert PAGES <= router_routes()
+    assert router_routes() >= PAGES
 
 
 def test_the_demo_page_is_served_beside_the_api_not_described_in_it() -> None:

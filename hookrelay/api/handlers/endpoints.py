@@ -12,7 +12,6 @@ from hookrelay.api.http import (
     capped,
     cursor,
     json_response,
-    moment_of_id,
     page,
     page_size,
     read_json,
@@ -20,6 +19,7 @@ from hookrelay.api.http import (
 )
 from hookrelay.api.state import APP_ID, ENDPOINTS, INGEST, SETTINGS, STORAGE
 from hookrelay.api.views import endpoint_view, event_view
+from hookrelay.ids import made_at
 from hookrelay.services.endpoints import public_key_of
 
 
@@ -84,31 +84,43 @@ async def send_example(request: web.Request) -> web.Response:
     return json_response({**event_view(event), "delivery_id": delivery_id}, status=202)
 
 
+# An endpoint's attempts in a window are counted up to this many: a busy endpoint's day holds
+# millions, and counting them took 2 µs each.
+ATTEMPTS_COUNT_CAP = 100_000
+
+
 async def endpoint_stats(request: web.Request) -> web.Response:
     storage = request.app[STORAGE]
     endpoint = await storage.endpoints.get(request[APP_ID], request.match_info["endpoint_id"])
     retry_span_s = sum(request.app[SETTINGS].retry_schedule_s)
-    found = await storage.endpoints.stats(endpoint.id, datetime.now(UTC), retry_span_s, COUNT_CAP)
+    found = await storage.endpoints.stats(
+        endpoint.id, datetime.now(UTC), retry_span_s, COUNT_CAP, ATTEMPTS_COUNT_CAP
+    )
     oldest = found["oldest_waiting"]
+    past_cap = found["day_attempts"] > ATTEMPTS_COUNT_CAP
     return json_response(
         {
             "endpoint_id": endpoint.id,
             "failing_since": found["failing_since"],
-            "last_hour": _rate(found["hour_attempts"], found["hour_succeeded"]),
-            "last_day": _rate(found["day_attempts"], found["day_succeeded"]),
+            # Past the cap the hour's attempts were counted among the day's first ones: more too.
+            "last_hour": _rate(found["hour_attempts"], found["hour_succeeded"], past_cap),
+            "last_day": _rate(found["day_attempts"], found["day_succeeded"], past_cap),
             "waiting": {
                 **capped(found["waiting"]),
                 "oldest_id": oldest,
-                "oldest_at": None if oldest is None else moment_of_id(oldest),
+                "oldest_at": None if oldest is None else made_at(oldest),
             },
             "lost": capped(found["lost"]),
         }
     )
 
 
-def _rate(attempts: int, succeeded: int) -> dict[str, Any]:
+def _rate(attempts: int, succeeded: int, past_cap: bool) -> dict[str, Any]:
+    """A window's attempts, counted up to ATTEMPTS_COUNT_CAP (then of those counted)."""
+    counted = min(attempts, ATTEMPTS_COUNT_CAP)
     return {
-        "attempts": attempts,
-        "succeeded": succeeded,
-        "success_rate": None if attempts == 0 else round(succeeded / attempts, 4),
+        "attempts": counted,
+        "more": past_cap,
+        "succeeded": min(succeeded, counted),
+        "success_rate": None if counted == 0 else round(min(succeeded, counted) / counted, 4),
     }

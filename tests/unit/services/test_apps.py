@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 
 from hookrelay.errors import Forbidden, InvalidPayload, NotFound
-from hookrelay.services.auth import ADMIN, APP_KEY_PREFIX, Principal, hash_app_key
+from hookrelay.services.access import ALL_GRANTS
+from hookrelay.services.auth import ADMIN, APP_KEY_PREFIX, Principal, hash_token
 from tests.unit.services.conftest import Rig
 
 
 async def test_only_the_admin_creates_apps(rig: Rig) -> None:
     with pytest.raises(Forbidden):
-        await rig.apps.create_app(Principal("app_1"), {"name": "acme"})
+        await rig.apps.create_app(Principal("app_1", ALL_GRANTS), {"name": "acme"})
     assert rig.store.calls == []
 
 
@@ -20,13 +21,13 @@ async def test_a_new_apps_first_key_opens_that_app(rig: Rig) -> None:
     app, key = await rig.apps.create_app(ADMIN, {"name": "acme", "uid": "acme"})
     assert (app.name, app.uid) == ("acme", "acme")
     assert key.startswith(APP_KEY_PREFIX)
-    assert await rig.auth.authenticate(key) == Principal(app.id)
+    assert await rig.auth.authenticate(key) == Principal(app.id, ALL_GRANTS)
 
 
 async def test_a_key_is_stored_by_its_hash_and_listed_by_its_prefix(rig: Rig) -> None:
     _, key = await rig.apps.create_app(ADMIN, {"name": "acme"})
     [(stored_hash, stored)] = rig.store.keys.items()
-    assert stored_hash == hash_app_key(key) != key.encode()
+    assert stored_hash == hash_token(key) != key.encode()
     assert stored.prefix == key[:12] and len(key) > 40
 
 
@@ -40,7 +41,7 @@ async def test_a_second_key_opens_the_same_app(rig: Rig) -> None:
     app, _ = await rig.apps.create_app(ADMIN, {"name": "acme"})
     created, key = await rig.apps.create_app_key(ADMIN, app.id, {"name": "ci"})
     assert (created.app_id, created.name) == (app.id, "ci")
-    assert await rig.auth.authenticate(key) == Principal(app.id)
+    assert await rig.auth.authenticate(key) == Principal(app.id, ALL_GRANTS)
 
 
 async def test_a_revoked_key_stops_working_at_once_and_is_announced(rig: Rig) -> None:
@@ -51,7 +52,7 @@ async def test_a_revoked_key_stops_working_at_once_and_is_announced(rig: Rig) ->
     revoked = await rig.apps.revoke_app_key(ADMIN, app.id, first.id)
     assert revoked.revoked_at is not None
     assert await rig.auth.authenticate(key) is None
-    assert await rig.auth.authenticate(spare_key) == Principal(app.id)
+    assert await rig.auth.authenticate(spare_key) == Principal(app.id, ALL_GRANTS)
     assert rig.notices.revoked_apps == [app.id]
 
 
@@ -75,8 +76,10 @@ async def test_a_deleted_apps_keys_stop_working_and_the_deletion_is_announced(ri
 async def test_an_app_key_lists_its_own_app_alone(rig: Rig) -> None:
     mine, _ = await rig.apps.create_app(ADMIN, {"name": "mine"})
     await rig.apps.create_app(ADMIN, {"name": "theirs"})
-    assert await rig.apps.list_apps(Principal(mine.id), None, 50) == [mine]
-    assert await rig.apps.list_apps(Principal(mine.id), mine.id, 50) == []  # past the cursor
+    assert await rig.apps.list_apps(Principal(mine.id, ALL_GRANTS), None, 50) == [mine]
+    assert (
+        await rig.apps.list_apps(Principal(mine.id, ALL_GRANTS), mine.id, 50) == []
+    )  # past the cursor
     assert len(await rig.apps.list_apps(ADMIN, None, 50)) == 2
 
 

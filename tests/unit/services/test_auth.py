@@ -11,12 +11,13 @@ import pytest
 from hookrelay.errors import InvalidPayload, NotFound
 from hookrelay.keycache import KEY_CACHE_TTL_S
 from hookrelay.live.tokens import StreamGrant, issue_token
+from hookrelay.services.access import ALL_GRANTS
 from hookrelay.services.auth import (
     ADMIN,
     STREAM_GRANTS,
     Auth,
     Principal,
-    hash_app_key,
+    hash_token,
     new_app_key,
 )
 from hookrelay.settings import Settings
@@ -91,7 +92,7 @@ async def test_without_an_admin_token_configured_no_token_is_the_admin(rig: Rig)
 
 async def test_an_app_key_is_its_app(rig: Rig) -> None:
     app_id, key = app_with_key(rig.store)
-    assert await rig.auth.authenticate(key) == Principal(app_id)
+    assert await rig.auth.authenticate(key) == Principal(app_id, ALL_GRANTS)
 
 
 async def test_an_app_key_is_looked_up_once_then_served_from_the_cache(rig: Rig) -> None:
@@ -120,7 +121,7 @@ async def test_a_cached_key_is_looked_up_again_after_the_cache_ttl(settings: Set
 
 async def test_a_revoked_key_is_nobody(rig: Rig) -> None:
     app_id, key = app_with_key(rig.store)
-    key_hash = hash_app_key(key)
+    key_hash = hash_token(key)
     rig.store.keys[key_hash] = replace(
         rig.store.keys[key_hash], revoked_at=rig.store.apps[app_id].created_at
     )
@@ -130,7 +131,7 @@ async def test_a_revoked_key_is_nobody(rig: Rig) -> None:
 async def test_a_revocation_forgets_the_cached_keys_of_its_app_at_once(rig: Rig) -> None:
     app_id, key = app_with_key(rig.store)
     await rig.auth.authenticate(key)  # cached as valid
-    await rig.store.as_apps.revoke_key(app_id, rig.store.keys[hash_app_key(key)].id)
+    await rig.store.as_apps.revoke_key(app_id, rig.store.keys[hash_token(key)].id)
     await rig.auth.revoked(app_id)
     assert await rig.auth.authenticate(key) is None
     assert rig.notices.revoked_apps == [app_id]
@@ -213,20 +214,20 @@ async def test_a_stream_token_longer_than_an_hour_is_not_issued(rig: Rig) -> Non
 
 
 async def test_an_app_key_naming_its_own_app_by_id_costs_no_query(rig: Rig) -> None:
-    assert await rig.auth.app_id_for(Principal("app_1"), "app_1") == "app_1"
+    assert await rig.auth.app_id_for(Principal("app_1", ALL_GRANTS), "app_1") == "app_1"
     assert rig.store.calls == []
 
 
 async def test_an_app_key_may_name_its_own_app_by_uid(rig: Rig) -> None:
     app = rig.store.add_app(uid="acme")
-    assert await rig.auth.app_id_for(Principal(app.id), "acme") == app.id
+    assert await rig.auth.app_id_for(Principal(app.id, ALL_GRANTS), "acme") == app.id
 
 
 async def test_another_apps_id_or_uid_does_not_exist_for_an_app_key(rig: Rig) -> None:
     mine, theirs = rig.store.add_app("mine"), rig.store.add_app("theirs", uid="theirs")
     for ref in (theirs.id, "theirs", "no-such-app"):
         with pytest.raises(NotFound, match="no such app"):
-            await rig.auth.app_id_for(Principal(mine.id), ref)
+            await rig.auth.app_id_for(Principal(mine.id, ALL_GRANTS), ref)
 
 
 async def test_the_admin_may_name_any_app_by_id_or_uid_and_no_missing_one(rig: Rig) -> None:
