@@ -92,7 +92,7 @@ async def _principal(request: web.Request) -> Principal:
     if stream_token is not None and "Authorization" not in request.headers:
         if request.match_info.route.name != STREAM_ROUTE:
             raise Unauthorized("a stream token opens only GET .../events/stream")
-        principal = auth.authenticate_stream_token(stream_token)
+        principal = await auth.authenticate_stream_token(stream_token)
         if principal is None:
             raise Unauthorized("the stream token is not valid or has expired")
         return principal

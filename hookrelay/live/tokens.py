@@ -28,6 +28,9 @@ class StreamGrant:
     app_id: str
     job_id: str | None
     expires_at: int  # unix seconds
+    # The app key or portal session that issued it (CredentialRef.text); None: the admin. The
+    # token opens nothing once that credential is revoked or has ended.
+    issued_by: str | None = None
 
 
 def _mac(secret_key: bytes, claims: str) -> bytes:
@@ -38,7 +41,14 @@ def _mac(secret_key: bytes, claims: str) -> bytes:
 
 def issue_token(secret_key: bytes, grant: StreamGrant) -> str:
     claims = base64url.encode(
-        orjson.dumps({"app": grant.app_id, "job": grant.job_id, "exp": grant.expires_at})
+        orjson.dumps(
+            {
+                "app": grant.app_id,
+                "job": grant.job_id,
+                "exp": grant.expires_at,
+                **({"by": grant.issued_by} if grant.issued_by else {}),
+            }
+        )
     )
     return f"{TOKEN_PREFIX}{claims}.{base64url.encode(_mac(secret_key, claims))}"
 
@@ -57,4 +67,4 @@ def verify_token(secret_keys: tuple[bytes, ...], token: str, now: float) -> Stre
     decoded = orjson.loads(base64url.decode(claims))  # signed by us, so well formed
     if decoded["exp"] <= now:
         return None
-    return StreamGrant(decoded["app"], decoded["job"], decoded["exp"])
+    return StreamGrant(decoded["app"], decoded["job"], decoded["exp"], decoded.get("by"))

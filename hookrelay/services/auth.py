@@ -14,12 +14,13 @@ import hmac
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
+from hookrelay import base64url
 from hookrelay.errors import NotFound
 from hookrelay.keycache import KeyCache
 from hookrelay.live.tokens import StreamGrant, issue_token, verify_token
@@ -65,6 +66,10 @@ class Principal:
     stream_token: bool = False
     portal_session: bool = False
     expires_at: datetime | None = None  # a portal session's end
+    # An app key's or portal session's reference (its prefix and hash): what a stream token it
+    # issues names, so that the token ends with it. Where it came from, not what it may do:
+    # left out of comparisons.
+    credential: str | None = field(default=None, compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -138,12 +143,21 @@ class Auth:
         admin_token = self._settings.admin_token
         if admin_token and hmac.compare_digest(token.encode(), admin_token.encode()):
             return ADMIN
-        if token.startswith(APP_KEY_PREFIX):
-            key = await self._credential(token, self._apps.credential_of_key)
-            return None if key is None else Principal(key.app_id, _key_grants(tuple(key.names)))
-        if not token.startswith(PORTAL_TOKEN_PREFIX):
-            return None
-        session = await self._credential(token, self._apps.credential_of_portal_session)
+        for prefix in (APP_KEY_PREFIX, PORTAL_TOKEN_PREFIX):
+            if token.startswith(prefix):
+                return await self._stored(prefix, hash_token(token))
+        return None
+
+    async def _stored(self, prefix: str, token_hash: bytes) -> Principal | None:
+        """The principal of an app key or portal session (by its prefix and hash), or None if
+        there is none, or it was revoked or has ended."""
+        ref = prefix + base64url.encode(token_hash)
+        if prefix == APP_KEY_PREFIX:
+            key = await self._credential(token_hash, self._apps.credential_of_key)
+            if key is None:
+                return None
+            return Principal(key.app_id, _key_grants(tuple(key.names)), credential=ref)
+        session = await self._credential(token_hash, self._apps.credential_of_portal_session)
         # A cached session may have ended since it was looked up.
         if session is None or session.expires_at is None:
             return None
@@ -154,13 +168,13 @@ class Auth:
             _session_grants(tuple(session.names)),
             portal_session=True,
             expires_at=session.expires_at,
+            credential=ref,
         )
 
     async def _credential(
-        self, token: str, look_up: Callable[[bytes], Awaitable[Credential | None]]
+        self, token_hash: bytes, look_up: Callable[[bytes], Awaitable[Credential | None]]
     ) -> Credential | None:
-        """What a key or session token opens, through the cache."""
-        token_hash = hash_token(token)
+        """What a key or session (by its token's hash) opens, through the cache."""
         cached = self.keys.get(token_hash, self._monotonic())
         if cached is not None:
             return cached.credential
@@ -169,19 +183,38 @@ class Auth:
         self.keys.put(token_hash, credential, self._monotonic(), generation)
         return credential
 
-    def authenticate_stream_token(self, token: str) -> Principal | None:
-        """Return the principal a stream token stands for, or None if it is not valid."""
+    async def authenticate_stream_token(self, token: str) -> Principal | None:
+        """Return the principal a stream token stands for, or None if it is not valid: badly
+        signed, expired, or issued by an app key or portal session that has since been revoked
+        or ended (looked up through the cache, as a bearer token is)."""
         grant = verify_token(self._settings.all_secret_keys(), token, self._clock())
         if grant is None:
             return None
+        if grant.issued_by is not None:
+            prefix = next(
+                (p for p in (APP_KEY_PREFIX, PORTAL_TOKEN_PREFIX) if grant.issued_by.startswith(p)),
+                None,
+            )
+            issuer = None
+            if prefix is not None:
+                issuer = await self._stored(
+                    prefix, base64url.decode(grant.issued_by.removeprefix(prefix))
+                )
+            if issuer is None or issuer.app_id != grant.app_id:
+                return None
         return Principal(grant.app_id, STREAM_GRANTS, grant.job_id, stream_token=True)
 
-    def issue_stream_token(self, app_id: str, body: Any) -> tuple[str, StreamGrant]:
+    def issue_stream_token(
+        self, app_id: str, body: Any, issuer: Principal = ADMIN
+    ) -> tuple[str, StreamGrant]:
         """A token that opens the app's event stream (of one job, if the body names one) from
-        a browser, where EventSource cannot send an Authorization header."""
+        a browser, where EventSource cannot send an Authorization header. It names the key or
+        session that issued it, and ends no later than that session."""
         body = validate_request("stream_token_create", body)
-        ttl_s = body.get("expires_in", self._settings.stream_token_ttl_s)
-        grant = StreamGrant(app_id, body.get("job_id"), int(self._clock() + ttl_s))
+        expires_at = self._clock() + body.get("expires_in", self._settings.stream_token_ttl_s)
+        if issuer.expires_at is not None:
+            expires_at = min(expires_at, issuer.expires_at.timestamp())
+        grant = StreamGrant(app_id, body.get("job_id"), int(expires_at), issuer.credential)
         return issue_token(self._settings.require_secret_key(), grant), grant
 
     async def app_id_for(self, principal: Principal, ref: str) -> str:

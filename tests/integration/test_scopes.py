@@ -276,3 +276,19 @@ async def test_only_a_key_of_every_scope_renames_or_deletes_its_app(api: Client)
     owner = bearer(app["api_key"])
     assert (await api.patch(f"/v1/apps/{app['id']}", json=renamed, headers=owner)).status == 200
     assert (await api.delete(f"/v1/apps/{app['id']}", headers=owner)).status == 204
+
+
+async def test_a_sessions_stream_token_opens_nothing_once_the_sessions_end(api: Client) -> None:
+    app = await create_app_with_key(api)
+    session = await open_session(api, app["id"])
+    issued = await api.post(
+        f"/v1/apps/{app['id']}/stream-tokens", json={}, headers=bearer(session["token"])
+    )
+    stream_token = (await issued.json())["token"]
+    stream = f"/v1/apps/{app['id']}/events/stream?token={stream_token}"
+    opened = await api.get(stream)
+    assert opened.status == 200
+    opened.close()
+    await api.delete(f"/v1/apps/{app['id']}/portal-sessions", headers=ADMIN)
+    refused = await api.get(stream)
+    assert refused.status == 401

@@ -42,7 +42,7 @@ HEARTBEAT = b": keep-alive\n\n"
 
 async def issue_stream_token(request: web.Request) -> web.Response:
     body = await read_optional_json(request)
-    token, grant = request.app[AUTH].issue_stream_token(request[APP_ID], body)
+    token, grant = request.app[AUTH].issue_stream_token(request[APP_ID], body, principal(request))
     return secret_response(
         {
             "token": token,

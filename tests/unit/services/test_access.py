@@ -210,3 +210,33 @@ async def test_deleting_an_app_ends_its_sessions(rig: Rig) -> None:
     assert await rig.auth.authenticate(token) is not None
     await rig.apps.delete_app(app.id)
     assert await rig.auth.authenticate(token) is None
+
+
+# Stream tokens end with the key or session that issued them
+
+
+async def test_a_stream_token_stops_opening_once_its_key_is_revoked(rig: Rig) -> None:
+    app, _ = await rig.apps.create_app(ADMIN, {"name": "acme"})
+    made, key = await rig.apps.create_app_key(ADMIN, app.id, {"scopes": ["publish"]})
+    issuer = await rig.auth.authenticate(key)
+    assert issuer is not None
+    token, grant = rig.auth.issue_stream_token(app.id, {}, issuer)
+    assert grant.issued_by == issuer.credential
+    assert key not in token  # the key's hash, never the key
+    assert await rig.auth.authenticate_stream_token(token) is not None
+    await rig.apps.revoke_app_key(ADMIN, app.id, made.id)
+    assert await rig.auth.authenticate_stream_token(token) is None
+
+
+async def test_a_sessions_stream_token_ends_no_later_than_it_and_with_its_ending(
+    rig: Rig,
+) -> None:
+    app, _ = await rig.apps.create_app(ADMIN, {"name": "acme"})
+    session, session_token = await rig.apps.open_portal_session(ADMIN, app.id, {"expires_in": 120})
+    issuer = await rig.auth.authenticate(session_token)
+    assert issuer is not None
+    token, grant = rig.auth.issue_stream_token(app.id, {"expires_in": 3600}, issuer)
+    assert grant.expires_at == int(session.expires_at.timestamp())
+    assert await rig.auth.authenticate_stream_token(token) is not None
+    await rig.apps.end_portal_sessions(app.id)
+    assert await rig.auth.authenticate_stream_token(token) is None

@@ -156,7 +156,7 @@ async def test_a_token_without_the_app_key_prefix_is_never_looked_up(rig: Rig) -
 
 async def test_a_stream_token_opens_its_apps_stream_of_its_job(rig: Rig) -> None:
     token, grant = rig.auth.issue_stream_token("app_1", {"job_id": "job_1"})
-    assert rig.auth.authenticate_stream_token(token) == Principal(
+    assert await rig.auth.authenticate_stream_token(token) == Principal(
         "app_1", STREAM_GRANTS, "job_1", stream_token=True
     )
     assert (grant.app_id, grant.job_id) == ("app_1", "job_1")
@@ -169,9 +169,9 @@ async def test_a_stream_token_is_valid_until_it_expires_and_not_after(
     token, grant = auth.issue_stream_token("app_1", {"expires_in": 60})
     assert grant.expires_at == int(clocks.wall + 60)
     clocks.wall += 59
-    assert auth.authenticate_stream_token(token) is not None
+    assert await auth.authenticate_stream_token(token) is not None
     clocks.wall += 1
-    assert auth.authenticate_stream_token(token) is None
+    assert await auth.authenticate_stream_token(token) is None
 
 
 async def test_a_stream_token_lasts_the_configured_ttl_by_default(settings: Settings) -> None:
@@ -182,7 +182,7 @@ async def test_a_stream_token_lasts_the_configured_ttl_by_default(settings: Sett
 
 async def test_a_stream_token_signed_with_another_key_is_refused(rig: Rig) -> None:
     forged = issue_token(bytes(32), StreamGrant("app_1", None, 2_000_000_000))
-    assert rig.auth.authenticate_stream_token(forged) is None
+    assert await rig.auth.authenticate_stream_token(forged) is None
 
 
 async def test_a_stream_token_signed_with_an_old_secret_key_is_still_valid(
@@ -195,14 +195,14 @@ async def test_a_stream_token_signed_with_an_old_secret_key_is_still_valid(
         RecordingNotices().announce_revocation,
     )
     token = issue_token(old_key, StreamGrant("app_1", None, 2_000_000_000))
-    assert auth.authenticate_stream_token(token) is not None
+    assert await auth.authenticate_stream_token(token) is not None
 
 
 async def test_a_tampered_stream_token_is_refused(rig: Rig) -> None:
     token, _ = rig.auth.issue_stream_token("app_1", {})
     claims, _, mac = token.partition(".")
     tampered = claims[:-2] + ("AA" if claims[-2:] != "AA" else "BB") + "." + mac
-    assert rig.auth.authenticate_stream_token(tampered) is None
+    assert await rig.auth.authenticate_stream_token(tampered) is None
 
 
 async def test_a_stream_token_longer_than_an_hour_is_not_issued(rig: Rig) -> None:
@@ -241,7 +241,7 @@ async def test_the_admin_may_name_any_app_by_id_or_uid_and_no_missing_one(rig: R
 async def test_a_stream_token_for_a_deleted_app_names_nothing(rig: Rig) -> None:
     app = rig.store.add_app()
     token, _ = rig.auth.issue_stream_token(app.id, {})
-    principal = rig.auth.authenticate_stream_token(token)
+    principal = await rig.auth.authenticate_stream_token(token)
     assert principal is not None
     assert await rig.auth.app_id_for(principal, app.id) == app.id
     await rig.store.as_apps.delete(app.id)
