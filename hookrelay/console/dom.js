@@ -17,6 +17,13 @@ export function h(tag, props = {}, ...children) {
   return element;
 }
 
+// Replace an element's children (null, undefined and false are skipped, as in h).
+export function fill(element, ...children) {
+  element.replaceChildren();
+  append(element, children);
+  return element;
+}
+
 function append(element, children) {
   for (const child of children) {
     if (child === null || child === undefined || child === false) continue;

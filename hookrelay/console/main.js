@@ -1,7 +1,7 @@
 // The console: signs in, follows the address's fragment (#/apps/{app}/...) to a view, keeps
 // the view live, and says what happened in one announced place.
 import { ApiError, get, signIn, signOut, takeTokenFromFragment, token } from "./api.js";
-import { h, fields } from "./dom.js";
+import { fields, fill, h } from "./dom.js";
 import { notify, setTrail } from "./ui.js";
 import * as views from "./views.js";
 
@@ -33,7 +33,7 @@ function signInView(problem) {
     h("input", { name: "token", type: "password", required: true, autocomplete: "off",
       id: "token-input" })),
   h("button", { type: "submit", class: "primary" }, "Sign in"));
-  main.replaceChildren(h("h1", {}, "Sign in"),
+  fill(main, h("h1", {}, "Sign in"),
     h("p", { class: "muted" }, "A portal link signs you in by itself. The token is kept in this " +
       "tab only, until you sign out or close it."),
     problem ? h("p", { role: "alert" }, problem) : null, form);
@@ -81,16 +81,16 @@ async function route() {
     const match = pattern.exec(path);
     if (!match) continue;
     const params = match.slice(1).map(decodeURIComponent);
-    main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+    fill(main, h("p", { class: "muted" }, "Loading…"));
     try {
       current = await view(main, params, new URLSearchParams(query || ""));
     } catch (error) {
       showFailure(error);
     }
-    main.focus();
+    main.focus({ preventScroll: true });
     return;
   }
-  main.replaceChildren(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/" }, "Start over")));
+  fill(main, h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/" }, "Start over")));
 }
 
 window.addEventListener("hookrelay:signed-out", () => showFailure(new ApiError(401, null)));
@@ -101,7 +101,7 @@ function showFailure(error) {
     signInView("Your session has ended. Sign in again.");
     return;
   }
-  main.replaceChildren(h("h1", {}, "Something went wrong"), h("p", { role: "alert" },
+  fill(main, h("h1", {}, "Something went wrong"), h("p", { role: "alert" },
     error instanceof ApiError ? `${error.status}: ${error.message}` : String(error)));
 }
 

@@ -3,7 +3,7 @@
 // shows is still on its way) and `stop`. Buttons appear only where the caller's grants allow
 // the call; the API refuses the rest anyway.
 import { appPath, get, patch, post } from "./api.js";
-import { card, facts, fields, h, pretty, status, table, when } from "./dom.js";
+import { card, facts, fields, fill, h, pretty, status, table, when } from "./dom.js";
 import { failed, notify, setTrail } from "./ui.js";
 
 const IN_FLIGHT = new Set(["pending", "sending", "retrying", "held"]);
@@ -13,6 +13,7 @@ const EXAMPLE_TYPES = ["job.queued", "job.started", "job.progress", "job.action_
 const PAGE = 50;
 const BUSY_REFRESH_MS = 2000;
 const LONG_POLL_S = 25;
+const BULK_WATCH_MS = 120000;
 
 let me = null;
 
@@ -104,7 +105,7 @@ export async function apps(main, _params, query) {
   const draw = async () => {
     const summaries = await Promise.all(page.data.map((app) => get(appPath(app.id, "/summary"))));
     const summaryOf = (app) => summaries[page.data.indexOf(app)];
-    body.replaceChildren(table("Every app, with its failing endpoints and dead letters", [
+    fill(body, table("Every app, with its failing endpoints and dead letters", [
       ["App", (app) => h("a", { href: appHash(app.id) }, app.name)],
       ["Id", (app) => h("span", { class: "mono" }, app.uid || app.id)],
       ["Endpoints", (app) => summaryOf(app).endpoints.total, { numeric: true }],
@@ -118,7 +119,7 @@ export async function apps(main, _params, query) {
     ], page.data, "No apps yet: create one with POST /v1/apps."));
   };
   await draw();
-  main.replaceChildren(h("h1", {}, "Apps"), body, pager(page, "#/apps"));
+  fill(main, h("h1", {}, "Apps"), body, pager(page, "#/apps"));
   return { refresh: draw, stop() {} };
 }
 
@@ -139,13 +140,13 @@ export async function endpoints(main, [appId]) {
     const [summary, page] = await Promise.all([
       get(appPath(app.id, "/summary")), get(appPath(app.id, "/endpoints", { limit: 250 })),
     ]);
-    summaryBox.replaceChildren(
+    fill(summaryBox,
       card("endpoints", summary.endpoints.total),
       card("failing", summary.endpoints.failing),
       card("disabled", summary.endpoints.disabled),
       card("paused", summary.endpoints.paused),
       card("dead letters still lost", `${summary.lost.count}${summary.lost.more ? "+" : ""}`));
-    list.replaceChildren(table("The app's endpoints", [
+    fill(list, table("The app's endpoints", [
       ["URL", (e) => h("a", { href: appHash(app.id, `/endpoints/${e.id}`), class: "mono" }, e.url)],
       ["Status", (e) => [status(e.status), e.disabled_reason ? h("div", { class: "muted" }, e.disabled_reason) : null]],
       ["Event types", (e) => (e.event_types || ["every type"]).join(", ")],
@@ -153,7 +154,7 @@ export async function endpoints(main, [appId]) {
     ], page.data, "No endpoints yet."));
   };
   await draw();
-  main.replaceChildren(h("h1", {}, app.name), tabs(app.id, "Endpoints"), summaryBox, jobSearch(app.id),
+  fill(main, h("h1", {}, app.name), tabs(app.id, "Endpoints"), summaryBox, jobSearch(app.id),
     h("h2", {}, "Endpoints"), list, can("manage_endpoints") ? newEndpointForm(app.id, draw) : null);
   return live(app.id, draw, () => false);
 }
@@ -170,7 +171,7 @@ function newEndpointForm(app, done) {
         ...(values.description ? { description: values.description } : {}),
       });
       form.reset();
-      shown.replaceChildren(secretBox("The new endpoint's signing secret (shown this once here)", made.secret));
+      fill(shown, secretBox("The new endpoint's signing secret (shown this once here)", made.secret));
       return `Endpoint ${made.url} registered.`;
     }, done);
   } },
@@ -203,7 +204,7 @@ export async function endpoint(main, [appId, endpointId]) {
   const draw = async () => {
     const stats = await get(`${path}/stats`);
     found = await get(path);
-    about.replaceChildren(facts([
+    fill(about, facts([
       ["Status", [status(found.status), found.disabled_reason ? ` — ${found.disabled_reason}` : ""]],
       ["Failing since", when(stats.failing_since)],
       ["Event types", (found.event_types || ["every type"]).join(", ")],
@@ -214,7 +215,7 @@ export async function endpoint(main, [appId, endpointId]) {
       ["Id", h("span", { class: "mono" }, found.id)],
     ]));
     const rate = (window) => window.success_rate === null ? "—" : `${Math.round(window.success_rate * 1000) / 10}%`;
-    health.replaceChildren(h("div", { class: "cards" },
+    fill(health, h("div", { class: "cards" },
       card("success, last hour", rate(stats.last_hour), `${stats.last_hour.attempts} attempts`),
       card("success, last day", rate(stats.last_day), `${stats.last_day.attempts} attempts`),
       card("waiting", `${stats.waiting.count}${stats.waiting.more ? "+" : ""}`,
@@ -243,7 +244,7 @@ export async function endpoint(main, [appId, endpointId]) {
     if (can("read_secrets")) {
       buttons.push(h("button", { type: "button", onclick: (e) => act(e.target, async () => {
         const secret = await get(`${path}/secret`);
-        secretArea.replaceChildren(secretBox("Signing secret", secret.secret));
+        fill(secretArea, secretBox("Signing secret", secret.secret));
       }) }, "Reveal the secret"));
     }
     if (can("manage_endpoints") && can("read_secrets")) {
@@ -251,17 +252,17 @@ export async function endpoint(main, [appId, endpointId]) {
         if (!confirm("Rotate the signing secret? The old one keeps signing beside the new one for a grace period.")) return;
         act(e.target, async () => {
           const rotated = await post(`${path}/rotate-secret`);
-          secretArea.replaceChildren(secretBox("The new signing secret", rotated.secret));
+          fill(secretArea, secretBox("The new signing secret", rotated.secret));
           return "Secret rotated.";
         });
       } }, "Rotate the secret"));
     }
     buttons.push(h("a", { href: appHash(app.id, `/deliveries?endpoint_id=${found.id}`) }, "Its deliveries"));
-    controls.replaceChildren(...buttons);
+    fill(controls, ...buttons);
   };
   const secretArea = h("div", { "aria-live": "polite" });
   await draw();
-  main.replaceChildren(h("h1", { class: "mono" }, found.url), tabs(app.id, "Endpoints"),
+  fill(main, h("h1", { class: "mono" }, found.url), tabs(app.id, "Endpoints"),
     controls, secretArea, h("h2", {}, "Health"), health, h("h2", {}, "Settings"), about,
     can("replay") ? recoverForm(path, found, draw) : null,
     can("send_test") ? exampleForm(app.id, path) : null,
@@ -294,7 +295,7 @@ function exampleForm(app, path) {
     event.preventDefault();
     act(form.querySelector("button"), async () => {
       const sent = await post(`${path}/send-example`, { type: fields(form).type });
-      outcome.replaceChildren("Sent: ",
+      fill(outcome, "Sent: ",
         h("a", { href: appHash(app, `/deliveries/${sent.delivery_id}`) }, "follow its delivery"));
       return `An example ${sent.type} is on its way.`;
     });
@@ -393,11 +394,11 @@ export async function deliveries(main, [appId], query) {
   let page = null;
   const draw = async () => {
     page = await get(appPath(app.id, "/deliveries", { limit: PAGE, ...Object.fromEntries(query) }));
-    list.replaceChildren(table("Deliveries, newest first", deliveryColumns(app.id, byId, null), page.data,
+    fill(list, table("Deliveries, newest first", deliveryColumns(app.id, byId, null), page.data,
       "No delivery matches."), pager(page, hash, Object.fromEntries([...query].filter(([k]) => k !== "cursor"))));
   };
   await draw();
-  main.replaceChildren(h("h1", {}, "Deliveries"), tabs(app.id, "Deliveries"),
+  fill(main, h("h1", {}, "Deliveries"), tabs(app.id, "Deliveries"),
     filterForm(app.id, hash, query, byId, true), list);
   return live(app.id, draw, () => page.data.some((d) => IN_FLIGHT.has(d.status)));
 }
@@ -410,7 +411,7 @@ export async function delivery(main, [appId, deliveryId]) {
   const draw = async () => {
     found = await get(appPath(app.id, `/deliveries/${encodeURIComponent(deliveryId)}`));
     const event = await get(appPath(app.id, `/events/${found.event_id}`));
-    box.replaceChildren(
+    fill(box,
       facts([
         ["Status", status(found.status)],
         ["Event", [event.type, " ", h("span", { class: "mono" }, event.id)]],
@@ -441,7 +442,7 @@ export async function delivery(main, [appId, deliveryId]) {
       h("h2", {}, "Event body"), pretty(event.data));
   };
   await draw();
-  main.replaceChildren(h("h1", {}, "Delivery"), tabs(app.id, "Deliveries"), box);
+  fill(main, h("h1", {}, "Delivery"), tabs(app.id, "Deliveries"), box);
   return live(app.id, draw, () => IN_FLIGHT.has(found.status));
 }
 
@@ -454,7 +455,8 @@ export async function dead(main, [appId], query) {
   const hash = appHash(app.id, "/dead");
   const filters = Object.fromEntries([...query].filter(([k]) => k !== "cursor"));
   const selected = new Set();
-  const watched = new Set(); // replays sent from here, until they end
+  const watched = new Set(); // replays sent one by one from here, until they end
+  let bulkUntil = 0; // after a bulk replay, refreshed until the list is empty or this time
   const list = h("div");
   const progress = h("p", { "aria-live": "polite", id: "replay-progress" });
   let page = null;
@@ -468,8 +470,8 @@ export async function dead(main, [appId], query) {
   ] : null;
   const buttons = h("div", { class: "actions" });
   const drawButtons = () => {
-    if (!can("replay")) return buttons.replaceChildren();
-    buttons.replaceChildren(
+    if (!can("replay")) return fill(buttons);
+    fill(buttons,
       h("button", { type: "button", onclick: () => {
         const all = selected.size === page.data.length;
         for (const d of page.data) { if (all) selected.delete(d.id); else selected.add(d.id); }
@@ -483,13 +485,14 @@ export async function dead(main, [appId], query) {
           selected.delete(id);
         }
         return `Replaying ${ids.length} selected.`;
-      }, draw) }, `Replay the ${selected.size} selected`),
+      }, draw) }, `Replay selected (${selected.size})`),
       h("button", { type: "button", onclick: (e) => act(e.target, async () => {
         const counted = await post(appPath(app.id, "/deliveries/replay"), { ...bodyOf(filters), dry_run: true });
         progress.textContent = `Dry run: ${counted.matched} still lost match these filters; ${counted.replayable} can be sent (none was).`;
       }) }, "Count every match (dry run)"),
       h("button", { type: "button", onclick: (e) => act(e.target, async () => {
         const sent = await post(appPath(app.id, "/deliveries/replay"), bodyOf(filters));
+        bulkUntil = Date.now() + BULK_WATCH_MS;
         return `Replaying every match: ${sent.replayed} sent again.`;
       }, draw) }, "Replay every match"));
   };
@@ -501,17 +504,20 @@ export async function dead(main, [appId], query) {
     }
     const shown = new Set(page.data.map((d) => d.id));
     for (const id of [...selected]) if (!shown.has(id)) selected.delete(id);
-    list.replaceChildren(table("Dead deliveries still lost, newest first",
+    fill(list, table("Dead deliveries still lost, newest first",
       deliveryColumns(app.id, byId, selectColumn), page.data, "No dead letters: every dead delivery was recovered."),
     pager(page, hash, filters));
     drawButtons();
+    if (page.data.length === 0) bulkUntil = 0;
     if (watched.size) progress.textContent = `${watched.size} replays on their way…`;
+    else if (bulkUntil) progress.textContent = `${page.data.length}${page.next_cursor ? "+" : ""} still lost; replays on their way…`;
+    else if (page.data.length === 0 && progress.textContent.includes("on their way")) progress.textContent = "Every replay has succeeded.";
   };
   await draw();
-  main.replaceChildren(h("h1", {}, "Dead letters"), tabs(app.id, "Dead letters"),
+  fill(main, h("h1", {}, "Dead letters"), tabs(app.id, "Dead letters"),
     h("p", { class: "muted" }, "Dead deliveries that no replay has recovered. A replay is a new delivery with the original's webhook-id; once it succeeds the original leaves this list."),
     filterForm(app.id, hash, query, byId, false), buttons, progress, list);
-  return live(app.id, draw, () => watched.size > 0);
+  return live(app.id, draw, () => watched.size > 0 || Date.now() < bulkUntil);
 }
 
 function bodyOf(filters) {
@@ -543,7 +549,7 @@ export async function job(main, [appId, jobId]) {
         h("a", { href: appHash(app.id, `/deliveries/${d.id}`) }, "delivery"), ` of ${d.event_type} `,
         status(d.status), ` after ${d.attempt_count} attempt${d.attempt_count === 1 ? "" : "s"}`] })),
     ].sort((a, b) => a.at.localeCompare(b.at));
-    box.replaceChildren(
+    fill(box,
       facts([
         ["State", status(state.state)],
         state.progress ? ["Progress", `${state.progress.percent ?? "—"}% ${state.progress.message || ""}`] : null,
@@ -558,6 +564,6 @@ export async function job(main, [appId, jobId]) {
         h("p", { class: "muted" }, "Nothing yet."));
   };
   await draw();
-  main.replaceChildren(h("h1", {}, `Job ${jobId}`), tabs(app.id, null), box);
+  fill(main, h("h1", {}, `Job ${jobId}`), tabs(app.id, null), box);
   return live(app.id, draw, () => deliveriesOfJob.some((d) => IN_FLIGHT.has(d.status)));
 }

@@ -7,7 +7,7 @@ test that received it."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -15,6 +15,7 @@ from aiohttp import ClientHandlerType, ClientRequest, ClientResponse
 from aiohttp.abc import AbstractResolver
 from aiohttp.test_utils import BaseTestServer, TestClient, TestServer, make_mocked_request
 from redis.asyncio import Redis
+from selenium import webdriver
 
 from hookrelay.api.app import create_app
 from hookrelay.broker import Broker
@@ -22,6 +23,7 @@ from hookrelay.settings import Settings
 from hookrelay.worker.process import WorkerProcess
 from hookrelay.worker.resources import WorkerResources
 from tests.answers import EVENT_STREAM, answer_problems, route_of
+from tests.integration.browser import chromium
 from tests.integration.served import ServedAsInProduction
 
 
@@ -100,3 +102,9 @@ async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    """Headless Chromium, quit after the test."""
+    yield from chromium()

@@ -4,72 +4,17 @@ followed from queued to completed as its events arrive over SSE."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.integration.api_calls import bearer, create_app_with_key, send_event
+from tests.integration.browser import text_of, wait_for_text
 
 Client = TestClient  # type: ignore[type-arg]
-BROWSER_WAIT_S = 10
-# As Debian packages them; `make browser` (run by `make test`) installs both.
-CHROMIUM = os.environ.get("HOOKRELAY_TEST_CHROMIUM") or shutil.which("chromium")
-CHROMEDRIVER = os.environ.get("HOOKRELAY_TEST_CHROMEDRIVER") or shutil.which("chromedriver")
-
-
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        pytest.fail("Chromium and ChromeDriver are needed: run `make browser` (Debian packages)")
-    profile = tempfile.mkdtemp(prefix="hookrelay-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",  # the tests may run as root
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        # No calls home: the machine may have no network beyond loopback.
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def text_of(driver: webdriver.Chrome, element_id: str) -> str:
-    text: str = driver.find_element(By.ID, element_id).text
-    return text
-
-
-async def wait_for_text(driver: webdriver.Chrome, element_id: str, expected: str) -> None:
-    """Wait (in a thread, so the API keeps serving) until the element shows `expected`."""
-
-    def wait() -> None:
-        WebDriverWait(driver, BROWSER_WAIT_S).until(
-            lambda d: text_of(d, element_id) == expected,
-            f"#{element_id} never showed {expected!r}",
-        )
-
-    await asyncio.to_thread(wait)
 
 
 async def open_page(api: Client, driver: webdriver.Chrome, app: dict[str, Any], job: str) -> None:

@@ -1,0 +1,263 @@
+"""The console in a real browser (headless Chromium through Selenium) against the real API, a
+real worker and a real receiver: the failed-delivery story from finding dead letters to watching
+them recovered, a portal session that may only look, another app out of reach, and every action
+reached by keyboard alone. Each screen is saved as a screenshot (HOOKRELAY_CONSOLE_SCREENSHOTS,
+else the test's own directory)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from selenium import webdriver
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webelement import WebElement
+
+from tests.conftest import ADMIN_TOKEN
+from tests.integration.api_calls import (
+    ADMIN,
+    add_endpoint,
+    bearer,
+    create_app_with_key,
+    send_event,
+    wait_for_delivery_status,
+)
+from tests.integration.browser import wait_for
+from tests.receiver import Received, Receiver
+
+Client = TestClient  # type: ignore[type-arg]
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    where = Path(os.environ.get("HOOKRELAY_CONSOLE_SCREENSHOTS") or tmp_path)
+    where.mkdir(parents=True, exist_ok=True)
+    return where
+
+
+async def go(driver: webdriver.Chrome, url: str) -> None:
+    await asyncio.to_thread(driver.get, url)
+
+
+async def click(driver: webdriver.Chrome, css: str, text: str | None = None) -> None:
+    def find_and_click() -> None:
+        found = [
+            e
+            for e in driver.find_elements(By.CSS_SELECTOR, css)
+            if text is None or e.text.strip() == text
+        ]
+        assert found, f"no {css} {text!r} to click"
+        found[0].click()
+
+    await asyncio.to_thread(find_and_click)
+
+
+def texts(driver: webdriver.Chrome, css: str) -> list[str]:
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, css)]
+
+
+async def save(driver: webdriver.Chrome, shots: Path, name: str) -> None:
+    await asyncio.to_thread(driver.save_screenshot, str(shots / f"{name}.png"))
+
+
+async def sign_in_as_admin(api: Client, driver: webdriver.Chrome) -> None:
+    await go(driver, str(api.make_url("/console")))
+    await wait_for(driver, "#sign-in")
+    field = driver.find_element(By.ID, "token-input")
+    await asyncio.to_thread(field.send_keys, ADMIN_TOKEN, Keys.ENTER)
+    await wait_for(driver, "#who", "admin")
+
+
+class Fault:
+    """What the receiver's endpoint does: answer 500 until fixed."""
+
+    def __init__(self, receiver: Receiver) -> None:
+        self.fixed = False
+        receiver.respond = self.answer
+
+    async def answer(self, received: Received) -> web.Response:
+        return web.Response(status=200 if self.fixed else 500)
+
+
+async def failing_app(api: Client, receiver: Receiver, events: int) -> dict[str, Any]:
+    """An app whose one endpoint answers 500 (until app["fault"] is fixed); its events dead."""
+    fault = Fault(receiver)
+    app = await create_app_with_key(api, "Image generator")
+    endpoint = await add_endpoint(api, app, f"{receiver.url}/hooks", description="Renders")
+    app["endpoint"], app["fault"] = endpoint, fault
+    app["events"] = [
+        await send_event(api, app, "job.completed", {"job_id": f"img-{n}", "output": {"n": n}})
+        for n in range(events)
+    ]
+    for event in app["events"]:
+        await wait_for_delivery_status(api, app, event["id"], "dead")
+    return app
+
+
+async def test_an_operator_finds_dry_runs_and_replays_dead_letters_from_the_console(
+    api: Client, browser: webdriver.Chrome, receiver: Receiver, shots: Path
+) -> None:
+    app = await failing_app(api, receiver, 3)
+    await sign_in_as_admin(api, browser)
+
+    # Apps: the app with its failing endpoint and its dead letters.
+    await wait_for(browser, "table", "Image generator")
+    row = next(r for r in texts(browser, "tbody tr") if "Image generator" in r)
+    assert row.split()[-3:] == ["1", "0", "3"]  # failing, disabled, dead letters
+    await save(browser, shots, "1-apps")
+
+    # The app's endpoints, then the endpoint's health.
+    await click(browser, "a", "Image generator")
+    await wait_for(browser, "h1", "Image generator")
+    await save(browser, shots, "2-endpoints")
+    await click(browser, "a", app["endpoint"]["url"])
+    await wait_for(browser, ".card", "0%")
+    assert any("3" in card and "still lost" in card for card in texts(browser, ".card"))
+    await save(browser, shots, "3-endpoint")
+
+    # Dead letters: three, a dry run counts them and sends nothing.
+    await click(browser, ".tabs a", "Dead letters")
+    await wait_for(browser, "caption", "Dead deliveries still lost")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "tbody tr")) == 3
+    await click(browser, "button", "Count every match (dry run)")
+    await wait_for(browser, "#replay-progress", "Dry run: 3 still lost")
+    before = len(receiver.at("/hooks"))
+    await asyncio.sleep(0.3)
+    assert len(receiver.at("/hooks")) == before  # the dry run sent nothing
+    await save(browser, shots, "4-dead-letters")
+
+    # The receiver is fixed; replay every match and watch them leave the list.
+    app["fault"].fixed = True
+    await click(browser, "button", "Replay every match")
+    await wait_for(browser, "main p", "No dead letters")
+    await receiver.wait_for(before + 3, "/hooks")
+    replayed = receiver.at("/hooks")[before:]
+    assert {r.headers["webhook-id"] for r in replayed} == {e["id"] for e in app["events"]}
+    await save(browser, shots, "5-recovered")
+
+    # One delivery: its event body and every attempt.
+    await click(browser, ".tabs a", "Deliveries")
+    await wait_for(browser, "caption", "Deliveries, newest first")
+    await save(browser, shots, "6-deliveries")
+    links = browser.find_elements(By.CSS_SELECTOR, "tbody tr td a")
+    await asyncio.to_thread(links[-1].click)  # the oldest: a dead original
+    await wait_for(browser, "caption", "Every attempt, in order")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "tbody tr")) == 3
+    assert any("http_status" in t for t in texts(browser, "tbody td"))
+    await save(browser, shots, "7-delivery")
+
+    # Its job: the folded state and the timeline of events and deliveries.
+    await click(browser, "dd a", "img-0")
+    await wait_for(browser, ".timeline li", "job.completed")
+    assert "completed" in browser.find_element(By.CSS_SELECTOR, "dl.facts").text
+    await save(browser, shots, "8-job")
+
+
+async def test_a_view_only_portal_session_sees_no_secret_and_cannot_replay(
+    api: Client, browser: webdriver.Chrome, receiver: Receiver, shots: Path
+) -> None:
+    app = await failing_app(api, receiver, 1)
+    other = await create_app_with_key(api, "Someone else")
+    opened = await api.post(
+        f"/v1/apps/{app['id']}/portal-sessions", json={"capabilities": []}, headers=ADMIN
+    )
+    session = await opened.json()
+    await go(browser, session["url"])
+    await wait_for(browser, "#who", "portal session")
+    assert "token=" not in browser.current_url  # taken out of the address bar
+    await wait_for(browser, "h1", "Image generator")
+
+    await click(browser, "a", app["endpoint"]["url"])
+    await wait_for(browser, ".card", "still lost")
+    buttons = texts(browser, "main button")
+    assert not {"Reveal the secret", "Rotate the secret", "Pause", "Recover"} & set(buttons)
+    await save(browser, shots, "9-portal-view-only")
+    await click(browser, ".tabs a", "Dead letters")
+    await wait_for(browser, "caption", "Dead deliveries still lost")
+    assert texts(browser, "main button") == ["Filter"]
+    assert browser.find_elements(By.CSS_SELECTOR, "tbody input[type=checkbox]") == []
+
+    # The API says the same to its token.
+    token = bearer(session["token"])
+    endpoint = f"/v1/apps/{app['id']}/endpoints/{app['endpoint']['id']}"
+    assert (await api.get(f"{endpoint}/secret", headers=token)).status == 403
+    replay = await api.post(f"/v1/apps/{app['id']}/deliveries/replay", json={}, headers=token)
+    assert replay.status == 403
+
+    # Another app does not exist for it.
+    await go(browser, session["url"].split("#")[0] + f"#/apps/{other['id']}")
+    await wait_for(browser, "main [role=alert]", "404")
+
+
+def tab_through(driver: webdriver.Chrome, limit: int = 300) -> list[WebElement]:
+    """The elements TAB reaches from the top of the page, in order, once round."""
+    driver.execute_script("document.activeElement && document.activeElement.blur()")
+    reached: list[WebElement] = []
+    for _ in range(limit):
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+        focused = driver.switch_to.active_element
+        if reached and focused == reached[0]:
+            break  # round again
+        # A date field holds a stop for each of its parts: one element, several TABs.
+        if focused.tag_name != "body" and (not reached or focused != reached[-1]):
+            reached.append(focused)
+    return reached
+
+
+def actions(driver: webdriver.Chrome) -> list[WebElement]:
+    """Every control of the page a user may act on."""
+    found = driver.find_elements(By.CSS_SELECTOR, "a[href], button, input, select, textarea")
+    return [e for e in found if e.is_displayed() and e.is_enabled()]
+
+
+async def test_every_action_of_the_console_is_reached_by_keyboard(
+    api: Client, browser: webdriver.Chrome, receiver: Receiver
+) -> None:
+    app = await failing_app(api, receiver, 1)
+    await sign_in_as_admin(api, browser)
+    base = str(api.make_url("/console"))
+    screens = [
+        (f"#/apps/{app['id']}", "h1", "Image generator"),
+        (f"#/apps/{app['id']}/endpoints/{app['endpoint']['id']}", "h2", "Health"),
+        (f"#/apps/{app['id']}/dead", "caption", "Dead deliveries still lost"),
+        (f"#/apps/{app['id']}/deliveries", "caption", "Deliveries, newest first"),
+    ]
+    for hash_, css, text in screens:
+        await go(browser, base + hash_)
+        await wait_for(browser, css, text)
+        reached = await asyncio.to_thread(tab_through, browser)
+        missed = [e.text or e.get_attribute("name") for e in actions(browser) if e not in reached]
+        assert missed == [], (hash_, missed)
+        # At 200% zoom (half the width, as a 1280-pixel window zoomed twice lays out) nothing
+        # runs off the side but a table, which scrolls in its own box.
+        await asyncio.to_thread(browser.set_window_size, 640, 900)
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, (hash_, overflow)
+        await asyncio.to_thread(browser.set_window_size, 1280, 900)
+    # The dead letter is replayed with the keyboard alone.
+    app["fault"].fixed = True
+    await go(browser, base + f"#/apps/{app['id']}/dead")
+    await wait_for(browser, "caption", "Dead deliveries still lost")
+    replay_all = next(e for e in actions(browser) if e.text == "Replay every match")
+
+    def press() -> None:
+        browser.execute_script("document.activeElement && document.activeElement.blur()")
+        for _ in range(100):
+            ActionChains(browser).send_keys(Keys.TAB).perform()
+            if browser.switch_to.active_element == replay_all:
+                break
+        assert browser.switch_to.active_element == replay_all
+        ActionChains(browser).send_keys(Keys.ENTER).perform()
+
+    await asyncio.to_thread(press)
+    await wait_for(browser, "main p", "No dead letters")
