@@ -151,6 +151,51 @@ async def time_pages_anywhere(api: Api, key: str, path: str, cursors: Sequence[s
     return latencies
 
 
+def console_screens(base: str, endpoint_id: str) -> dict[str, list[list[str]]]:
+    """The calls each screen of the console makes (hookrelay/console/views.js): steps one
+    after another, the calls of a step at once. The page's own files first, as a browser
+    without a cache fetches them."""
+    endpoint = f"{base}/endpoints/{endpoint_id}"
+    assets = ("console.css", "main.js", "api.js", "dom.js", "ui.js", "views.js")
+    return {
+        "page files": [["/console"], [f"/console/{name}" for name in assets]],
+        "apps": [["/v1/me"], [f"/v1/apps?limit={PAGE}"], [f"{base}/summary"]],
+        "an app's endpoints": [[base], [f"{base}/summary", f"{base}/endpoints?limit=250"]],
+        "an endpoint": [[base], [endpoint], [f"{endpoint}/stats"], [endpoint]],
+        "dead letters": [
+            [base],
+            [f"{base}/endpoints?limit=250"],
+            [f"{base}/deliveries?status=dead&lost=true&limit={PAGE}"],
+        ],
+        "deliveries": [
+            [base],
+            [f"{base}/endpoints?limit=250"],
+            [f"{base}/deliveries?limit={PAGE}"],
+        ],
+    }
+
+
+async def time_screen(
+    session: aiohttp.ClientSession, api_url: str, steps: list[list[str]], samples: int
+) -> list[float]:
+    """Milliseconds to make a screen's calls as the console makes them, `samples` times."""
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    async def fetch(path: str) -> None:
+        async with session.get(api_url + path, headers=headers) as response:
+            if response.status != 200:
+                raise RuntimeError(f"GET {path}: {response.status} {await response.text()}")
+            await response.read()
+
+    latencies = []
+    for _ in range(samples):
+        started = time.perf_counter()
+        for step in steps:
+            await asyncio.gather(*(fetch(path) for path in step))
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
 async def run(
     deliveries: int,
     replay: int,
@@ -208,6 +253,10 @@ async def run(
                 "app": await time_listing(api, key, app_wide, samples),
                 "app_anywhere": await time_pages_anywhere(api, key, app_wide, anywhere),
             }
+            screens = {
+                name: await time_screen(session, stack.api_url, steps, samples)
+                for name, steps in console_screens(base, target).items()
+            }
 
             # Replay the newest `replay` dead deliveries of the target endpoint (ids, and so
             # the `since` window, follow the seeded milliseconds).
@@ -247,6 +296,7 @@ async def run(
         "list_one_endpoint_dead_anywhere_ms": _summary(timed["one_endpoint_anywhere"]),
         "list_app_dead_ms": _summary(timed["app"]),
         "list_app_dead_anywhere_ms": _summary(timed["app_anywhere"]),
+        "console_screen_ms": {name: _summary(values) for name, values in screens.items()},
         "replay": {
             "matched": result["matched"],
             "replayed": result["replayed"],
@@ -296,6 +346,10 @@ def report(figures: dict[str, Any]) -> str:
         ),
         ("list the app's dead, p50 / p95", listing.format(**figures["list_app_dead_ms"])),
         ("  a page anywhere, p50 / p95", listing.format(**figures["list_app_dead_anywhere_ms"])),
+        *(
+            (f"console, {name}: its calls, p50 / p95", "{p50} / {p95} ms".format(**values))
+            for name, values in figures["console_screen_ms"].items()
+        ),
         ("bulk replay: matched / replayed", f"{replay['matched']:,} / {replay['replayed']:,}"),
         ("bulk replay: the API call", f"{replay['api_call_seconds']} s"),
         (

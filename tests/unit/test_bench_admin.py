@@ -69,6 +69,7 @@ def test_the_report_gives_each_goal() -> None:
             "list_one_endpoint_dead_anywhere_ms": listing,
             "list_app_dead_ms": listing,
             "list_app_dead_anywhere_ms": listing,
+            "console_screen_ms": {"dead letters": listing},
             "replay": {
                 "matched": 100_000,
                 "replayed": 100_000,
@@ -84,3 +85,5 @@ def test_the_report_gives_each_goal() -> None:
     assert "48 of 60 min" in text
     assert text.count("(goal p95 <= 10 ms)") == 4
     assert "25.0 s, 2 workers (goal <= 30 s)" in text
+    assert "console, dead letters: its calls, p50 / p95" in text
+    assert "  1.5 / 2.5 ms\n" in text
