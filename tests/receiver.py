@@ -58,3 +58,16 @@ async def start_receiver(receiver: Receiver, host: str = "127.0.0.1") -> web.App
     port = runner.addresses[0][1]
     receiver.url = f"http://{host}:{port}"
     return runner
+
+
+class Fault:
+    """Makes a receiver answer 500 at `path` (every path if None) until `fixed` is set."""
+
+    def __init__(self, receiver: Receiver, path: str | None = None) -> None:
+        self.fixed = False
+        self.path = path
+        receiver.respond = self.answer
+
+    async def answer(self, received: Received) -> web.Response:
+        failing = not self.fixed and self.path in (None, received.path)
+        return web.Response(status=500 if failing else 200)

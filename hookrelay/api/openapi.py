@@ -171,6 +171,9 @@ def operation(route: Route) -> Schema:
         "operationId": route.operation_id(),
         "security": SECURITY[route.auth],
     }
+    if route.needs:
+        # What a key's scopes or a portal session's capabilities must grant (access.py).
+        described["x-hookrelay-grants"] = [str(grant) for grant in route.needs]
     if parameters := _parameters(route):
         described["parameters"] = parameters
     described["responses"] = {

@@ -31,7 +31,7 @@ from tests.integration.api_calls import (
     wait_for_delivery_status,
     wait_until,
 )
-from tests.receiver import Received, Receiver
+from tests.receiver import Fault, Receiver
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -110,12 +110,7 @@ async def test_app_keys_are_listed_by_prefix_and_stop_working_when_revoked(api: 
 async def test_dead_letters_are_found_by_filter_and_replayed_with_their_webhook_id(
     api: Client, receiver: Receiver
 ) -> None:
-    failing = True
-
-    async def until_fixed(received: Received) -> web.Response:
-        return web.Response(status=500 if failing and received.path == "/flaky" else 200)
-
-    receiver.respond = until_fixed
+    fault = Fault(receiver, "/flaky")
     app = await create_app_with_key(api)
     flaky = await add_endpoint(api, app, f"{receiver.url}/flaky")
     steady = await add_endpoint(api, app, f"{receiver.url}/steady")
@@ -140,7 +135,7 @@ async def test_dead_letters_are_found_by_filter_and_replayed_with_their_webhook_
         api, app, "/deliveries/replay", {"status": "dead", "dry_run": True}
     )
     assert (status, counted) == (202, {"matched": 5, "replayed": 0, "replayable": 5})
-    failing = False
+    fault.fixed = True
     before = len(receiver.at("/flaky"))
     status, result = await post_json(api, app, "/deliveries/replay", {"endpoint_id": flaky["id"]})
     assert (status, result) == (202, {"matched": 5, "replayed": 5, "replayable": 5})
@@ -176,12 +171,7 @@ async def test_one_delivery_is_replayed_as_a_new_delivery(api: Client, receiver:
 async def test_recover_resends_an_endpoints_failures_within_the_window(
     api: Client, receiver: Receiver
 ) -> None:
-    failing = True
-
-    async def until_fixed(_: Received) -> web.Response:
-        return web.Response(status=500 if failing else 200)
-
-    receiver.respond = until_fixed
+    fault = Fault(receiver)
     app = await create_app_with_key(api)
     endpoint = await add_endpoint(api, app, f"{receiver.url}/hook")
     old = await send_event(api, app, "image.ready", {"n": "old"})
@@ -190,7 +180,7 @@ async def test_recover_resends_an_endpoints_failures_within_the_window(
     since = datetime.now(UTC)
     new = await send_event(api, app, "image.ready", {"n": "new"})
     await wait_for_delivery_status(api, app, new["id"], "dead")
-    failing = False
+    fault.fixed = True
     before = len(receiver.requests)
     status, result = await post_json(
         api, app, f"/endpoints/{endpoint['id']}/recover", {"since": since.isoformat()}
@@ -364,12 +354,7 @@ async def test_events_older_than_the_retention_are_never_served(
 async def test_the_summary_stats_and_lost_listing_follow_failures_and_their_recovery(
     api: Client, receiver: Receiver
 ) -> None:
-    failing = True
-
-    async def until_fixed(received: Received) -> web.Response:
-        return web.Response(status=500 if failing and received.path == "/flaky" else 200)
-
-    receiver.respond = until_fixed
+    fault = Fault(receiver, "/flaky")
     app = await create_app_with_key(api)
     flaky = await add_endpoint(api, app, f"{receiver.url}/flaky")
     steady = await add_endpoint(api, app, f"{receiver.url}/steady")
@@ -411,7 +396,7 @@ async def test_the_summary_stats_and_lost_listing_follow_failures_and_their_reco
 
     lost = await get_json(api, app, "/deliveries?status=dead&lost=true")
     assert len(lost["data"]) == 3
-    failing = False
+    fault.fixed = True
     await post_json(api, app, "/deliveries/replay", {})
 
     async def recovered() -> bool:

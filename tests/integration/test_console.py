@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 from selenium import webdriver
 from selenium.webdriver.common.action_chains import ActionChains
@@ -30,7 +29,7 @@ from tests.integration.api_calls import (
     wait_for_delivery_status,
 )
 from tests.integration.browser import wait_for
-from tests.receiver import Received, Receiver
+from tests.receiver import Fault, Receiver
 
 Client = TestClient  # type: ignore[type-arg]
 pytestmark = pytest.mark.usefixtures("worker")
@@ -74,17 +73,6 @@ async def sign_in_as_admin(api: Client, driver: webdriver.Chrome) -> None:
     field = driver.find_element(By.ID, "token-input")
     await asyncio.to_thread(field.send_keys, ADMIN_TOKEN, Keys.ENTER)
     await wait_for(driver, "#who", "admin")
-
-
-class Fault:
-    """What the receiver's endpoint does: answer 500 until fixed."""
-
-    def __init__(self, receiver: Receiver) -> None:
-        self.fixed = False
-        receiver.respond = self.answer
-
-    async def answer(self, received: Received) -> web.Response:
-        return web.Response(status=200 if self.fixed else 500)
 
 
 async def failing_app(api: Client, receiver: Receiver, events: int) -> dict[str, Any]:

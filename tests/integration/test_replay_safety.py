@@ -25,21 +25,11 @@ from tests.integration.api_calls import (
     wait_for_delivery_status,
     wait_until,
 )
-from tests.receiver import Received, Receiver
+from tests.receiver import Fault, Received, Receiver
 
 Client = TestClient  # type: ignore[type-arg]
 # Long enough for a worker to have sent anything it was going to send.
 QUIET_S = 0.5
-
-
-class Switch:
-    """A receiver's answer: 500 while failing, 200 once fixed."""
-
-    def __init__(self) -> None:
-        self.failing = True
-
-    async def __call__(self, _: Received) -> web.Response:
-        return web.Response(status=500 if self.failing else 200)
 
 
 async def dead_deliveries(
@@ -56,11 +46,10 @@ async def dead_deliveries(
 
 async def failing_app(
     api: Client, receiver: Receiver, count: int
-) -> tuple[Switch, dict[str, Any], tuple[list[dict[str, Any]], list[str]]]:
+) -> tuple[Fault, dict[str, Any], tuple[list[dict[str, Any]], list[str]]]:
     """An app whose one endpoint fails until its switch is turned, with `count` dead
     deliveries: the switch, the app, and the events with their deliveries' ids."""
-    switch = Switch()
-    receiver.respond = switch
+    switch = Fault(receiver)
     app = await create_app_with_key(api)
     await add_endpoint(api, app, f"{receiver.url}/hook")
     return switch, app, await dead_deliveries(api, app, count)
@@ -81,7 +70,7 @@ async def delivery(api: Client, app: dict[str, Any], delivery_id: str) -> dict[s
 @pytest.mark.usefixtures("worker")
 async def test_second_bulk_replay_sends_nothing(api: Client, receiver: Receiver) -> None:
     switch, app, (events, originals) = await failing_app(api, receiver, 3)
-    switch.failing = False
+    switch.fixed = True
     before = len(receiver.requests)
 
     status, result = await post_json(api, app, "/deliveries/replay", {})
@@ -143,12 +132,11 @@ async def test_a_replay_in_flight_is_not_replayed_by_a_second_bulk_call(
 async def test_concurrent_bulk_replays_send_each_delivery_once(
     api: Client, receiver: Receiver, settings: Settings
 ) -> None:
-    switch = Switch()
-    receiver.respond = switch
+    switch = Fault(receiver)
     app = await create_app_with_key(api)
     endpoint = await add_endpoint(api, app, f"{receiver.url}/hook")
     events, _ = await dead_deliveries(api, app, 6)
-    switch.failing = False
+    switch.fixed = True
     before = len(receiver.requests)
 
     # Hold the endpoint's row, which inserting a replay must share (its foreign key): one bulk
@@ -221,7 +209,7 @@ async def test_a_replay_that_succeeds_on_a_retry_recovers_its_original(
 async def test_failed_replays_do_not_multiply_lost_deliveries(
     api: Client, receiver: Receiver
 ) -> None:
-    receiver.respond = Switch()  # failing throughout
+    Fault(receiver)  # failing throughout
     app = await create_app_with_key(api)
     await add_endpoint(api, app, f"{receiver.url}/hook")
     events, originals = await dead_deliveries(api, app, 2)
@@ -291,14 +279,13 @@ async def made_minutes_ago(settings: Settings, delivery_id: str, minutes: int) -
 async def test_recover_takes_a_relative_window(
     api: Client, receiver: Receiver, settings: Settings
 ) -> None:
-    switch = Switch()
-    receiver.respond = switch
+    switch = Fault(receiver)
     app = await create_app_with_key(api)
     endpoint = await add_endpoint(api, app, f"{receiver.url}/hook")
     _, [old] = await dead_deliveries(api, app, 1)
     await made_minutes_ago(settings, old, 30)
     [new], _ = await dead_deliveries(api, app, 1)
-    switch.failing = False
+    switch.fixed = True
     before = len(receiver.requests)
 
     path = f"/endpoints/{endpoint['id']}/recover"
@@ -352,13 +339,12 @@ async def test_a_window_that_ends_before_it_begins_is_refused(
 async def test_bulk_replay_without_a_body_replays_every_lost_delivery(
     api: Client, receiver: Receiver
 ) -> None:
-    switch = Switch()
-    receiver.respond = switch
+    switch = Fault(receiver)
     app = await create_app_with_key(api)
     await add_endpoint(api, app, f"{receiver.url}/one")
     await add_endpoint(api, app, f"{receiver.url}/two")
     events, _ = await dead_deliveries(api, app, 2)
-    switch.failing = False
+    switch.fixed = True
     before = len(receiver.requests)
 
     response = await api.post(
@@ -376,7 +362,7 @@ async def test_include_replayed_asks_for_recovered_deliveries_again(
     api: Client, receiver: Receiver
 ) -> None:
     switch, app, (events, originals) = await failing_app(api, receiver, 2)
-    switch.failing = False
+    switch.fixed = True
     before = len(receiver.requests)
     assert (await post_json(api, app, "/deliveries/replay", {}))[1]["replayed"] == 2
     await wait_until_recovered(api, app, originals)

@@ -43,6 +43,16 @@ async def status_with(api: Client, key: str, app_id: str) -> int:
     return (await api.get(f"/v1/apps/{app_id}", headers=bearer(key))).status
 
 
+async def refused_within_a_second(api: Client, token: str, app_id: str) -> None:
+    """Wait until `api` refuses `token` (401), at most REVOCATION_DEADLINE_S."""
+
+    async def refused() -> bool:
+        return await status_with(api, token, app_id) == 401
+
+    took_s = await wait_until(refused, "refused by the other process", REVOCATION_DEADLINE_S)
+    assert took_s < REVOCATION_DEADLINE_S
+
+
 async def test_a_key_revoked_through_one_api_process_is_refused_by_the_other_within_a_second(
     two_apis: tuple[Client, Client],
 ) -> None:
@@ -56,12 +66,7 @@ async def test_a_key_revoked_through_one_api_process_is_refused_by_the_other_wit
     first_key_id = min(k["id"] for k in (await listed.json())["data"])
     revoked = await one.delete(f"/v1/apps/{app['id']}/keys/{first_key_id}", headers=ADMIN)
     assert revoked.status == 200
-
-    async def refused() -> bool:
-        return await status_with(two, app["api_key"], app["id"]) == 401
-
-    took_s = await wait_until(refused, "refused by the other process", REVOCATION_DEADLINE_S)
-    assert took_s < REVOCATION_DEADLINE_S
+    await refused_within_a_second(two, app["api_key"], app["id"])
     assert await status_with(two, spare_key, app["id"]) == 200  # the app's other key still works
 
 
@@ -72,11 +77,7 @@ async def test_the_key_of_an_app_deleted_through_one_api_process_is_refused_by_t
     app = await create_app_with_key(one)
     assert await status_with(two, app["api_key"], app["id"]) == 200
     assert (await one.delete(f"/v1/apps/{app['id']}", headers=ADMIN)).status == 204
-
-    async def refused() -> bool:
-        return await status_with(two, app["api_key"], app["id"]) == 401
-
-    await wait_until(refused, "refused by the other process", REVOCATION_DEADLINE_S)
+    await refused_within_a_second(two, app["api_key"], app["id"])
 
 
 async def test_the_key_cache_is_emptied_when_its_notices_resume_after_a_lost_connection(
@@ -115,12 +116,7 @@ async def test_portal_sessions_ended_through_one_api_process_are_refused_by_the_
     assert await status_with(two, token, app["id"]) == 200  # now in two's cache
     ended = await one.delete(f"/v1/apps/{app['id']}/portal-sessions", headers=ADMIN)
     assert ended.status == 200
-
-    async def refused() -> bool:
-        return await status_with(two, token, app["id"]) == 401
-
-    took_s = await wait_until(refused, "refused by the other process", REVOCATION_DEADLINE_S)
-    assert took_s < REVOCATION_DEADLINE_S
+    await refused_within_a_second(two, token, app["id"])
     assert await status_with(two, app["api_key"], app["id"]) == 200
 
 
@@ -133,8 +129,4 @@ async def test_the_portal_session_of_an_app_deleted_through_one_process_is_refus
     token = (await opened.json())["token"]
     assert await status_with(two, token, app["id"]) == 200
     assert (await one.delete(f"/v1/apps/{app['id']}", headers=ADMIN)).status == 204
-
-    async def refused() -> bool:
-        return await status_with(two, token, app["id"]) == 401
-
-    await wait_until(refused, "refused by the other process", REVOCATION_DEADLINE_S)
+    await refused_within_a_second(two, token, app["id"])
