@@ -14,6 +14,8 @@ const PAGE = 50;
 const BUSY_REFRESH_MS = 2000;
 const LONG_POLL_S = 25;
 const BULK_WATCH_MS = 120000;
+const HOUR_MS = 3600000;
+const DAY_MS = 24 * HOUR_MS;
 
 let me = null;
 
@@ -201,8 +203,9 @@ export async function endpoint(main, [appId, endpointId]) {
   const about = h("div");
   const health = h("div");
   const controls = h("div", { class: "actions" });
+  let stats = null;
   const draw = async () => {
-    const stats = await get(`${path}/stats`);
+    stats = await get(`${path}/stats`);
     found = await get(path);
     fill(about, facts([
       ["Status", [status(found.status), found.disabled_reason ? ` — ${found.disabled_reason}` : ""]],
@@ -232,14 +235,11 @@ export async function endpoint(main, [appId, endpointId]) {
         return "Paused: deliveries wait until you resume.";
       }, draw) }, "Pause"));
     }
-    if (can("manage_endpoints") && found.status !== "active") {
-      const label = found.status === "disabled" ? "Enable" : "Resume";
+    if (can("manage_endpoints") && found.status === "paused") {
       buttons.push(h("button", { type: "button", class: "primary", onclick: (e) => act(e.target, async () => {
         await patch(path, { status: "active" });
-        return found.status === "disabled" ?
-          "Enabled. It may have missed deliveries while disabled: recover them below." :
-          "Resumed: held deliveries are on their way.";
-      }, draw) }, label));
+        return "Resumed: held deliveries are on their way.";
+      }, draw) }, "Resume"));
     }
     if (can("read_secrets")) {
       buttons.push(h("button", { type: "button", onclick: (e) => act(e.target, async () => {
@@ -259,15 +259,43 @@ export async function endpoint(main, [appId, endpointId]) {
     }
     buttons.push(h("a", { href: appHash(app.id, `/deliveries?endpoint_id=${found.id}`) }, "Its deliveries"));
     fill(controls, ...buttons);
+    fill(enabling, found.status === "disabled" && can("manage_endpoints") ?
+      enableForm(path, found, stats, draw) : null);
   };
   const secretArea = h("div", { "aria-live": "polite" });
+  const enabling = h("div");
   await draw();
   fill(main, h("h1", { class: "mono" }, found.url), tabs(app.id, "Endpoints"),
-    controls, secretArea, h("h2", {}, "Health"), health, h("h2", {}, "Settings"), about,
+    controls, enabling, secretArea, h("h2", {}, "Health"), health, h("h2", {}, "Settings"), about,
     can("replay") ? recoverForm(path, found, draw) : null,
     can("send_test") ? exampleForm(app.id, path) : null,
     can("manage_endpoints") ? editForm(path, () => found, draw) : null);
   return live(app.id, draw, () => false);
+}
+
+// A disabled endpoint is enabled again, and in the same step offered what it missed: its dead
+// deliveries made since an hour before it began failing (a delivery is made before its first
+// attempt fails, by its time in the queue), or in the last day if that is not known, re-sent
+// once it is active.
+function enableForm(path, found, stats, done) {
+  const began = stats.failing_since ? Date.parse(stats.failing_since) - HOUR_MS : Date.now() - DAY_MS;
+  const since = new Date(began).toISOString();
+  const form = h("form", { onsubmit: (event) => {
+    event.preventDefault();
+    const recover = can("replay") && form.querySelector("input[name=recover]").checked;
+    act(form.querySelector("button"), async () => {
+      await patch(path, { status: "active" });
+      if (!recover) return "Enabled.";
+      const sent = await post(`${path}/recover`, { since });
+      return `Enabled, and ${sent.replayed} dead deliveries it missed are on their way again.`;
+    }, done);
+  } },
+  can("replay") ? h("label", { class: "inline" },
+    h("input", { type: "checkbox", name: "recover", checked: true }),
+    ["Also re-send the dead deliveries it missed since ", when(since)]) : null,
+  h("button", { type: "submit", class: "primary" }, "Enable"));
+  return h("fieldset", {}, h("legend", {}, "Disabled"),
+    h("p", {}, found.disabled_reason || "It was disabled."), form);
 }
 
 function recoverForm(path, found, done) {
@@ -332,7 +360,7 @@ function editForm(path, current, done) {
   h("label", {}, "Event types (comma separated; empty for every type)",
     h("input", { name: "types", value: (found.event_types || []).join(", ") })),
   h("label", {}, "Description", h("input", { name: "description", value: found.description })),
-  h("label", {}, "Headers (one per line, Name: value; values are not shown, type them again to change them)",
+  h("label", {}, "Headers (one per line, Name: value)",
     h("textarea", { name: "headers" }, headerLines)),
   h("label", {}, "Rate limit (deliveries per second; empty for none)",
     h("input", { name: "rate", type: "number", min: 1, value: found.rate_limit_per_s || "" })),

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 from selenium import webdriver
@@ -19,6 +20,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 
+from hookrelay.settings import Settings
 from tests.conftest import ADMIN_TOKEN
 from tests.integration.api_calls import (
     ADMIN,
@@ -249,3 +251,31 @@ async def test_every_action_of_the_console_is_reached_by_keyboard(
 
     await asyncio.to_thread(press)
     await wait_for(browser, "main p", "No dead letters")
+
+
+async def test_a_disabled_endpoint_is_enabled_and_recovers_what_it_missed_in_one_step(
+    api: Client, browser: webdriver.Chrome, receiver: Receiver, settings: Settings
+) -> None:
+    app = await failing_app(api, receiver, 2)
+    endpoint = app["endpoint"]
+    connection = await asyncpg.connect(settings.database_url)
+    try:
+        await connection.execute(
+            "UPDATE endpoints SET status = 'disabled', disabled_reason = 'every attempt failed'"
+            " WHERE id = $1",
+            endpoint["id"],
+        )
+    finally:
+        await connection.close()
+    app["fault"].fixed = True
+    await sign_in_as_admin(api, browser)
+    await go(browser, str(api.make_url(f"/console#/apps/{app['id']}/endpoints/{endpoint['id']}")))
+    await wait_for(browser, "fieldset", "every attempt failed")
+    before = len(receiver.at("/hooks"))
+    await click(browser, "fieldset button", "Enable")
+    await wait_for(browser, "#notice", "2 dead deliveries it missed are on their way again")
+    await receiver.wait_for(before + 2, "/hooks")
+    assert {r.headers["webhook-id"] for r in receiver.at("/hooks")[before:]} == {
+        e["id"] for e in app["events"]
+    }
+    await wait_for(browser, "dd .status", "active")
