@@ -15,6 +15,7 @@ const BUSY_REFRESH_MS = 2000;
 const LONG_POLL_S = 25;
 const BULK_WATCH_MS = 120000;
 const HOUR_MS = 3600000;
+const APPS_REFRESH_MS = 10000;
 const DAY_MS = 24 * HOUR_MS;
 
 let me = null;
@@ -122,7 +123,9 @@ export async function apps(main, _params, query) {
   };
   await draw();
   fill(main, h("h1", {}, "Apps"), body, pager(page, "#/apps"));
-  return { refresh: draw, stop() {} };
+  // Every app's news would be a long-poll per app: the counts are asked again instead.
+  const timer = setInterval(() => draw().catch(failed), APPS_REFRESH_MS);
+  return { refresh: draw, stop() { clearInterval(timer); } };
 }
 
 function pager(page, hash, query = {}) {

@@ -287,6 +287,7 @@ def _print_banner(url: str, settings: Settings, data_dir: Path) -> None:
         f"  deliveries:  {retry_schedule_text(settings.retry_schedule_s)}"
         "\n               (set HOOKRELAY_RETRY_SCHEDULE to change them)\n"
         f"  try:         curl -H 'Authorization: Bearer {settings.admin_token}' {url}/v1/apps\n"
+        f"  console:     {url}/console (sign in with the admin token)\n"
         f"  live jobs:   {url}/demo (see the README: follow a job in a browser)\n"
         "  stop:        Ctrl-C\n",
         flush=True,
