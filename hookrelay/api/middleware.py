@@ -13,7 +13,7 @@ from hookrelay.api.errors import answer_of, error_body, http_code
 from hookrelay.api.http import bearer_token, json_response
 from hookrelay.api.state import APP_ID, AUTH, PRINCIPAL, ROUTE_NEEDS
 from hookrelay.errors import Forbidden, HookrelayError, NotFound, Throttled, Unauthorized
-from hookrelay.services.access import missing
+from hookrelay.services.access import Grant, missing
 from hookrelay.services.auth import Principal
 
 log = structlog.get_logger(__name__)
@@ -76,7 +76,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             # the request's body would have said (a uid naming one's own app passes).
             request[APP_ID] = await request.app[AUTH].app_id_for(principal, ref)
         # After the app: another app's resources answer 404 whatever the credential's grants.
-        needs = request.app[ROUTE_NEEDS].get(request.match_info.handler, ())
+        needs = request.app[ROUTE_NEEDS].get(request.match_info.handler)
+        if needs is None:
+            # No route of the table: the router's own 404 or 405 answers it, unless some
+            # handler was served outside the table, which nobody but the admin may call.
+            if request.match_info.http_exception is not None:
+                return await handler(request)
+            needs = tuple(Grant)
         lacking = missing(needs, principal.grants)
         if lacking:
             raise Forbidden(

@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from hookrelay.api.handlers.pages import CONSOLE_ASSETS, CONSOLE_PATH
 from hookrelay.bench.stack import ADMIN_TOKEN, Api, Stack
 from hookrelay.durations import format_duration
 from hookrelay.ids import id_bound, new_id
@@ -156,9 +157,8 @@ def console_screens(base: str, endpoint_id: str) -> dict[str, list[list[str]]]:
     after another, the calls of a step at once. The page's own files first, as a browser
     without a cache fetches them."""
     endpoint = f"{base}/endpoints/{endpoint_id}"
-    assets = ("console.css", "main.js", "api.js", "dom.js", "ui.js", "views.js")
     return {
-        "page files": [["/console"], [f"/console/{name}" for name in assets]],
+        "page files": [[CONSOLE_PATH], [f"{CONSOLE_PATH}/{name}" for name in CONSOLE_ASSETS]],
         "apps": [["/v1/me"], [f"/v1/apps?limit={PAGE}"], [f"{base}/summary"]],
         "an app's endpoints": [[base], [f"{base}/summary", f"{base}/endpoints?limit=250"]],
         "an endpoint": [[base], [endpoint], [f"{endpoint}/stats"], [endpoint]],

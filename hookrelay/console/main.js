@@ -2,8 +2,13 @@
 // the view live, and says what happened in one announced place.
 import { ApiError, get, signIn, signOut, takeTokenFromFragment, token } from "./api.js";
 import { fields, fill, h } from "./dom.js";
-import { notify, setTrail } from "./ui.js";
-import * as views from "./views.js";
+import { clearStaleNotice, setTrail } from "./ui.js";
+import { apps } from "./apps.js";
+import { caller, setCaller } from "./common.js";
+import { dead } from "./dead.js";
+import { deliveries, delivery } from "./deliveries.js";
+import { endpoint, endpoints } from "./endpoints.js";
+import { job } from "./job.js";
 
 const main = document.getElementById("main");
 const who = document.getElementById("who");
@@ -13,13 +18,13 @@ const signOutButton = document.getElementById("sign-out");
 let current = null;
 
 const ROUTES = [
-  [/^\/apps$/, views.apps],
-  [/^\/apps\/([^/]+)$/, views.endpoints],
-  [/^\/apps\/([^/]+)\/endpoints\/([^/]+)$/, views.endpoint],
-  [/^\/apps\/([^/]+)\/deliveries$/, views.deliveries],
-  [/^\/apps\/([^/]+)\/deliveries\/([^/]+)$/, views.delivery],
-  [/^\/apps\/([^/]+)\/dead$/, views.dead],
-  [/^\/apps\/([^/]+)\/jobs\/([^/]+)$/, views.job],
+  [/^\/apps$/, apps],
+  [/^\/apps\/([^/]+)$/, endpoints],
+  [/^\/apps\/([^/]+)\/endpoints\/([^/]+)$/, endpoint],
+  [/^\/apps\/([^/]+)\/deliveries$/, deliveries],
+  [/^\/apps\/([^/]+)\/deliveries\/([^/]+)$/, delivery],
+  [/^\/apps\/([^/]+)\/dead$/, dead],
+  [/^\/apps\/([^/]+)\/jobs\/([^/]+)$/, job],
 ];
 
 function signInView(problem) {
@@ -40,6 +45,8 @@ function signInView(problem) {
   form.querySelector("input").focus();
 }
 
+let following = false; // listening for hash changes
+
 async function start() {
   takeTokenFromFragment();
   if (!token()) return signInView();
@@ -52,27 +59,43 @@ async function start() {
     return signInView(expired ? "That token is not valid, or its session has ended." :
       `The server cannot be reached: ${error.message}`);
   }
-  views.setCaller(me);
+  setCaller(me);
   who.textContent = me.kind === "admin" ? "admin" :
     `${me.kind === "portal_session" ? "portal session" : "app key"} for ${me.app_id}`;
   signOutButton.hidden = false;
-  window.addEventListener("hashchange", route);
+  if (!following) window.addEventListener("hashchange", route);
+  following = true;
   route();
 }
 
 signOutButton.addEventListener("click", () => {
+  stopCurrent();
   signOut();
   location.hash = "#/";
   location.reload();
 });
 
-async function route() {
-  const hash = location.hash.slice(1) || "/";
-  const [path, query] = hash.split("?");
+// Each navigation draws into a screen of its own and holds a ticket: a view that finishes
+// loading after the next navigation began is stopped at once, its screen never shown.
+let navigation = 0;
+
+function stopCurrent() {
   if (current && current.stop) current.stop();
   current = null;
-  notify("");
-  const me = views.caller();
+}
+
+async function route() {
+  // A portal link opened in a tab already signed in: sign in with it instead.
+  if (new URLSearchParams(location.hash.slice(1)).has("token")) {
+    stopCurrent();
+    return start();
+  }
+  const ticket = ++navigation;
+  stopCurrent();
+  clearStaleNotice();
+  const hash = location.hash.slice(1) || "/";
+  const [path, query] = hash.split("?");
+  const me = caller();
   if (path === "/" || path === "") {
     location.replace(me.app_id ? `#/apps/${encodeURIComponent(me.app_id)}` : "#/apps");
     return;
@@ -80,12 +103,20 @@ async function route() {
   for (const [pattern, view] of ROUTES) {
     const match = pattern.exec(path);
     if (!match) continue;
-    const params = match.slice(1).map(decodeURIComponent);
+    const screen = h("div");
     fill(main, h("p", { class: "muted" }, "Loading…"));
     try {
-      current = await view(main, params, new URLSearchParams(query || ""));
+      const params = match.slice(1).map(decodeURIComponent);
+      const shown = await view(screen, params, new URLSearchParams(query || ""));
+      if (ticket !== navigation) {
+        if (shown && shown.stop) shown.stop();
+        return;
+      }
+      current = shown;
+      fill(main, screen);
     } catch (error) {
-      showFailure(error);
+      if (ticket === navigation) showFailure(error);
+      return;
     }
     main.focus({ preventScroll: true });
     return;
@@ -97,12 +128,14 @@ window.addEventListener("hookrelay:signed-out", () => showFailure(new ApiError(4
 
 function showFailure(error) {
   if (error instanceof ApiError && error.status === 401) {
+    stopCurrent();
     signOut();
     signInView("Your session has ended. Sign in again.");
     return;
   }
   fill(main, h("h1", {}, "Something went wrong"), h("p", { role: "alert" },
-    error instanceof ApiError ? `${error.status}: ${error.message}` : String(error)));
+    error instanceof URIError ? "That address is not one the console makes." :
+      error instanceof ApiError ? `${error.status}: ${error.message}` : String(error)));
 }
 
 start();

@@ -6,9 +6,19 @@ import { h } from "./dom.js";
 const notice = document.getElementById("notice");
 const trail = document.getElementById("trail");
 
+// When the notice was last given: a navigation an action set off (a replay opens the new
+// delivery) keeps the notice that action gave; any later one clears it.
+const NOTICE_KEPT_MS = 1500;
+let noticeAt = 0;
+
 export function notify(message, error = false) {
   notice.textContent = message;
   notice.className = error ? "error" : "";
+  noticeAt = Date.now();
+}
+
+export function clearStaleNotice() {
+  if (Date.now() - noticeAt > NOTICE_KEPT_MS) notify("");
 }
 
 export function setTrail(steps) {
@@ -23,5 +33,16 @@ export function failed(error) {
     window.dispatchEvent(new Event("hookrelay:signed-out"));
     return;
   }
-  notify(error instanceof ApiError ? `${error.status}: ${error.message}` : String(error), true);
+  notify(error instanceof ApiError ? `${error.status}: ${error.message}${detailsOf(error)}` :
+    String(error), true);
+}
+
+// What a refusal says beyond its message: the fields a 422 names, what a 403 lacks.
+function detailsOf(error) {
+  const details = error.details;
+  if (Array.isArray(details)) {
+    return " (" + details.map((d) => `${d.path}: ${d.message}`).join("; ") + ")";
+  }
+  if (details && Array.isArray(details.missing)) return ` (lacks ${details.missing.join(", ")})`;
+  return "";
 }

@@ -28,8 +28,9 @@ class StreamGrant:
     app_id: str
     job_id: str | None
     expires_at: int  # unix seconds
-    # The app key or portal session that issued it (CredentialRef.text); None: the admin. The
-    # token opens nothing once that credential is revoked or has ended.
+    # The app key or portal session that issued it (Principal.credential: its kind and hash);
+    # None: the admin, or a token issued before tokens named their issuer. The token opens
+    # nothing once that credential is revoked or has ended.
     issued_by: str | None = None
 
 

@@ -41,6 +41,10 @@ TOKEN_BYTES = 32
 KEY_PREFIX_SHOWN = 12  # characters of a key kept in clear, to tell keys apart in listings
 
 STREAM_GRANTS = frozenset({Grant.READ_EVENTS})
+# How a stream token names the credential that issued it: this, then its token's hash in
+# base64url. Not the credential's own prefix: a reference is no key, and should not look like
+# one to a secret scanner.
+CREDENTIAL_KINDS = {APP_KEY_PREFIX: "key.", PORTAL_TOKEN_PREFIX: "session."}
 
 
 class CredentialKind(StrEnum):
@@ -66,7 +70,7 @@ class Principal:
     stream_token: bool = False
     portal_session: bool = False
     expires_at: datetime | None = None  # a portal session's end
-    # An app key's or portal session's reference (its prefix and hash): what a stream token it
+    # An app key's or portal session's reference (its kind and hash): what a stream token it
     # issues names, so that the token ends with it. Where it came from, not what it may do:
     # left out of comparisons.
     credential: str | None = field(default=None, compare=False)
@@ -151,7 +155,7 @@ class Auth:
     async def _stored(self, prefix: str, token_hash: bytes) -> Principal | None:
         """The principal of an app key or portal session (by its prefix and hash), or None if
         there is none, or it was revoked or has ended."""
-        ref = prefix + base64url.encode(token_hash)
+        ref = CREDENTIAL_KINDS[prefix] + base64url.encode(token_hash)
         if prefix == APP_KEY_PREFIX:
             key = await self._credential(token_hash, self._apps.credential_of_key)
             if key is None:
@@ -191,21 +195,17 @@ class Auth:
         if grant is None:
             return None
         if grant.issued_by is not None:
-            prefix = next(
-                (p for p in (APP_KEY_PREFIX, PORTAL_TOKEN_PREFIX) if grant.issued_by.startswith(p)),
-                None,
-            )
-            issuer = None
-            if prefix is not None:
-                issuer = await self._stored(
-                    prefix, base64url.decode(grant.issued_by.removeprefix(prefix))
-                )
+            kind, _, token_hash = grant.issued_by.partition(".")
+            prefix = next((p for p, k in CREDENTIAL_KINDS.items() if k == kind + "."), None)
+            if prefix is None:
+                return None
+            issuer = await self._stored(prefix, base64url.decode(token_hash))
             if issuer is None or issuer.app_id != grant.app_id:
                 return None
         return Principal(grant.app_id, STREAM_GRANTS, grant.job_id, stream_token=True)
 
     def issue_stream_token(
-        self, app_id: str, body: Any, issuer: Principal = ADMIN
+        self, app_id: str, body: Any, issuer: Principal
     ) -> tuple[str, StreamGrant]:
         """A token that opens the app's event stream (of one job, if the body names one) from
         a browser, where EventSource cannot send an Authorization header. It names the key or

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from selenium import webdriver
 from selenium.webdriver.common.action_chains import ActionChains
@@ -120,8 +121,8 @@ async def test_an_operator_finds_dry_runs_and_replays_dead_letters_from_the_cons
     await click(browser, "button", "Count every match (dry run)")
     await wait_for(browser, "#replay-progress", "Dry run: 3 still lost")
     before = len(receiver.at("/hooks"))
-    await asyncio.sleep(0.3)
-    assert len(receiver.at("/hooks")) == before  # the dry run sent nothing
+    listed = await api.get(f"/v1/apps/{app['id']}/deliveries?status=dead", headers=ADMIN)
+    assert [d["replayed_by"] for d in (await listed.json())["data"]] == [None] * 3  # none sent
     await save(browser, shots, "4-dead-letters")
 
     # The receiver is fixed; replay every match and watch them leave the list.
@@ -279,3 +280,93 @@ async def test_a_disabled_endpoint_is_enabled_and_recovers_what_it_missed_in_one
         e["id"] for e in app["events"]
     }
     await wait_for(browser, "dd .status", "active")
+
+
+# What a console must survive: hostile data, quick navigation, a session that ends under it.
+
+COUNT_LONG_POLLS = """
+window.longPolls = 0;
+const realFetch = window.fetch;
+window.fetch = (url, options) => {
+  const longPoll = String(url).includes("wait=");
+  if (longPoll) window.longPolls += 1;
+  return realFetch(url, options).finally(() => { if (longPoll) window.longPolls -= 1; });
+};
+"""
+HOSTILE = '<img src=x onerror="window.pwned = true">'
+
+
+async def test_what_tenants_stored_is_shown_as_text_never_run(
+    api: Client, browser: webdriver.Chrome, receiver: Receiver
+) -> None:
+    receiver.respond = lambda _: _answer_with(HOSTILE)
+    app = await create_app_with_key(api, HOSTILE)
+    endpoint = await add_endpoint(api, app, f"{receiver.url}/x", description=HOSTILE)
+    event = await send_event(api, app, "job.completed", {"job_id": "j", "output": HOSTILE})
+    delivered = await wait_for_delivery_status(api, app, event["id"], "succeeded")
+    await sign_in_as_admin(api, browser)
+    base = str(api.make_url("/console"))
+    for hash_, text in (
+        (f"#/apps/{app['id']}", HOSTILE),
+        (f"#/apps/{app['id']}/endpoints/{endpoint['id']}", HOSTILE),
+        (f"#/apps/{app['id']}/deliveries/{delivered['deliveries'][0]['id']}", HOSTILE),
+    ):
+        await go(browser, base + hash_)
+        await wait_for(browser, "main", text)
+    assert browser.execute_script("return window.pwned === undefined") is True
+
+
+async def _answer_with(body: str) -> web.Response:
+    return web.Response(text=body)
+
+
+async def test_quick_navigation_leaves_one_long_poll_and_the_last_screen(
+    api: Client, browser: webdriver.Chrome
+) -> None:
+    app = await create_app_with_key(api, "Quick")
+    await sign_in_as_admin(api, browser)
+    browser.execute_script(COUNT_LONG_POLLS)
+    hashes = [f"#/apps/{app['id']}/{screen}" for screen in ("deliveries", "dead", "deliveries")]
+    browser.execute_script(
+        "for (const h of arguments[0]) { location.hash = h; await new Promise("
+        "r => setTimeout(r, 20)); }",
+        [*hashes, f"#/apps/{app['id']}/dead"],
+    )
+    await wait_for(browser, "h1", "Dead letters")
+    await asyncio.sleep(1.5)  # every view that was loading has finished by now
+    assert browser.execute_script("return window.longPolls") == 1
+    assert texts(browser, "h1") == ["Dead letters"]
+
+
+async def test_a_session_ended_under_the_console_signs_it_out_and_stops_asking(
+    api: Client, browser: webdriver.Chrome
+) -> None:
+    app = await create_app_with_key(api, "Ending")
+    opened = await api.post(f"/v1/apps/{app['id']}/portal-sessions", json={}, headers=ADMIN)
+    session = await opened.json()
+    await go(browser, session["url"])
+    await wait_for(browser, "h1", "Ending")
+    browser.execute_script(COUNT_LONG_POLLS)
+    await go(browser, str(api.make_url(f"/console#/apps/{app['id']}/deliveries")))
+    await wait_for(browser, "h1", "Deliveries")
+    await api.delete(f"/v1/apps/{app['id']}/portal-sessions", headers=ADMIN)
+    await send_event(api, app, "image.ready", {})  # news: the screen asks again, and is refused
+    await wait_for(browser, "[role=alert]", "Your session has ended")
+    field = browser.find_element(By.ID, "token-input")
+    await asyncio.to_thread(field.send_keys, "half typed")
+    await asyncio.sleep(4)  # longer than a refresh: nothing redraws the form
+    assert browser.find_element(By.ID, "token-input").get_attribute("value") == "half typed"
+    assert browser.execute_script("return window.longPolls") == 0
+
+
+async def test_a_portal_link_opened_in_a_signed_in_tab_signs_in_with_it(
+    api: Client, browser: webdriver.Chrome
+) -> None:
+    app = await create_app_with_key(api, "Linked")
+    opened = await api.post(f"/v1/apps/{app['id']}/portal-sessions", json={}, headers=ADMIN)
+    session = await opened.json()
+    await sign_in_as_admin(api, browser)
+    await go(browser, session["url"])
+    await wait_for(browser, "#who", "portal session")
+    assert "token=" not in browser.current_url
+    await wait_for(browser, "h1", "Linked")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from hookrelay import __version__
+from hookrelay.api.handlers.pages import CONSOLE_PATH
 from hookrelay.api.http import json_response
 from hookrelay.api.state import SETTINGS
 
@@ -15,7 +16,7 @@ LINKS = {
     "health": "/healthz",
     "ready": "/readyz",
     "metrics": "/metrics",
-    "console": "/console",
+    "console": CONSOLE_PATH,
 }
 # Only where the live job page is served (HOOKRELAY_DEMO_PAGE).
 DEMO_LINK = {"demo": "/demo"}

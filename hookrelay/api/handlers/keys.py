@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from hookrelay.api.handlers.pages import CONSOLE_PATH
 from hookrelay.api.http import (
     cursor,
     json_response,
@@ -17,9 +18,6 @@ from hookrelay.api.http import (
 )
 from hookrelay.api.state import APP_ID, APPS, SETTINGS, STORAGE
 from hookrelay.api.views import api_key_view, portal_session_view
-
-# The console's path: a portal session's link opens it with the token in the fragment.
-CONSOLE_PATH = "/console"
 
 
 async def create_key(request: web.Request) -> web.Response:

@@ -43,7 +43,19 @@ def page(directory: str, assets: tuple[str, ...]) -> web.RouteTableDef:
     return routes
 
 
-CONSOLE = page(
-    "console", ("index.html", "console.css", "main.js", "api.js", "dom.js", "ui.js", "views.js")
+CONSOLE_PATH = "/console"
+CONSOLE_ASSETS = (
+    "console.css",
+    "main.js",
+    "api.js",
+    "dom.js",
+    "ui.js",
+    "common.js",
+    "apps.js",
+    "endpoints.js",
+    "deliveries.js",
+    "dead.js",
+    "job.js",
 )
+CONSOLE = page(CONSOLE_PATH.lstrip("/"), ("index.html", *CONSOLE_ASSETS))
 DEMO = page("demo", ("index.html", "demo.js", "demo.css"))

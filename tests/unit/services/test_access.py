@@ -240,3 +240,13 @@ async def test_a_sessions_stream_token_ends_no_later_than_it_and_with_its_ending
     assert await rig.auth.authenticate_stream_token(token) is not None
     await rig.apps.end_portal_sessions(app.id)
     assert await rig.auth.authenticate_stream_token(token) is None
+
+
+async def test_a_stream_token_for_another_app_than_its_issuers_opens_nothing(rig: Rig) -> None:
+    mine, _ = await rig.apps.create_app(ADMIN, {"name": "mine"})
+    theirs, _ = await rig.apps.create_app(ADMIN, {"name": "theirs"})
+    _, key = await rig.apps.create_app_key(ADMIN, mine.id, {"scopes": ["publish"]})
+    issuer = await rig.auth.authenticate(key)
+    assert issuer is not None
+    token, _ = rig.auth.issue_stream_token(theirs.id, {}, issuer)
+    assert await rig.auth.authenticate_stream_token(token) is None

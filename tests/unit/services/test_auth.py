@@ -155,7 +155,7 @@ async def test_a_token_without_the_app_key_prefix_is_never_looked_up(rig: Rig) -
 
 
 async def test_a_stream_token_opens_its_apps_stream_of_its_job(rig: Rig) -> None:
-    token, grant = rig.auth.issue_stream_token("app_1", {"job_id": "job_1"})
+    token, grant = rig.auth.issue_stream_token("app_1", {"job_id": "job_1"}, ADMIN)
     assert await rig.auth.authenticate_stream_token(token) == Principal(
         "app_1", STREAM_GRANTS, "job_1", stream_token=True
     )
@@ -166,7 +166,7 @@ async def test_a_stream_token_is_valid_until_it_expires_and_not_after(
     settings: Settings,
 ) -> None:
     auth, clocks = auth_with_clocks(settings, FakeStore())
-    token, grant = auth.issue_stream_token("app_1", {"expires_in": 60})
+    token, grant = auth.issue_stream_token("app_1", {"expires_in": 60}, ADMIN)
     assert grant.expires_at == int(clocks.wall + 60)
     clocks.wall += 59
     assert await auth.authenticate_stream_token(token) is not None
@@ -176,7 +176,7 @@ async def test_a_stream_token_is_valid_until_it_expires_and_not_after(
 
 async def test_a_stream_token_lasts_the_configured_ttl_by_default(settings: Settings) -> None:
     auth, clocks = auth_with_clocks(replace(settings, stream_token_ttl_s=120.0), FakeStore())
-    _, grant = auth.issue_stream_token("app_1", {})
+    _, grant = auth.issue_stream_token("app_1", {}, ADMIN)
     assert grant.expires_at == int(clocks.wall + 120)
 
 
@@ -199,7 +199,7 @@ async def test_a_stream_token_signed_with_an_old_secret_key_is_still_valid(
 
 
 async def test_a_tampered_stream_token_is_refused(rig: Rig) -> None:
-    token, _ = rig.auth.issue_stream_token("app_1", {})
+    token, _ = rig.auth.issue_stream_token("app_1", {}, ADMIN)
     claims, _, mac = token.partition(".")
     tampered = claims[:-2] + ("AA" if claims[-2:] != "AA" else "BB") + "." + mac
     assert await rig.auth.authenticate_stream_token(tampered) is None
@@ -207,7 +207,7 @@ async def test_a_tampered_stream_token_is_refused(rig: Rig) -> None:
 
 async def test_a_stream_token_longer_than_an_hour_is_not_issued(rig: Rig) -> None:
     with pytest.raises(InvalidPayload):
-        rig.auth.issue_stream_token("app_1", {"expires_in": 3601})
+        rig.auth.issue_stream_token("app_1", {"expires_in": 3601}, ADMIN)
 
 
 # Which app a caller may name
@@ -240,7 +240,7 @@ async def test_the_admin_may_name_any_app_by_id_or_uid_and_no_missing_one(rig: R
 
 async def test_a_stream_token_for_a_deleted_app_names_nothing(rig: Rig) -> None:
     app = rig.store.add_app()
-    token, _ = rig.auth.issue_stream_token(app.id, {})
+    token, _ = rig.auth.issue_stream_token(app.id, {}, ADMIN)
     principal = await rig.auth.authenticate_stream_token(token)
     assert principal is not None
     assert await rig.auth.app_id_for(principal, app.id) == app.id

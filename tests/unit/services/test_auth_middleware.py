@@ -20,7 +20,7 @@ from hookrelay.api.middleware import (
 )
 from hookrelay.api.state import APP_ID, AUTH, PRINCIPAL, ROUTE_NEEDS
 from hookrelay.services.access import Grant
-from hookrelay.services.auth import new_app_key
+from hookrelay.services.auth import ADMIN, new_app_key
 from tests.unit.services.conftest import ADMIN_TOKEN, Rig
 
 Client = TestClient[web.Request, web.Application]
@@ -103,14 +103,14 @@ async def test_no_token_or_an_unknown_one_is_401(rig: Rig, client: Client) -> No
 
 async def test_a_stream_token_opens_the_stream_of_its_app(rig: Rig, client: Client) -> None:
     app_id, _ = app_with_key(rig)
-    token, _ = rig.auth.issue_stream_token(app_id, {})
+    token, _ = rig.auth.issue_stream_token(app_id, {}, ADMIN)
     status, body = await get(client, f"/v1/apps/{app_id}/events/stream?token={token}")
     assert (status, body["app_id"]) == (200, app_id)
 
 
 async def test_a_stream_token_opens_no_other_route(rig: Rig, client: Client) -> None:
     app_id, _ = app_with_key(rig)
-    token, _ = rig.auth.issue_stream_token(app_id, {})
+    token, _ = rig.auth.issue_stream_token(app_id, {}, ADMIN)
     status, body = await get(client, f"/v1/apps/{app_id}/things?token={token}")
     assert (status, body["error"]["message"]) == (
         401,
@@ -121,14 +121,14 @@ async def test_a_stream_token_opens_no_other_route(rig: Rig, client: Client) -> 
 async def test_a_stream_token_opens_no_other_apps_stream(rig: Rig, client: Client) -> None:
     app_id, _ = app_with_key(rig, "mine")
     theirs, _ = app_with_key(rig, "theirs")
-    token, _ = rig.auth.issue_stream_token(app_id, {})
+    token, _ = rig.auth.issue_stream_token(app_id, {}, ADMIN)
     status, _ = await get(client, f"/v1/apps/{theirs}/events/stream?token={token}")
     assert status == 404
 
 
 async def test_a_stream_token_of_a_deleted_app_is_404(rig: Rig, client: Client) -> None:
     app_id, _ = app_with_key(rig)
-    token, _ = rig.auth.issue_stream_token(app_id, {})
+    token, _ = rig.auth.issue_stream_token(app_id, {}, ADMIN)
     await rig.store.as_apps.delete(app_id)
     status, _ = await get(client, f"/v1/apps/{app_id}/events/stream?token={token}")
     assert status == 404
