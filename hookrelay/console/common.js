@@ -2,7 +2,7 @@
 // live, running an action from a button, and the pieces every screen of an app shows.
 import { ApiError, appPath, get } from "./api.js";
 import { fields, h } from "./dom.js";
-import { failed, notify, setTrail } from "./ui.js";
+import { describe, failed, notify, setTrail } from "./ui.js";
 
 export const IN_FLIGHT = new Set(["pending", "sending", "retrying", "held"]);
 export const PAGE = 50;
@@ -28,6 +28,9 @@ export const can = (grant) => me.grants.includes(grant);
 export function appHash(app, ...rest) {
   return `#/apps/${[app, ...rest].map(encodeURIComponent).join("/")}`;
 }
+
+// "1 delivery", "3 deliveries".
+export const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
 
 // A count made up to a cap: "10000+" when there were more.
 export const counted = (count) => `${count.count}${count.more ? "+" : ""}`;
@@ -80,15 +83,24 @@ export function live(app, refresh, busy) {
   return { refresh, stop };
 }
 
-// Runs an action from a button: disabled while it runs, its outcome said in the notice.
+// Runs an action from a button: disabled while it runs, its outcome said in the notice, and a
+// failure also said beside the button, where the eye is.
 export async function act(button, action, done) {
   button.disabled = true;
+  const place = button.closest("fieldset, .actions, form") || button.parentElement;
+  let beside = place.querySelector(":scope > .inline-error");
   try {
     const message = await action();
+    if (beside) beside.remove();
     if (message) notify(message);
     if (done) await done();
   } catch (error) {
     failed(error);
+    if (!beside) {
+      beside = h("p", { class: "inline-error", role: "alert" });
+      place.append(beside);
+    }
+    beside.textContent = describe(error);
   } finally {
     button.disabled = false;
   }

@@ -2,13 +2,15 @@
 // bulk replay would send, replay, and watch them leave the list as their replays succeed.
 import { appPath, get, post } from "./api.js";
 import {
-  act, appHash, appTrail, can, endpointsById, IN_FLIGHT, live, PAGE, pager, tabs,
+  act, appHash, appTrail, can, endpointsById, IN_FLIGHT, live, PAGE, pager, plural, tabs,
 } from "./common.js";
 import { deliveryColumns, filterForm } from "./deliveries.js";
 import { fill, h, table } from "./dom.js";
 
 // After a bulk replay the list is refreshed until it is empty, or for this long.
 const BULK_WATCH_MS = 120000;
+// How long "Every replay has ended." stays once it is said.
+const SAID_FOR_MS = 10000;
 
 // The filters of a bulk replay among those of the list.
 function replayBody(filters) {
@@ -58,7 +60,7 @@ export async function dead(screen, [appId], query) {
       watched.add(replayed.id);
       selected.delete(id);
     }
-    return `Replaying ${ids.length} selected.`;
+    return `Replaying ${plural(ids.length, "delivery", "deliveries")}.`;
   }, draw) });
   const buttons = can("replay") ? h("div", { class: "actions" },
     selectAll, replaySelected,
@@ -67,11 +69,14 @@ export async function dead(screen, [appId], query) {
       progress.textContent = `Dry run: ${tally.matched} still lost match these filters; ` +
         `${tally.replayable} can be sent (none was).`;
     }) }, "Count every match (dry run)"),
-    h("button", { type: "button", onclick: (e) => act(e.target, async () => {
-      const sent = await post(appPath(app.id, "/deliveries/replay"), replayBody(filters));
-      bulkUntil = Date.now() + BULK_WATCH_MS;
-      return `Replaying every match: ${sent.replayed} sent again.`;
-    }, draw) }, "Replay every match")) : null;
+    h("button", { type: "button", onclick: (e) => {
+      if (!confirm("Replay every dead delivery still lost that these filters match?")) return;
+      act(e.target, async () => {
+        const sent = await post(appPath(app.id, "/deliveries/replay"), replayBody(filters));
+        bulkUntil = Date.now() + BULK_WATCH_MS;
+        return `Replaying every match: ${plural(sent.replayed, "delivery", "deliveries")} sent again.`;
+      }, draw);
+    } }, "Replay every match")) : null;
   const showSelection = () => {
     const every = page.data.length > 0 && page.data.every((d) => selected.has(d.id));
     selectAll.textContent = every ? "Clear the selection" : "Select all on this page";
@@ -80,20 +85,32 @@ export async function dead(screen, [appId], query) {
     replaySelected.disabled = selected.size === 0;
   };
 
+  let endedAt = 0; // when the last replay watched here ended: said for a while, then not
   const draw = async () => {
-    page = await get(appPath(app.id, "/deliveries",
-      { ...filters, status: "dead", lost: "true", limit: PAGE, cursor: query.get("cursor") }));
+    // The replays first: one that ends after the list was read would leave its original shown.
     const replays = await Promise.all([...watched].map((id) =>
       get(appPath(app.id, `/deliveries/${encodeURIComponent(id)}`))));
     for (const replay of replays) if (!IN_FLIGHT.has(replay.status)) watched.delete(replay.id);
+    page = await get(appPath(app.id, "/deliveries",
+      { ...filters, status: "dead", lost: "true", limit: PAGE, cursor: query.get("cursor") }));
     const shown = new Set(page.data.map((d) => d.id));
     for (const id of [...selected]) if (!shown.has(id)) selected.delete(id);
     drawList();
     showSelection();
     if (page.data.length === 0) bulkUntil = 0;
     const waiting = watched.size > 0 || bulkUntil > 0;
-    const said = waiting ? `${page.data.length}${page.next_cursor ? "+" : ""} still lost; replays on their way…` :
-      progress.textContent.endsWith("on their way…") ? "Every replay has ended." : progress.textContent;
+    let said = progress.textContent;
+    if (waiting) {
+      said = `${plural(page.data.length, "delivery", "deliveries")}${page.next_cursor ? "+" : ""} ` +
+        "still lost; replays on their way…";
+      endedAt = 0;
+    } else if (said.endsWith("on their way…")) {
+      said = "Every replay has ended.";
+      endedAt = Date.now();
+    } else if (endedAt && Date.now() - endedAt > SAID_FOR_MS) {
+      said = "";
+      endedAt = 0;
+    }
     if (said !== progress.textContent) progress.textContent = said;
   };
   await draw();

@@ -14,7 +14,8 @@ export function deliveryColumns(app, endpoints, select) {
     ["Made", (d) => h("a", { href: appHash(app, "deliveries", d.id) }, when(d.created_at))],
     ["Event type", (d) => d.event_type],
     ["Endpoint", (d) => h("span", { class: "mono" }, (endpoints[d.endpoint_id] || {}).url || d.endpoint_id)],
-    ["Status", (d) => [status(d.status), d.recovered_by ? h("div", { class: "muted" }, "recovered") : null]],
+    ["Status", (d) => [status(d.status), d.replay_of ? h("span", { class: "tag" }, "replay") : null,
+      d.recovered_by ? h("div", { class: "muted" }, "recovered") : null]],
     ["Attempts", (d) => d.attempt_count, { numeric: true }],
     ["Last answer", (d) => d.last_error || (d.last_status_code ? String(d.last_status_code) : "—")],
   ].filter(Boolean);
@@ -83,13 +84,16 @@ export async function delivery(screen, [appId, deliveryId]) {
   const link = (label, ...rest) => h("a", { href: appHash(app.id, ...rest) }, label);
   const draw = async () => {
     found = await get(appPath(app.id, `/deliveries/${encodeURIComponent(deliveryId)}`));
-    const event = await get(appPath(app.id, `/events/${encodeURIComponent(found.event_id)}`));
+    const [event, to] = await Promise.all([
+      get(appPath(app.id, `/events/${encodeURIComponent(found.event_id)}`)),
+      get(appPath(app.id, `/endpoints/${encodeURIComponent(found.endpoint_id)}`)),
+    ]);
     fill(box,
       facts([
         ["Status", status(found.status)],
         ["Event", [event.type, " ", h("span", { class: "mono" }, event.id)]],
         event.job_id ? ["Job", link(event.job_id, "jobs", event.job_id)] : null,
-        ["Endpoint", h("span", { class: "mono" }, link(found.endpoint_id, "endpoints", found.endpoint_id))],
+        ["Endpoint", h("span", { class: "mono" }, link(to.url, "endpoints", found.endpoint_id))],
         ["Made", when(found.created_at)],
         ["Next attempt", when(found.next_attempt_at)],
         found.replay_of ? ["Replay of", link(found.replay_of, "deliveries", found.replay_of)] : null,
@@ -103,18 +107,23 @@ export async function delivery(screen, [appId, deliveryId]) {
         ["Answer", (a) => a.status_code ? String(a.status_code) : "—"],
         ["Error", (a) => a.error_kind ? [h("strong", {}, a.error_kind), " ", a.error_message || ""] : "—"],
         ["Response", (a) => [
-          Object.keys(a.response_headers || {}).length ? pretty(a.response_headers) : null,
-          a.response_body ? h("pre", {}, a.response_body) : null]],
+          Object.keys(a.response_headers || {}).length ?
+            [h("div", { class: "muted" }, "headers"), pretty(a.response_headers)] : null,
+          a.response_body ? [h("div", { class: "muted" }, "body"), h("pre", {}, a.response_body)] : null]],
       ], found.attempts, "No attempt yet."),
       h("h2", {}, "Event body"), pretty(event.data));
   };
   await draw();
   const replay = can("replay") ? h("div", { class: "actions" }, h("button", { type: "button",
-    class: "primary", onclick: (e) => act(e.target, async () => {
-      const replayed = await post(appPath(app.id, `/deliveries/${encodeURIComponent(found.id)}/replay`));
-      location.hash = appHash(app.id, "deliveries", replayed.id);
-      return "Replayed as a new delivery with the same webhook-id.";
-    }) }, "Replay")) : null;
+    class: "primary", onclick: (e) => {
+      const again = found.status === "succeeded" || found.recovered_by;
+      if (again && !confirm("It was delivered already. Send it again?")) return;
+      act(e.target, async () => {
+        const replayed = await post(appPath(app.id, `/deliveries/${encodeURIComponent(found.id)}/replay`));
+        location.hash = appHash(app.id, "deliveries", replayed.id);
+        return "Replayed as a new delivery with the same webhook-id.";
+      });
+    } }, "Replay")) : null;
   fill(screen, h("h1", {}, "Delivery"), tabs(app.id, "Deliveries"), replay, box);
   return live(app.id, draw, () => IN_FLIGHT.has(found.status));
 }

@@ -3,8 +3,8 @@
 // example, change it).
 import { appPath, get, patch, post } from "./api.js";
 import {
-  act, appHash, appTrail, can, counted, ENOUGH, jobSearch, live, moreThanShown, secretBox,
-  splitList, tabs,
+  act, appHash, appTrail, can, counted, ENOUGH, jobSearch, live, moreThanShown, plural,
+  secretBox, splitList, tabs,
 } from "./common.js";
 import { card, facts, fields, fill, h, status, table, when } from "./dom.js";
 
@@ -164,7 +164,8 @@ function enableForm(path, found, stats, done) {
       await patch(path, { status: "active" });
       if (!recover) return "Enabled.";
       const sent = await post(`${path}/recover`, { since });
-      return `Enabled, and ${sent.replayed} dead deliveries it missed are on their way again.`;
+      return `Enabled, and ${plural(sent.replayed, "dead delivery", "dead deliveries")} it missed ` +
+        `${sent.replayed === 1 ? "is" : "are"} on their way again.`;
     }, done);
   } },
   can("replay") ? h("label", { class: "inline" },
@@ -182,13 +183,17 @@ function recoverForm(path, done) {
       ["1h", "6h", "24h", "7d"].map((d) => h("option", { value: d }, `the last ${d}`)))),
     h("button", { type: "button", onclick: (e) => act(e.target, async () => {
       const tally = await post(`${path}/recover`, { since: fields(form).since, dry_run: true });
-      outcome.textContent = `${tally.matched} still lost in that window; ${tally.replayable} can be sent.`;
+      outcome.textContent = `${plural(tally.matched, "delivery", "deliveries")} still lost in ` +
+        `that window; ${tally.replayable} can be sent.`;
     }) }, "Count (dry run)"),
-    h("button", { type: "button", class: "primary", onclick: (e) => act(e.target, async () => {
-      const sent = await post(`${path}/recover`, { since: fields(form).since });
-      outcome.textContent = `${sent.replayed} sent again.`;
-      return `Recovering ${sent.replayed} deliveries.`;
-    }, done) }, "Recover"));
+    h("button", { type: "button", class: "primary", onclick: (e) => {
+      if (!confirm(`Re-send this endpoint's dead deliveries of the last ${fields(form).since}?`)) return;
+      act(e.target, async () => {
+        const sent = await post(`${path}/recover`, { since: fields(form).since });
+        outcome.textContent = `${plural(sent.replayed, "delivery", "deliveries")} sent again.`;
+        return `Recovering ${plural(sent.replayed, "delivery", "deliveries")}.`;
+      }, done);
+    } }, "Recover"));
   return h("fieldset", {}, h("legend", {}, "Recover what it missed"),
     h("p", { class: "muted" }, "Re-sends this endpoint's dead deliveries that no replay has recovered yet, with their original webhook-id."),
     form, outcome);

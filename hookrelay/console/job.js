@@ -1,5 +1,5 @@
 // A job: its state folded from its events, and the timeline of its events and deliveries.
-import { appPath, get } from "./api.js";
+import { ApiError, appPath, get } from "./api.js";
 import { appHash, appTrail, ENOUGH, IN_FLIGHT, live, moreThanShown, tabs } from "./common.js";
 import { facts, fill, h, pretty, status, when } from "./dom.js";
 
@@ -10,11 +10,19 @@ export async function job(screen, [appId, jobId]) {
   let sent = { data: [] };
   const draw = async () => {
     const [state, events, deliveries] = await Promise.all([
-      get(appPath(app.id, `/jobs/${encodeURIComponent(jobId)}`)),
+      get(appPath(app.id, `/jobs/${encodeURIComponent(jobId)}`)).catch((error) => {
+        if (error instanceof ApiError && error.status === 404) return null;
+        throw error;
+      }),
       get(appPath(app.id, "/events", { job_id: jobId, limit: ENOUGH })),
       get(appPath(app.id, "/deliveries", { job_id: jobId, limit: ENOUGH })),
     ]);
     sent = deliveries;
+    if (state === null) {
+      fill(box, h("p", {}, `No event of the job ${jobId} has been recorded yet. `,
+        "This page shows it as soon as one is."));
+      return;
+    }
     const moments = [
       ...events.data.map((e) => ({ at: e.created_at, what: [h("strong", {}, e.type), " recorded ",
         h("span", { class: "mono" }, e.id)] })),

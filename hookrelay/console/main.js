@@ -60,8 +60,9 @@ async function start() {
       `The server cannot be reached: ${error.message}`);
   }
   setCaller(me);
+  const kind = me.kind === "portal_session" ? "portal session" : "app key";
   who.textContent = me.kind === "admin" ? "admin" :
-    `${me.kind === "portal_session" ? "portal session" : "app key"} for ${me.app_id}`;
+    `${kind} for ${(await get(`/v1/apps/${encodeURIComponent(me.app_id)}`).catch(() => ({}))).name || me.app_id}`;
   signOutButton.hidden = false;
   if (!following) window.addEventListener("hashchange", route);
   following = true;

@@ -33,8 +33,12 @@ export function failed(error) {
     window.dispatchEvent(new Event("hookrelay:signed-out"));
     return;
   }
-  notify(error instanceof ApiError ? `${error.status}: ${error.message}${detailsOf(error)}` :
-    String(error), true);
+  notify(describe(error), true);
+}
+
+// What went wrong, in words: the API's message and what it named (fields, missing grants).
+export function describe(error) {
+  return error instanceof ApiError ? `${error.message}${detailsOf(error)}` : error.message || String(error);
 }
 
 // What a refusal says beyond its message: the fields a 422 names, what a 403 lacks.

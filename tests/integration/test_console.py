@@ -20,6 +20,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import WebDriverWait
 
 from hookrelay.settings import Settings
 from tests.conftest import ADMIN_TOKEN
@@ -60,6 +61,15 @@ async def click(driver: webdriver.Chrome, css: str, text: str | None = None) -> 
         found[0].click()
 
     await asyncio.to_thread(find_and_click)
+
+
+async def confirm(driver: webdriver.Chrome) -> None:
+    """Say yes to the confirmation the last action asked for."""
+
+    def accept() -> None:
+        WebDriverWait(driver, 5).until(lambda d: d.switch_to.alert).accept()
+
+    await asyncio.to_thread(accept)
 
 
 def texts(driver: webdriver.Chrome, css: str) -> list[str]:
@@ -128,6 +138,7 @@ async def test_an_operator_finds_dry_runs_and_replays_dead_letters_from_the_cons
     # The receiver is fixed; replay every match and watch them leave the list.
     app["fault"].fixed = True
     await click(browser, "button", "Replay every match")
+    await confirm(browser)
     await wait_for(browser, "main p", "No dead letters")
     await receiver.wait_for(before + 3, "/hooks")
     replayed = receiver.at("/hooks")[before:]
@@ -251,6 +262,7 @@ async def test_every_action_of_the_console_is_reached_by_keyboard(
         ActionChains(browser).send_keys(Keys.ENTER).perform()
 
     await asyncio.to_thread(press)
+    await confirm(browser)
     await wait_for(browser, "main p", "No dead letters")
 
 
@@ -370,3 +382,19 @@ async def test_a_portal_link_opened_in_a_signed_in_tab_signs_in_with_it(
     await wait_for(browser, "#who", "portal session")
     assert "token=" not in browser.current_url
     await wait_for(browser, "h1", "Linked")
+
+
+async def test_replays_of_selected_dead_letters_are_watched_until_they_end(
+    api: Client, browser: webdriver.Chrome, receiver: Receiver
+) -> None:
+    app = await failing_app(api, receiver, 2)
+    app["fault"].fixed = True
+    await sign_in_as_admin(api, browser)
+    await go(browser, str(api.make_url(f"/console#/apps/{app['id']}/dead")))
+    await wait_for(browser, "caption", "Dead deliveries still lost")
+    for box in browser.find_elements(By.CSS_SELECTOR, "tbody input[type=checkbox]"):
+        await asyncio.to_thread(box.click)
+    await click(browser, "button", "Replay selected (2)")
+    await wait_for(browser, "#notice", "Replaying 2 deliveries.")
+    await wait_for(browser, "main p", "No dead letters")
+    await wait_for(browser, "#replay-progress", "Every replay has ended.")
