@@ -65,20 +65,26 @@ DELETE FROM endpoints WHERE app_id = $1 AND id = $2 RETURNING id;
 -- endpoint_stats --
 -- An endpoint's health for its console: attempts in the last hour and day ($2, $3: the
 -- attempt ids those times begin at) and how many succeeded, of deliveries made since $4 (the
--- oldest a delivery attempted in the last day can be, retries included), the attempts counted
--- up to $6; the oldest delivery still waiting to be sent, and how many wait and how many are
--- lost (still lost: as the partial indexes of migration 0007 hold them), each counted up to $5.
-WITH recent AS MATERIALIZED (
-    SELECT a.id, a.error_kind IS NULL AS ok
+-- oldest a delivery attempted in the last day can be, retries included), each window's
+-- attempts counted up to $6 (past it, the rate is of those counted); the oldest delivery
+-- still waiting to be sent, and how many wait and how many are lost (still lost: as the
+-- partial indexes of migration 0007 hold them), each counted up to $5.
+WITH last_hour AS MATERIALIZED (
+    SELECT a.error_kind IS NULL AS ok
+    FROM deliveries AS d JOIN attempts AS a ON a.delivery_id = d.id
+    WHERE d.endpoint_id = $1 AND d.id >= $4 AND a.delivery_id >= $4 AND a.id >= $2
+    LIMIT $6
+), last_day AS MATERIALIZED (
+    SELECT a.error_kind IS NULL AS ok
     FROM deliveries AS d JOIN attempts AS a ON a.delivery_id = d.id
     WHERE d.endpoint_id = $1 AND d.id >= $4 AND a.delivery_id >= $4 AND a.id >= $3
     LIMIT $6
 )
 SELECT (SELECT failing_since FROM endpoints WHERE id = $1) AS failing_since,
-       (SELECT count(*) FROM recent WHERE id >= $2) AS hour_attempts,
-       (SELECT count(*) FROM recent WHERE id >= $2 AND ok) AS hour_succeeded,
-       (SELECT count(*) FROM recent) AS day_attempts,
-       (SELECT count(*) FROM recent WHERE ok) AS day_succeeded,
+       (SELECT count(*) FROM last_hour) AS hour_attempts,
+       (SELECT count(*) FROM last_hour WHERE ok) AS hour_succeeded,
+       (SELECT count(*) FROM last_day) AS day_attempts,
+       (SELECT count(*) FROM last_day WHERE ok) AS day_succeeded,
        least((SELECT min(id) FROM deliveries WHERE endpoint_id = $1 AND status = 'pending'
                 AND id >= kept_since('dlv_')),
              (SELECT min(id) FROM deliveries WHERE endpoint_id = $1 AND status = 'retrying'

@@ -97,14 +97,12 @@ async def endpoint_stats(request: web.Request) -> web.Response:
         endpoint.id, datetime.now(UTC), retry_span_s, COUNT_CAP, ATTEMPTS_COUNT_CAP
     )
     oldest = found["oldest_waiting"]
-    past_cap = found["day_attempts"] > ATTEMPTS_COUNT_CAP
     return json_response(
         {
             "endpoint_id": endpoint.id,
             "failing_since": found["failing_since"],
-            # Past the cap the hour's attempts were counted among the day's first ones: more too.
-            "last_hour": _rate(found["hour_attempts"], found["hour_succeeded"], past_cap),
-            "last_day": _rate(found["day_attempts"], found["day_succeeded"], past_cap),
+            "last_hour": _rate(found["hour_attempts"], found["hour_succeeded"]),
+            "last_day": _rate(found["day_attempts"], found["day_succeeded"]),
             "waiting": {
                 **capped(found["waiting"]),
                 "oldest_id": oldest,
@@ -115,12 +113,13 @@ async def endpoint_stats(request: web.Request) -> web.Response:
     )
 
 
-def _rate(attempts: int, succeeded: int, past_cap: bool) -> dict[str, Any]:
-    """A window's attempts, counted up to ATTEMPTS_COUNT_CAP (then of those counted)."""
+def _rate(attempts: int, succeeded: int) -> dict[str, Any]:
+    """A window's attempts, counted up to ATTEMPTS_COUNT_CAP (and one more: then the rate is
+    of those counted)."""
     counted = min(attempts, ATTEMPTS_COUNT_CAP)
     return {
         "attempts": counted,
-        "more": past_cap,
+        "more": attempts > ATTEMPTS_COUNT_CAP,
         "succeeded": min(succeeded, counted),
         "success_rate": None if counted == 0 else round(min(succeeded, counted) / counted, 4),
     }
