@@ -136,3 +136,16 @@ async def wait_for_delivery_status(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"deliveries did not become {status}: {body['deliveries']}")
         await asyncio.sleep(0.02)
+
+
+async def open_session(
+    api: TestClient,  # type: ignore[type-arg]
+    app_id: str,
+    **body: Any,
+) -> dict[str, Any]:
+    """A portal session on the app, opened by the admin (its answer: url, token, ...)."""
+    answer = await api.post(f"/v1/apps/{app_id}/portal-sessions", json=body, headers=ADMIN)
+    assert answer.status == 201, await answer.text()
+    assert answer.headers["Cache-Control"] == "no-store"
+    made: dict[str, Any] = await answer.json()
+    return made

@@ -29,6 +29,7 @@ from tests.integration.api_calls import (
     add_endpoint,
     bearer,
     create_app_with_key,
+    open_session,
     send_event,
     wait_for_delivery_status,
 )
@@ -168,10 +169,7 @@ async def test_a_view_only_portal_session_sees_no_secret_and_cannot_replay(
 ) -> None:
     app = await failing_app(api, receiver, 1)
     other = await create_app_with_key(api, "Someone else")
-    opened = await api.post(
-        f"/v1/apps/{app['id']}/portal-sessions", json={"capabilities": []}, headers=ADMIN
-    )
-    session = await opened.json()
+    session = await open_session(api, app["id"], capabilities=[])
     await go(browser, session["url"])
     await wait_for(browser, "#who", "portal session")
     assert "token=" not in browser.current_url  # taken out of the address bar
@@ -354,8 +352,7 @@ async def test_a_session_ended_under_the_console_signs_it_out_and_stops_asking(
     api: Client, browser: webdriver.Chrome
 ) -> None:
     app = await create_app_with_key(api, "Ending")
-    opened = await api.post(f"/v1/apps/{app['id']}/portal-sessions", json={}, headers=ADMIN)
-    session = await opened.json()
+    session = await open_session(api, app["id"])
     await go(browser, session["url"])
     await wait_for(browser, "h1", "Ending")
     browser.execute_script(COUNT_LONG_POLLS)
@@ -375,8 +372,7 @@ async def test_a_portal_link_opened_in_a_signed_in_tab_signs_in_with_it(
     api: Client, browser: webdriver.Chrome
 ) -> None:
     app = await create_app_with_key(api, "Linked")
-    opened = await api.post(f"/v1/apps/{app['id']}/portal-sessions", json={}, headers=ADMIN)
-    session = await opened.json()
+    session = await open_session(api, app["id"])
     await sign_in_as_admin(api, browser)
     await go(browser, session["url"])
     await wait_for(browser, "#who", "portal session")

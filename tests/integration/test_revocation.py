@@ -13,7 +13,13 @@ from hookrelay.api.app import create_app
 from hookrelay.api.state import AUTH
 from hookrelay.broker.keys import Keys, listener_name
 from hookrelay.settings import Settings
-from tests.integration.api_calls import ADMIN, bearer, create_app_with_key, wait_until
+from tests.integration.api_calls import (
+    ADMIN,
+    bearer,
+    create_app_with_key,
+    open_session,
+    wait_until,
+)
 from tests.integration.served import ServedAsInProduction
 
 Client = TestClient  # type: ignore[type-arg]
@@ -111,8 +117,7 @@ async def test_portal_sessions_ended_through_one_api_process_are_refused_by_the_
 ) -> None:
     one, two = two_apis
     app = await create_app_with_key(one)
-    opened = await one.post(f"/v1/apps/{app['id']}/portal-sessions", json={}, headers=ADMIN)
-    token = (await opened.json())["token"]
+    token = (await open_session(one, app["id"]))["token"]
     assert await status_with(two, token, app["id"]) == 200  # now in two's cache
     ended = await one.delete(f"/v1/apps/{app['id']}/portal-sessions", headers=ADMIN)
     assert ended.status == 200
@@ -125,8 +130,7 @@ async def test_the_portal_session_of_an_app_deleted_through_one_process_is_refus
 ) -> None:
     one, two = two_apis
     app = await create_app_with_key(one)
-    opened = await one.post(f"/v1/apps/{app['id']}/portal-sessions", json={}, headers=ADMIN)
-    token = (await opened.json())["token"]
+    token = (await open_session(one, app["id"]))["token"]
     assert await status_with(two, token, app["id"]) == 200
     assert (await one.delete(f"/v1/apps/{app['id']}", headers=ADMIN)).status == 204
     await refused_within_a_second(two, token, app["id"])

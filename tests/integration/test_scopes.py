@@ -14,7 +14,7 @@ from hookrelay.api.contract import Auth, Route
 from hookrelay.api.routes import ROUTES
 from hookrelay.api.state import STORAGE
 from hookrelay.settings import Settings
-from tests.integration.api_calls import ADMIN, bearer, create_app_with_key
+from tests.integration.api_calls import ADMIN, bearer, create_app_with_key, open_session
 from tests.integration.test_route_table import PLACEHOLDERS
 
 Client = TestClient  # type: ignore[type-arg]
@@ -182,14 +182,6 @@ async def test_a_manage_key_cannot_make_itself_a_key_that_sends(api: Client) -> 
 
 
 # Portal sessions
-
-
-async def open_session(api: Client, app_id: str, **body: Any) -> dict[str, Any]:
-    answer = await api.post(f"/v1/apps/{app_id}/portal-sessions", json=body, headers=ADMIN)
-    assert answer.status == 201
-    assert answer.headers["Cache-Control"] == "no-store"
-    made: dict[str, Any] = await answer.json()
-    return made
 
 
 async def test_a_sessions_link_carries_its_token_in_the_fragment_only(api: Client) -> None:
