@@ -85,25 +85,29 @@ export function live(app, refresh, busy) {
 
 // Runs an action from a button: disabled while it runs, its outcome said in the notice, and a
 // failure also said beside the button, where the eye is.
+// (The notice announces it; the words beside the button are for the eye.) A redraw after a
+// success that fails is said as a failed refresh, not as a failed action.
 export async function act(button, action, done) {
   button.disabled = true;
   const place = button.closest("fieldset, .actions, form") || button.parentElement;
   let beside = place.querySelector(":scope > .inline-error");
+  let succeeded = false;
   try {
     const message = await action();
+    succeeded = true;
     if (beside) beside.remove();
     if (message) notify(message);
-    if (done) await done();
   } catch (error) {
     failed(error);
     if (!beside) {
-      beside = h("p", { class: "inline-error", role: "alert" });
+      beside = h("p", { class: "inline-error" });
       place.append(beside);
     }
     beside.textContent = describe(error);
   } finally {
     button.disabled = false;
   }
+  if (succeeded && done) await done().catch(failed);
 }
 
 // --- What every screen of an app shows -----------------------------------------------------

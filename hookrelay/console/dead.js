@@ -1,6 +1,6 @@
 // Dead letters: the dead deliveries no replay has recovered. Select some or all, count what a
 // bulk replay would send, replay, and watch them leave the list as their replays succeed.
-import { appPath, get, post } from "./api.js";
+import { ApiError, appPath, get, post } from "./api.js";
 import {
   act, appHash, appTrail, can, endpointsById, IN_FLIGHT, live, PAGE, pager, plural, tabs,
 } from "./common.js";
@@ -37,14 +37,20 @@ export async function dead(screen, [appId], query) {
   const selectColumn = can("replay") ? [
     h("span", { class: "visually-hidden" }, "Select"),
     (d) => h("input", { type: "checkbox", "aria-label": `Select the delivery made ${d.created_at}`,
-      checked: selected.has(d.id), onchange: (event) => {
+      "data-id": d.id, checked: selected.has(d.id), onchange: (event) => {
         if (event.target.checked) selected.add(d.id); else selected.delete(d.id);
         showSelection();
       } }),
   ] : null;
-  const drawList = () => fill(list, table("Dead deliveries still lost, newest first",
-    deliveryColumns(app.id, endpoints, selectColumn), page.data,
-    "No dead letters: every dead delivery was recovered."), pager(page, hash, filters));
+  // Redrawn on news: the checkbox that had the focus gets it back, if its row is still there.
+  const drawList = () => {
+    const focused = list.contains(document.activeElement) ? document.activeElement.dataset.id : null;
+    fill(list, table("Dead deliveries still lost, newest first",
+      deliveryColumns(app.id, endpoints, selectColumn), page.data,
+      "No dead letters: every dead delivery was recovered."), pager(page, hash, filters));
+    const again = focused && list.querySelector(`input[data-id="${CSS.escape(focused)}"]`);
+    if (again) again.focus();
+  };
 
   // The buttons are made once, so that a refresh never takes one away while it is used.
   const selectAll = h("button", { type: "button", "aria-pressed": "false", onclick: () => {
@@ -53,15 +59,19 @@ export async function dead(screen, [appId], query) {
     drawList();
     showSelection();
   } }, "Select all on this page");
-  const replaySelected = h("button", { type: "button", class: "primary", onclick: (e) => act(e.target, async () => {
-    const ids = [...selected];
-    for (const id of ids) {
-      const replayed = await post(appPath(app.id, `/deliveries/${encodeURIComponent(id)}/replay`));
-      watched.add(replayed.id);
-      selected.delete(id);
-    }
-    return `Replaying ${plural(ids.length, "delivery", "deliveries")}.`;
-  }, draw) });
+  const replaySelected = h("button", { type: "button", class: "primary", onclick: (e) => {
+    if (!confirm(`Replay the ${plural(selected.size, "selected delivery", "selected deliveries")}?`)) return;
+    act(e.target, async () => {
+      const ids = [...selected];
+      for (const id of ids) {
+        const replayed = await post(appPath(app.id, `/deliveries/${encodeURIComponent(id)}/replay`));
+        watched.add(replayed.id);
+        selected.delete(id);
+      }
+      progress.textContent = `${plural(ids.length, "replay", "replays")} on their way…`;
+      return `Replaying ${plural(ids.length, "delivery", "deliveries")}.`;
+    }, draw);
+  } });
   const buttons = can("replay") ? h("div", { class: "actions" },
     selectAll, replaySelected,
     h("button", { type: "button", onclick: (e) => act(e.target, async () => {
@@ -74,6 +84,7 @@ export async function dead(screen, [appId], query) {
       act(e.target, async () => {
         const sent = await post(appPath(app.id, "/deliveries/replay"), replayBody(filters));
         bulkUntil = Date.now() + BULK_WATCH_MS;
+        progress.textContent = `${plural(sent.replayed, "replay", "replays")} on their way…`;
         return `Replaying every match: ${plural(sent.replayed, "delivery", "deliveries")} sent again.`;
       }, draw);
     } }, "Replay every match")) : null;
@@ -85,11 +96,15 @@ export async function dead(screen, [appId], query) {
     replaySelected.disabled = selected.size === 0;
   };
 
-  let endedAt = 0; // when the last replay watched here ended: said for a while, then not
+  let unsay = null; // clears "Every replay has ended." after a while
   const draw = async () => {
     // The replays first: one that ends after the list was read would leave its original shown.
+    // A replay gone (its endpoint deleted, with its deliveries) has ended too.
     const replays = await Promise.all([...watched].map((id) =>
-      get(appPath(app.id, `/deliveries/${encodeURIComponent(id)}`))));
+      get(appPath(app.id, `/deliveries/${encodeURIComponent(id)}`)).catch((error) => {
+        if (error instanceof ApiError && error.status === 404) return { id, status: "gone" };
+        throw error;
+      })));
     for (const replay of replays) if (!IN_FLIGHT.has(replay.status)) watched.delete(replay.id);
     page = await get(appPath(app.id, "/deliveries",
       { ...filters, status: "dead", lost: "true", limit: PAGE, cursor: query.get("cursor") }));
@@ -98,18 +113,17 @@ export async function dead(screen, [appId], query) {
     drawList();
     showSelection();
     if (page.data.length === 0) bulkUntil = 0;
-    const waiting = watched.size > 0 || bulkUntil > 0;
+    const waiting = watched.size > 0 || Date.now() < bulkUntil;
     let said = progress.textContent;
     if (waiting) {
       said = `${plural(page.data.length, "delivery", "deliveries")}${page.next_cursor ? "+" : ""} ` +
         "still lost; replays on their way…";
-      endedAt = 0;
     } else if (said.endsWith("on their way…")) {
       said = "Every replay has ended.";
-      endedAt = Date.now();
-    } else if (endedAt && Date.now() - endedAt > SAID_FOR_MS) {
-      said = "";
-      endedAt = 0;
+      clearTimeout(unsay);
+      unsay = setTimeout(() => {
+        if (progress.textContent === said) progress.textContent = "";
+      }, SAID_FOR_MS);
     }
     if (said !== progress.textContent) progress.textContent = said;
   };
@@ -118,5 +132,6 @@ export async function dead(screen, [appId], query) {
     h("p", { class: "muted" }, "Dead deliveries that no replay has recovered. A replay is a new " +
       "delivery with the original's webhook-id; once it succeeds the original leaves this list."),
     filterForm(hash, query, endpoints, false), buttons, progress, list);
-  return live(app.id, draw, () => watched.size > 0 || Date.now() < bulkUntil);
+  const following = live(app.id, draw, () => watched.size > 0 || Date.now() < bulkUntil);
+  return { refresh: draw, stop() { following.stop(); clearTimeout(unsay); } };
 }

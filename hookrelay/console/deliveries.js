@@ -1,5 +1,5 @@
 // Deliveries: filtered and paged, newest first; one delivery with its event and every attempt.
-import { appPath, get, post } from "./api.js";
+import { ApiError, appPath, get, post } from "./api.js";
 import {
   act, appHash, appTrail, can, endpointsById, IN_FLIGHT, live, PAGE, pager, tabs,
 } from "./common.js";
@@ -82,18 +82,26 @@ export async function delivery(screen, [appId, deliveryId]) {
   const box = h("div");
   let found = null;
   const link = (label, ...rest) => h("a", { href: appHash(app.id, ...rest) }, label);
+  // What a delivery belongs to never changes: read once. Either may be gone (an endpoint
+  // deleted meanwhile) or out of the caller's reach; the delivery is shown all the same.
+  const optional = (path) => get(path).catch((error) => {
+    if (error instanceof ApiError && (error.status === 404 || error.status === 403)) return null;
+    throw error;
+  });
+  found = await get(appPath(app.id, `/deliveries/${encodeURIComponent(deliveryId)}`));
+  const [event, to] = await Promise.all([
+    can("read_events") ? optional(appPath(app.id, `/events/${encodeURIComponent(found.event_id)}`)) : null,
+    optional(appPath(app.id, `/endpoints/${encodeURIComponent(found.endpoint_id)}`)),
+  ]);
   const draw = async () => {
     found = await get(appPath(app.id, `/deliveries/${encodeURIComponent(deliveryId)}`));
-    const [event, to] = await Promise.all([
-      get(appPath(app.id, `/events/${encodeURIComponent(found.event_id)}`)),
-      get(appPath(app.id, `/endpoints/${encodeURIComponent(found.endpoint_id)}`)),
-    ]);
     fill(box,
       facts([
         ["Status", status(found.status)],
-        ["Event", [event.type, " ", h("span", { class: "mono" }, event.id)]],
-        event.job_id ? ["Job", link(event.job_id, "jobs", event.job_id)] : null,
-        ["Endpoint", h("span", { class: "mono" }, link(to.url, "endpoints", found.endpoint_id))],
+        ["Event", [found.event_type || "", " ", h("span", { class: "mono" }, found.event_id)]],
+        event && event.job_id ? ["Job", link(event.job_id, "jobs", event.job_id)] : null,
+        ["Endpoint", h("span", { class: "mono" },
+          link(to ? to.url : found.endpoint_id, "endpoints", found.endpoint_id))],
         ["Made", when(found.created_at)],
         ["Next attempt", when(found.next_attempt_at)],
         found.replay_of ? ["Replay of", link(found.replay_of, "deliveries", found.replay_of)] : null,
@@ -111,7 +119,7 @@ export async function delivery(screen, [appId, deliveryId]) {
             [h("div", { class: "muted" }, "headers"), pretty(a.response_headers)] : null,
           a.response_body ? [h("div", { class: "muted" }, "body"), h("pre", {}, a.response_body)] : null]],
       ], found.attempts, "No attempt yet."),
-      h("h2", {}, "Event body"), pretty(event.data));
+      event ? [h("h2", {}, "Event body"), pretty(event.data)] : null);
   };
   await draw();
   const replay = can("replay") ? h("div", { class: "actions" }, h("button", { type: "button",

@@ -76,10 +76,13 @@ export async function endpoint(screen, [appId, endpointId]) {
   const enabling = h("div");
   const secretArea = h("div", { "aria-live": "polite" });
   let controlsFor = null; // the status the controls were drawn for: redrawn only when it changes
+  const heading = h("h1", { class: "mono" }, found.url);
   const draw = async () => {
     const stats = await get(`${path}/stats`);
     found = await get(path);
+    if (heading.textContent !== found.url) heading.textContent = found.url;
     fill(about, facts([
+      ["URL", h("span", { class: "mono" }, found.url)],
       ["Status", [status(found.status), found.disabled_reason ? ` — ${found.disabled_reason}` : ""]],
       ["Failing since", when(stats.failing_since)],
       ["Event types", (found.event_types || ["every type"]).join(", ")],
@@ -142,7 +145,7 @@ export async function endpoint(screen, [appId, endpointId]) {
       enableForm(path, found, stats, draw) : null);
   };
   await draw();
-  fill(screen, h("h1", { class: "mono" }, found.url), tabs(app.id, "Endpoints"),
+  fill(screen, heading, tabs(app.id, "Endpoints"),
     controls, enabling, secretArea, h("h2", {}, "Health"), health, h("h2", {}, "Settings"), about,
     can("replay") ? recoverForm(path, draw) : null,
     can("send_test") ? exampleForm(app.id, path) : null,

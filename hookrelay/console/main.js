@@ -2,7 +2,7 @@
 // the view live, and says what happened in one announced place.
 import { ApiError, get, signIn, signOut, takeTokenFromFragment, token } from "./api.js";
 import { fields, fill, h } from "./dom.js";
-import { clearStaleNotice, setTrail } from "./ui.js";
+import { clearStaleNotice, setTrail, showTrail } from "./ui.js";
 import { apps } from "./apps.js";
 import { caller, setCaller } from "./common.js";
 import { dead } from "./dead.js";
@@ -29,6 +29,7 @@ const ROUTES = [
 
 function signInView(problem) {
   setTrail([["Sign in"]]);
+  showTrail();
   const form = h("form", { class: "stacked", id: "sign-in", onsubmit: (event) => {
     event.preventDefault();
     signIn(fields(event.target).token);
@@ -81,6 +82,7 @@ signOutButton.addEventListener("click", () => {
 let navigation = 0;
 
 function stopCurrent() {
+  navigation += 1; // whatever is still loading is overtaken
   if (current && current.stop) current.stop();
   current = null;
 }
@@ -91,8 +93,8 @@ async function route() {
     stopCurrent();
     return start();
   }
-  const ticket = ++navigation;
   stopCurrent();
+  const ticket = navigation;
   clearStaleNotice();
   const hash = location.hash.slice(1) || "/";
   const [path, query] = hash.split("?");
@@ -115,6 +117,7 @@ async function route() {
       }
       current = shown;
       fill(main, screen);
+      showTrail();
     } catch (error) {
       if (ticket === navigation) showFailure(error);
       return;
@@ -129,6 +132,7 @@ window.addEventListener("hookrelay:signed-out", () => showFailure(new ApiError(4
 
 function showFailure(error) {
   if (error instanceof ApiError && error.status === 401) {
+    if (!token()) return; // signed out already: the form may hold what someone is typing
     stopCurrent();
     signOut();
     signInView("Your session has ended. Sign in again.");

@@ -21,7 +21,16 @@ export function clearStaleNotice() {
   if (Date.now() - noticeAt > NOTICE_KEPT_MS) notify("");
 }
 
+// A screen names where it is while it loads; the trail and the title show it only once that
+// screen is the one shown (showTrail), so an overtaken screen never names itself.
+let pending = [];
+
 export function setTrail(steps) {
+  pending = steps;
+}
+
+export function showTrail() {
+  const steps = pending;
   trail.replaceChildren(...steps.map(([label, href]) =>
     h("li", {}, href ? h("a", { href }, label) : h("span", { "aria-current": "page" }, label))));
   document.title = `${steps.map(([label]) => label).reverse().join(" · ")} · hookrelay console`;
@@ -41,12 +50,12 @@ export function describe(error) {
   return error instanceof ApiError ? `${error.message}${detailsOf(error)}` : error.message || String(error);
 }
 
-// What a refusal says beyond its message: the fields a 422 names, what a 403 lacks.
+// What a refusal says beyond its message: the fields a 422 names (a 403's message already
+// says what the credential lacks).
 function detailsOf(error) {
   const details = error.details;
   if (Array.isArray(details)) {
     return " (" + details.map((d) => `${d.path}: ${d.message}`).join("; ") + ")";
   }
-  if (details && Array.isArray(details.missing)) return ` (lacks ${details.missing.join(", ")})`;
   return "";
 }

@@ -391,6 +391,7 @@ async def test_replays_of_selected_dead_letters_are_watched_until_they_end(
     for box in browser.find_elements(By.CSS_SELECTOR, "tbody input[type=checkbox]"):
         await asyncio.to_thread(box.click)
     await click(browser, "button", "Replay selected (2)")
+    await confirm(browser)
     await wait_for(browser, "#notice", "Replaying 2 deliveries.")
     await wait_for(browser, "main p", "No dead letters")
     await wait_for(browser, "#replay-progress", "Every replay has ended.")
