@@ -28,6 +28,8 @@ def chromium() -> Iterator[webdriver.Chrome]:
     profile = tempfile.mkdtemp(prefix="hookrelay-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    # The page's own errors (an exception a script did not catch) are read back by the tests.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     for flag in (
         "--headless=new",
         "--no-sandbox",  # the tests may run as root
@@ -78,3 +80,13 @@ async def wait_for(driver: webdriver.Chrome, css: str, contains: str = "") -> No
         WebDriverWait(driver, BROWSER_WAIT_S).until(shown, f"{css} never showed {contains!r}")
 
     await asyncio.to_thread(wait)
+
+
+def script_errors(driver: webdriver.Chrome) -> list[str]:
+    """The errors the page's scripts raised and nobody caught, since last asked. A failed
+    request the page handled (a 401, a 404) is the browser's note, not a script's error."""
+    return [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if entry["level"] == "SEVERE" and "Failed to load resource" not in entry["message"]
+    ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,26 @@ from tests.integration.api_calls import (
     send_event,
     wait_for_delivery_status,
 )
-from tests.integration.browser import wait_for
+from tests.integration.browser import script_errors, wait_for
 from tests.receiver import Fault, Receiver
 
 Client = TestClient  # type: ignore[type-arg]
-pytestmark = pytest.mark.usefixtures("worker")
+pytestmark = pytest.mark.usefixtures("worker", "no_script_errors")
+
+
+# How the browser words a script's own mistakes, should one reach the notice.
+BUG_SIGNS = ("is not defined", "is not a function", "Cannot read properties", "undefined")
+
+
+@pytest.fixture
+def no_script_errors(browser: webdriver.Chrome) -> Iterator[None]:
+    """Every test of the console fails if a script of the page raised an error it did not
+    catch, or one that the page caught and showed (a bug said in the notice), whatever the
+    test itself looked at."""
+    yield
+    assert script_errors(browser) == []
+    shown = browser.execute_script("return document.getElementById('notice')?.textContent ?? ''")
+    assert not any(sign in shown for sign in BUG_SIGNS), shown
 
 
 @pytest.fixture
