@@ -13,7 +13,7 @@ from hookrelay.api.errors import answer_of, error_body, http_code
 from hookrelay.api.http import bearer_token, json_response
 from hookrelay.api.state import APP_ID, AUTH, PRINCIPAL, ROUTE_NEEDS
 from hookrelay.errors import Forbidden, HookrelayError, NotFound, Throttled, Unauthorized
-from hookrelay.services.access import Grant, missing
+from hookrelay.services.access import Grant, missing, what_gives
 from hookrelay.services.auth import Principal
 
 log = structlog.get_logger(__name__)
@@ -86,7 +86,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         lacking = missing(needs, principal.grants)
         if lacking:
             raise Forbidden(
-                "this credential may not do this: it lacks " + ", ".join(lacking),
+                "this credential may not do this: it lacks "
+                + what_gives(lacking, principal.portal_session),
                 details={"missing": list(lacking)},
             )
     return await handler(request)

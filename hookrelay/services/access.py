@@ -88,3 +88,14 @@ def in_order(scopes: Iterable[str]) -> list[str]:
 def missing(needs: Iterable[Grant], held: frozenset[Grant]) -> list[Grant]:
     """What of `needs` a caller holding `held` lacks, in the order asked."""
     return [grant for grant in needs if grant not in held]
+
+
+def what_gives(lacking: Iterable[Grant], portal_session: bool) -> str:
+    """The lacking grants, in the words the credential was made with: the capabilities that
+    would give them to a portal session, the scopes that would give them to a key."""
+    names = CAPABILITIES if portal_session else SCOPES
+    givers = [str(name) for name, grants in names.items() if grants & set(lacking)]
+    kind = "capability" if portal_session else "scope"
+    if not givers:  # nothing a session can be given (a key of the app may): say the grants
+        return ", ".join(lacking)
+    return f"{', '.join(lacking)} (given by the {kind} {' or '.join(givers)})"

@@ -21,6 +21,7 @@ from hookrelay.services.access import (
     grants_of_scopes,
     in_order,
     missing,
+    what_gives,
     with_view,
 )
 from hookrelay.services.auth import (
@@ -143,6 +144,7 @@ def _hand_on(principal: Principal, grants: frozenset[Grant], doing: str) -> None
     lacking = missing(sorted(grants), principal.grants)
     if lacking:
         raise Forbidden(
-            f"this credential may not {doing}: it lacks " + ", ".join(lacking),
+            f"this credential may not {doing}: it lacks "
+            + what_gives(lacking, principal.portal_session),
             details={"missing": list(lacking)},
         )

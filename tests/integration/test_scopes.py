@@ -157,7 +157,8 @@ async def test_a_refusal_names_what_the_credential_lacks(api: Client) -> None:
     assert refused.status == 403
     assert (await refused.json())["error"] == {
         "code": "forbidden",
-        "message": "this credential may not do this: it lacks send_events",
+        "message": "this credential may not do this: it lacks send_events"
+        " (given by the scope publish)",
         "details": {"missing": ["send_events"]},
     }
 

@@ -18,6 +18,7 @@ from hookrelay.services.access import (
     Scope,
     grants_of_capabilities,
     grants_of_scopes,
+    what_gives,
     with_view,
 )
 from hookrelay.services.apps import Apps
@@ -250,3 +251,13 @@ async def test_a_stream_token_for_another_app_than_its_issuers_opens_nothing(rig
     assert issuer is not None
     token, _ = rig.auth.issue_stream_token(theirs.id, {}, issuer)
     assert await rig.auth.authenticate_stream_token(token) is None
+
+
+def test_a_refusal_names_what_would_give_the_grant_in_the_credentials_own_words() -> None:
+    assert what_gives([Grant.READ_SECRETS], portal_session=True) == (
+        "read_secrets (given by the capability view_secrets)"
+    )
+    assert what_gives([Grant.READ_SECRETS], portal_session=False) == (
+        "read_secrets (given by the scope manage)"
+    )
+    assert what_gives([Grant.MANAGE_APP], portal_session=True) == "manage_app"
