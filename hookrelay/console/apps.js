@@ -29,7 +29,7 @@ export async function apps(screen, _params, query) {
     ], page.data, "No apps yet: create one with POST /v1/apps."));
   };
   await draw();
-  fill(screen, h("h1", {}, "Apps"), body, pager(page, "#/apps"));
+  fill(screen, h("h1", {}, "Apps"), body, pager(page, "#/apps", {}, Boolean(cursor)));
   const timer = setInterval(() => draw().catch(failed), APPS_REFRESH_MS);
   return { refresh: draw, stop() { clearInterval(timer); } };
 }

@@ -9,7 +9,8 @@ export const PAGE = 50;
 // A screen is refreshed at most this often, however busy the app: news only sets it off.
 const MIN_REFRESH_MS = 3000;
 const NEWS_SETTLE_MS = 300;
-const LONG_POLL_S = 25;
+// Short enough that a session ended under an open page is noticed within seconds.
+const LONG_POLL_S = 10;
 const RETRY_POLL_MS = 3000;
 
 let me = null;
@@ -124,19 +125,31 @@ export function appTrail(app, ...more) {
   return setTrail([...steps, [app.name || app.id, appHash(app.id)], ...more]);
 }
 
+// A job id as the API takes it (schemas: 1 to 200 of these characters).
+const JOB_ID = /^[A-Za-z0-9_.:-]{1,200}$/;
+
 export function jobSearch(app) {
+  const problem = h("p", { class: "inline-error" });
   return h("form", { role: "search", "aria-label": "Find a job", onsubmit: (event) => {
     event.preventDefault();
-    location.hash = appHash(app, "jobs", fields(event.target).job);
+    const job = fields(event.target).job.trim();
+    if (!JOB_ID.test(job)) {
+      problem.textContent = "A job id is 1 to 200 of A-Z a-z 0-9 _ . : -";
+      return;
+    }
+    location.hash = appHash(app, "jobs", job);
   } },
-  h("label", {}, "Job id", h("input", { name: "job", required: true, autocomplete: "off" })),
-  h("button", { type: "submit" }, "Show the job"));
+  h("label", {}, "Find a job by its id", h("input", { name: "job", required: true, autocomplete: "off" })),
+  h("button", { type: "submit" }, "Show the job"), problem);
 }
 
-export function pager(page, hash, query = {}) {
-  if (!page.next_cursor) return null;
-  const next = new URLSearchParams({ ...query, cursor: page.next_cursor });
-  return h("div", { class: "pager" }, h("a", { href: `${hash}?${next}` }, "Older →"));
+// Cursors only go back in time: a page past the first offers the newest again, and older.
+export function pager(page, hash, query = {}, paged = false) {
+  const search = new URLSearchParams(query);
+  const newest = paged ? h("a", { href: search.toString() ? `${hash}?${search}` : hash }, "← Newest") : null;
+  const older = page.next_cursor ?
+    h("a", { href: `${hash}?${new URLSearchParams({ ...query, cursor: page.next_cursor })}` }, "Older →") : null;
+  return newest || older ? h("div", { class: "pager" }, newest, older) : null;
 }
 
 // A list the console reads whole up to ENOUGH, and says so when there is more.

@@ -47,7 +47,7 @@ export async function dead(screen, [appId], query) {
     const focused = list.contains(document.activeElement) ? document.activeElement.dataset.id : null;
     fill(list, table("Dead deliveries still lost, newest first",
       deliveryColumns(app.id, endpoints, selectColumn), page.data,
-      "No dead letters: every dead delivery was recovered."), pager(page, hash, filters));
+      "No dead letters: every dead delivery was recovered."), pager(page, hash, filters, query.has("cursor")));
     const again = focused && list.querySelector(`input[data-id="${CSS.escape(focused)}"]`);
     if (again) again.focus();
   };
@@ -94,6 +94,7 @@ export async function dead(screen, [appId], query) {
     selectAll.setAttribute("aria-pressed", String(every));
     replaySelected.textContent = `Replay selected (${selected.size})`;
     replaySelected.disabled = selected.size === 0;
+    selectAll.disabled = page.data.length === 0;
   };
 
   let unsay = null; // clears "Every replay has ended." after a while
@@ -116,7 +117,8 @@ export async function dead(screen, [appId], query) {
     const waiting = watched.size > 0 || Date.now() < bulkUntil;
     let said = progress.textContent;
     if (waiting) {
-      said = `${plural(page.data.length, "delivery", "deliveries")}${page.next_cursor ? "+" : ""} ` +
+      const count = `${page.data.length}${page.next_cursor ? "+" : ""}`;
+      said = `${count} ${page.data.length === 1 && !page.next_cursor ? "delivery" : "deliveries"} ` +
         "still lost; replays on their way…";
     } else if (said.endsWith("on their way…")) {
       said = "Every replay has ended.";

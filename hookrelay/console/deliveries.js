@@ -68,7 +68,7 @@ export async function deliveries(screen, [appId], query) {
   const draw = async () => {
     page = await get(appPath(app.id, "/deliveries", { limit: PAGE, ...Object.fromEntries(query) }));
     fill(list, table("Deliveries, newest first", deliveryColumns(app.id, endpoints, null), page.data,
-      "No delivery matches."), pager(page, hash, filters));
+      "No delivery matches."), pager(page, hash, filters, query.has("cursor")));
   };
   await draw();
   fill(screen, h("h1", {}, "Deliveries"), tabs(app.id, "Deliveries"),

@@ -7,6 +7,7 @@ import {
   secretBox, splitList, tabs,
 } from "./common.js";
 import { card, facts, fields, fill, h, status, table, when } from "./dom.js";
+import { showTrail } from "./ui.js";
 
 const EXAMPLE_TYPES = ["job.queued", "job.started", "job.progress", "job.action_required",
   "job.completed", "job.failed", "job.cancelled"];
@@ -80,7 +81,11 @@ export async function endpoint(screen, [appId, endpointId]) {
   const draw = async () => {
     const stats = await get(`${path}/stats`);
     found = await get(path);
-    if (heading.textContent !== found.url) heading.textContent = found.url;
+    if (heading.textContent !== found.url) {  // changed here or elsewhere: say so everywhere
+      heading.textContent = found.url;
+      appTrail(app, [found.url]);
+      showTrail();
+    }
     fill(about, facts([
       ["URL", h("span", { class: "mono" }, found.url)],
       ["Status", [status(found.status), found.disabled_reason ? ` — ${found.disabled_reason}` : ""]],

@@ -33,7 +33,7 @@ export async function job(screen, [appId, jobId]) {
     fill(box,
       facts([
         ["State", status(state.state)],
-        state.progress ? ["Progress", `${state.progress.percent ?? "—"}% ${state.progress.message || ""}`] : null,
+        state.progress ? ["Progress", progressText(state.progress)] : null,
         ["Started", when(state.started_at)],
         ["Finished", when(state.finished_at)],
         ["Events", String(state.event_count)],
@@ -48,4 +48,10 @@ export async function job(screen, [appId, jobId]) {
   await draw();
   fill(screen, h("h1", {}, `Job ${jobId}`), tabs(app.id, null), box);
   return live(app.id, draw, () => sent.data.some((d) => IN_FLIGHT.has(d.status)));
+}
+
+// "40% denoising", "40%", "denoising", or "—" when the job said neither.
+function progressText(progress) {
+  const percent = progress.percent === null || progress.percent === undefined ? null : `${progress.percent}%`;
+  return [percent, progress.message].filter(Boolean).join(" ") || "—";
 }

@@ -30,6 +30,8 @@ const ROUTES = [
 function signInView(problem) {
   setTrail([["Sign in"]]);
   showTrail();
+  who.textContent = "";
+  signOutButton.hidden = true;
   const form = h("form", { class: "stacked", id: "sign-in", onsubmit: (event) => {
     event.preventDefault();
     signIn(fields(event.target).token);
@@ -99,7 +101,8 @@ async function route() {
   const hash = location.hash.slice(1) || "/";
   const [path, query] = hash.split("?");
   const me = caller();
-  if (path === "/" || path === "") {
+  // One app's credential has one app: the list of apps is the admin's.
+  if (path === "/" || path === "" || (path === "/apps" && me.app_id)) {
     location.replace(me.app_id ? `#/apps/${encodeURIComponent(me.app_id)}` : "#/apps");
     return;
   }

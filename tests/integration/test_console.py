@@ -382,6 +382,8 @@ async def test_a_session_ended_under_the_console_signs_it_out_and_stops_asking(
     await asyncio.sleep(4)  # longer than a refresh: nothing redraws the form
     assert browser.find_element(By.ID, "token-input").get_attribute("value") == "half typed"
     assert browser.execute_script("return window.longPolls") == 0
+    assert texts(browser, "#who") == [""]  # nobody is signed in any more
+    assert not browser.find_element(By.ID, "sign-out").is_displayed()
 
 
 async def test_a_portal_link_opened_in_a_signed_in_tab_signs_in_with_it(
@@ -411,3 +413,21 @@ async def test_replays_of_selected_dead_letters_are_watched_until_they_end(
     await wait_for(browser, "#notice", "Replaying 2 deliveries.")
     await wait_for(browser, "main p", "No dead letters")
     await wait_for(browser, "#replay-progress", "Every replay has ended.")
+
+
+async def test_an_endpoint_changed_in_the_console_is_named_anew_everywhere(
+    api: Client, browser: webdriver.Chrome, receiver: Receiver
+) -> None:
+    app = await create_app_with_key(api, "Renamed")
+    endpoint = await add_endpoint(api, app, f"{receiver.url}/before")
+    await sign_in_as_admin(api, browser)
+    await go(browser, str(api.make_url(f"/console#/apps/{app['id']}/endpoints/{endpoint['id']}")))
+    await wait_for(browser, "legend", "Change the endpoint")
+    field = browser.find_element(By.CSS_SELECTOR, "input[name=url]")
+    await asyncio.to_thread(field.clear)
+    await asyncio.to_thread(field.send_keys, f"{receiver.url}/after")
+    await click(browser, "button", "Save")
+    await wait_for(browser, "#notice", "Saved.")
+    await wait_for(browser, "#trail", "/after")
+    await wait_for(browser, "h1", "/after")
+    assert "/before" not in browser.find_element(By.ID, "trail").text
