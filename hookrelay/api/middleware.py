@@ -12,9 +12,9 @@ from aiohttp import web
 from hookrelay.api.errors import answer_of, error_body, http_code
 from hookrelay.api.http import bearer_token, json_response
 from hookrelay.api.state import APP_ID, AUTH, PRINCIPAL, ROUTE_NEEDS
-from hookrelay.errors import Forbidden, HookrelayError, NotFound, Throttled, Unauthorized
-from hookrelay.services.access import Grant, missing, what_gives
-from hookrelay.services.auth import Principal
+from hookrelay.errors import HookrelayError, NotFound, Throttled, Unauthorized
+from hookrelay.services.access import Grant
+from hookrelay.services.auth import Principal, require
 
 log = structlog.get_logger(__name__)
 
@@ -83,13 +83,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             if request.match_info.http_exception is not None:
                 return await handler(request)
             needs = tuple(Grant)
-        lacking = missing(needs, principal.grants)
-        if lacking:
-            raise Forbidden(
-                "this credential may not do this: it lacks "
-                + what_gives(lacking, principal.portal_session),
-                details={"missing": list(lacking)},
-            )
+        require(principal, needs, "do this")
     return await handler(request)
 
 

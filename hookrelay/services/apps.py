@@ -20,8 +20,6 @@ from hookrelay.services.access import (
     grants_of_capabilities,
     grants_of_scopes,
     in_order,
-    missing,
-    what_gives,
     with_view,
 )
 from hookrelay.services.auth import (
@@ -30,6 +28,7 @@ from hookrelay.services.auth import (
     hash_token,
     new_app_key,
     new_portal_token,
+    require,
 )
 from hookrelay.services.ports import AnnounceRevocation, AppStore
 
@@ -141,10 +140,4 @@ class Apps:
 
 def _hand_on(principal: Principal, grants: frozenset[Grant], doing: str) -> None:
     """Refuse a credential that would hold (or take away) what the caller does not."""
-    lacking = missing(sorted(grants), principal.grants)
-    if lacking:
-        raise Forbidden(
-            f"this credential may not {doing}: it lacks "
-            + what_gives(lacking, principal.portal_session),
-            details={"missing": list(lacking)},
-        )
+    require(principal, sorted(grants), doing)

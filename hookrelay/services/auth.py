@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from hookrelay import base64url
-from hookrelay.errors import NotFound
+from hookrelay.errors import Forbidden, NotFound
 from hookrelay.keycache import KeyCache
 from hookrelay.live.tokens import StreamGrant, issue_token, verify_token
 from hookrelay.models import Credential
@@ -31,6 +31,8 @@ from hookrelay.services.access import (
     Grant,
     grants_of_capabilities,
     grants_of_scopes,
+    missing,
+    what_gives,
 )
 from hookrelay.services.ports import AnnounceRevocation, KeyStore
 from hookrelay.settings import Settings
@@ -41,10 +43,11 @@ TOKEN_BYTES = 32
 KEY_PREFIX_SHOWN = 12  # characters of a key kept in clear, to tell keys apart in listings
 
 STREAM_GRANTS = frozenset({Grant.READ_EVENTS})
-# How a stream token names the credential that issued it: this, then its token's hash in
-# base64url. Not the credential's own prefix: a reference is no key, and should not look like
-# one to a secret scanner.
-CREDENTIAL_KINDS = {APP_KEY_PREFIX: "key.", PORTAL_TOKEN_PREFIX: "session."}
+# How a stream token names the credential that issued it: `key.` or `session.`, then its
+# token's hash in base64url. Not the credential's own prefix: a reference is no key, and
+# should not look like one to a secret scanner.
+ISSUER_KINDS = {APP_KEY_PREFIX: "key", PORTAL_TOKEN_PREFIX: "session"}
+PREFIX_OF_KIND = {kind: prefix for prefix, kind in ISSUER_KINDS.items()}
 
 
 class CredentialKind(StrEnum):
@@ -70,14 +73,22 @@ class Principal:
     stream_token: bool = False
     portal_session: bool = False
     expires_at: datetime | None = None  # a portal session's end
-    # An app key's or portal session's reference (its kind and hash): what a stream token it
-    # issues names, so that the token ends with it. Where it came from, not what it may do:
-    # left out of comparisons.
-    credential: str | None = field(default=None, compare=False)
+    # An app key's or portal session's token prefix and hash: what a stream token it issues
+    # names (issuer_ref), so that the token ends with it. Where it came from, not what it may
+    # do: left out of comparisons.
+    credential: tuple[str, bytes] | None = field(default=None, compare=False)
 
     @property
     def is_admin(self) -> bool:
         return self.app_id is None
+
+    @property
+    def issuer_ref(self) -> str | None:
+        """The credential as a stream token it issues names it (None: the admin)."""
+        if self.credential is None:
+            return None
+        prefix, token_hash = self.credential
+        return f"{ISSUER_KINDS[prefix]}.{base64url.encode(token_hash)}"
 
     @property
     def kind(self) -> CredentialKind:
@@ -89,6 +100,18 @@ class Principal:
 
 
 ADMIN = Principal(None, ALL_GRANTS)
+
+
+def require(principal: Principal, needs: Iterable[Grant], doing: str) -> None:
+    """Refuse (403) a caller not granted all of `needs`, naming what it lacks in its own
+    credential's words: the scope of a key, the capability of a portal session."""
+    lacking = missing(needs, principal.grants)
+    if lacking:
+        raise Forbidden(
+            f"this credential may not {doing}: it lacks "
+            + what_gives(lacking, principal.portal_session),
+            details={"missing": list(lacking)},
+        )
 
 
 def hash_token(key: str) -> bytes:
@@ -155,7 +178,7 @@ class Auth:
     async def _stored(self, prefix: str, token_hash: bytes) -> Principal | None:
         """The principal of an app key or portal session (by its prefix and hash), or None if
         there is none, or it was revoked or has ended."""
-        ref = CREDENTIAL_KINDS[prefix] + base64url.encode(token_hash)
+        ref = (prefix, token_hash)
         if prefix == APP_KEY_PREFIX:
             key = await self._credential(token_hash, self._apps.credential_of_key)
             if key is None:
@@ -196,7 +219,7 @@ class Auth:
             return None
         if grant.issued_by is not None:
             kind, _, token_hash = grant.issued_by.partition(".")
-            prefix = next((p for p, k in CREDENTIAL_KINDS.items() if k == kind + "."), None)
+            prefix = PREFIX_OF_KIND.get(kind)
             if prefix is None:
                 return None
             issuer = await self._stored(prefix, base64url.decode(token_hash))
@@ -214,7 +237,7 @@ class Auth:
         expires_at = self._clock() + body.get("expires_in", self._settings.stream_token_ttl_s)
         if issuer.expires_at is not None:
             expires_at = min(expires_at, issuer.expires_at.timestamp())
-        grant = StreamGrant(app_id, body.get("job_id"), int(expires_at), issuer.credential)
+        grant = StreamGrant(app_id, body.get("job_id"), int(expires_at), issuer.issuer_ref)
         return issue_token(self._settings.require_secret_key(), grant), grant
 
     async def app_id_for(self, principal: Principal, ref: str) -> str:

@@ -78,7 +78,7 @@ SELECT count(*) FILTER (WHERE expires_at > now()) FROM ended;
 -- failing_since, and not yet disabled), and its dead deliveries still lost, counted up to $2
 -- (through the index that holds only those, deliveries_lost_app_idx of migration 0007: the
 -- condition here is its predicate).
-SELECT count(*) AS endpoints,
+SELECT count(*) AS total,
        count(*) FILTER (WHERE status = 'active') AS active,
        count(*) FILTER (WHERE status = 'paused') AS paused,
        count(*) FILTER (WHERE status = 'disabled') AS disabled,

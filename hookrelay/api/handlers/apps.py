@@ -51,14 +51,7 @@ async def app_summary(request: web.Request) -> web.Response:
         {
             "app_id": request[APP_ID],
             "endpoints": {
-                name: found[column]
-                for name, column in (
-                    ("total", "endpoints"),
-                    ("active", "active"),
-                    ("paused", "paused"),
-                    ("disabled", "disabled"),
-                    ("failing", "failing"),
-                )
+                name: found[name] for name in ("total", "active", "paused", "disabled", "failing")
             },
             "lost": capped(found["lost"]),
         }

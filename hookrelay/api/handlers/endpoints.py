@@ -85,7 +85,7 @@ async def send_example(request: web.Request) -> web.Response:
 
 
 # An endpoint's attempts in a window are counted up to this many: a busy endpoint's day holds
-# millions, and counting them took 2 µs each.
+# millions.
 ATTEMPTS_COUNT_CAP = 100_000
 
 

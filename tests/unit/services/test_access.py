@@ -222,7 +222,7 @@ async def test_a_stream_token_stops_opening_once_its_key_is_revoked(rig: Rig) ->
     issuer = await rig.auth.authenticate(key)
     assert issuer is not None
     token, grant = rig.auth.issue_stream_token(app.id, {}, issuer)
-    assert grant.issued_by == issuer.credential
+    assert grant.issued_by == issuer.issuer_ref
     assert key not in token  # the key's hash, never the key
     assert await rig.auth.authenticate_stream_token(token) is not None
     await rig.apps.revoke_app_key(ADMIN, app.id, made.id)
